@@ -1,0 +1,65 @@
+#include "common_options.hpp"
+
+#include <packtrain/scheduler/error.hpp>
+
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+namespace po = boost::program_options;
+
+namespace packtrain::cli {
+
+void add_common_options(po::options_description& desc, CommonOptions& o) {
+  desc.add_options()
+    ("help,h", "print this help and exit")
+    ("data", po::value(&o.data)->default_value(o.data),
+     "dataset: fashion-mnist, mnist-digits, or a folder of MNIST-format IDX files")
+    ("out", po::value(&o.out), "output folder of the run (journal, results, checkpoints)")
+    ("cores", po::value<int>()->notifier([&o](int n) { o.cores = n; }),
+     "cores to use (default: every usable core)")
+    ("seed", po::value(&o.seed)->default_value(o.seed), "base seed; each job derives its own from it")
+    ("batch-size", po::value(&o.batch_size)->default_value(o.batch_size), "minibatch size")
+    ("optimizer", po::value(&o.optimizer)->default_value(o.optimizer), "sgd (momentum 0.9) or adam")
+    ("lr", po::value(&o.lr)->default_value(o.lr), "learning rate (0: 0.05 for sgd, 0.001 for adam)")
+    ("resume", po::bool_switch(&o.resume), "skip the jobs the journal in --out records as done")
+    ("serve", po::value(&o.serve_port)->default_value(o.serve_port),
+     "serve a live dashboard on 127.0.0.1:PORT (0: off)")
+    ("config", po::value(&o.config), "read options from FILE, one 'key = value' a line")
+    ("quiet,q", po::bool_switch(&o.quiet), "print only errors and the final summary");
+}
+
+bool parse_options(int argc, char** argv, const po::options_description& desc, const std::string& usage) {
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(argc - 1, argv + 1).options(desc).run(), vm);
+    if (vm.count("help")) {
+      std::cout << "usage: " << usage << "\n\n" << desc << "\n";
+      return false;
+    }
+    if (vm.count("config")) {
+      const auto path = vm["config"].as<std::string>();
+      std::ifstream in(path);
+      if (!in) throw Error("cannot read --config file '" + path + "'");
+      po::store(po::parse_config_file(in, desc), vm);
+    }
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw Error(std::string(e.what()) + " (see --help)");
+  }
+  return true;
+}
+
+std::vector<std::string> split_list(const std::string& text, const std::string& what) {
+  std::vector<std::string> items;
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    if (item.empty()) throw Error("empty item in " + what + " '" + text + "'");
+    items.push_back(item);
+  }
+  if (items.empty()) throw Error(what + " is empty");
+  return items;
+}
+
+}  // namespace packtrain::cli

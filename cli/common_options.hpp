@@ -1,0 +1,45 @@
+#pragma once
+// The options every packtrain subcommand takes (docs/cli.md), and the one
+// parser that turns argv (and --config FILE) into them.
+
+#include <boost/program_options.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace packtrain::cli {
+
+struct CommonOptions {
+  std::string data = "fashion-mnist";  // fashion-mnist | mnist-digits | PATH
+  std::string out;                     // output folder of the run
+  std::optional<int> cores;            // none: every usable core
+  std::uint64_t seed = 1;
+  int batch_size = 64;
+  std::string optimizer = "sgd";       // sgd | adam
+  double lr = 0.0;                     // 0: the optimizer's default
+  bool resume = false;
+  int serve_port = 0;                  // 0: no live dashboard
+  std::string config;
+  bool quiet = false;
+};
+
+// Adds --data --out --cores --seed --batch-size --optimizer --lr --resume
+// --serve --config --quiet (and --help) to `desc`, bound to `options`.
+void add_common_options(boost::program_options::options_description& desc, CommonOptions& options);
+
+// Parses argv[1..] (argv[0] is the subcommand), then --config FILE if given
+// (command line wins), then notifies. Returns false after printing help for
+// --help. Throws packtrain::Error naming the bad option or value.
+//
+//   CommonOptions common; po::options_description desc("packtrain train");
+//   add_common_options(desc, common); desc.add_options()("model", ...);
+//   if (!parse_options(argc, argv, desc, "packtrain train [options]")) return 0;
+bool parse_options(int argc, char** argv, const boost::program_options::options_description& desc,
+                   const std::string& usage);
+
+// Splits "a,b,c" into {"a","b","c"}; empty items are an Error naming `what`.
+std::vector<std::string> split_list(const std::string& text, const std::string& what);
+
+}  // namespace packtrain::cli

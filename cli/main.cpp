@@ -1,0 +1,57 @@
+// packtrain: packs many training jobs onto every idle core of a node.
+#include "commands.hpp"
+
+#include <packtrain/scheduler/error.hpp>
+
+#include <cstring>
+#include <exception>
+#include <iostream>
+#include <string>
+
+namespace {
+
+struct Subcommand {
+  const char* name;
+  int (*run)(int, char**);
+  const char* summary;
+};
+
+constexpr Subcommand kSubcommands[] = {
+  {"train", packtrain::cli::train_command, "train one model on all the cores it is given"},
+};
+
+void print_usage(std::ostream& out) {
+  out << "usage: packtrain <command> [options]   (packtrain <command> --help for its options)\n\ncommands:\n";
+  for (const auto& c : kSubcommands) out << "  " << c.name << std::string(10 - std::strlen(c.name), ' ') << c.summary << "\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    print_usage(std::cerr);
+    return 2;
+  }
+  const std::string name = argv[1];
+  if (name == "--help" || name == "-h" || name == "help") {
+    print_usage(std::cout);
+    return 0;
+  }
+  for (const auto& c : kSubcommands) {
+    if (name != c.name) continue;
+    try {
+      return c.run(argc - 1, argv + 1);
+    } catch (const packtrain::Error& e) {
+      std::cerr << "packtrain " << name << ": error: " << e.what() << "\n";
+      return 2;
+    } catch (const std::exception& e) {
+      // Anything else escaping a subcommand is still reported on one line.
+      std::string what = e.what();
+      what = what.substr(0, what.find('\n'));
+      std::cerr << "packtrain " << name << ": error: " << what << "\n";
+      return 2;
+    }
+  }
+  std::cerr << "packtrain: unknown command '" << name << "' (see packtrain --help)\n";
+  return 2;
+}

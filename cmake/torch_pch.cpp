@@ -1,0 +1,1 @@
+// Compiled only to build the LibTorch precompiled header that every LibTorch target reuses.

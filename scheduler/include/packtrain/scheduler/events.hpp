@@ -1,0 +1,50 @@
+#pragma once
+// Job events and the sinks that listen to them (console, dashboard, trace).
+//
+// The runner calls every sink from one thread at a time (it serializes the
+// calls), so a sink needs no locking of its own. Sinks observe; they never
+// call back into the runner.
+#include <packtrain/scheduler/job.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+namespace packtrain {
+
+enum class EventKind { queued, started, progress, finished, failed, retried, skipped, cancelled };
+std::string_view to_string(EventKind kind);
+
+struct JobEvent {
+  EventKind kind = EventKind::queued;
+  std::string job_id;
+  std::string name;
+  double time = 0;                 // seconds since the run started
+  std::vector<int> cores;          // started: the cores it was pinned to
+  int attempt = 0;
+  int rank = 0;
+  JobStatus status = JobStatus::queued;  // finished/failed/...: the final status
+  nlohmann::json data;             // progress: the job's report; finished: its metrics
+  std::string message;             // failed/skipped: why
+  double cost = 0;                 // the job's cost estimate (for ETAs)
+};
+
+struct RunStart {
+  int total_jobs = 0;
+  int already_done = 0;            // resumed from the journal
+  std::vector<int> cores;
+  double total_cost = 0;           // sum of cost estimates of the jobs to run
+};
+
+struct RunSummary;
+
+class EventSink {
+ public:
+  virtual ~EventSink() = default;
+  virtual void on_run_start(const RunStart&) {}
+  virtual void on_event(const JobEvent& event) = 0;
+  virtual void on_run_end(const RunSummary&) {}
+};
+
+}  // namespace packtrain

@@ -1,0 +1,144 @@
+#pragma once
+// The work-stealing executor: one worker thread per usable core, each pinned
+// to its core, each with its own Chase-Lev deque (ws_deque.hpp).
+//
+// Two kinds of work run on it:
+//  - fine-grained tasks (TaskGroup::run): pushed on the spawning worker's
+//    deque; an idle worker steals from a random victim. Fork-join code and
+//    Hogwild's minibatches use these.
+//  - placed work (submit_to): a job the JobRunner has placed on a core goes
+//    into that core's worker inbox, which no one steals from: a job owns
+//    whole cores (DESIGN.md decision 2).
+//
+// A worker whose core is lent to another worker's multi-core job is
+// *reserved*: it runs nothing until released, so there are never more
+// running threads than cores. Idle workers spin briefly, then sleep on a
+// condition variable: an idle executor costs well under 1% of a core.
+//
+//   packtrain::Executor ex(packtrain::detect_node_resources().cores);
+//   packtrain::TaskGroup g(ex);
+//   for (int i = 0; i < 100; ++i) g.run([i] { work(i); });
+//   g.wait();   // helps run tasks while it waits; rethrows the first exception
+#include <packtrain/scheduler/ws_deque.hpp>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace packtrain {
+
+class TaskGroup;
+
+// A unit of fine-grained work. Allocated by TaskGroup::run, freed after it runs.
+struct Task {
+  virtual ~Task() = default;
+  virtual void run() = 0;
+  TaskGroup* group = nullptr;
+};
+
+struct ExecutorOptions {
+  bool pin = true;  // pin worker i to cores[i]
+};
+
+class Executor {
+ public:
+  // One worker per entry of `cores` (CPU ids).
+  explicit Executor(std::vector<int> cores, ExecutorOptions options = {});
+  ~Executor();
+  Executor(const Executor&) = delete;
+  Executor& operator=(const Executor&) = delete;
+
+  int worker_count() const { return static_cast<int>(workers_.size()); }
+  const std::vector<int>& cores() const { return cores_; }
+
+  // The index of the calling worker of *this* executor, or -1.
+  int current_worker() const;
+
+  // Runs `fn` on worker `worker`, after whatever it is running now. Not stealable.
+  void submit_to(int worker, std::function<void()> fn);
+
+  // Marks a worker as lent to another worker's job (it runs nothing) or gives it back.
+  void set_reserved(int worker, bool reserved);
+
+  // Tasks spawned, stolen and run so far (for benches and tests).
+  std::uint64_t steal_count() const { return steals_.load(std::memory_order_relaxed); }
+
+ private:
+  friend class TaskGroup;
+  struct Worker;
+
+  static void execute(Task* task);    // runs it, frees it, tells its group
+  void spawn(Task* task);             // from a worker: its deque; else the shared queue
+  Task* find_task(int worker);        // own deque, shared queue, then steal
+  bool run_one(int worker);           // runs one task or inbox item; false if none
+  void worker_loop(int worker);
+  void wake_one();
+  void wake_all();
+  bool work_visible(int worker);
+
+  std::vector<int> cores_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+
+  std::mutex shared_mutex_;           // guards shared_queue_ (tasks spawned outside any worker)
+  std::deque<Task*> shared_queue_;
+  std::atomic<std::int64_t> shared_size_{0};
+
+  // Sleeping: an event count. A sleeper reads epoch_, announces itself in
+  // sleepers_, re-checks for work, then waits for epoch_ to change; a
+  // producer publishes work, then (seq_cst) reads sleepers_ and bumps epoch_.
+  std::mutex sleep_mutex_;
+  std::condition_variable sleep_cv_;
+  alignas(kCacheLine) std::atomic<std::uint64_t> epoch_{0};
+  alignas(kCacheLine) std::atomic<int> sleepers_{0};
+  std::atomic<bool> stop_{false};
+  std::atomic<std::uint64_t> steals_{0};
+};
+
+// A set of fine-grained tasks to wait for together.
+class TaskGroup {
+ public:
+  explicit TaskGroup(Executor& executor) : executor_(executor) {}
+  ~TaskGroup();  // waits for what is still running
+  TaskGroup(const TaskGroup&) = delete;
+  TaskGroup& operator=(const TaskGroup&) = delete;
+
+  template <typename F>
+  void run(F&& fn) {
+    struct FnTask final : Task {
+      explicit FnTask(F&& f) : fn(std::forward<F>(f)) {}
+      void run() override { fn(); }
+      std::decay_t<F> fn;
+    };
+    pending_.fetch_add(1, std::memory_order_relaxed);
+    auto* task = new FnTask(std::forward<F>(fn));
+    task->group = this;
+    executor_.spawn(task);
+  }
+
+  // Returns when every task run() so far has finished; runs tasks meanwhile
+  // when called on a worker. Rethrows the first exception a task threw.
+  void wait();
+
+ private:
+  friend class Executor;
+  void finished(std::exception_ptr error);
+
+  Executor& executor_;
+  alignas(kCacheLine) std::atomic<std::int64_t> pending_{0};
+  std::mutex error_mutex_;             // guards error_; the last finisher decrements under it
+  std::condition_variable done_cv_;
+  std::exception_ptr error_;
+};
+
+// Pins the calling thread to `cores` (CPU ids). Returns false if the kernel refused.
+bool pin_current_thread(const std::vector<int>& cores);
+
+}  // namespace packtrain

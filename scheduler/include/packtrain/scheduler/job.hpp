@@ -1,0 +1,95 @@
+#pragma once
+// A job: one independent piece of training work and what it needs.
+//
+// A job's identity is its spec (a JSON object saying what it computes:
+// model, schedule, fold, epochs, ...). Its id is a stable hash of that spec,
+// and its seed derives from the id, so results do not depend on which core
+// or rank ran it (DESIGN.md decision 5).
+//
+//   packtrain::Job job;
+//   job.name = "mlp/cosine/fold0";
+//   job.spec = {{"model", "mlp"}, {"fold", 0}};
+//   job.cost = 3.0e9;                       // longest first
+//   job.run = [](packtrain::JobContext& ctx) {
+//     ... train with ctx.threads() threads, check ctx.stop_requested() ...
+//     return packtrain::JobOutcome{.metrics = {{"val_top1", 0.88}}};
+//   };
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace packtrain {
+
+// The journal's job states. queued -> running -> done | failed | diverged |
+// cancelled; skipped when a dependency did not finish. A run killed at any
+// moment leaves rows `running`: --resume runs those again.
+enum class JobStatus { queued, running, done, failed, diverged, skipped, cancelled };
+
+std::string_view to_string(JobStatus status);
+JobStatus job_status_from_string(std::string_view text);  // throws Error on an unknown word
+
+// What a job's function returns. Exceptions mean `failed`.
+struct JobOutcome {
+  JobStatus status = JobStatus::done;  // done, diverged or cancelled
+  nlohmann::json metrics = nlohmann::json::object();
+  std::string message;
+};
+
+class JobContext;
+
+struct Job {
+  std::string name;                                   // for people: "mlp/cosine/fold3"
+  nlohmann::json spec = nlohmann::json::object();     // identity
+  int cores = 1;                                      // whole cores, pinned
+  int gpus = 0;
+  std::uint64_t memory_mb = 0;                        // 0: negligible
+  double cost = 1.0;                                  // estimate, any unit; longest first
+  int retries = 0;                                    // extra attempts after a failure
+  std::vector<std::string> after;                     // ids of jobs this one waits for
+  std::function<JobOutcome(JobContext&)> run;
+
+  // 16 hex digits: FNV-1a 64 of the spec's canonical JSON text.
+  std::string id() const;
+};
+
+// 64-bit FNV-1a of `text`, and a seed derived from a job id and a base seed.
+std::uint64_t stable_hash(std::string_view text);
+std::uint64_t derive_seed(const std::string& job_id, std::uint64_t base_seed);
+
+// What a running job can ask of the runner. Passed to Job::run.
+class JobContext {
+ public:
+  JobContext(std::string id, std::uint64_t seed, int attempt, std::vector<int> cores, int rank,
+             const std::atomic<bool>* stop, std::function<void(const nlohmann::json&)> report)
+      : id_(std::move(id)), seed_(seed), attempt_(attempt), cores_(std::move(cores)), rank_(rank), stop_(stop),
+        report_(std::move(report)) {}
+
+  const std::string& id() const { return id_; }
+  std::uint64_t seed() const { return seed_; }
+  int attempt() const { return attempt_; }            // 1 for the first try
+  const std::vector<int>& cores() const { return cores_; }
+  int threads() const { return static_cast<int>(cores_.size()); }  // the intra-op thread budget
+  int rank() const { return rank_; }
+  // True after Ctrl-C: stop at the next checkpoint and return `cancelled`.
+  bool stop_requested() const { return stop_ && stop_->load(std::memory_order_relaxed); }
+  // Emits a `progress` event (per-epoch metrics) to the run's sinks.
+  void report(const nlohmann::json& progress) const {
+    if (report_) report_(progress);
+  }
+
+ private:
+  std::string id_;
+  std::uint64_t seed_;
+  int attempt_;
+  std::vector<int> cores_;
+  int rank_;
+  const std::atomic<bool>* stop_;
+  std::function<void(const nlohmann::json&)> report_;
+};
+
+}  // namespace packtrain

@@ -1,0 +1,82 @@
+#pragma once
+// The run's journal: a SQLite file (WAL mode) with one row per job.
+//
+// Protocol: the runner writes a row `queued` for each job, then `running`
+// (attempt, start time, cores, rank) when it starts, then its final status
+// with the end time and metrics. Each write is one autocommitted statement,
+// so a process killed at any moment leaves a consistent file: completed
+// rows intact, the jobs it was running still `running`. WAL with
+// synchronous=NORMAL survives a killed process (not a power cut, which a
+// training sweep can afford to redo). One writer per run (rank 0 under MPI).
+//
+//   auto journal = packtrain::Journal::open(out / "journal.sqlite");
+//   for (auto& r : journal.records()) if (r.status == JobStatus::done) ...
+#include <packtrain/scheduler/job.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+struct sqlite3;
+
+namespace packtrain {
+
+struct JobRecord {
+  std::string id;
+  std::string name;
+  nlohmann::json spec = nlohmann::json::object();
+  JobStatus status = JobStatus::queued;
+  int attempts = 0;
+  double started_at = 0;  // unix seconds, 0 if never started
+  double ended_at = 0;
+  std::vector<int> cores;
+  int rank = 0;
+  nlohmann::json metrics = nlohmann::json::object();
+  std::string message;
+
+  double seconds() const { return ended_at > started_at && started_at > 0 ? ended_at - started_at : 0; }
+};
+
+class Journal {
+ public:
+  // Opens (creating if needed) the journal at `path`. Throws Error naming the
+  // path when it cannot be opened or is not a packtrain journal.
+  static std::unique_ptr<Journal> open(const std::filesystem::path& path);
+  ~Journal();
+  Journal(const Journal&) = delete;
+  Journal& operator=(const Journal&) = delete;
+
+  const std::filesystem::path& path() const { return path_; }
+
+  // Adds a `queued` row; an existing row of that id is left as it is.
+  void add_queued(const std::string& id, const std::string& name, const nlohmann::json& spec);
+  void mark_started(const std::string& id, int attempt, double started_at, const std::vector<int>& cores, int rank);
+  void mark_ended(const std::string& id, JobStatus status, int attempts, double ended_at,
+                  const nlohmann::json& metrics, const std::string& message);
+  // A whole row, as another process or rank recorded it (shard merges, MPI).
+  void put(const JobRecord& record);
+
+  std::vector<JobRecord> records() const;  // in insertion order
+  std::optional<JobRecord> find(const std::string& id) const;
+
+  void set_meta(const std::string& key, const std::string& value);
+  std::optional<std::string> meta(const std::string& key) const;
+
+ private:
+  explicit Journal(std::filesystem::path path);
+  void exec(const std::string& sql);
+
+  std::filesystem::path path_;
+  sqlite3* db_ = nullptr;
+  mutable std::mutex mutex_;  // one connection, used from any worker thread
+};
+
+// Seconds since the unix epoch, as the journal records times.
+double unix_now();
+
+}  // namespace packtrain

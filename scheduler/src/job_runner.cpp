@@ -1,0 +1,315 @@
+#include <packtrain/scheduler/job_runner.hpp>
+
+#include <packtrain/scheduler/error.hpp>
+#include <packtrain/scheduler/thread_budget.hpp>
+
+#include <algorithm>
+#include <functional>
+
+namespace packtrain {
+
+struct JobRunner::State {
+  JobRecord record;
+  int waiting_on = 0;             // dependencies not yet done
+  std::vector<int> dependents;
+  bool final = false;             // status will not change again in this run
+};
+
+int RunSummary::exit_code() const {
+  if (interrupted) return 130;
+  return (failed + diverged + skipped + cancelled) > 0 ? 1 : 0;
+}
+
+JobRunner::JobRunner(Executor& executor, NodeResources node) : executor_(executor), node_(std::move(node)) {
+  PACKTRAIN_CHECK(executor_.worker_count() == node_.core_count(), "one executor worker per node core");
+}
+
+JobRunner::~JobRunner() = default;
+
+std::string JobRunner::add(Job job) {
+  if (!job.run) throw Error("job '" + job.name + "' has no function to run");
+  const std::string id = job.id();
+  if (index_.count(id))
+    throw Error("job '" + job.name + "' has the same spec (id " + id + ") as job '" + jobs_[index_[id]].name + "'");
+  index_[id] = static_cast<int>(jobs_.size());
+  jobs_.push_back(std::move(job));
+  return id;
+}
+
+void JobRunner::validate() const {
+  for (const auto& job : jobs_) {
+    if (job.cores < 1) throw Error("job '" + job.name + "' asks for " + std::to_string(job.cores) + " cores");
+    if (job.cores > node_.core_count())
+      throw Error("job '" + job.name + "' needs " + std::to_string(job.cores) + " cores but this node has " +
+                  std::to_string(node_.core_count()) + " usable");
+    if (job.gpus > node_.gpus)
+      throw Error("job '" + job.name + "' needs " + std::to_string(job.gpus) + " GPU(s) but this node has " +
+                  std::to_string(node_.gpus));
+    if (job.memory_mb > node_.memory_mb)
+      throw Error("job '" + job.name + "' needs " + std::to_string(job.memory_mb) + " MiB but this node has " +
+                  std::to_string(node_.memory_mb) + " MiB");
+    for (const auto& dep : job.after)
+      if (!index_.count(dep)) throw Error("job '" + job.name + "' depends on unknown job id " + dep);
+  }
+  // Cycle check: depth-first search with colours.
+  std::vector<int> colour(jobs_.size(), 0);  // 0 new, 1 on the path, 2 done
+  std::vector<int> path;
+  std::function<void(int)> visit = [&](int j) {
+    colour[j] = 1;
+    path.push_back(j);
+    for (const auto& dep : jobs_[j].after) {
+      const int d = index_.at(dep);
+      if (colour[d] == 1) {
+        std::string cycle;
+        auto from = std::find(path.begin(), path.end(), d);
+        for (auto it = from; it != path.end(); ++it) cycle += jobs_[*it].name + " -> ";
+        throw Error("dependency cycle: " + cycle + jobs_[d].name);
+      }
+      if (colour[d] == 0) visit(d);
+    }
+    path.pop_back();
+    colour[j] = 2;
+  };
+  for (std::size_t j = 0; j < jobs_.size(); ++j)
+    if (colour[j] == 0) visit(static_cast<int>(j));
+}
+
+double JobRunner::now() const { return unix_now() - start_time_; }
+
+void JobRunner::emit(const JobEvent& event) {
+  std::lock_guard lock(events_mutex_);
+  for (auto* sink : options_->sinks) sink->on_event(event);
+}
+
+void JobRunner::request_stop() {
+  stop_.store(true);
+  std::lock_guard lock(mutex_);
+  finished_cv_.notify_all();
+}
+
+RunSummary JobRunner::run(const RunOptions& options) {
+  validate();
+  options_ = &options;
+  start_time_ = unix_now();
+  summary_ = RunSummary{};
+  state_.assign(jobs_.size(), State{});
+  ready_.clear();
+  worker_busy_.assign(executor_.worker_count(), false);
+  cores_in_use_ = gpus_in_use_ = running_ = ended_ = 0;
+  memory_in_use_ = 0;
+
+  RunStart start_info;
+  start_info.total_jobs = static_cast<int>(jobs_.size());
+  start_info.cores = node_.cores;
+  for (std::size_t j = 0; j < jobs_.size(); ++j) {
+    auto& s = state_[j];
+    const auto& job = jobs_[j];
+    s.record.id = job.id();
+    s.record.name = job.name;
+    s.record.spec = job.spec;
+    s.record.rank = options.rank;
+    if (options.journal && options.resume) {
+      if (auto prior = options.journal->find(s.record.id); prior && prior->status == JobStatus::done) {
+        s.record = *prior;
+        s.final = true;
+        ++summary_.resumed;
+        ++ended_;
+        continue;
+      }
+    }
+    start_info.total_cost += job.cost;
+    if (options.journal) options.journal->add_queued(s.record.id, job.name, job.spec);
+  }
+  start_info.already_done = summary_.resumed;
+  {
+    std::lock_guard lock(events_mutex_);
+    for (auto* sink : options.sinks) sink->on_run_start(start_info);
+  }
+
+  {
+    std::unique_lock lock(mutex_);
+    for (std::size_t j = 0; j < jobs_.size(); ++j) {
+      for (const auto& dep : jobs_[j].after) {
+        const int d = index_.at(dep);
+        state_[d].dependents.push_back(static_cast<int>(j));
+        if (state_[d].record.status != JobStatus::done) ++state_[j].waiting_on;
+      }
+    }
+    for (std::size_t j = 0; j < jobs_.size(); ++j) {
+      if (state_[j].final) continue;
+      emit({.kind = EventKind::queued, .job_id = state_[j].record.id, .name = jobs_[j].name, .time = now(),
+            .rank = options.rank});
+      if (state_[j].waiting_on == 0) ready_.emplace(jobs_[j].cost, static_cast<int>(j));
+    }
+    dispatch();
+    finished_cv_.wait(lock, [&] {
+      return ended_ == static_cast<int>(jobs_.size()) || (stop_.load() && running_ == 0);
+    });
+    summary_.interrupted = stop_.load() && ended_ < static_cast<int>(jobs_.size());
+    summary_.makespan_s = now();
+    for (const auto& s : state_) summary_.jobs.push_back(s.record);
+  }
+  {
+    std::lock_guard lock(events_mutex_);
+    for (auto* sink : options.sinks) sink->on_run_end(summary_);
+  }
+  options_ = nullptr;
+  return summary_;
+}
+
+void JobRunner::dispatch() {
+  if (stop_.load()) return;
+  for (auto it = ready_.begin(); it != ready_.end();) {
+    const int j = it->second;
+    const auto& job = jobs_[j];
+    const int free_cores = node_.core_count() - cores_in_use_;
+    if (cores_in_use_ == node_.core_count()) break;
+    const bool fits = job.cores <= free_cores && job.gpus <= node_.gpus - gpus_in_use_ &&
+                      job.memory_mb <= node_.memory_mb - memory_in_use_;
+    if (!fits) {
+      ++it;  // a shorter job may fit: work-conserving
+      continue;
+    }
+    std::vector<int> workers;
+    for (int w = 0; w < executor_.worker_count() && static_cast<int>(workers.size()) < job.cores; ++w)
+      if (!worker_busy_[w]) workers.push_back(w);
+    it = ready_.erase(it);
+    start(j, std::move(workers));
+  }
+}
+
+void JobRunner::start(int j, std::vector<int> workers) {
+  const auto& job = jobs_[j];
+  auto& s = state_[j];
+  s.record.status = JobStatus::running;
+  ++s.record.attempts;
+  for (int w : workers) worker_busy_[w] = true;
+  cores_in_use_ += job.cores;
+  gpus_in_use_ += job.gpus;
+  memory_in_use_ += job.memory_mb;
+  ++running_;
+  summary_.peak_cores_in_use = std::max(summary_.peak_cores_in_use, cores_in_use_);
+  for (std::size_t i = 1; i < workers.size(); ++i) executor_.set_reserved(workers[i], true);
+  const int first = workers.front();
+  executor_.submit_to(first, [this, j, workers = std::move(workers)] { execute(j, workers); });
+}
+
+void JobRunner::execute(int j, const std::vector<int>& workers) {
+  const auto& job = jobs_[j];
+  std::vector<int> cores;
+  for (int w : workers) cores.push_back(executor_.cores()[w]);
+  int attempt;
+  std::string id;
+  {
+    std::lock_guard lock(mutex_);
+    auto& s = state_[j];
+    attempt = s.record.attempts;
+    id = s.record.id;
+    s.record.cores = cores;
+    s.record.started_at = unix_now();
+    s.record.ended_at = 0;
+    if (options_->journal) options_->journal->mark_started(id, attempt, s.record.started_at, cores, options_->rank);
+  }
+  emit({.kind = EventKind::started, .job_id = id, .name = job.name, .time = now(), .cores = cores,
+        .attempt = attempt, .rank = options_->rank, .status = JobStatus::running, .cost = job.cost});
+
+  if (options_->pin_threads) apply_thread_budget(cores);
+  if (options_->thread_budget) options_->thread_budget(static_cast<int>(cores.size()));
+
+  JobContext ctx(id, derive_seed(id, options_->base_seed), attempt, cores, options_->rank, &stop_,
+                 [this, id, name = job.name, attempt](const nlohmann::json& progress) {
+                   emit({.kind = EventKind::progress, .job_id = id, .name = name, .time = now(), .attempt = attempt,
+                         .rank = options_->rank, .status = JobStatus::running, .data = progress});
+                 });
+  JobOutcome outcome;
+  JobStatus status;
+  try {
+    outcome = job.run(ctx);
+    status = outcome.status;
+    if (status != JobStatus::done && status != JobStatus::diverged && status != JobStatus::cancelled)
+      throw Error("a job may end done, diverged or cancelled, not " + std::string(to_string(status)));
+  } catch (const std::exception& e) {
+    status = JobStatus::failed;
+    outcome.message = e.what();
+    outcome.message = outcome.message.substr(0, outcome.message.find('\n'));
+  } catch (...) {
+    status = JobStatus::failed;
+    outcome.message = "unknown exception";
+  }
+  // Back to this worker's own core and one thread.
+  if (options_->pin_threads) apply_thread_budget({executor_.cores()[workers.front()]});
+  if (options_->thread_budget) options_->thread_budget(1);
+  complete(j, workers, status, std::move(outcome));
+}
+
+void JobRunner::complete(int j, const std::vector<int>& workers, JobStatus status, JobOutcome outcome) {
+  const auto& job = jobs_[j];
+  // Events are emitted under mutex_ so that run() cannot return (and its
+  // sinks go away) before the last job's events are out.
+  std::lock_guard lock(mutex_);
+  auto& s = state_[j];
+  s.record.ended_at = unix_now();
+  s.record.metrics = outcome.metrics;
+  s.record.message = outcome.message;
+  const bool retry = status == JobStatus::failed && s.record.attempts <= job.retries && !stop_.load();
+  JobEvent ev{.job_id = s.record.id, .name = job.name, .time = now(), .cores = s.record.cores,
+              .attempt = s.record.attempts, .rank = options_->rank, .status = status, .data = outcome.metrics,
+              .message = outcome.message, .cost = job.cost};
+  if (retry) {
+    ++summary_.retried;
+    s.record.status = JobStatus::queued;
+    ev.kind = EventKind::retried;
+    ready_.emplace(job.cost, j);
+  } else {
+    s.record.status = status;
+    s.final = true;
+    ++ended_;
+    summary_.job_seconds += s.record.seconds();
+    switch (status) {
+      case JobStatus::done: ++summary_.done; ev.kind = EventKind::finished; break;
+      case JobStatus::diverged: ++summary_.diverged; ev.kind = EventKind::finished; break;
+      case JobStatus::cancelled: ++summary_.cancelled; ev.kind = EventKind::cancelled; break;
+      default: ++summary_.failed; ev.kind = EventKind::failed; break;
+    }
+  }
+  if (options_->journal)
+    options_->journal->mark_ended(s.record.id, s.record.status, s.record.attempts, s.record.ended_at, outcome.metrics,
+                                  outcome.message);
+  emit(ev);
+  if (!retry) {
+    if (status == JobStatus::done) {
+      for (int d : s.dependents)
+        if (--state_[d].waiting_on == 0 && !state_[d].final) ready_.emplace(jobs_[d].cost, d);
+    } else if (status != JobStatus::cancelled) {
+      skip_dependents(j);
+    }
+  }
+  for (std::size_t i = 1; i < workers.size(); ++i) executor_.set_reserved(workers[i], false);
+  for (int w : workers) worker_busy_[w] = false;
+  cores_in_use_ -= job.cores;
+  gpus_in_use_ -= job.gpus;
+  memory_in_use_ -= job.memory_mb;
+  --running_;
+  dispatch();
+  finished_cv_.notify_all();
+}
+
+void JobRunner::skip_dependents(int j) {
+  for (int d : state_[j].dependents) {
+    auto& s = state_[d];
+    if (s.final) continue;
+    s.final = true;
+    s.record.status = JobStatus::skipped;
+    s.record.message = "dependency " + jobs_[j].name + " " + std::string(to_string(state_[j].record.status));
+    ++ended_;
+    ++summary_.skipped;
+    if (options_->journal)
+      options_->journal->mark_ended(s.record.id, JobStatus::skipped, 0, unix_now(), nlohmann::json::object(),
+                                    s.record.message);
+    emit({.kind = EventKind::skipped, .job_id = s.record.id, .name = jobs_[d].name, .time = now(),
+          .rank = options_->rank, .status = JobStatus::skipped, .message = s.record.message});
+    skip_dependents(d);
+  }
+}
+
+}  // namespace packtrain

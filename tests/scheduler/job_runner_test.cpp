@@ -1,0 +1,357 @@
+#include <packtrain/scheduler/error.hpp>
+#include <packtrain/scheduler/job_runner.hpp>
+#include <packtrain/scheduler/resources.hpp>
+
+#include "common/test_util.hpp"
+#include "scheduler/runner_fixture.hpp"
+
+#include <gtest/gtest.h>
+#include <omp.h>
+#include <sched.h>
+
+#include <algorithm>
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+using namespace packtrain;
+using packtrain::testing::sleeping_job;
+using packtrain::testing::VirtualRun;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+struct Span {
+  Clock::time_point start, end;
+  std::vector<int> cores;
+};
+
+// Wraps a job so that its start and end times and cores are recorded.
+Job recorded(Job job, std::mutex& m, std::map<std::string, Span>& spans) {
+  auto inner = job.run;
+  job.run = [inner, &m, &spans, name = job.name](JobContext& ctx) {
+    const auto start = Clock::now();
+    auto out = inner(ctx);
+    std::lock_guard lock(m);
+    spans[name] = {start, Clock::now(), ctx.cores()};
+    return out;
+  };
+  return job;
+}
+
+std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST(JobRunner, DependenciesRespected) {
+  VirtualRun r(3);
+  std::mutex m;
+  std::map<std::string, Span> spans;
+  // A diamond: a -> (b, c) -> d, plus independent e.
+  const auto a = r.runner->add(recorded(sleeping_job("a", 30), m, spans));
+  auto b = sleeping_job("b", 20, 5);
+  b.after = {a};
+  const auto b_id = r.runner->add(recorded(b, m, spans));
+  auto c = sleeping_job("c", 10, 1);
+  c.after = {a};
+  const auto c_id = r.runner->add(recorded(c, m, spans));
+  auto d = sleeping_job("d", 5, 100);  // the highest cost must still wait
+  d.after = {b_id, c_id};
+  r.runner->add(recorded(d, m, spans));
+  r.runner->add(recorded(sleeping_job("e", 5), m, spans));
+
+  const auto summary = r.runner->run(r.options);
+  EXPECT_EQ(summary.done, 5);
+  EXPECT_EQ(summary.exit_code(), 0);
+  EXPECT_LE(spans["a"].end, spans["b"].start);
+  EXPECT_LE(spans["a"].end, spans["c"].start);
+  EXPECT_LE(spans["b"].end, spans["d"].start);
+  EXPECT_LE(spans["c"].end, spans["d"].start);
+  EXPECT_LT(spans["e"].start, spans["a"].end);  // independent work runs meanwhile
+}
+
+TEST(JobRunner, NeverRunsMoreThreadsThanCores) {
+  constexpr int kCores = 4;
+  VirtualRun r(kCores);
+  std::atomic<int> in_use{0}, peak{0};
+  std::mutex m;
+  std::vector<std::pair<std::set<int>, std::pair<Clock::time_point, Clock::time_point>>> placements;
+  for (int i = 0; i < 40; ++i) {
+    Job job;
+    job.name = "job" + std::to_string(i);
+    job.spec = {{"i", i}};
+    job.cores = 1 + i % 3;
+    job.cost = (i * 37) % 11;
+    job.run = [&, cores = job.cores, ms = 2 + i % 5](JobContext& ctx) {
+      EXPECT_EQ(ctx.threads(), cores);
+      const int now = in_use.fetch_add(cores) + cores;
+      int p = peak.load();
+      while (now > p && !peak.compare_exchange_weak(p, now)) {
+      }
+      const auto start = Clock::now();
+      std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+      in_use.fetch_sub(cores);
+      std::lock_guard lock(m);
+      placements.push_back({std::set<int>(ctx.cores().begin(), ctx.cores().end()), {start, Clock::now()}});
+      return JobOutcome{};
+    };
+    r.runner->add(job);
+  }
+  const auto summary = r.runner->run(r.options);
+  EXPECT_EQ(summary.done, 40);
+  EXPECT_LE(peak.load(), kCores);
+  EXPECT_GE(peak.load(), 3);  // it does pack jobs side by side
+  EXPECT_LE(summary.peak_cores_in_use, kCores);
+  // Jobs that overlapped in time never shared a core.
+  for (std::size_t i = 0; i < placements.size(); ++i)
+    for (std::size_t j = i + 1; j < placements.size(); ++j) {
+      const auto& [ci, ti] = placements[i];
+      const auto& [cj, tj] = placements[j];
+      if (ti.first < tj.second && tj.first < ti.second) {
+        for (int c : ci) EXPECT_EQ(cj.count(c), 0u) << "core " << c << " shared by overlapping jobs";
+      }
+    }
+}
+
+TEST(JobRunner, LongestEstimatedJobStartsFirst) {
+  VirtualRun r(1);
+  std::mutex m;
+  std::vector<double> order;
+  for (double cost : {3.0, 9.0, 1.0, 7.0, 5.0}) {
+    Job job = sleeping_job("c" + std::to_string(static_cast<int>(cost)), 1, cost);
+    job.run = [&, cost](JobContext&) {
+      std::lock_guard lock(m);
+      order.push_back(cost);
+      return JobOutcome{};
+    };
+    r.runner->add(job);
+  }
+  r.runner->run(r.options);
+  EXPECT_EQ(order, (std::vector<double>{9, 7, 5, 3, 1}));
+}
+
+TEST(JobRunner, IdleCoreTakesAShorterJobThatFits) {
+  VirtualRun r(2);
+  std::mutex m;
+  std::map<std::string, Span> spans;
+  r.runner->add(recorded(sleeping_job("long", 150, 10), m, spans));
+  r.runner->add(recorded(sleeping_job("wide", 10, 9, 2), m, spans));  // must wait for both cores
+  r.runner->add(recorded(sleeping_job("short", 10, 1), m, spans));    // fits the idle core now
+  r.runner->run(r.options);
+  EXPECT_LT(spans["short"].start, spans["long"].end);
+  EXPECT_GE(spans["wide"].start, spans["long"].end);
+  EXPECT_EQ(spans["wide"].cores.size(), 2u);
+}
+
+TEST(JobRunner, FailedJobsAreRetriedRecordedAndTheOthersGoOn) {
+  VirtualRun r(2);
+  std::atomic<int> flaky_calls{0};
+  Job flaky = sleeping_job("flaky", 1);
+  flaky.retries = 2;
+  flaky.run = [&](JobContext& ctx) {
+    flaky_calls++;
+    if (ctx.attempt() < 3) throw std::runtime_error("flaky attempt " + std::to_string(ctx.attempt()));
+    return JobOutcome{.metrics = {{"ok", true}}};
+  };
+  Job broken = sleeping_job("broken", 1);
+  broken.retries = 1;
+  broken.run = [](JobContext&) -> JobOutcome { throw std::runtime_error("out of cheese\nsecond line"); };
+  r.runner->add(flaky);
+  const auto broken_id = r.runner->add(broken);
+  Job after_broken = sleeping_job("after-broken", 1);
+  after_broken.after = {broken_id};
+  r.runner->add(after_broken);
+  for (int i = 0; i < 5; ++i) r.runner->add(sleeping_job("fine" + std::to_string(i), 2));
+
+  const auto s = r.runner->run(r.options);
+  EXPECT_EQ(flaky_calls.load(), 3);
+  EXPECT_EQ(s.done, 6);
+  EXPECT_EQ(s.failed, 1);
+  EXPECT_EQ(s.skipped, 1);
+  EXPECT_EQ(s.retried, 3);
+  EXPECT_EQ(s.exit_code(), 1);
+  for (const auto& rec : s.jobs) {
+    if (rec.name == "flaky") {
+      EXPECT_EQ(rec.status, JobStatus::done);
+      EXPECT_EQ(rec.attempts, 3);
+    } else if (rec.name == "broken") {
+      EXPECT_EQ(rec.status, JobStatus::failed);
+      EXPECT_EQ(rec.attempts, 2);
+      EXPECT_EQ(rec.message, "out of cheese");  // one line
+    } else if (rec.name == "after-broken") {
+      EXPECT_EQ(rec.status, JobStatus::skipped);
+      EXPECT_NE(rec.message.find("broken failed"), std::string::npos) << rec.message;
+    }
+  }
+}
+
+TEST(JobRunner, StopLetsRunningJobsFinishAndStartsNothingNew) {
+  VirtualRun r(2);
+  packtrain::testing::TempDir dir;
+  auto journal = Journal::open(dir / "journal.sqlite");
+  std::atomic<int> started{0};
+  for (int i = 0; i < 10; ++i) {
+    Job job = sleeping_job("j" + std::to_string(i), 1);
+    job.run = [&](JobContext& ctx) {
+      started++;
+      const auto deadline = Clock::now() + std::chrono::seconds(20);
+      while (!ctx.stop_requested() && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      return JobOutcome{.status = JobStatus::cancelled};
+    };
+    r.runner->add(job);
+  }
+  std::thread stopper([&] {
+    while (started.load() < 2) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    r.runner->request_stop();
+  });
+  r.options.journal = journal.get();
+  const auto s = r.runner->run(r.options);
+  stopper.join();
+  EXPECT_TRUE(s.interrupted);
+  EXPECT_EQ(s.exit_code(), 130);
+  EXPECT_EQ(started.load(), 2);
+  EXPECT_EQ(s.cancelled, 2);
+  int queued = 0, cancelled = 0;
+  for (const auto& rec : journal->records()) {
+    queued += rec.status == JobStatus::queued;
+    cancelled += rec.status == JobStatus::cancelled;
+  }
+  EXPECT_EQ(queued, 8);
+  EXPECT_EQ(cancelled, 2);
+}
+
+TEST(JobRunner, RefusesAJobNeedingMoreCoresThanTheNodeHas) {
+  VirtualRun r(2);
+  r.runner->add(sleeping_job("huge", 1, 1, 3));
+  const auto what = error_of([&] { r.runner->run(r.options); });
+  EXPECT_NE(what.find("'huge' needs 3 cores but this node has 2 usable"), std::string::npos) << what;
+}
+
+TEST(JobRunner, RefusesAJobNeedingMoreMemoryOrGpusThanTheNodeHas) {
+  VirtualRun r(2, 1000);
+  auto job = sleeping_job("fat", 1);
+  job.memory_mb = 2000;
+  r.runner->add(job);
+  EXPECT_NE(error_of([&] { r.runner->run(r.options); }).find("needs 2000 MiB"), std::string::npos);
+  VirtualRun g(2);
+  auto gpu_job = sleeping_job("gpu", 1);
+  gpu_job.gpus = 1;
+  g.runner->add(gpu_job);
+  EXPECT_NE(error_of([&] { g.runner->run(g.options); }).find("needs 1 GPU(s) but this node has 0"), std::string::npos);
+}
+
+TEST(JobRunner, RefusesADependencyCycle) {
+  VirtualRun r(2);
+  auto a = sleeping_job("a", 1);
+  auto b = sleeping_job("b", 1);
+  auto c = sleeping_job("c", 1);
+  a.after = {c.id()};
+  b.after = {a.id()};
+  c.after = {b.id()};
+  bool ran = false;
+  for (auto* j : {&a, &b, &c}) {
+    j->run = [&](JobContext&) {
+      ran = true;
+      return JobOutcome{};
+    };
+    r.runner->add(*j);
+  }
+  const auto what = error_of([&] { r.runner->run(r.options); });
+  EXPECT_NE(what.find("dependency cycle"), std::string::npos) << what;
+  EXPECT_FALSE(ran);
+}
+
+TEST(JobRunner, RefusesUnknownDependencyAndDuplicateJobs) {
+  VirtualRun r(1);
+  auto a = sleeping_job("a", 1);
+  a.after = {"0123456789abcdef"};
+  r.runner->add(a);
+  EXPECT_NE(error_of([&] { r.runner->run(r.options); }).find("unknown job id 0123456789abcdef"), std::string::npos);
+  EXPECT_NE(error_of([&] { r.runner->add(sleeping_job("a", 1)); }).find("same spec"), std::string::npos);
+}
+
+TEST(JobRunner, MemoryIsNotOvercommitted) {
+  VirtualRun r(4, 1000);
+  std::atomic<int> in_use{0}, peak{0};
+  for (int i = 0; i < 8; ++i) {
+    auto job = sleeping_job("m" + std::to_string(i), 1);
+    job.memory_mb = 400;
+    job.run = [&](JobContext&) {
+      const int now = ++in_use;
+      int p = peak.load();
+      while (now > p && !peak.compare_exchange_weak(p, now)) {
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      --in_use;
+      return JobOutcome{};
+    };
+    r.runner->add(job);
+  }
+  EXPECT_EQ(r.runner->run(r.options).done, 8);
+  EXPECT_EQ(peak.load(), 2);  // 2 x 400 MiB fit in 1000, 3 do not; 4 cores would allow 4
+}
+
+TEST(JobRunner, SeedDependsOnTheJobNotOnWhereItRan) {
+  VirtualRun r(2);
+  std::mutex m;
+  std::map<std::string, std::uint64_t> seeds;
+  for (int i = 0; i < 6; ++i) {
+    auto job = sleeping_job("s" + std::to_string(i), 1);
+    job.run = [&, name = job.name](JobContext& ctx) {
+      std::lock_guard lock(m);
+      seeds[name] = ctx.seed();
+      return JobOutcome{};
+    };
+    r.runner->add(job);
+  }
+  r.options.base_seed = 42;
+  r.runner->run(r.options);
+  std::set<std::uint64_t> distinct;
+  for (const auto& job : r.runner->jobs()) {
+    EXPECT_EQ(seeds[job.name], derive_seed(job.id(), 42));
+    distinct.insert(seeds[job.name]);
+  }
+  EXPECT_EQ(distinct.size(), 6u);
+  EXPECT_NE(derive_seed("abc", 1), derive_seed("abc", 2));
+}
+
+TEST(JobRunner, JobThreadIsPinnedToItsCoresWithThatManyOpenMpThreads) {
+  const auto node = detect_node_resources();
+  Executor ex(node.cores);
+  JobRunner runner(ex, node);
+  std::mutex m;
+  std::map<int, std::pair<std::vector<int>, int>> seen;  // cores asked -> (affinity, omp threads)
+  for (int k = 1; k <= node.core_count(); ++k) {
+    Job job;
+    job.name = "pinned" + std::to_string(k);
+    job.spec = {{"k", k}};
+    job.cores = k;
+    job.run = [&, k](JobContext& ctx) {
+      cpu_set_t set;
+      CPU_ZERO(&set);
+      sched_getaffinity(0, sizeof(set), &set);
+      std::vector<int> affinity;
+      for (int c = 0; c < CPU_SETSIZE; ++c)
+        if (CPU_ISSET(c, &set)) affinity.push_back(c);
+      std::lock_guard lock(m);
+      seen[k] = {affinity, omp_get_max_threads()};
+      EXPECT_EQ(affinity, ctx.cores());
+      return JobOutcome{};
+    };
+    runner.add(job);
+  }
+  runner.run();
+  for (int k = 1; k <= node.core_count(); ++k) {
+    EXPECT_EQ(static_cast<int>(seen[k].first.size()), k);
+    EXPECT_EQ(seen[k].second, k);
+  }
+}
