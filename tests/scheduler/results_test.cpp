@@ -1,0 +1,86 @@
+#include <packtrain/scheduler/error.hpp>
+#include <packtrain/scheduler/results.hpp>
+
+#include "common/test_util.hpp"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+using namespace packtrain;
+using packtrain::testing::read_file;
+using packtrain::testing::TempDir;
+
+namespace {
+
+JobRecord record(const std::string& id, const std::string& model, int fold, double top1) {
+  JobRecord r;
+  r.id = id;
+  r.name = model + "/fold" + std::to_string(fold);
+  r.spec = {{"model", model}, {"schedule", "cosine"}, {"fold", fold}, {"epochs", 2}};
+  r.status = JobStatus::done;
+  r.started_at = 100;
+  r.ended_at = 103.25;
+  r.cores = {1};
+  r.rank = 0;
+  r.metrics = {{"val_top1", top1}, {"val_top5", 0.99}, {"val_loss", 0.4}};
+  return r;
+}
+
+}  // namespace
+
+TEST(Results, CsvHasTheDesignColumnsFromSpecAndMetrics) {
+  TempDir dir;
+  write_results_csv(dir / "results.csv", {record("aa", "mlp", 0, 0.875), record("bb", "lenet5", 1, 0.9)});
+  EXPECT_EQ(read_file(dir / "results.csv"),
+            "job,status,model,schedule,fold,epochs,val_top1,val_top5,val_loss,seconds,cores,rank\n"
+            "aa,done,mlp,cosine,0,2,0.875,0.99,0.4,3.250,1,0\n"
+            "bb,done,lenet5,cosine,1,2,0.9,0.99,0.4,3.250,1,0\n");
+}
+
+TEST(Results, CsvQuotesCellsWithCommasAndMissingValuesAreEmpty) {
+  TempDir dir;
+  auto r = record("aa", "mlp,wide", 0, 0.5);
+  r.metrics = nlohmann::json::object();
+  write_results_csv(dir / "r.csv", {r}, {"job", "model", "val_top1"});
+  EXPECT_EQ(read_file(dir / "r.csv"), "job,model,val_top1\naa,\"mlp,wide\",\n");
+}
+
+TEST(Results, JsonHoldsRowsAndSummary) {
+  TempDir dir;
+  write_results_json(dir / "results.json", {record("aa", "mlp", 0, 0.875)}, {{"makespan_s", 12.5}});
+  const auto j = nlohmann::json::parse(read_file(dir / "results.json"));
+  EXPECT_DOUBLE_EQ(j["summary"]["makespan_s"].get<double>(), 12.5);
+  ASSERT_EQ(j["jobs"].size(), 1u);
+  EXPECT_EQ(j["jobs"][0]["job"], "aa");
+  EXPECT_EQ(j["jobs"][0]["model"], "mlp");
+  EXPECT_DOUBLE_EQ(j["jobs"][0]["val_top1"].get<double>(), 0.875);
+  EXPECT_EQ(j["jobs"][0]["core_ids"], nlohmann::json::array({1}));
+}
+
+TEST(Results, OutputFolderWithAJournalIsRefusedWithoutResume) {
+  TempDir dir;
+  packtrain::testing::write_file(dir / "run/journal.sqlite", "precious");
+  try {
+    prepare_output_dir(dir / "run", false);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("already holds a run"), std::string::npos) << e.what();
+  }
+  EXPECT_NO_THROW(prepare_output_dir(dir / "run", true));
+  EXPECT_EQ(read_file(dir / "run/journal.sqlite"), "precious");
+}
+
+TEST(Results, UnwritableOrFileOutputIsRefused) {
+  TempDir dir;
+  packtrain::testing::write_file(dir / "file", "x");
+  EXPECT_THROW(prepare_output_dir(dir / "file", false), Error);
+  std::filesystem::create_directories(dir / "ro");
+  chmod((dir / "ro").c_str(), 0555);
+  if (geteuid() == 0) {
+    // root writes anywhere; a folder under a file still cannot be made.
+    EXPECT_THROW(prepare_output_dir(dir / "file" / "sub", false), Error);
+  } else {
+    EXPECT_THROW(prepare_output_dir(dir / "ro", false), Error);
+  }
+  EXPECT_THROW(prepare_output_dir("", false), Error);
+}
