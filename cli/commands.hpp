@@ -7,5 +7,6 @@
 namespace packtrain::cli {
 
 int train_command(int argc, char** argv);
+int kfold_command(int argc, char** argv);
 
 }  // namespace packtrain::cli

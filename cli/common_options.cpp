@@ -32,7 +32,8 @@ void add_common_options(po::options_description& desc, CommonOptions& o) {
 bool parse_options(int argc, char** argv, const po::options_description& desc, const std::string& usage) {
   po::variables_map vm;
   try {
-    po::store(po::command_line_parser(argc - 1, argv + 1).options(desc).run(), vm);
+    // argv[0] is the subcommand; command_line_parser skips it itself.
+    po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);
     if (vm.count("help")) {
       std::cout << "usage: " << usage << "\n\n" << desc << "\n";
       return false;

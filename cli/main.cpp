@@ -17,7 +17,8 @@ struct Subcommand {
 };
 
 constexpr Subcommand kSubcommands[] = {
-  {"train", packtrain::cli::train_command, "train one model on all the cores it is given"},
+  {"kfold", packtrain::cli::kfold_command, "K-fold cross-validation: models x schedules x folds, packed"},
+    {"train", packtrain::cli::train_command, "train one model on all the cores it is given"},
 };
 
 void print_usage(std::ostream& out) {

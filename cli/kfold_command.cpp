@@ -1,0 +1,85 @@
+// packtrain kfold: K-fold cross-validation of models x schedules, every
+// (model, schedule, fold) a job packed onto the cores.
+#include "commands.hpp"
+#include "common_options.hpp"
+#include "run_setup.hpp"
+
+#include <packtrain/data/dataset.hpp>
+#include <packtrain/kfold/kfold.hpp>
+#include <packtrain/models/models.hpp>
+#include <packtrain/scheduler/error.hpp>
+#include <packtrain/scheduler/results.hpp>
+
+#include <cstdio>
+
+namespace po = boost::program_options;
+
+namespace packtrain::cli {
+
+int kfold_command(int argc, char** argv) {
+  CommonOptions common;
+  std::string models = "mlp,lenet5";
+  std::string schedules = "cosine,warm";
+  int folds = 5;
+  int epochs = 2;
+  int cores_per_job = 1;
+  std::int64_t limit = 0;
+  int checkpoint_every = 0;
+  bool serial = false;
+  bool plain_folds = false;
+
+  po::options_description desc("packtrain kfold: K-fold cross-validation, every (model, schedule, fold) a job");
+  add_common_options(desc, common);
+  desc.add_options()
+    ("models", po::value(&models)->default_value(models),
+     "comma-separated models: mlp, lenet5, vgg11, resnet18, mobilenetv2")
+    ("schedules", po::value(&schedules)->default_value(schedules), "comma-separated LR schedules: none, step, cosine, warm")
+    ("folds", po::value(&folds)->default_value(folds), "k, the number of folds")
+    ("epochs", po::value(&epochs)->default_value(epochs), "epochs per job")
+    ("serial", po::bool_switch(&serial), "run the same jobs one at a time on one core (the baseline)")
+    ("cores-per-job", po::value(&cores_per_job)->default_value(cores_per_job), "whole cores each job owns")
+    ("limit", po::value(&limit)->default_value(limit), "use only the first N training samples (0: all)")
+    ("plain-folds", po::bool_switch(&plain_folds), "plain k-fold splits instead of stratified ones")
+    ("checkpoint-every", po::value(&checkpoint_every)->default_value(checkpoint_every),
+     "checkpoint each job every N epochs (0: never); --resume then goes on mid-job");
+  if (!parse_options(argc, argv, desc, "packtrain kfold [options] --out DIR")) return 0;
+
+  // Everything that can be wrong with the request is checked before anything
+  // is written: options, models, data, cores, the output folder.
+  RunSetup setup(common, "kfold", serial);
+  auto data = setup.load_data();
+  auto trainer = trainer_options(common).epochs(epochs).checkpoint_every(checkpoint_every);
+  kfold::KFold sweep(data, kfold::KFoldOptions()
+                               .folds(folds)
+                               .stratified(!plain_folds)
+                               .seed(common.seed)
+                               .limit(limit)
+                               .cores_per_job(cores_per_job)
+                               .trainer(trainer)
+                               .checkpoint_root((std::filesystem::path(common.out) / "checkpoints").string()));
+  for (const auto& m : split_list(models, "--models")) sweep.add_model(m);
+  for (const auto& s : split_list(schedules, "--schedules")) sweep.add_schedule(train::schedule_from_string(s));
+  if (cores_per_job > setup.node().core_count())
+    throw Error("--cores-per-job " + std::to_string(cores_per_job) + " is more than the " +
+                std::to_string(setup.node().core_count()) + " core(s) this run uses");
+
+  setup.open_run({{"group_by", nlohmann::json::array({"model", "schedule"})}, {"metric", "val_top1"}});
+  auto& runner = setup.runner();
+  const auto result = sweep.run(runner, setup.run_options());
+
+  nlohmann::json summary = setup.summary_json(result.run);
+  summary["speedup"] = result.speedup;
+  nlohmann::json groups = nlohmann::json::array();
+  for (const auto& g : result.groups)
+    groups.push_back({{"model", g.model}, {"schedule", g.schedule}, {"folds_done", g.folds_done},
+                      {"folds_total", g.folds_total}, {"mean_top1", g.mean_top1}, {"std_top1", g.std_top1},
+                      {"mean_loss", std::isnan(g.mean_loss) ? nlohmann::json(nullptr) : nlohmann::json(g.mean_loss)},
+                      {"best", g.best}});
+  summary["groups"] = groups;
+  setup.finish(result.run, summary, kResultColumns);
+  std::printf("%s", kfold::format_summary(result, setup.node().core_count()).c_str());
+  setup.print_outputs();
+  return result.run.exit_code();
+}
+
+}  // namespace packtrain::cli

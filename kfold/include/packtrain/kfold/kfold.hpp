@@ -1,0 +1,109 @@
+#pragma once
+// K-fold cross-validation sweeps: models x schedules x folds, each
+// (model, schedule, fold) an independent job packed onto the cores.
+//
+// The sweep splits the training part of one shared dataset into k folds
+// (stratified by default, deterministic from the seed), turns every
+// (model, schedule, fold) into a job whose identity is its spec, runs them
+// on a JobRunner, and aggregates validation top-1 per (model, schedule).
+//
+//   auto data = packtrain::data::shared_dataset("fashion-mnist");
+//   packtrain::kfold::KFold sweep(data, packtrain::kfold::KFoldOptions().folds(5)
+//       .trainer(packtrain::train::TrainOptions().epochs(2).batch_size(64)));
+//   sweep.add_model("mlp").add_model("lenet5")
+//        .add_schedule(Schedule::cosine).add_schedule(Schedule::warm);
+//   auto result = sweep.run(runner, run_options);
+//   for (const auto& g : result.groups) std::printf("%s %s %.4f\n", g.model.c_str(), ...);
+#include <packtrain/data/dataset.hpp>
+#include <packtrain/data/folds.hpp>
+#include <packtrain/models/models.hpp>
+#include <packtrain/scheduler/job_runner.hpp>
+#include <packtrain/train/options.hpp>
+
+#include <torch/arg.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace packtrain::kfold {
+
+// Builds a fresh model for a job (the initial weights must come from
+// options.seed, which the sweep sets to the job's seed).
+using ModelFactory = std::function<std::shared_ptr<models::Model>(const models::ModelOptions& options)>;
+
+struct KFoldOptions {
+  TORCH_ARG(int, folds) = 5;
+  TORCH_ARG(bool, stratified) = true;
+  TORCH_ARG(std::uint64_t, seed) = 1;          // folds and every job's seed derive from it
+  TORCH_ARG(std::int64_t, limit) = 0;          // use the first N training samples only (0: all)
+  TORCH_ARG(int, cores_per_job) = 1;
+  // Trainer parameters shared by every job: epochs, batch size, optimizer,
+  // lr, checkpoint frequency. Its schedule, seed and threads are set per job.
+  TORCH_ARG(train::TrainOptions, trainer) = train::TrainOptions().epochs(2);
+  // Emit a progress event every `print_every` epochs (0: none).
+  TORCH_ARG(int, print_every) = 1;
+  // Jobs checkpoint into <checkpoint_root>/<job id>/ when trainer().checkpoint_every() > 0,
+  // and a resumed job goes on from its latest checkpoint.
+  TORCH_ARG(std::string, checkpoint_root) = "";
+};
+
+// Mean and standard deviation of validation top-1 over the folds of one
+// (model, schedule) that finished.
+struct GroupSummary {
+  std::string model;
+  std::string schedule;
+  int folds_done = 0;
+  int folds_total = 0;
+  double mean_top1 = 0;
+  double std_top1 = 0;   // sample standard deviation (0 for one fold)
+  double mean_loss = 0;
+  bool best = false;     // the highest mean top-1
+};
+
+struct KFoldResult {
+  RunSummary run;                      // every job's record, counts, makespan
+  std::vector<GroupSummary> groups;
+  double sum_job_seconds = 0;          // of every job in the sweep (resumed ones included)
+  double speedup = 0;                  // sum of job times / makespan
+};
+
+class KFold {
+ public:
+  explicit KFold(std::shared_ptr<const data::DatasetSplit> data, KFoldOptions options = {});
+
+  // Adds a model; without a factory, the zoo's model of that name. Throws
+  // Error for an unknown zoo name or one whose input does not fit the data.
+  KFold& add_model(const std::string& name, ModelFactory factory = {});
+  KFold& add_schedule(train::Schedule schedule);
+
+  // One job per (model, schedule, fold), in that order. Throws Error when no
+  // model or schedule was added, or k is not in [2, training samples].
+  std::vector<Job> jobs() const;
+
+  // Adds the jobs to `runner`, runs them and aggregates.
+  KFoldResult run(JobRunner& runner, const RunOptions& options) const;
+
+  const KFoldOptions& options() const { return options_; }
+
+ private:
+  struct ModelEntry {
+    std::string name;
+    ModelFactory factory;
+    double flops = 0;
+  };
+  std::shared_ptr<const data::DatasetSplit> data_;
+  KFoldOptions options_;
+  std::vector<ModelEntry> models_;
+  std::vector<train::Schedule> schedules_;
+  std::shared_ptr<const std::vector<data::Fold>> folds_;
+};
+
+// Groups records of kfold jobs by (model, schedule), in first-seen order.
+std::vector<GroupSummary> summarize(const std::vector<JobRecord>& records);
+
+// The summary table the CLI prints: one line per (model, schedule), the best marked.
+std::string format_summary(const KFoldResult& result, int cores);
+
+}  // namespace packtrain::kfold

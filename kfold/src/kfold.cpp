@@ -1,0 +1,180 @@
+#include <packtrain/kfold/kfold.hpp>
+
+#include <packtrain/scheduler/console_sink.hpp>
+#include <packtrain/scheduler/error.hpp>
+#include <packtrain/train/checkpoint.hpp>
+#include <packtrain/train/trainer.hpp>
+
+
+#include <cmath>
+#include <cstdio>
+#include <map>
+
+namespace packtrain::kfold {
+
+KFold::KFold(std::shared_ptr<const data::DatasetSplit> data, KFoldOptions options)
+    : data_(std::move(data)), options_(std::move(options)) {
+  if (!data_) throw Error("a k-fold sweep needs a dataset");
+  options_.trainer().validate();
+  const std::int64_t n = data_->train.size();
+  if (options_.limit() < 0) throw Error("--limit must not be negative");
+  const std::int64_t used = options_.limit() > 0 ? std::min(options_.limit(), n) : n;
+  if (options_.folds() < 2) throw Error("--folds must be at least 2 (got " + std::to_string(options_.folds()) + ")");
+  if (options_.folds() > used)
+    throw Error("--folds " + std::to_string(options_.folds()) + " is more than the " + std::to_string(used) +
+                " training samples");
+  if (options_.cores_per_job() < 1) throw Error("--cores-per-job must be at least 1");
+  const auto labels = data_->train.labels.slice(0, 0, used);
+  folds_ = std::make_shared<const std::vector<data::Fold>>(
+      data::kfold_splits(labels, options_.folds(), options_.seed(), options_.stratified()));
+}
+
+KFold& KFold::add_model(const std::string& name, ModelFactory factory) {
+  models::ModelOptions shape{.channels = data_->channels, .height = data_->height, .width = data_->width,
+                             .classes = data_->classes};
+  double flops = 0;
+  if (!factory) {
+    flops = models::estimate_flops(name, shape);  // throws for unknown names and inputs that do not fit
+    factory = [name](const models::ModelOptions& o) { return models::make_model(name, o); };
+  } else {
+    flops = factory(shape)->flops();
+  }
+  models_.push_back({name, std::move(factory), flops});
+  return *this;
+}
+
+KFold& KFold::add_schedule(train::Schedule schedule) {
+  schedules_.push_back(schedule);
+  return *this;
+}
+
+std::vector<Job> KFold::jobs() const {
+  if (models_.empty()) throw Error("a k-fold sweep needs at least one model");
+  if (schedules_.empty()) throw Error("a k-fold sweep needs at least one schedule");
+  const auto& t = options_.trainer();
+  std::vector<Job> jobs;
+  for (const auto& m : models_) {
+    for (const auto schedule : schedules_) {
+      for (int fold = 0; fold < options_.folds(); ++fold) {
+        Job job;
+        job.name = m.name + "/" + std::string(train::to_string(schedule)) + "/fold" + std::to_string(fold);
+        job.spec = {{"sweep", "kfold"},
+                    {"data", data_->name},
+                    {"model", m.name},
+                    {"schedule", std::string(train::to_string(schedule))},
+                    {"fold", fold},
+                    {"folds", options_.folds()},
+                    {"stratified", options_.stratified()},
+                    {"limit", options_.limit()},
+                    {"epochs", t.epochs()},
+                    {"batch_size", t.batch_size()},
+                    {"optimizer", std::string(train::to_string(t.optimizer()))},
+                    {"lr", t.effective_lr()},
+                    {"seed", options_.seed()}};
+        job.cores = options_.cores_per_job();
+        const auto train_samples = (*folds_)[fold].train_idx.size(0);
+        // Forward + backward ~ 3x the forward FLOPs, per sample per epoch.
+        job.cost = 3.0 * m.flops * static_cast<double>(train_samples) * t.epochs();
+        job.run = [data = data_, folds = folds_, factory = m.factory, options = options_, schedule,
+                   fold](JobContext& ctx) {
+          models::ModelOptions shape{.channels = data->channels, .height = data->height, .width = data->width,
+                                     .classes = data->classes, .seed = ctx.seed()};
+          auto model = factory(shape);
+          auto topts = options.trainer();
+          topts.schedule(schedule).seed(ctx.seed()).threads(ctx.threads());
+          if (!options.checkpoint_root().empty() && topts.checkpoint_every() > 0) {
+            const auto dir = std::filesystem::path(options.checkpoint_root()) / ctx.id();
+            topts.checkpoint_dir(dir.string());
+            if (auto latest = train::latest_checkpoint(dir)) topts.resume_from(latest->string());
+          }
+          train::Trainer trainer(model, topts);
+          train::TrainCallbacks callbacks;
+          callbacks.should_stop = [&ctx] { return ctx.stop_requested(); };
+          if (options.print_every() > 0) {
+            callbacks.on_epoch = [&ctx, every = options.print_every()](const train::EpochMetrics& e) {
+              if (e.epoch % every != 0) return;
+              ctx.report({{"epoch", e.epoch}, {"train_loss", e.train_loss}, {"val_top1", e.val_top1},
+                          {"val_loss", e.val_loss}, {"lr", e.lr}, {"seconds", e.seconds}});
+            };
+          }
+          const auto result = trainer.fit(train::TrainData::from_fold(*data, (*folds)[fold]), callbacks);
+          return JobOutcome{.status = result.status, .metrics = result.metrics(), .message = result.message};
+        };
+        jobs.push_back(std::move(job));
+      }
+    }
+  }
+  return jobs;
+}
+
+KFoldResult KFold::run(JobRunner& runner, const RunOptions& options) const {
+  for (auto& job : jobs()) runner.add(std::move(job));
+  KFoldResult result;
+  result.run = runner.run(options);
+  result.groups = summarize(result.run.jobs);
+  for (const auto& r : result.run.jobs) result.sum_job_seconds += r.seconds();
+  // The speedup over running this run's jobs one after another.
+  result.speedup = result.run.makespan_s > 0 ? result.run.job_seconds / result.run.makespan_s : 0;
+  return result;
+}
+
+std::vector<GroupSummary> summarize(const std::vector<JobRecord>& records) {
+  std::vector<GroupSummary> groups;
+  std::map<std::pair<std::string, std::string>, std::size_t> where;
+  std::vector<std::vector<double>> top1, loss;
+  for (const auto& r : records) {
+    if (!r.spec.contains("model") || !r.spec.contains("schedule")) continue;
+    const auto key = std::make_pair(r.spec["model"].get<std::string>(), r.spec["schedule"].get<std::string>());
+    auto [it, added] = where.emplace(key, groups.size());
+    if (added) {
+      groups.push_back({.model = key.first, .schedule = key.second});
+      top1.emplace_back();
+      loss.emplace_back();
+    }
+    auto& g = groups[it->second];
+    ++g.folds_total;
+    if (r.status != JobStatus::done || !r.metrics.contains("val_top1") || !r.metrics["val_top1"].is_number()) continue;
+    ++g.folds_done;
+    top1[it->second].push_back(r.metrics["val_top1"].get<double>());
+    if (r.metrics.contains("val_loss") && r.metrics["val_loss"].is_number())
+      loss[it->second].push_back(r.metrics["val_loss"].get<double>());
+  }
+  int best = -1;
+  for (std::size_t i = 0; i < groups.size(); ++i) {
+    const auto& v = top1[i];
+    if (v.empty()) continue;
+    double sum = 0;
+    for (double x : v) sum += x;
+    groups[i].mean_top1 = sum / v.size();
+    double sq = 0;
+    for (double x : v) sq += (x - groups[i].mean_top1) * (x - groups[i].mean_top1);
+    groups[i].std_top1 = v.size() > 1 ? std::sqrt(sq / (v.size() - 1)) : 0;
+    double lsum = 0;
+    for (double x : loss[i]) lsum += x;
+    groups[i].mean_loss = loss[i].empty() ? NAN : lsum / loss[i].size();
+    if (best < 0 || groups[i].mean_top1 > groups[best].mean_top1) best = static_cast<int>(i);
+  }
+  if (best >= 0) groups[best].best = true;
+  return groups;
+}
+
+std::string format_summary(const KFoldResult& result, int cores) {
+  std::string out;
+  char line[256];
+  std::snprintf(line, sizeof(line), "%-12s %-9s %7s  %-20s %9s\n", "model", "schedule", "folds", "val top-1 mean ± std",
+                "val loss");
+  out += line;
+  for (const auto& g : result.groups) {
+    std::snprintf(line, sizeof(line), "%-12s %-9s %3d/%-3d  %.4f ± %.4f      %9.4f%s\n", g.model.c_str(),
+                  g.schedule.c_str(), g.folds_done, g.folds_total, g.mean_top1, g.std_top1, g.mean_loss,
+                  g.best ? "  <- best" : "");
+    out += line;
+  }
+  const auto& s = result.run;
+  std::snprintf(line, sizeof(line), "makespan %s, jobs' own time %s: %.2fx the speed of one job at a time on %d core(s)\n",
+                format_duration(s.makespan_s).c_str(), format_duration(s.job_seconds).c_str(), result.speedup, cores);
+  out += line;
+  return out;
+}
+
+}  // namespace packtrain::kfold
