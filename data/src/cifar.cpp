@@ -1,0 +1,78 @@
+// CIFAR-10 binary batches: records of 1 label byte and 3 x 32 x 32 image bytes.
+#include <packtrain/data/readers.hpp>
+#include <packtrain/scheduler/error.hpp>
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <vector>
+
+namespace packtrain::data {
+namespace {
+
+constexpr std::int64_t kChannels = 3;
+constexpr std::int64_t kSide = 32;
+constexpr std::int64_t kImageBytes = kChannels * kSide * kSide;  // 3072
+constexpr std::int64_t kRecordBytes = 1 + kImageBytes;            // 3073
+constexpr std::int64_t kClasses = 10;
+
+[[noreturn]] void fail(const std::filesystem::path& path, const std::string& what) {
+  throw Error("CIFAR-10 file " + path.string() + ": " + what);
+}
+
+}  // namespace
+
+Dataset read_cifar_batch(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail(path, "cannot be opened");
+  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto size = static_cast<std::int64_t>(bytes.size());
+  if (size == 0) fail(path, "is empty");
+  if (size % kRecordBytes != 0)
+    fail(path, "size " + std::to_string(size) + " is not a multiple of " + std::to_string(kRecordBytes) +
+                   " (1 label byte + 3x32x32 image bytes): truncated or not CIFAR-10");
+  const std::int64_t n = size / kRecordBytes;
+  auto images = torch::empty({n, kChannels, kSide, kSide}, torch::kUInt8);
+  auto labels = torch::empty({n}, torch::kInt64);
+  auto* image_data = images.data_ptr<std::uint8_t>();
+  auto* label_data = labels.data_ptr<std::int64_t>();
+  for (std::int64_t i = 0; i < n; ++i) {
+    const auto* record = reinterpret_cast<const std::uint8_t*>(bytes.data()) + i * kRecordBytes;
+    if (record[0] >= kClasses)
+      fail(path, "record " + std::to_string(i) + " has label " + std::to_string(record[0]) + " (expected 0..9)");
+    label_data[i] = record[0];
+    std::memcpy(image_data + i * kImageBytes, record + 1, kImageBytes);
+  }
+  return Dataset{images.to(torch::kFloat32).div_(255.0), labels};
+}
+
+DatasetSplit read_cifar_folder(const std::filesystem::path& folder, const std::string& name) {
+  std::vector<at::Tensor> images;
+  std::vector<at::Tensor> labels;
+  std::error_code ec;
+  for (int b = 1; b <= 5; ++b) {
+    const auto path = folder / ("data_batch_" + std::to_string(b) + ".bin");
+    if (!std::filesystem::is_regular_file(path, ec)) continue;
+    auto part = read_cifar_batch(path);
+    images.push_back(part.images);
+    labels.push_back(part.labels);
+  }
+  if (images.empty()) throw Error("CIFAR-10 folder " + folder.string() + ": no data_batch_1.bin .. data_batch_5.bin");
+  const auto test_path = folder / "test_batch.bin";
+  if (!std::filesystem::is_regular_file(test_path, ec))
+    throw Error("CIFAR-10 folder " + folder.string() + ": no test_batch.bin");
+  DatasetSplit split;
+  split.name = name;
+  split.train = Dataset{torch::cat(images), torch::cat(labels)};
+  split.test = read_cifar_batch(test_path);
+  split.classes = kClasses;
+  split.channels = kChannels;
+  split.height = kSide;
+  split.width = kSide;
+  return split;
+}
+
+}  // namespace packtrain::data
