@@ -1,0 +1,192 @@
+// packtrain kfold, run as a user runs it: a real process, real data, real files.
+#include <packtrain/scheduler/journal.hpp>
+
+#include "common/test_util.hpp"
+#include "packtrain_paths.hpp"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <chrono>
+#include <algorithm>
+#include <map>
+#include <set>
+#include <sstream>
+#include <thread>
+
+using namespace packtrain;
+using packtrain::testing::read_file;
+using packtrain::testing::run_command;
+using packtrain::testing::TempDir;
+
+namespace {
+
+// A small sweep: 2 models x 2 schedules x 2 folds on 2,000 samples, 1 epoch.
+std::vector<std::string> small_sweep(const std::filesystem::path& out, std::vector<std::string> extra = {}) {
+  std::vector<std::string> argv = {PACKTRAIN_CLI, "kfold",     "--models", "mlp,lenet5", "--schedules",
+                                   "cosine,warm", "--folds",   "2",        "--epochs",   "1",
+                                   "--limit",     "2000",      "--out",    out.string(), "--quiet"};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  return argv;
+}
+
+// results.csv as job id -> column -> cell.
+std::map<std::string, std::map<std::string, std::string>> read_results(const std::filesystem::path& csv) {
+  std::istringstream in(read_file(csv));
+  std::string line;
+  std::getline(in, line);
+  std::vector<std::string> header;
+  std::stringstream h(line);
+  for (std::string c; std::getline(h, c, ',');) header.push_back(c);
+  std::map<std::string, std::map<std::string, std::string>> rows;
+  while (std::getline(in, line)) {
+    std::stringstream cells(line);
+    std::map<std::string, std::string> row;
+    std::size_t i = 0;
+    for (std::string c; std::getline(cells, c, ',') && i < header.size(); ++i) row[header[i]] = c;
+    rows[row["job"]] = row;
+  }
+  return rows;
+}
+
+void expect_same_numbers(const std::filesystem::path& a, const std::filesystem::path& b) {
+  const auto ra = read_results(a), rb = read_results(b);
+  ASSERT_EQ(ra.size(), rb.size());
+  for (const auto& [id, row] : ra) {
+    ASSERT_TRUE(rb.count(id)) << "job " << id << " missing";
+    for (const char* col : {"status", "model", "schedule", "fold", "val_top1", "val_top5", "val_loss"})
+      EXPECT_EQ(row.at(col), rb.at(id).at(col)) << "job " << id << " column " << col;
+  }
+}
+
+}  // namespace
+
+TEST(KFoldCli, PackedAndSerialGiveTheSameNumbers) {
+  TempDir dir;
+  const auto packed = run_command(small_sweep(dir / "packed"));
+  ASSERT_EQ(packed.exit_code, 0) << packed.err;
+  const auto serial = run_command(small_sweep(dir / "serial", {"--serial"}));
+  ASSERT_EQ(serial.exit_code, 0) << serial.err;
+  const auto rows = read_results(dir / "packed/results.csv");
+  ASSERT_EQ(rows.size(), 8u);
+  std::set<std::string> cores_used;
+  for (const auto& [id, row] : rows) {
+    EXPECT_EQ(row.at("status"), "done");
+    EXPECT_EQ(row.at("cores"), "1");
+  }
+  expect_same_numbers(dir / "packed/results.csv", dir / "serial/results.csv");
+  // The summary table names every (model, schedule) and marks one best.
+  EXPECT_NE(packed.out.find("lenet5       warm"), std::string::npos) << packed.out;
+  EXPECT_NE(packed.out.find("<- best"), std::string::npos) << packed.out;
+  EXPECT_NE(packed.out.find("makespan"), std::string::npos) << packed.out;
+  // results.json has the same rows and the summary's groups.
+  const auto json = nlohmann::json::parse(read_file(dir / "packed/results.json"));
+  EXPECT_EQ(json["jobs"].size(), 8u);
+  EXPECT_EQ(json["summary"]["groups"].size(), 4u);
+  EXPECT_EQ(json["summary"]["done"], 8);
+}
+
+TEST(KFoldCli, ResumeAfterSigkillRunsOnlyTheMissingJobsAndMatchesAnUninterruptedRun) {
+  TempDir dir;
+  const auto full = run_command(small_sweep(dir / "full"));
+  ASSERT_EQ(full.exit_code, 0) << full.err;
+
+  const auto out = dir / "killed";
+  const int pid = packtrain::testing::start_command(small_sweep(out, {"--cores", "1"}), dir / "killed.log");
+  std::map<std::string, double> started_before;  // done before the kill: id -> started_at
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (!std::filesystem::exists(out / "journal.sqlite")) continue;
+    started_before.clear();
+    try {
+      auto journal = Journal::open(out / "journal.sqlite");
+      for (const auto& r : journal->records())
+        if (r.status == JobStatus::done) started_before[r.id] = r.started_at;
+    } catch (const std::exception&) {
+      continue;
+    }
+    if (started_before.size() >= 2) break;
+  }
+  kill(pid, SIGKILL);
+  const auto killed = packtrain::testing::wait_command(pid);
+  ASSERT_EQ(killed.signal, SIGKILL);
+  ASSERT_GE(started_before.size(), 2u);
+  ASSERT_LT(started_before.size(), 8u) << "the sweep finished before it could be killed";
+  EXPECT_FALSE(std::filesystem::exists(out / "results.csv"));
+
+  const auto resumed = run_command(small_sweep(out, {"--resume"}));
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  auto journal = Journal::open(out / "journal.sqlite");
+  int done = 0;
+  for (const auto& r : journal->records()) {
+    done += r.status == JobStatus::done;
+    if (started_before.count(r.id)) {
+      // Finished before the kill: not run again.
+      EXPECT_EQ(r.started_at, started_before[r.id]) << r.name;
+      EXPECT_EQ(r.attempts, 1) << r.name;
+    }
+  }
+  EXPECT_EQ(done, 8);
+  expect_same_numbers(dir / "full/results.csv", out / "results.csv");
+}
+
+TEST(KFoldCli, BadInputIsOneLineExit2AndLeavesAnEarlierRunAlone) {
+  TempDir dir;
+  const auto first = run_command({PACKTRAIN_CLI, "kfold", "--models", "mlp", "--schedules", "none", "--folds", "2",
+                                  "--epochs", "1", "--limit", "300", "--out", (dir / "run").string(), "--quiet"});
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  const auto journal_before = read_file(dir / "run/journal.sqlite");
+  const auto csv_before = read_file(dir / "run/results.csv");
+
+  const std::vector<std::vector<std::string>> bad = {
+      {"--out", (dir / "run").string()},                             // a finished run, no --resume
+      {"--out", (dir / "new").string(), "--cores", "0"},
+      {"--out", (dir / "new").string(), "--cores", "999"},
+      {"--out", (dir / "new").string(), "--models", "mlp,nosuchnet"},
+      {"--out", (dir / "new").string(), "--schedules", "sometimes"},
+      {"--out", (dir / "new").string(), "--folds", "1"},
+      {"--out", (dir / "new").string(), "--epochs", "0"},
+      {"--out", (dir / "new").string(), "--data", (dir / "missing").string()},
+      {"--out", (dir / "new").string(), "--optimizer", "lbfgs"},
+      {"--out", (dir / "new").string(), "--no-such-flag"},
+      {"--out", (dir / "run/results.csv").string()},                 // a file, not a folder
+      {},                                                            // no --out
+  };
+  for (const auto& args : bad) {
+    std::vector<std::string> argv = {PACKTRAIN_CLI, "kfold"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    const auto r = run_command(argv);
+    std::string joined;
+    for (const auto& a : args) joined += a + " ";
+    EXPECT_EQ(r.exit_code, 2) << joined << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << joined << r.err;
+    EXPECT_EQ(r.err.rfind("packtrain kfold: error: ", 0), 0u) << joined << r.err;
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir / "new"));
+  EXPECT_EQ(read_file(dir / "run/journal.sqlite"), journal_before);
+  EXPECT_EQ(read_file(dir / "run/results.csv"), csv_before);
+}
+
+TEST(KFoldCli, HelpDescribesEveryOption) {
+  const auto r = run_command({PACKTRAIN_CLI, "kfold", "--help"});
+  EXPECT_EQ(r.exit_code, 0);
+  for (const char* flag : {"--models", "--schedules", "--folds", "--epochs", "--serial", "--resume", "--cores",
+                           "--seed", "--config", "--quiet", "--data", "--out", "--batch-size", "--optimizer", "--lr",
+                           "--serve"})
+    EXPECT_NE(r.out.find(flag), std::string::npos) << flag;
+}
+
+TEST(KFoldCli, ConfigFileGivesTheSameOptions) {
+  TempDir dir;
+  packtrain::testing::write_file(dir / "sweep.conf", "models = mlp\nschedules = step\nfolds = 2\nepochs = 1\nlimit = 300\n");
+  const auto r = run_command({PACKTRAIN_CLI, "kfold", "--config", (dir / "sweep.conf").string(), "--out",
+                              (dir / "run").string(), "--quiet"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto rows = read_results(dir / "run/results.csv");
+  ASSERT_EQ(rows.size(), 2u);
+  for (const auto& [id, row] : rows) {
+    EXPECT_EQ(row.at("model"), "mlp");
+    EXPECT_EQ(row.at("schedule"), "step");
+  }
+}

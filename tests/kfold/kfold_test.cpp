@@ -1,0 +1,101 @@
+#include <packtrain/data/dataset.hpp>
+#include <packtrain/kfold/kfold.hpp>
+#include <packtrain/scheduler/error.hpp>
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <set>
+
+using namespace packtrain;
+using packtrain::train::Schedule;
+
+namespace {
+
+std::shared_ptr<const data::DatasetSplit> fashion() { return data::shared_dataset("fashion-mnist"); }
+
+JobRecord done(const std::string& model, const std::string& schedule, int fold, double top1, double loss) {
+  JobRecord r;
+  r.spec = {{"model", model}, {"schedule", schedule}, {"fold", fold}};
+  r.status = JobStatus::done;
+  r.metrics = {{"val_top1", top1}, {"val_loss", loss}};
+  return r;
+}
+
+}  // namespace
+
+TEST(KFold, PlansOneJobPerModelScheduleAndFoldWithDistinctIds) {
+  kfold::KFold sweep(fashion(), kfold::KFoldOptions().folds(3).limit(3000));
+  sweep.add_model("mlp").add_model("lenet5").add_schedule(Schedule::cosine).add_schedule(Schedule::warm);
+  const auto jobs = sweep.jobs();
+  ASSERT_EQ(jobs.size(), 12u);
+  std::set<std::string> ids, names;
+  for (const auto& j : jobs) {
+    ids.insert(j.id());
+    names.insert(j.name);
+    EXPECT_EQ(j.spec["sweep"], "kfold");
+    EXPECT_EQ(j.spec["folds"], 3);
+    EXPECT_EQ(j.cores, 1);
+  }
+  EXPECT_EQ(ids.size(), 12u);
+  EXPECT_TRUE(names.count("lenet5/warm/fold2"));
+  // lenet5 costs more than mlp, so its jobs start first.
+  EXPECT_GT(jobs[6].cost, jobs[0].cost);
+  // The same sweep planned again gives the same ids (resume relies on it).
+  kfold::KFold again(fashion(), kfold::KFoldOptions().folds(3).limit(3000));
+  again.add_model("mlp").add_model("lenet5").add_schedule(Schedule::cosine).add_schedule(Schedule::warm);
+  EXPECT_EQ(again.jobs()[5].id(), jobs[5].id());
+  // Another seed is another set of jobs.
+  kfold::KFold other(fashion(), kfold::KFoldOptions().folds(3).limit(3000).seed(2));
+  other.add_model("mlp").add_schedule(Schedule::cosine);
+  EXPECT_NE(other.jobs()[0].id(), jobs[0].id());
+}
+
+TEST(KFold, RefusesBadSweeps) {
+  EXPECT_THROW(kfold::KFold(fashion(), kfold::KFoldOptions().folds(1)), Error);
+  EXPECT_THROW(kfold::KFold(fashion(), kfold::KFoldOptions().folds(11).limit(10)), Error);
+  kfold::KFold sweep(fashion(), kfold::KFoldOptions().folds(2));
+  EXPECT_THROW(sweep.add_model("resnet1000"), Error);
+  EXPECT_THROW(sweep.jobs(), Error);  // no model
+  sweep.add_model("mlp");
+  EXPECT_THROW(sweep.jobs(), Error);  // no schedule
+}
+
+TEST(KFold, UserModelFactoriesAreUsed) {
+  int built = 0;
+  kfold::KFold sweep(fashion(), kfold::KFoldOptions().folds(2).limit(400).trainer(train::TrainOptions().epochs(1)));
+  sweep.add_model("my-mlp", [&built](const models::ModelOptions& o) {
+    ++built;
+    return models::make_model("mlp", o);
+  });
+  sweep.add_schedule(Schedule::none);
+  const auto node = detect_node_resources();
+  Executor ex(node.cores);
+  JobRunner runner(ex, node);
+  const auto result = sweep.run(runner, RunOptions{});
+  EXPECT_EQ(result.run.done, 2);
+  EXPECT_EQ(built, 3);  // once to count FLOPs, once per job
+  ASSERT_EQ(result.groups.size(), 1u);
+  EXPECT_EQ(result.groups[0].model, "my-mlp");
+  EXPECT_EQ(result.groups[0].folds_done, 2);
+  EXPECT_GT(result.groups[0].mean_top1, 0.3);  // it learned something on 200 samples
+}
+
+TEST(KFold, SummaryHasMeanAndSampleStdPerGroupAndMarksTheBest) {
+  std::vector<JobRecord> records = {done("mlp", "cosine", 0, 0.80, 0.5), done("mlp", "cosine", 1, 0.90, 0.7),
+                                    done("mlp", "warm", 0, 0.86, 0.4), done("mlp", "warm", 1, 0.86, 0.6)};
+  auto failed = done("mlp", "warm", 2, 0.0, 0.0);
+  failed.status = JobStatus::failed;
+  records.push_back(failed);
+  const auto groups = kfold::summarize(records);
+  ASSERT_EQ(groups.size(), 2u);
+  EXPECT_EQ(groups[0].schedule, "cosine");
+  EXPECT_NEAR(groups[0].mean_top1, 0.85, 1e-12);
+  EXPECT_NEAR(groups[0].std_top1, std::sqrt(0.005), 1e-12);
+  EXPECT_NEAR(groups[0].mean_loss, 0.6, 1e-12);
+  EXPECT_TRUE(groups[1].best);
+  EXPECT_FALSE(groups[0].best);
+  EXPECT_EQ(groups[1].folds_done, 2);
+  EXPECT_EQ(groups[1].folds_total, 3);
+  EXPECT_NEAR(groups[1].std_top1, 0.0, 1e-12);
+}
