@@ -1,0 +1,42 @@
+#pragma once
+// Helpers the zoo's models share: output sizes, FLOP counts, input checks.
+#include <packtrain/models/models.hpp>
+#include <packtrain/scheduler/error.hpp>
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <string>
+
+namespace packtrain::models::detail {
+
+// Output size of a convolution or pooling window along one axis.
+inline std::int64_t window_out(std::int64_t size, std::int64_t kernel, std::int64_t stride, std::int64_t padding) {
+  return (size + 2 * padding - kernel) / stride + 1;
+}
+
+// Forward FLOPs of a convolution producing out_h x out_w (a multiply-add is 2).
+inline double conv_flops(std::int64_t in, std::int64_t out, std::int64_t kernel, std::int64_t groups,
+                         std::int64_t out_h, std::int64_t out_w) {
+  return 2.0 * static_cast<double>(out * out_h * out_w) * static_cast<double>(in / groups * kernel * kernel);
+}
+
+inline double linear_flops(std::int64_t in, std::int64_t out) { return 2.0 * static_cast<double>(in * out); }
+
+// A bias-free convolution (batch norm follows it).
+inline torch::nn::Conv2dOptions conv(std::int64_t in, std::int64_t out, std::int64_t kernel, std::int64_t stride,
+                                     std::int64_t padding, std::int64_t groups = 1) {
+  return torch::nn::Conv2dOptions(in, out, kernel).stride(stride).padding(padding).groups(groups).bias(false);
+}
+
+inline std::string shape_text(const ModelOptions& o) {
+  return std::to_string(o.channels) + "x" + std::to_string(o.height) + "x" + std::to_string(o.width);
+}
+
+// Throws when `h` x `w` (a feature map size) has vanished.
+inline void require_positive(const std::string& model, const ModelOptions& o, std::int64_t h, std::int64_t w) {
+  if (h < 1 || w < 1)
+    throw Error("model " + model + " cannot take " + shape_text(o) + " inputs: too small for its convolutions and pooling");
+}
+
+}  // namespace packtrain::models::detail
