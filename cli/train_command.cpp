@@ -1,0 +1,172 @@
+// packtrain train: one model trained on all the cores it is given.
+//
+// The run is one job on the scheduler, so it has what every run has: the
+// journal (and --resume), results.csv and results.json, Ctrl-C handling.
+// Everything the user can get wrong is checked before the output folder is
+// touched.
+#include "commands.hpp"
+#include "common_options.hpp"
+
+#include <packtrain/data/dataset.hpp>
+#include <packtrain/models/models.hpp>
+#include <packtrain/scheduler/error.hpp>
+#include <packtrain/scheduler/executor.hpp>
+#include <packtrain/scheduler/interrupt.hpp>
+#include <packtrain/scheduler/job_runner.hpp>
+#include <packtrain/scheduler/journal.hpp>
+#include <packtrain/scheduler/resources.hpp>
+#include <packtrain/scheduler/results.hpp>
+#include <packtrain/train/checkpoint.hpp>
+#include <packtrain/train/trainer.hpp>
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <string>
+
+namespace po = boost::program_options;
+
+namespace packtrain::cli {
+namespace {
+
+constexpr double kBackwardFactor = 3.0;  // a training step costs about 3 forward passes
+
+struct TrainCommandOptions {
+  std::string model = "mlp";
+  int epochs = 5;
+  std::string schedule = "cosine";
+  int checkpoint_every = 0;
+  double width_multiplier = 1.0;
+};
+
+std::string list_text(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& item : items) out += (out.empty() ? "" : ", ") + item;
+  return out;
+}
+
+}  // namespace
+
+int train_command(int argc, char** argv) {
+  CommonOptions common;
+  TrainCommandOptions o;
+  po::options_description desc("packtrain train: train one model on all the cores it is given");
+  add_common_options(desc, common);
+  desc.add_options()
+    ("model", po::value(&o.model)->default_value(o.model), ("model: " + list_text(models::model_names())).c_str())
+    ("epochs", po::value(&o.epochs)->default_value(o.epochs), "epochs to train (at least 1)")
+    ("schedule", po::value(&o.schedule)->default_value(o.schedule),
+     "learning-rate schedule over the whole run: none, step, cosine, warm (cosine with warm restarts)")
+    ("checkpoint-every", po::value(&o.checkpoint_every)->default_value(o.checkpoint_every),
+     "also save a checkpoint every N epochs (0: only the final one, always saved in OUT/checkpoints)")
+    ("width-multiplier", po::value(&o.width_multiplier)->default_value(o.width_multiplier),
+     "mobilenetv2 only: scales every layer's channels");
+  if (!parse_options(argc, argv, desc, "packtrain train --model NAME --epochs N --out DIR [options]")) return 0;
+
+  // --- everything that can be wrong, before anything is written ------------
+  if (common.out.empty()) throw Error("--out is required: the folder for the run's journal, results and checkpoints");
+  if (o.epochs < 1) throw Error("--epochs must be at least 1, not " + std::to_string(o.epochs));
+  if (o.checkpoint_every < 0) throw Error("--checkpoint-every must not be negative");
+  if (common.serve_port != 0) throw Error("--serve: the live dashboard is not available for train yet");
+  const auto& names = models::model_names();
+  if (std::find(names.begin(), names.end(), o.model) == names.end())
+    throw Error("unknown model '" + o.model + "' (known: " + list_text(names) + ")");
+  const auto schedule = train::schedule_from_string(o.schedule);
+  const auto optimizer = train::optimizer_from_string(common.optimizer);
+  const auto node = detect_node_resources(ResourceProbe{.requested_cores = common.cores});
+  const int cores = node.core_count();
+
+  auto options = train::TrainOptions()
+                     .epochs(o.epochs)
+                     .batch_size(common.batch_size)
+                     .optimizer(optimizer)
+                     .lr(common.lr)
+                     .schedule(schedule)
+                     .threads(cores)
+                     .checkpoint_every(o.checkpoint_every)
+                     .checkpoint_dir((std::filesystem::path(common.out) / "checkpoints").string())
+                     .checkpoint_epochs({o.epochs});
+  options.validate();
+
+  const auto data = data::shared_dataset(common.data);
+  models::ModelOptions model_options{.channels = data->channels, .height = data->height, .width = data->width,
+                                     .classes = data->classes, .width_multiplier = o.width_multiplier};
+  const double flops = models::estimate_flops(o.model, model_options);  // Error: a model that cannot take these inputs
+
+  const std::filesystem::path out = common.out;
+  prepare_output_dir(out, common.resume);
+
+  // --- the run: one job on every core ----------------------------------------
+  InterruptGuard interrupts;  // first, so every thread below has the signals blocked
+  Executor executor(node.cores);
+  JobRunner runner(executor, node);
+  interrupts.on_interrupt([&runner] { runner.request_stop(); });
+
+  const auto checkpoints = out / "checkpoints";
+  Job job;
+  job.name = o.model + "/" + o.schedule;
+  job.spec = {{"command", "train"}, {"model", o.model},         {"schedule", o.schedule},
+              {"data", data->name}, {"epochs", o.epochs},       {"optimizer", common.optimizer},
+              {"lr", options.effective_lr()}, {"batch_size", common.batch_size}};
+  if (o.model == "mobilenetv2") job.spec["width_multiplier"] = o.width_multiplier;
+  job.cores = cores;
+  job.cost = flops * kBackwardFactor * static_cast<double>(data->train.size()) * o.epochs;
+  job.run = [&, options, model_options](JobContext& ctx) mutable {
+    model_options.seed = ctx.seed();
+    auto run_options = options;
+    run_options.seed(ctx.seed()).threads(ctx.threads());
+    if (common.resume) {
+      if (auto last = train::latest_checkpoint(checkpoints)) run_options.resume_from(last->string());
+    }
+    train::Trainer trainer(models::make_model(o.model, model_options), run_options);
+    if (!common.quiet)
+      std::printf("packtrain train: %s on %s, %d epochs, %s schedule, %d core%s%s\n", o.model.c_str(), data->name.c_str(),
+                  o.epochs, o.schedule.c_str(), ctx.threads(), ctx.threads() == 1 ? "" : "s",
+                  run_options.resume_from().empty() ? "" : (", resuming from " + run_options.resume_from()).c_str());
+    train::TrainCallbacks callbacks;
+    callbacks.should_stop = [&ctx] { return ctx.stop_requested(); };
+    callbacks.on_epoch = [&](const train::EpochMetrics& m) {
+      ctx.report({{"epoch", m.epoch}, {"train_loss", m.train_loss}, {"val_top1", m.val_top1}, {"seconds", m.seconds}});
+      if (common.quiet) return;
+      std::printf("epoch %3d/%d  train loss %.4f  test loss %.4f  test top-1 %.4f  top-5 %.4f  lr %.5f  %.1fs\n",
+                  m.epoch, o.epochs, m.train_loss, m.val_loss, m.val_top1, m.val_top5, m.lr, m.seconds);
+      std::fflush(stdout);
+    };
+    const auto result = trainer.fit(train::TrainData::train_test(*data), callbacks);
+    auto metrics = result.metrics();
+    metrics["epochs"] = o.epochs;
+    return JobOutcome{.status = result.status, .metrics = metrics, .message = result.message};
+  };
+  runner.add(std::move(job));
+
+  auto journal = Journal::open(out / "journal.sqlite");
+  RunOptions run_options;
+  run_options.journal = journal.get();
+  run_options.resume = common.resume;
+  run_options.base_seed = common.seed;
+  run_options.thread_budget = [](int threads) {
+    (void)at::get_num_threads();  // LibTorch's lazy per-thread init first, then ours
+    at::set_num_threads(threads);
+  };
+  const auto summary = runner.run(run_options);
+
+  write_results_csv(out / "results.csv", summary.jobs);
+  write_results_json(out / "results.json", summary.jobs,
+                     {{"command", "train"}, {"model", o.model}, {"cores", cores}, {"makespan_s", summary.makespan_s}});
+  for (const auto& r : summary.jobs) {
+    if (r.status == JobStatus::done) {
+      if (!common.quiet)
+        std::printf("packtrain train: done in %.1fs: test top-1 %s; results in %s\n", r.seconds(),
+                    result_cell(r, "val_top1").c_str(), (out / "results.csv").c_str());
+    } else {
+      std::fprintf(stderr, "packtrain train: %s%s%s\n", std::string(to_string(r.status)).c_str(),
+                   r.message.empty() ? "" : ": ", r.message.c_str());
+    }
+  }
+  return summary.exit_code();
+}
+
+}  // namespace packtrain::cli

@@ -1,0 +1,106 @@
+// `packtrain train` end to end: the binary, run as a user would.
+#include "common/test_util.hpp"
+#include "../data/idx_files.hpp"
+
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <sstream>
+#include <string>
+
+namespace {
+
+using packtrain::testing::TempDir;
+namespace pt = packtrain::testing;
+
+struct Run {
+  int status = -1;
+  std::string out, err;
+};
+
+// Runs `packtrain train ARGS` with stdout and stderr captured.
+Run packtrain_train(const TempDir& tmp, const std::string& args) {
+  const auto out = tmp / "stdout.txt", err = tmp / "stderr.txt";
+  const std::string command = std::string(PACKTRAIN_BINARY) + " train " + args + " > " + out.string() + " 2> " + err.string();
+  const int raw = std::system(command.c_str());
+  return Run{WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, pt::read_file(out), pt::read_file(err)};
+}
+
+void expect_usage_error(const Run& run, const std::string& mention) {
+  EXPECT_EQ(run.status, 2) << run.out << run.err;
+  EXPECT_EQ(std::count(run.err.begin(), run.err.end(), '\n'), 1) << "one line: " << run.err;
+  EXPECT_NE(run.err.find("error"), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find(mention), std::string::npos) << "'" << mention << "' not in: " << run.err;
+}
+
+TEST(TrainCommand, HelpDescribesEveryOption) {
+  TempDir tmp;
+  const auto run = packtrain_train(tmp, "--help");
+  EXPECT_EQ(run.status, 0) << run.err;
+  for (const auto* option : {"--model", "--epochs", "--schedule", "--checkpoint-every", "--data", "--out", "--cores",
+                             "--seed", "--batch-size", "--optimizer", "--lr", "--resume", "--quiet"})
+    EXPECT_NE(run.out.find(option), std::string::npos) << option;
+}
+
+TEST(TrainCommand, TrainsOnAFolderAndWritesResultsAndCheckpoint) {
+  TempDir tmp;
+  pt::write_idx_folder(tmp / "data", 256, 64, 28, 28, 10);
+  const auto out = tmp / "run";
+  const auto run = packtrain_train(tmp, "--model lenet5 --epochs 2 --cores 1 --data " + (tmp / "data").string() +
+                                            " --out " + out.string());
+  ASSERT_EQ(run.status, 0) << run.out << run.err;
+  EXPECT_NE(run.out.find("lenet5"), std::string::npos) << run.out;
+  EXPECT_NE(run.out.find("epoch   1/2"), std::string::npos) << run.out;
+  EXPECT_NE(run.out.find("epoch   2/2"), std::string::npos) << run.out;
+  EXPECT_NE(run.out.find("test top-1"), std::string::npos) << run.out;
+  std::istringstream csv(pt::read_file(out / "results.csv"));
+  std::string header, row, extra;
+  std::getline(csv, header);
+  std::getline(csv, row);
+  EXPECT_EQ(header, "job,status,model,schedule,fold,epochs,val_top1,val_top5,val_loss,seconds,cores,rank");
+  EXPECT_NE(row.find(",done,lenet5,cosine,,2,"), std::string::npos) << row;
+  EXPECT_FALSE(std::getline(csv, extra) && !extra.empty()) << "one job, one row";
+  EXPECT_TRUE(std::filesystem::exists(out / "checkpoints" / "epoch-0002.pt"));
+  EXPECT_TRUE(std::filesystem::exists(out / "results.json"));
+
+  // The same folder again is refused without --resume; with it, the finished job is kept.
+  const auto again = packtrain_train(tmp, "--model lenet5 --epochs 2 --cores 1 --data " + (tmp / "data").string() +
+                                              " --out " + out.string());
+  expect_usage_error(again, "--resume");
+  const auto resumed = packtrain_train(tmp, "--model lenet5 --epochs 2 --cores 1 --resume --quiet --data " +
+                                                (tmp / "data").string() + " --out " + out.string());
+  EXPECT_EQ(resumed.status, 0) << resumed.err;
+  EXPECT_EQ(resumed.out.find("epoch "), std::string::npos) << "nothing retrained: " << resumed.out;
+}
+
+TEST(TrainCommand, BadInputIsOneLineExitTwoAndWritesNothing) {
+  TempDir tmp;
+  pt::write_idx_folder(tmp / "data", 32, 8, 28, 28, 10);
+  pt::write_idx_folder(tmp / "tiny", 32, 8, 6, 6, 10);  // 6x6 images: too small for lenet5's pooling
+  pt::write_file(tmp / "file", "a file, not a folder");
+  const std::string data = " --data " + (tmp / "data").string();
+  const auto out = tmp / "out";
+  struct Case {
+    std::string args, mention;
+  };
+  const Case cases[] = {
+      {"--model alexnet --out " + out.string() + data, "alexnet"},
+      {"--epochs 0 --out " + out.string() + data, "--epochs"},
+      {"--data " + (tmp / "missing").string() + " --out " + out.string(), "missing"},
+      {"--model lenet5 --data " + (tmp / "tiny").string() + " --out " + out.string(), "6x6"},
+      {"--schedule linear --out " + out.string() + data, "linear"},
+      {"--cores 0 --out " + out.string() + data, "0"},
+      {"--out " + (tmp / "file" / "sub").string() + data, "file"},
+      {data, "--out"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.args);
+    expect_usage_error(packtrain_train(tmp, c.args), c.mention);
+    EXPECT_FALSE(std::filesystem::exists(out)) << "bad input wrote " << out;
+  }
+}
+
+}  // namespace

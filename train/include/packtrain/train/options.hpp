@@ -1,0 +1,81 @@
+#pragma once
+// How a job trains: optimizer, learning-rate schedule, epochs, batches,
+// thread budget and checkpoints, in LibTorch's builder style.
+//
+//   auto options = packtrain::train::TrainOptions().epochs(10).lr(0.05).schedule(Schedule::cosine).threads(1);
+
+#include <torch/arg.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace packtrain::train {
+
+// SGD: momentum 0.9, weight decay 5e-4, no Nesterov. Adam: LibTorch's betas
+// and eps, no weight decay unless asked.
+enum class OptimizerKind { sgd, adam };
+
+// Learning-rate schedules, defined over the whole run and applied at every
+// optimizer step (step s of S = epochs x batches per epoch):
+//   none    the base rate throughout;
+//   step    the base rate, x0.1 from 50% of the run, x0.01 from 75%;
+//   cosine  base/2 x (1 + cos(pi s / S)): one half cosine from the base rate to 0;
+//   warm    cosine with warm restarts (Loshchilov & Hutter, SGDR): three
+//           cycles, each twice as long as the one before (S/7, 2S/7, 4S/7),
+//           each from the base rate down to 0. Fitting the cycles to the run
+//           (rather than fixing the first one in epochs) makes every run end
+//           at the bottom of a cycle, so its final accuracy is comparable
+//           with the other schedules' whatever the epoch count.
+enum class Schedule { none, step, cosine, warm };
+
+OptimizerKind optimizer_from_string(std::string_view name);  // "sgd" | "adam", else Error
+Schedule schedule_from_string(std::string_view name);        // "none" | "step" | "cosine" | "warm", else Error
+std::string_view to_string(OptimizerKind kind);
+std::string_view to_string(Schedule schedule);
+const std::vector<std::string>& schedule_names();
+
+// The learning rate at optimizer step `step` (0-based) of a run of
+// `total_steps`, for `schedule` and base rate `base`.
+double scheduled_lr(Schedule schedule, double base, std::int64_t step, std::int64_t total_steps);
+
+struct TrainOptions {
+  TORCH_ARG(int, epochs) = 5;
+  TORCH_ARG(std::int64_t, batch_size) = 64;
+  TORCH_ARG(OptimizerKind, optimizer) = OptimizerKind::sgd;
+  // 0: the optimizer's default (0.05 for SGD, 0.001 for Adam).
+  TORCH_ARG(double, lr) = 0.0;
+  TORCH_ARG(double, momentum) = 0.9;
+  // Unset: 5e-4 for SGD, 0 for Adam.
+  TORCH_ARG(std::optional<double>, weight_decay) = std::nullopt;
+  TORCH_ARG(Schedule, schedule) = Schedule::cosine;
+  // The data's order and augmentation. (The initial weights come from
+  // models::ModelOptions::seed.)
+  TORCH_ARG(std::uint64_t, seed) = 0;
+  // Intra-op threads of the calling thread (at::set_num_threads and OpenMP),
+  // set before training; 0 leaves the thread's setting as it is.
+  TORCH_ARG(int, threads) = 0;
+  // Random crop and flip; for 3x32x32 inputs only.
+  TORCH_ARG(bool, augment) = false;
+  TORCH_ARG(bool, prefetch) = true;
+  TORCH_ARG(std::int64_t, eval_batch_size) = 1000;
+  // Checkpoints go to checkpoint_dir (checkpoint_path(dir, epoch)) after
+  // every `checkpoint_every` epochs (0: none) and after each epoch listed in
+  // checkpoint_epochs (0 is the initial weights, `epochs` the final ones).
+  TORCH_ARG(std::string, checkpoint_dir) = "";
+  TORCH_ARG(int, checkpoint_every) = 0;
+  TORCH_ARG(std::vector<int>, checkpoint_epochs) = {};
+  // A checkpoint to go on from: its weights, optimizer state and epoch. The
+  // run then ends as the uninterrupted one would have (same options needed).
+  TORCH_ARG(std::string, resume_from) = "";
+
+ public:  // TORCH_ARG leaves the section private
+  double effective_lr() const;
+  double effective_weight_decay() const;
+  // Throws packtrain::Error naming the first bad option.
+  void validate() const;
+};
+
+}  // namespace packtrain::train
