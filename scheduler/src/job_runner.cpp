@@ -13,6 +13,7 @@ struct JobRunner::State {
   int waiting_on = 0;             // dependencies not yet done
   std::vector<int> dependents;
   bool final = false;             // status will not change again in this run
+  bool owned = true;              // this process runs it (work sharing may move it)
 };
 
 int RunSummary::exit_code() const {
@@ -89,6 +90,10 @@ void JobRunner::request_stop() {
 
 RunSummary JobRunner::run(const RunOptions& options) {
   validate();
+  // Everything below is under mutex_: a work-sharing thread may call
+  // give_away()/take()/ended_elsewhere() at any moment, even before this
+  // run has set up its state or after it has ended.
+  std::unique_lock lock(mutex_);
   options_ = &options;
   start_time_ = unix_now();
   summary_ = RunSummary{};
@@ -117,48 +122,66 @@ RunSummary JobRunner::run(const RunOptions& options) {
         continue;
       }
     }
+    if (std::find(options.already_done.begin(), options.already_done.end(), s.record.id) !=
+        options.already_done.end()) {
+      s.record.status = JobStatus::done;
+      s.final = true;
+      ++summary_.resumed;
+      ++ended_;
+      continue;
+    }
+    if (options.sharing) s.owned = options.sharing->starts_with(static_cast<int>(j));
     start_info.total_cost += job.cost;
     if (options.journal) options.journal->add_queued(s.record.id, job.name, job.spec);
   }
   start_info.already_done = summary_.resumed;
   {
-    std::lock_guard lock(events_mutex_);
+    std::lock_guard events(events_mutex_);
     for (auto* sink : options.sinks) sink->on_run_start(start_info);
   }
 
-  {
-    std::unique_lock lock(mutex_);
-    for (std::size_t j = 0; j < jobs_.size(); ++j) {
-      for (const auto& dep : jobs_[j].after) {
-        const int d = index_.at(dep);
-        state_[d].dependents.push_back(static_cast<int>(j));
-        if (state_[d].record.status != JobStatus::done) ++state_[j].waiting_on;
-      }
+  for (std::size_t j = 0; j < jobs_.size(); ++j) {
+    for (const auto& dep : jobs_[j].after) {
+      const int d = index_.at(dep);
+      state_[d].dependents.push_back(static_cast<int>(j));
+      if (state_[d].record.status != JobStatus::done) ++state_[j].waiting_on;
     }
-    for (std::size_t j = 0; j < jobs_.size(); ++j) {
-      if (state_[j].final) continue;
-      emit({.kind = EventKind::queued, .job_id = state_[j].record.id, .name = jobs_[j].name, .time = now(),
-            .rank = options.rank});
-      if (state_[j].waiting_on == 0) ready_.emplace(jobs_[j].cost, static_cast<int>(j));
-    }
-    dispatch();
-    finished_cv_.wait(lock, [&] {
-      return ended_ == static_cast<int>(jobs_.size()) || (stop_.load() && running_ == 0);
-    });
-    summary_.interrupted = stop_.load() && ended_ < static_cast<int>(jobs_.size());
-    summary_.makespan_s = now();
-    for (const auto& s : state_) summary_.jobs.push_back(s.record);
   }
-  {
-    std::lock_guard lock(events_mutex_);
-    for (auto* sink : options.sinks) sink->on_run_end(summary_);
+  for (const auto& [j, record] : early_ended_) apply_remote_end(j, record);
+  early_ended_.clear();
+  for (std::size_t j = 0; j < jobs_.size(); ++j) {
+    if (state_[j].final) continue;
+    emit({.kind = EventKind::queued, .job_id = state_[j].record.id, .name = jobs_[j].name, .time = now(),
+          .rank = options.rank});
+    if (state_[j].waiting_on == 0 && state_[j].owned) ready_.emplace(jobs_[j].cost, static_cast<int>(j));
   }
+  dispatch();
+  finished_cv_.wait(lock, [&] {
+    return ended_ == static_cast<int>(jobs_.size()) || (stop_.load() && running_ == 0);
+  });
+  summary_.interrupted = stop_.load() && ended_ < static_cast<int>(jobs_.size());
+  summary_.makespan_s = now();
+  for (const auto& s : state_) summary_.jobs.push_back(s.record);
+  RunSummary summary = summary_;
   options_ = nullptr;
-  return summary_;
+  lock.unlock();
+  {
+    std::lock_guard events(events_mutex_);
+    for (auto* sink : options.sinks) sink->on_run_end(summary);
+  }
+  return summary;
 }
 
 void JobRunner::dispatch() {
   if (stop_.load()) return;
+  struct IdleCheck {
+    JobRunner& r;
+    ~IdleCheck() {
+      if (r.options_ && r.options_->sharing && r.ended_ < static_cast<int>(r.jobs_.size()) &&
+          r.cores_in_use_ < r.node_.core_count() && r.ready_.empty())
+        r.options_->sharing->idle();
+    }
+  } idle_check{*this};
   for (auto it = ready_.begin(); it != ready_.end();) {
     const int j = it->second;
     const auto& job = jobs_[j];
@@ -278,11 +301,11 @@ void JobRunner::complete(int j, const std::vector<int>& workers, JobStatus statu
   emit(ev);
   if (!retry) {
     if (status == JobStatus::done) {
-      for (int d : s.dependents)
-        if (--state_[d].waiting_on == 0 && !state_[d].final) ready_.emplace(jobs_[d].cost, d);
+      release_dependents(j);
     } else if (status != JobStatus::cancelled) {
       skip_dependents(j);
     }
+    if (options_->sharing) options_->sharing->ended(j, s.record);
   }
   for (std::size_t i = 1; i < workers.size(); ++i) executor_.set_reserved(workers[i], false);
   for (int w : workers) worker_busy_[w] = false;
@@ -292,6 +315,99 @@ void JobRunner::complete(int j, const std::vector<int>& workers, JobStatus statu
   --running_;
   dispatch();
   finished_cv_.notify_all();
+}
+
+void JobRunner::release_dependents(int j) {
+  bool released = false;
+  for (int d : state_[j].dependents) {
+    if (--state_[d].waiting_on == 0 && !state_[d].final && state_[d].owned) {
+      ready_.emplace(jobs_[d].cost, d);
+      released = true;
+    }
+  }
+  if (released && options_->sharing) options_->sharing->work_available();
+}
+
+std::vector<int> JobRunner::give_away() {
+  std::lock_guard lock(mutex_);
+  std::vector<int> given;
+  if (!options_ || stop_.load()) return given;
+  // Every other ready job in cost order: both sides keep a mix of long and short.
+  bool give = false;
+  for (auto it = ready_.begin(); it != ready_.end();) {
+    if (give) {
+      given.push_back(it->second);
+      state_[it->second].owned = false;
+      it = ready_.erase(it);
+    } else {
+      ++it;
+    }
+    give = !give;
+  }
+  return given;
+}
+
+void JobRunner::take(const std::vector<int>& jobs) {
+  std::lock_guard lock(mutex_);
+  PACKTRAIN_CHECK(options_ != nullptr || jobs.empty(), "take: jobs handed to a runner that is not running");
+  for (int j : jobs) {
+    PACKTRAIN_CHECK(j >= 0 && j < static_cast<int>(jobs_.size()), "take: no such job");
+    auto& s = state_[j];
+    s.owned = true;
+    if (!s.final && s.waiting_on == 0 && s.record.status == JobStatus::queued) ready_.emplace(jobs_[j].cost, j);
+  }
+  dispatch();
+}
+
+void JobRunner::ended_elsewhere(int j, const JobRecord& record) {
+  std::lock_guard lock(mutex_);
+  PACKTRAIN_CHECK(j >= 0 && j < static_cast<int>(jobs_.size()), "ended_elsewhere: no such job");
+  if (!options_) {
+    // Another process got there before this one's run() began: keep it for run().
+    early_ended_.emplace_back(j, record);
+    return;
+  }
+  apply_remote_end(j, record);
+  dispatch();
+  finished_cv_.notify_all();
+}
+
+void JobRunner::apply_remote_end(int j, const JobRecord& record) {
+  auto& s = state_[j];
+  if (s.final) return;
+  s.record = record;
+  s.final = true;
+  s.owned = false;
+  ++ended_;
+  switch (record.status) {
+    case JobStatus::done: ++summary_.done; break;
+    case JobStatus::diverged: ++summary_.diverged; break;
+    case JobStatus::cancelled: ++summary_.cancelled; break;
+    case JobStatus::skipped: ++summary_.skipped; break;
+    default: ++summary_.failed; break;
+  }
+  summary_.job_seconds += record.seconds();
+  if (options_->journal) options_->journal->put(record);
+  emit({.kind = record.status == JobStatus::done || record.status == JobStatus::diverged ? EventKind::finished
+                                                                                        : EventKind::failed,
+        .job_id = record.id, .name = record.name, .time = now(), .cores = record.cores,
+        .attempt = record.attempts, .rank = record.rank, .status = record.status, .data = record.metrics,
+        .message = record.message, .cost = jobs_[j].cost});
+  if (record.status == JobStatus::done) {
+    release_dependents(j);
+  } else if (record.status != JobStatus::cancelled) {
+    skip_dependents(j);
+  }
+}
+
+int JobRunner::ready_count() {
+  std::lock_guard lock(mutex_);
+  return options_ ? static_cast<int>(ready_.size()) : 0;
+}
+
+bool JobRunner::running() {
+  std::lock_guard lock(mutex_);
+  return options_ != nullptr;
 }
 
 void JobRunner::skip_dependents(int j) {

@@ -43,6 +43,24 @@
 
 namespace packtrain {
 
+// How a runner shares its jobs with other processes (scheduler/distributed
+// does it over MPI). Every process adds the same jobs in the same order and
+// starts with those starts_with() gives it; the rest it may be handed later
+// (take()) or learn have ended elsewhere (ended_elsewhere()). The calls
+// below come from runner threads with the runner's lock held: they must
+// only queue work for another thread, never call back into the runner.
+class WorkSharing {
+ public:
+  virtual ~WorkSharing() = default;
+  virtual bool starts_with(int job) = 0;
+  // Idle cores and nothing ready here: time to ask others for work.
+  virtual void idle() = 0;
+  // A job this process ran reached its final status.
+  virtual void ended(int job, const JobRecord& record) = 0;
+  // Jobs became ready here (to hand some to a process that asked earlier).
+  virtual void work_available() {}
+};
+
 struct RunOptions {
   Journal* journal = nullptr;           // where jobs are recorded (optional)
   bool resume = false;                  // skip jobs the journal records as done
@@ -55,6 +73,10 @@ struct RunOptions {
   // Pin job threads to their cores. Off only to test placement logic with
   // more (virtual) cores than the machine has.
   bool pin_threads = true;
+  // Ids of jobs already done (resume without a journal: ranks other than 0).
+  std::vector<std::string> already_done;
+  // Sharing jobs with other processes; null for a run on its own.
+  WorkSharing* sharing = nullptr;
 };
 
 struct RunSummary {
@@ -91,6 +113,17 @@ class JobRunner {
   void request_stop();
   bool stop_requested() const { return stop_.load(); }
 
+  // Work sharing (thread-safe, for the thread that talks to other processes):
+  // half of the jobs ready here and not started, which stop being ours;
+  std::vector<int> give_away();
+  // jobs handed to us;
+  void take(const std::vector<int>& jobs);
+  // a job another process ran reached its final status (`record.rank` says which).
+  void ended_elsewhere(int job, const JobRecord& record);
+  // How many ready jobs wait here now, and whether run() is under way.
+  int ready_count();
+  bool running();
+
  private:
   struct State;
   void validate() const;
@@ -99,6 +132,8 @@ class JobRunner {
   void execute(int job, const std::vector<int>& workers);
   void complete(int job, const std::vector<int>& workers, JobStatus status, JobOutcome outcome);
   void skip_dependents(int job);                      // mutex_ held
+  void release_dependents(int job);                   // mutex_ held: `job` is done
+  void apply_remote_end(int job, const JobRecord& record);  // mutex_ held
   void emit(const JobEvent& event);
   double now() const;
 
@@ -117,6 +152,7 @@ class JobRunner {
   std::uint64_t memory_in_use_ = 0;
   RunSummary summary_;
   std::atomic<bool> stop_{false};
+  std::vector<std::pair<int, JobRecord>> early_ended_;  // guarded by mutex_
   std::mutex events_mutex_;                           // serializes sink calls
   double start_time_ = 0;
 };
