@@ -98,6 +98,36 @@ constexpr const char* kSelect =
 
 }  // namespace
 
+nlohmann::json record_to_json(const JobRecord& r) {
+  return {{"id", r.id},
+          {"name", r.name},
+          {"spec", r.spec},
+          {"status", std::string(to_string(r.status))},
+          {"attempts", r.attempts},
+          {"started_at", r.started_at},
+          {"ended_at", r.ended_at},
+          {"cores", r.cores},
+          {"rank", r.rank},
+          {"metrics", r.metrics},
+          {"message", r.message}};
+}
+
+JobRecord record_from_json(const nlohmann::json& j) {
+  JobRecord r;
+  r.id = j.at("id").get<std::string>();
+  r.name = j.at("name").get<std::string>();
+  r.spec = j.at("spec");
+  r.status = job_status_from_string(j.at("status").get<std::string>());
+  r.attempts = j.at("attempts").get<int>();
+  r.started_at = j.at("started_at").get<double>();
+  r.ended_at = j.at("ended_at").get<double>();
+  r.cores = j.at("cores").get<std::vector<int>>();
+  r.rank = j.at("rank").get<int>();
+  r.metrics = j.at("metrics");
+  r.message = j.at("message").get<std::string>();
+  return r;
+}
+
 double unix_now() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }

@@ -79,4 +79,8 @@ class Journal {
 // Seconds since the unix epoch, as the journal records times.
 double unix_now();
 
+// A record as JSON and back (records travel between ranks and shards).
+nlohmann::json record_to_json(const JobRecord& record);
+JobRecord record_from_json(const nlohmann::json& json);
+
 }  // namespace packtrain

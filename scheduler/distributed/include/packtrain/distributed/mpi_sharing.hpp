@@ -1,0 +1,107 @@
+#pragma once
+// Work sharing between processes (one per node, or per rank) over MPI.
+//
+// Protocol (DESIGN.md decisions 4, 6 and 8):
+//  - Every rank builds the same job list. Rank r starts with the jobs at
+//    positions p = r, r + size, ... of the list sorted longest first, so
+//    every rank starts with a mix of long and short jobs.
+//  - A rank whose runner has idle cores and nothing ready asks a random
+//    other rank for work (kStealRequest). The victim answers with half of
+//    its ready, unstarted jobs (kStealReply, possibly empty); the thief then
+//    owns them. After a few empty answers in a row the thief stops asking
+//    and registers a lifeline with every other rank (kLifeline): whoever
+//    next has jobs become ready hands it half of them, unasked. A job
+//    ending anywhere may make work ready, so it re-arms the asking.
+//  - The rank that ran a job tells every other rank that it ended
+//    (kJobEnded: the job's record, and the files it produced, listed in its
+//    metrics as "artifacts", paths relative to the run's folder). Every
+//    rank so knows every job's status: dependencies on jobs run elsewhere
+//    resolve locally, with their files copied into this rank's own folder
+//    (no shared filesystem is assumed), and every rank knows when the run
+//    is over. Rank 0 writes the journal.
+//  - Shutdown: each rank, once its runner is done, waits for its own sends
+//    to be received (they are synchronous sends), then enters a
+//    non-blocking barrier and keeps answering until the barrier completes:
+//    no message is left unmatched at MPI_Finalize.
+//
+// Every MPI call happens on one communication thread per process (MPI is
+// initialized with MPI_THREAD_SERIALIZED, and only that thread calls it
+// after initialization): the runner's hooks only queue work for it. The
+// thread checks for incoming messages every millisecond while it has
+// nothing else to do; MPI offers no way to sleep until either a message or
+// a local event arrives.
+#include <packtrain/scheduler/job_runner.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace packtrain::distributed {
+
+// True when this process was started by mpirun/mpiexec/srun with MPI.
+bool launched_by_mpi();
+// True when packtrain was built with MPI support.
+bool mpi_available();
+
+// MPI for this process: initialized on construction (call it first in
+// main's thread, before other threads), finalized on destruction.
+class MpiSession {
+ public:
+  MpiSession();
+  ~MpiSession();
+  MpiSession(const MpiSession&) = delete;
+  MpiSession& operator=(const MpiSession&) = delete;
+  int rank() const { return rank_; }
+  int size() const { return size_; }
+
+  // Collective, before the communication thread starts: rank 0's `text`
+  // reaches every rank.
+  std::string broadcast(const std::string& text);
+  // Collective: true on every rank when `ok` is true on every rank.
+  bool all_ok(bool ok);
+
+ private:
+  int rank_ = 0;
+  int size_ = 1;
+};
+
+struct SharingStats {
+  int steal_requests_sent = 0;
+  int steals = 0;             // requests answered with jobs
+  int jobs_received = 0;      // through steals and lifelines
+  int jobs_given = 0;
+  int lifelines_sent = 0;
+  std::int64_t bytes_sent = 0;
+  double mpi_seconds = 0;     // time inside MPI calls on the communication thread
+};
+
+class MpiWorkSharing final : public WorkSharing {
+ public:
+  // `runner` must have every job added; `run_root` is this rank's folder,
+  // which job artifacts' paths are relative to. `first_owner` (job index ->
+  // rank) replaces the longest-first round-robin deal, e.g. in tests.
+  MpiWorkSharing(MpiSession& session, JobRunner& runner, std::filesystem::path run_root,
+                 std::function<int(int job)> first_owner = {});
+  ~MpiWorkSharing() override;
+  MpiWorkSharing(const MpiWorkSharing&) = delete;
+  MpiWorkSharing& operator=(const MpiWorkSharing&) = delete;
+
+  // After runner.run() returned: drains and waits for every rank (collective).
+  void finish();
+  // Valid after finish().
+  SharingStats stats() const;
+
+  bool starts_with(int job) override;
+  void idle() override;
+  void ended(int job, const JobRecord& record) override;
+  void work_available() override;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace packtrain::distributed

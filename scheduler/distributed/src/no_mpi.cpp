@@ -1,0 +1,38 @@
+// packtrain built without MPI (PACKTRAIN_WITH_MPI=OFF): the same API, which
+// says so when asked to run under mpirun.
+#include <packtrain/distributed/mpi_sharing.hpp>
+
+#include <packtrain/scheduler/error.hpp>
+
+#include <cstdlib>
+
+namespace packtrain::distributed {
+namespace {
+
+[[noreturn]] void no_mpi() {
+  throw Error("packtrain was built without MPI (PACKTRAIN_WITH_MPI=OFF): rebuild with it to run under mpirun");
+}
+
+}  // namespace
+
+bool launched_by_mpi() {
+  return std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMIX_RANK") || std::getenv("PMI_RANK");
+}
+bool mpi_available() { return false; }
+
+MpiSession::MpiSession() { no_mpi(); }
+MpiSession::~MpiSession() = default;
+std::string MpiSession::broadcast(const std::string& text) { return text; }
+bool MpiSession::all_ok(bool ok) { return ok; }
+
+struct MpiWorkSharing::Impl {};
+MpiWorkSharing::MpiWorkSharing(MpiSession&, JobRunner&, std::filesystem::path, std::function<int(int)>) { no_mpi(); }
+MpiWorkSharing::~MpiWorkSharing() = default;
+void MpiWorkSharing::finish() {}
+SharingStats MpiWorkSharing::stats() const { return {}; }
+bool MpiWorkSharing::starts_with(int) { return true; }
+void MpiWorkSharing::idle() {}
+void MpiWorkSharing::ended(int, const JobRecord&) {}
+void MpiWorkSharing::work_available() {}
+
+}  // namespace packtrain::distributed
