@@ -3,7 +3,7 @@
 // from their spec; one "producer" job writes a file that four "consumer"
 // jobs (which depend on it, and may run on other ranks) read back.
 //
-//   mpirun -np 3 mpi_driver --out DIR [--jobs 32] [--skew]
+//   mpirun -np 3 mpi_driver --out DIR [--jobs 32] [--skew | --consumers-elsewhere]
 //
 // Every rank writes DIR/rank-R/ran.txt (the jobs it ran); rank 0 writes
 // DIR/journal.sqlite and DIR/summary.json (records and sharing stats).
@@ -37,13 +37,14 @@ void burn_cpu_ms(double ms) {
 int main(int argc, char** argv) {
   std::filesystem::path out;
   int n_jobs = 32;
-  bool skew = false;
+  bool skew = false, consumers_elsewhere = false;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
     else if (!std::strcmp(argv[i], "--jobs") && i + 1 < argc) n_jobs = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--skew")) skew = true;
+    else if (!std::strcmp(argv[i], "--consumers-elsewhere")) consumers_elsewhere = true;
     else {
-      std::fprintf(stderr, "usage: mpi_driver --out DIR [--jobs N] [--skew]\n");
+      std::fprintf(stderr, "usage: mpi_driver --out DIR [--jobs N] [--skew | --consumers-elsewhere]\n");
       return 2;
     }
   }
@@ -111,6 +112,10 @@ int main(int argc, char** argv) {
   // --skew: rank 0 starts with every job; the others must steal.
   std::function<int(int)> deal;
   if (skew) deal = [](int) { return 0; };
+  // --consumers-elsewhere: rank 0 starts with the producer and the work (so
+  // it stays busy), the consumers start on the other ranks.
+  if (consumers_elsewhere)
+    deal = [n_jobs, size = mpi.size()](int j) { return j <= n_jobs ? 0 : 1 + (j - n_jobs - 1) % (size - 1); };
   distributed::MpiWorkSharing sharing(mpi, runner, root, deal);
   RunOptions options{.journal = journal.get(), .rank = mpi.rank(), .pin_threads = false, .sharing = &sharing};
   const auto summary = runner.run(options);

@@ -84,7 +84,7 @@ INSTANTIATE_TEST_SUITE_P(Mpi, MpiRanks, ::testing::Values(2, 3, 4));
 
 TEST(Mpi, DependentsOnOtherRanksGetTheProducersFileOverMpi) {
   TempDir dir;
-  const auto run = run_driver(dir, 3);
+  const auto run = run_driver(dir, 3, {"--consumers-elsewhere"});
   int producer_rank = -1;
   for (const auto& r : run.journal)
     if (r.name == "producer") producer_rank = r.rank;
