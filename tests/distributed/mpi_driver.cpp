@@ -3,7 +3,7 @@
 // from their spec; one "producer" job writes a file that four "consumer"
 // jobs (which depend on it, and may run on other ranks) read back.
 //
-//   mpirun -np 3 mpi_driver --out DIR [--jobs 32] [--skew | --consumers-elsewhere]
+//   mpirun -np 3 mpi_driver --out DIR [--jobs 32] [--cores 1] [--scale 1] [--skew | --consumers-elsewhere]
 //
 // Every rank writes DIR/rank-R/ran.txt (the jobs it ran); rank 0 writes
 // DIR/journal.sqlite and DIR/summary.json (records and sharing stats).
@@ -38,11 +38,15 @@ int main(int argc, char** argv) {
   std::filesystem::path out;
   int n_jobs = 32;
   bool skew = false, consumers_elsewhere = false;
+  int cores = 1;
+  double scale = 1.0;  // job length multiplier
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
     else if (!std::strcmp(argv[i], "--jobs") && i + 1 < argc) n_jobs = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--skew")) skew = true;
     else if (!std::strcmp(argv[i], "--consumers-elsewhere")) consumers_elsewhere = true;
+    else if (!std::strcmp(argv[i], "--cores") && i + 1 < argc) cores = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--scale") && i + 1 < argc) scale = std::atof(argv[++i]);
     else {
       std::fprintf(stderr, "usage: mpi_driver --out DIR [--jobs N] [--skew | --consumers-elsewhere]\n");
       return 2;
@@ -52,7 +56,8 @@ int main(int argc, char** argv) {
   const auto root = out / ("rank-" + std::to_string(mpi.rank()));
   std::filesystem::create_directories(root);
 
-  auto node = detect_node_resources(ResourceProbe{.requested_cores = 1});
+  // One core by default and unpinned: the tests oversubscribe 2 cores with 4 ranks.
+  auto node = detect_node_resources(ResourceProbe{.requested_cores = cores});
   Executor executor(node.cores, ExecutorOptions{.pin = false});
   JobRunner runner(executor, node);
   std::mutex ran_mutex;
@@ -63,7 +68,7 @@ int main(int argc, char** argv) {
     job.name = "work" + std::to_string(i);
     job.spec = {{"i", i}};
     job.cost = 1 + (i % 8);  // uneven: 5..40 ms
-    job.run = [&, i, ms = 5.0 * (1 + i % 8)](JobContext& ctx) {
+    job.run = [&, i, ms = scale * 5.0 * (1 + i % 8)](JobContext& ctx) {
       burn_cpu_ms(ms);
       {
         std::lock_guard lock(ran_mutex);
