@@ -1,5 +1,6 @@
 #include "common/test_util.hpp"
 #include "idx_files.hpp"
+#include "one_thread.hpp"
 
 #include <packtrain/data/dataset.hpp>
 #include <packtrain/scheduler/error.hpp>

@@ -1,3 +1,5 @@
+#include "../data/one_thread.hpp"
+
 #include <packtrain/models/models.hpp>
 #include <packtrain/models/zoo.hpp>
 #include <packtrain/scheduler/error.hpp>
@@ -121,7 +123,6 @@ TEST_P(EveryModel, TrainsAFewStepsOnATinyBatch) {
   auto o = color ? kColor32 : kGray28;
   o.classes = 7;
   o.width_multiplier = 0.25;
-  torch::set_num_threads(1);
   auto model = models::make_model(name, o);
   auto generator = at::make_generator<at::CPUGeneratorImpl>(1);
   const auto images = torch::randn({4, o.channels, o.height, o.width}, generator);

@@ -1,5 +1,6 @@
 #include "common/test_util.hpp"
 #include "toy_data.hpp"
+#include "../data/one_thread.hpp"
 
 #include <packtrain/scheduler/error.hpp>
 #include <packtrain/train/checkpoint.hpp>
