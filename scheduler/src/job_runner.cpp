@@ -147,14 +147,17 @@ RunSummary JobRunner::run(const RunOptions& options) {
       if (state_[d].record.status != JobStatus::done) ++state_[j].waiting_on;
     }
   }
-  for (const auto& [j, record] : early_ended_) apply_remote_end(j, record);
-  early_ended_.clear();
   for (std::size_t j = 0; j < jobs_.size(); ++j) {
     if (state_[j].final) continue;
     emit({.kind = EventKind::queued, .job_id = state_[j].record.id, .name = jobs_[j].name, .time = now(),
           .rank = options.rank});
     if (state_[j].waiting_on == 0 && state_[j].owned) ready_.emplace(jobs_[j].cost, static_cast<int>(j));
   }
+  // Ends reported before run() began, applied once ready_ is filled: what
+  // they release is queued by release_dependents, and only there.
+  for (const auto& [j, record] : early_ended_) apply_remote_end(j, record);
+  early_ended_.clear();
+  if (options.sharing && !ready_.empty()) options.sharing->work_available();
   dispatch();
   finished_cv_.wait(lock, [&] {
     return ended_ == static_cast<int>(jobs_.size()) || (stop_.load() && running_ == 0);
@@ -164,6 +167,7 @@ RunSummary JobRunner::run(const RunOptions& options) {
   for (const auto& s : state_) summary_.jobs.push_back(s.record);
   RunSummary summary = summary_;
   options_ = nullptr;
+  early_ended_.clear();
   lock.unlock();
   {
     std::lock_guard events(events_mutex_);
@@ -204,6 +208,7 @@ void JobRunner::dispatch() {
 void JobRunner::start(int j, std::vector<int> workers) {
   const auto& job = jobs_[j];
   auto& s = state_[j];
+  PACKTRAIN_CHECK(s.record.status == JobStatus::queued && !s.final, "start: job " + job.name + " is not queued");
   s.record.status = JobStatus::running;
   ++s.record.attempts;
   for (int w : workers) worker_busy_[w] = true;
@@ -283,6 +288,7 @@ void JobRunner::complete(int j, const std::vector<int>& workers, JobStatus statu
     s.record.status = JobStatus::queued;
     ev.kind = EventKind::retried;
     ready_.emplace(job.cost, j);
+    if (options_->sharing) options_->sharing->work_available();
   } else {
     s.record.status = status;
     s.final = true;
@@ -302,8 +308,8 @@ void JobRunner::complete(int j, const std::vector<int>& workers, JobStatus statu
   if (!retry) {
     if (status == JobStatus::done) {
       release_dependents(j);
-    } else if (status != JobStatus::cancelled) {
-      skip_dependents(j);
+    } else {
+      skip_dependents(j);  // failed, diverged or cancelled: dependents cannot run (--resume reruns them)
     }
     if (options_->sharing) options_->sharing->ended(j, s.record);
   }
@@ -349,13 +355,16 @@ std::vector<int> JobRunner::give_away() {
 
 void JobRunner::take(const std::vector<int>& jobs) {
   std::lock_guard lock(mutex_);
-  PACKTRAIN_CHECK(options_ != nullptr || jobs.empty(), "take: jobs handed to a runner that is not running");
+  // Jobs handed over after this run ended or stopped are dropped: the run
+  // is over (a stopped run's unstarted jobs are --resume's business).
+  if (!options_ || stop_.load()) return;
   for (int j : jobs) {
     PACKTRAIN_CHECK(j >= 0 && j < static_cast<int>(jobs_.size()), "take: no such job");
     auto& s = state_[j];
     s.owned = true;
     if (!s.final && s.waiting_on == 0 && s.record.status == JobStatus::queued) ready_.emplace(jobs_[j].cost, j);
   }
+  if (options_->sharing && !ready_.empty()) options_->sharing->work_available();
   dispatch();
 }
 
@@ -395,7 +404,7 @@ void JobRunner::apply_remote_end(int j, const JobRecord& record) {
         .message = record.message, .cost = jobs_[j].cost});
   if (record.status == JobStatus::done) {
     release_dependents(j);
-  } else if (record.status != JobStatus::cancelled) {
+  } else {
     skip_dependents(j);
   }
 }

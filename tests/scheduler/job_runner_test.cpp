@@ -355,3 +355,17 @@ TEST(JobRunner, JobThreadIsPinnedToItsCoresWithThatManyOpenMpThreads) {
     EXPECT_EQ(seen[k].second, k);
   }
 }
+
+TEST(JobRunner, DependentsOfACancelledJobAreSkippedNotLeftWaiting) {
+  VirtualRun r(2);
+  auto quitter = sleeping_job("quitter", 1);
+  quitter.run = [](JobContext&) { return JobOutcome{.status = JobStatus::cancelled, .message = "gave up"}; };
+  auto after = sleeping_job("after", 1);
+  after.after = {r.runner->add(quitter)};
+  r.runner->add(after);
+  const auto s = r.runner->run(r.options);  // returns: nothing waits forever
+  EXPECT_EQ(s.cancelled, 1);
+  EXPECT_EQ(s.skipped, 1);
+  EXPECT_EQ(s.jobs[1].status, JobStatus::skipped);
+  EXPECT_NE(s.jobs[1].message.find("quitter cancelled"), std::string::npos) << s.jobs[1].message;
+}

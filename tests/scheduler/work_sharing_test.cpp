@@ -200,3 +200,41 @@ TEST(WorkSharing, DependentsWaitForAJobThatRanElsewhere) {
   EXPECT_EQ(sa.done, 2);
   EXPECT_EQ(sb.done, 2);
 }
+
+// A job's end reported before run() begins releases its dependent once:
+// it runs exactly once, and run() ends normally.
+TEST(WorkSharing, AnEndReportedBeforeRunStartsReleasesItsDependentOnce) {
+  struct NoSharing final : WorkSharing {
+    bool starts_with(int job) override { return job == 1; }  // we own only the dependent
+    void idle() override {}
+    void ended(int, const JobRecord&) override {}
+  } sharing;
+  VirtualRun r(2);
+  std::atomic<int> dependent_runs{0};
+  Job first;
+  first.name = "first";
+  first.spec = {{"n", 1}};
+  first.run = [](JobContext&) -> JobOutcome { throw std::runtime_error("runs elsewhere, never here"); };
+  const auto id = r.runner->add(first);
+  Job second;
+  second.name = "second";
+  second.spec = {{"n", 2}};
+  second.after = {id};
+  second.run = [&](JobContext&) {
+    ++dependent_runs;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    return JobOutcome{};
+  };
+  r.runner->add(second);
+  JobRecord done;
+  done.id = id;
+  done.name = "first";
+  done.status = JobStatus::done;
+  done.rank = 1;
+  r.runner->ended_elsewhere(0, done);  // before run()
+  r.options.sharing = &sharing;
+  const auto s = r.runner->run(r.options);
+  EXPECT_EQ(dependent_runs.load(), 1);
+  EXPECT_EQ(s.done, 2);
+  EXPECT_EQ(s.jobs[0].rank, 1);
+}

@@ -9,10 +9,12 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <fstream>
+#include <limits>
 #include <list>
 #include <mutex>
 #include <numeric>
@@ -123,6 +125,8 @@ struct MpiWorkSharing::Impl {
   }
 
   void send(int dest, int tag, std::shared_ptr<const std::vector<char>> buffer) {
+    if (buffer->size() > static_cast<std::size_t>(std::numeric_limits<int>::max()))
+      throw Error("a message of " + std::to_string(buffer->size()) + " bytes is too large for one MPI send");
     sends.push_back({MPI_REQUEST_NULL, buffer});
     auto& pending = sends.back();
     timed([&] {
@@ -252,6 +256,12 @@ struct MpiWorkSharing::Impl {
         break;
       case kJobEnded:
         receive_ended(bytes);
+        // A job ending anywhere may make work ready somewhere: ask again.
+        if (waiting_on_lifeline) {
+          waiting_on_lifeline = false;
+          failed_asks = 0;
+          want_more = true;
+        }
         break;
       default:
         PACKTRAIN_CHECK(false, "unknown MPI tag " + std::to_string(status.MPI_TAG));
@@ -304,7 +314,12 @@ struct MpiWorkSharing::Impl {
           if (barrier_started) {
             int done = 0;
             timed([&] { check_mpi(MPI_Test(&barrier, &done, MPI_STATUS_IGNORE), "barrier"); });
-            if (done) return;
+            if (done) {
+              // Every send was matched before the barrier could complete; finish them.
+              for (auto& pending : sends) MPI_Wait(&pending.request, MPI_STATUS_IGNORE);
+              sends.clear();
+              return;
+            }
           }
         }
         if (!busy) {
@@ -314,9 +329,11 @@ struct MpiWorkSharing::Impl {
         }
       }
     } catch (const std::exception& e) {
-      std::lock_guard lock(mutex);
-      error = e.what();
-      runner.request_stop();
+      // The other ranks would wait forever for this rank's jobs: end the
+      // whole run. (Not under `mutex`: the runner's hooks lock the runner
+      // first, then `mutex`.)
+      std::fprintf(stderr, "packtrain: rank %d: %s; aborting every rank\n", rank, e.what());
+      MPI_Abort(MPI_COMM_WORLD, 1);
     }
   }
 
@@ -332,7 +349,6 @@ struct MpiWorkSharing::Impl {
   bool want_work = false;                              // guarded by mutex
   bool work_ready = false;                             // guarded by mutex
   bool finishing = false;                              // guarded by mutex
-  std::string error;                                   // guarded by mutex
 
   // Communication thread only:
   struct Send {
@@ -362,8 +378,6 @@ MpiWorkSharing::~MpiWorkSharing() {
 void MpiWorkSharing::finish() {
   impl_->post_flag(&Impl::finishing);
   impl_->thread.join();
-  std::lock_guard lock(impl_->mutex);
-  if (!impl_->error.empty()) throw Error(impl_->error);
 }
 
 SharingStats MpiWorkSharing::stats() const { return impl_->stats; }

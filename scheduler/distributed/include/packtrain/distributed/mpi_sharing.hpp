@@ -19,6 +19,8 @@
 //    resolve locally, with their files copied into this rank's own folder
 //    (no shared filesystem is assumed), and every rank knows when the run
 //    is over. Rank 0 writes the journal.
+//  - A rank whose communication fails (a file it cannot read, an MPI error)
+//    aborts every rank: the others would otherwise wait for its jobs forever.
 //  - Shutdown: each rank, once its runner is done, waits for its own sends
 //    to be received (they are synchronous sends), then enters a
 //    non-blocking barrier and keeps answering until the barrier completes:
