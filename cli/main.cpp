@@ -18,6 +18,7 @@ struct Subcommand {
 
 constexpr Subcommand kSubcommands[] = {
   {"kfold", packtrain::cli::kfold_command, "K-fold cross-validation: models x schedules x folds, packed"},
+    {"lth", packtrain::cli::lth_command, "lottery-ticket sweep: dense run, then masks x reset epochs, packed"},
     {"train", packtrain::cli::train_command, "train one model on all the cores it is given"},
 };
 
