@@ -26,7 +26,9 @@ void add_common_options(po::options_description& desc, CommonOptions& o) {
     ("serve", po::value(&o.serve_port)->default_value(o.serve_port),
      "serve a live dashboard on 127.0.0.1:PORT (0: off)")
     ("config", po::value(&o.config), "read options from FILE, one 'key = value' a line")
-    ("quiet,q", po::bool_switch(&o.quiet), "print only errors and the final summary");
+    ("quiet,q", po::bool_switch(&o.quiet), "print only errors and the final summary")
+    ("shard", po::value(&o.shard),
+     "run share I of N of the jobs, as I/N (default from SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT when set)");
 }
 
 bool parse_options(int argc, char** argv, const po::options_description& desc, const std::string& usage) {

@@ -23,6 +23,7 @@ struct CommonOptions {
   int serve_port = 0;                  // 0: no live dashboard
   std::string config;
   bool quiet = false;
+  std::string shard;                   // "i/n": run share i of n (SLURM job arrays)
 };
 
 // Adds --data --out --cores --seed --batch-size --optimizer --lr --resume

@@ -64,8 +64,8 @@ int kfold_command(int argc, char** argv) {
                 std::to_string(setup.node().core_count()) + " core(s) this run uses");
 
   setup.open_run({{"group_by", nlohmann::json::array({"model", "schedule"})}, {"metric", "val_top1"}});
-  auto& runner = setup.runner();
-  const auto result = sweep.run(runner, setup.run_options());
+  setup.add_jobs(sweep.jobs());
+  const auto result = kfold::result_of(setup.run());
 
   nlohmann::json summary = setup.summary_json(result.run);
   summary["speedup"] = result.speedup;
@@ -77,7 +77,7 @@ int kfold_command(int argc, char** argv) {
                       {"best", g.best}});
   summary["groups"] = groups;
   setup.finish(result.run, summary, kResultColumns);
-  std::printf("%s", kfold::format_summary(result, setup.node().core_count()).c_str());
+  if (setup.is_root()) std::printf("%s", kfold::format_summary(result, setup.node().core_count()).c_str());
   setup.print_outputs();
   return result.run.exit_code();
 }

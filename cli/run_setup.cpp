@@ -5,6 +5,9 @@
 #include <packtrain/scheduler/results.hpp>
 
 #include <cstdio>
+#include <cstdlib>
+#include <sstream>
+#include <tuple>
 
 namespace packtrain::cli {
 
@@ -17,9 +20,38 @@ train::TrainOptions trainer_options(const CommonOptions& common) {
   return options;
 }
 
+namespace {
+
+// "i/n" from --shard, else SLURM's job array variables, else 0/1.
+std::pair<int, int> parse_shard(const std::string& text) {
+  std::string spec = text;
+  if (spec.empty()) {
+    const char* id = std::getenv("SLURM_ARRAY_TASK_ID");
+    const char* count = std::getenv("SLURM_ARRAY_TASK_COUNT");
+    const char* min = std::getenv("SLURM_ARRAY_TASK_MIN");
+    if (!id || !count) return {0, 1};
+    spec = std::to_string(std::atoi(id) - (min ? std::atoi(min) : 0)) + "/" + count;
+  }
+  int i = -1, n = 0;
+  char slash = 0;
+  std::istringstream in(spec);
+  if (!(in >> i >> slash >> n) || slash != '/' || !in.eof() || n < 1 || i < 0 || i >= n)
+    throw Error("--shard must be I/N with 0 <= I < N (got '" + spec + "')");
+  return {i, n};
+}
+
+}  // namespace
+
 RunSetup::RunSetup(const CommonOptions& common, std::string command, bool serial)
     : common_(common), command_(std::move(command)), out_(common.out) {
   if (common_.out.empty()) throw Error("--out is required: the folder for the run's journal and results");
+  std::tie(shard_, shards_) = parse_shard(common_.shard);
+  if (distributed::launched_by_mpi()) {
+    if (shards_ > 1) throw Error("--shard is for runs without MPI; under mpirun the ranks share the jobs");
+    mpi_ = std::make_unique<distributed::MpiSession>();
+    rank_ = mpi_->rank();
+    if (rank_ > 0) out_ = out_ / "ranks" / ("rank-" + std::to_string(rank_));
+  }
   if (common_.serve_port < 0 || common_.serve_port > 65535)
     throw Error("--serve " + std::to_string(common_.serve_port) + " is not a port number");
   trainer_options(common_);  // validates batch size, optimizer and lr
@@ -28,43 +60,101 @@ RunSetup::RunSetup(const CommonOptions& common, std::string command, bool serial
 }
 
 RunSetup::~RunSetup() {
-  // The runner and executor go before the journal they write to.
+  // The runner and executor go before the journal they write to, and the
+  // communication thread before MPI is finalized.
+  sharing_.reset();
   runner_.reset();
   executor_.reset();
+}
+
+Journal& RunSetup::journal() {
+  PACKTRAIN_CHECK(journal_ != nullptr, "the journal is rank 0's, after open_run()");
+  return *journal_;
+}
+
+bool RunSetup::in_shard(const Job& job) const {
+  return shards_ == 1 || static_cast<int>(stable_hash(job.id()) % static_cast<std::uint64_t>(shards_)) == shard_;
+}
+
+void RunSetup::add_jobs(std::vector<Job> jobs) {
+  for (auto& job : jobs)
+    if (in_shard(job)) runner_->add(std::move(job));
+}
+
+RunSummary RunSetup::run() {
+  if (mpi_) {
+    sharing_ = std::make_unique<distributed::MpiWorkSharing>(*mpi_, *runner_, out_);
+    run_options_.sharing = sharing_.get();
+  }
+  auto summary = runner_->run(run_options_);
+  if (sharing_) {
+    sharing_->finish();
+    const auto stats = sharing_->stats();
+    if (!common_.quiet && stats.steal_requests_sent + stats.jobs_given > 0)
+      std::fprintf(stderr, "rank %d: %d steal(s) bringing %d job(s), gave %d, %.3f s in MPI\n", rank_, stats.steals,
+                   stats.jobs_received, stats.jobs_given, stats.mpi_seconds);
+  }
+  return summary;
 }
 
 std::shared_ptr<const data::DatasetSplit> RunSetup::load_data() { return data::shared_dataset(common_.data); }
 
 void RunSetup::open_run(const nlohmann::json& meta) {
-  prepare_output_dir(out_, common_.resume);
-  journal_ = Journal::open(out_ / "journal.sqlite");
-  journal_->set_meta("command", command_);
-  for (const auto& [key, value] : meta.items()) journal_->set_meta(key, value.is_string() ? value.get<std::string>() : value.dump());
+  std::string problem;
+  try {
+    if (rank_ == 0) {
+      prepare_output_dir(out_, common_.resume);
+      journal_ = Journal::open(out_ / "journal.sqlite");
+      journal_->set_meta("command", command_);
+      for (const auto& [key, value] : meta.items())
+        journal_->set_meta(key, value.is_string() ? value.get<std::string>() : value.dump());
+    } else {
+      std::filesystem::create_directories(out_);
+    }
+  } catch (const std::exception& e) {
+    problem = e.what();
+  }
+  if (mpi_) {
+    // Every rank goes on, or none does.
+    if (!mpi_->all_ok(problem.empty()))
+      throw Error(problem.empty() ? "another rank could not start the run (rank 0 says why)" : problem);
+    // Resuming: rank 0 tells the others which jobs are done.
+    nlohmann::json done = nlohmann::json::array();
+    if (rank_ == 0 && common_.resume)
+      for (const auto& r : journal_->records())
+        if (r.status == JobStatus::done) done.push_back(r.id);
+    run_options_.already_done = nlohmann::json::parse(mpi_->broadcast(done.dump())).get<std::vector<std::string>>();
+    if (rank_ == 0) run_options_.already_done.clear();  // rank 0 resumes from its journal
+  } else if (!problem.empty()) {
+    throw Error(problem);
+  }
   executor_ = std::make_unique<Executor>(node_.cores);
   runner_ = std::make_unique<JobRunner>(*executor_, node_);
   interrupts_.on_interrupt([runner = runner_.get()] { runner->request_stop(); });
-  console_ = std::make_unique<ConsoleSink>(ConsoleOptions{.quiet = common_.quiet});
+  console_ = std::make_unique<ConsoleSink>(ConsoleOptions{.quiet = common_.quiet || rank_ > 0});
   run_options_.journal = journal_.get();
   run_options_.resume = common_.resume;
   run_options_.base_seed = common_.seed;
+  run_options_.rank = rank_;
   run_options_.sinks = {console_.get()};
 }
 
 nlohmann::json RunSetup::summary_json(const RunSummary& run) const {
-  return {{"command", command_},     {"cores", node_.core_count()}, {"done", run.done},
+  return {{"command", command_}, {"ranks", mpi_ ? mpi_->size() : 1}, {"shard", std::to_string(shard_) + "/" + std::to_string(shards_)},     {"cores", node_.core_count()}, {"done", run.done},
           {"failed", run.failed},    {"diverged", run.diverged},    {"skipped", run.skipped},
           {"cancelled", run.cancelled}, {"resumed", run.resumed},   {"makespan_s", run.makespan_s},
           {"job_seconds", run.job_seconds}, {"interrupted", run.interrupted}, {"data", common_.data}};
 }
 
 void RunSetup::finish(const RunSummary& run, const nlohmann::json& summary, const std::vector<std::string>& columns) {
+  if (!is_root()) return;
   journal_->set_meta("summary", summary.dump());
   write_results_csv(out_ / "results.csv", run.jobs, columns);
   write_results_json(out_ / "results.json", run.jobs, summary, columns);
 }
 
 void RunSetup::print_outputs() const {
-  if (common_.quiet) return;
+  if (common_.quiet || !is_root()) return;
   std::printf("results: %s  (also results.json, journal.sqlite)\n", (out_ / "results.csv").c_str());
 }
 

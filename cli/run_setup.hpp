@@ -4,9 +4,16 @@
 // options and cores, load the data, and only then touch the output folder,
 // open the journal and start the executor. At the end: results.csv,
 // results.json, and the lines that say where they are.
+//
+// Under mpirun (or srun with MPI) every rank runs the same command and
+// builds the same jobs; rank 0 owns --out (journal, results, progress
+// line), the others work in --out/ranks/rank-N on their own node, and the
+// ranks share the jobs (distributed/mpi_sharing.hpp). Without MPI,
+// --shard i/n runs a disjoint share of the jobs (SLURM job arrays).
 #include "common_options.hpp"
 
 #include <packtrain/data/dataset.hpp>
+#include <packtrain/distributed/mpi_sharing.hpp>
 #include <packtrain/scheduler/console_sink.hpp>
 #include <packtrain/scheduler/interrupt.hpp>
 #include <packtrain/scheduler/job_runner.hpp>
@@ -38,8 +45,20 @@ class RunSetup {
   // the journal with `meta` (plus command and options), and starts the executor.
   void open_run(const nlohmann::json& meta);
   JobRunner& runner() { return *runner_; }
-  Journal& journal() { return *journal_; }
+  Journal& journal();  // rank 0 only (is_root())
   const RunOptions& run_options() const { return run_options_; }
+
+  // True for the process that writes results and prints (rank 0).
+  bool is_root() const { return rank_ == 0; }
+  int rank() const { return rank_; }
+  // This rank's folder: --out on rank 0, --out/ranks/rank-N on the others.
+  const std::filesystem::path& out() const { return out_; }
+  // Whether `job` belongs to this --shard (always, without --shard).
+  bool in_shard(const Job& job) const;
+  // Adds the jobs of this shard to the runner.
+  void add_jobs(std::vector<Job> jobs);
+  // Runs the jobs added (sharing them with the other ranks under MPI).
+  RunSummary run();
 
   nlohmann::json summary_json(const RunSummary& run) const;
   // Writes results.csv and results.json from the run's records.
@@ -51,11 +70,15 @@ class RunSetup {
   std::string command_;
   std::filesystem::path out_;
   InterruptGuard interrupts_;  // first: every thread created later inherits its signal mask
+  std::unique_ptr<distributed::MpiSession> mpi_;  // under mpirun; finalized last
+  int rank_ = 0;
+  int shard_ = 0, shards_ = 1;
   NodeResources node_;
   std::unique_ptr<Journal> journal_;
   std::unique_ptr<Executor> executor_;
   std::unique_ptr<JobRunner> runner_;
   std::unique_ptr<ConsoleSink> console_;
+  std::unique_ptr<distributed::MpiWorkSharing> sharing_;
   RunOptions run_options_;
 };
 

@@ -109,8 +109,12 @@ std::vector<Job> KFold::jobs() const {
 
 KFoldResult KFold::run(JobRunner& runner, const RunOptions& options) const {
   for (auto& job : jobs()) runner.add(std::move(job));
+  return result_of(runner.run(options));
+}
+
+KFoldResult result_of(RunSummary run) {
   KFoldResult result;
-  result.run = runner.run(options);
+  result.run = std::move(run);
   result.groups = summarize(result.run.jobs);
   for (const auto& r : result.run.jobs) result.sum_job_seconds += r.seconds();
   // The speedup over running this run's jobs one after another.

@@ -100,6 +100,9 @@ class KFold {
   std::shared_ptr<const std::vector<data::Fold>> folds_;
 };
 
+// Groups, sum of job times and speedup of a finished run of kfold jobs.
+KFoldResult result_of(RunSummary run);
+
 // Groups records of kfold jobs by (model, schedule), in first-seen order.
 std::vector<GroupSummary> summarize(const std::vector<JobRecord>& records);
 

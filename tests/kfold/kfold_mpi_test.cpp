@@ -1,0 +1,90 @@
+// packtrain kfold under mpirun, and split into --shard parts, as users run it.
+#include <packtrain/scheduler/journal.hpp>
+
+#include "common/test_util.hpp"
+#include "packtrain_paths.hpp"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <set>
+
+using namespace packtrain;
+using packtrain::testing::run_command;
+using packtrain::testing::TempDir;
+
+namespace {
+
+std::vector<std::string> sweep(const std::filesystem::path& out, std::vector<std::string> extra = {}) {
+  std::vector<std::string> argv = {PACKTRAIN_CLI, "kfold",   "--models", "mlp,lenet5", "--schedules", "cosine",
+                                   "--folds",     "3",       "--epochs", "1",          "--limit",     "1500",
+                                   "--out",       out.string(), "--quiet"};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  return argv;
+}
+
+std::map<std::string, JobRecord> records(const std::filesystem::path& journal) {
+  std::map<std::string, JobRecord> out;
+  for (auto& r : Journal::open(journal)->records()) out[r.id] = r;
+  return out;
+}
+
+}  // namespace
+
+TEST(KFoldMpi, TwoRanksShareTheSweepAndMatchOneProcess) {
+  TempDir dir;
+  const auto single = run_command(sweep(dir / "single"));
+  ASSERT_EQ(single.exit_code, 0) << single.err;
+  std::vector<std::string> argv = {PACKTRAIN_MPIEXEC, "--allow-run-as-root", "--oversubscribe", "-np", "2"};
+  const auto inner = sweep(dir / "mpi", {"--cores", "1"});
+  argv.insert(argv.end(), inner.begin(), inner.end());
+  const auto mpi = run_command(argv);
+  ASSERT_EQ(mpi.exit_code, 0) << mpi.out << mpi.err;
+  const auto one = records(dir / "single/journal.sqlite");
+  const auto two = records(dir / "mpi/journal.sqlite");
+  ASSERT_EQ(two.size(), 6u);
+  std::set<int> ranks;
+  for (const auto& [id, r] : two) {
+    ASSERT_TRUE(one.count(id)) << r.name;
+    EXPECT_EQ(r.status, JobStatus::done) << r.name << ": " << r.message;
+    EXPECT_EQ(r.metrics["val_top1"], one.at(id).metrics["val_top1"]) << r.name;
+    EXPECT_EQ(r.metrics["val_loss"], one.at(id).metrics["val_loss"]) << r.name;
+    ranks.insert(r.rank);
+  }
+  EXPECT_EQ(ranks, (std::set<int>{0, 1}));
+  // Only rank 0 writes the run's files; the results show each job's rank.
+  EXPECT_TRUE(std::filesystem::exists(dir / "mpi/results.csv"));
+  EXPECT_NE(packtrain::testing::read_file(dir / "mpi/results.csv").find(",1,1\n"), std::string::npos);
+  EXPECT_FALSE(std::filesystem::exists(dir / "mpi/ranks/rank-1/journal.sqlite"));
+}
+
+TEST(KFoldShards, ShardsCoverEveryJobExactlyOnce) {
+  TempDir dir;
+  std::map<std::string, int> seen;
+  for (int i = 0; i < 3; ++i) {
+    const auto r = run_command(sweep(dir / ("shard" + std::to_string(i)), {"--shard", std::to_string(i) + "/3"}));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    for (const auto& [id, rec] : records(dir / ("shard" + std::to_string(i)) / "journal.sqlite")) {
+      EXPECT_EQ(rec.status, JobStatus::done);
+      ++seen[id];
+    }
+  }
+  const auto full = run_command(sweep(dir / "full"));
+  ASSERT_EQ(full.exit_code, 0) << full.err;
+  const auto all = records(dir / "full/journal.sqlite");
+  ASSERT_EQ(seen.size(), all.size());
+  for (const auto& [id, n] : seen) {
+    EXPECT_EQ(n, 1) << id;
+    EXPECT_TRUE(all.count(id)) << id;
+  }
+}
+
+TEST(KFoldShards, BadShardIsOneLineExit2) {
+  TempDir dir;
+  for (const char* bad : {"3/3", "1/0", "x", "1/2/3", "-1/2"}) {
+    const auto r = run_command(sweep(dir / "bad", {"--shard", bad}));
+    EXPECT_EQ(r.exit_code, 2) << bad;
+    EXPECT_NE(r.err.find("--shard must be I/N"), std::string::npos) << bad << ": " << r.err;
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir / "bad"));
+}
