@@ -40,6 +40,7 @@ struct TrainCommandOptions {
   std::string schedule = "cosine";
   int checkpoint_every = 0;
   double width_multiplier = 1.0;
+  bool augment = false;
 };
 
 std::string list_text(const std::vector<std::string>& items) {
@@ -63,7 +64,8 @@ int train_command(int argc, char** argv) {
     ("checkpoint-every", po::value(&o.checkpoint_every)->default_value(o.checkpoint_every),
      "also save a checkpoint every N epochs (0: only the final one, always saved in OUT/checkpoints)")
     ("width-multiplier", po::value(&o.width_multiplier)->default_value(o.width_multiplier),
-     "mobilenetv2 only: scales every layer's channels");
+     "mobilenetv2 only: scales every layer's channels")
+    ("augment", po::bool_switch(&o.augment), "random crop (4 pixels of padding) and horizontal flip; 3x32x32 data only");
   if (!parse_options(argc, argv, desc, "packtrain train --model NAME --epochs N --out DIR [options]")) return 0;
 
   // --- everything that can be wrong, before anything is written ------------
@@ -92,6 +94,10 @@ int train_command(int argc, char** argv) {
   options.validate();
 
   const auto data = data::shared_dataset(common.data);
+  if (o.augment && (data->channels != 3 || data->height != 32 || data->width != 32))
+    throw Error("--augment is for 3x32x32 images; " + data->name + " has " + std::to_string(data->channels) + "x" +
+                std::to_string(data->height) + "x" + std::to_string(data->width));
+  options.augment(o.augment);
   models::ModelOptions model_options{.channels = data->channels, .height = data->height, .width = data->width,
                                      .classes = data->classes, .width_multiplier = o.width_multiplier};
   const double flops = models::estimate_flops(o.model, model_options);  // Error: a model that cannot take these inputs
@@ -112,6 +118,7 @@ int train_command(int argc, char** argv) {
               {"data", data->name}, {"epochs", o.epochs},       {"optimizer", common.optimizer},
               {"lr", options.effective_lr()}, {"batch_size", common.batch_size}};
   if (o.model == "mobilenetv2") job.spec["width_multiplier"] = o.width_multiplier;
+  if (o.augment) job.spec["augment"] = true;
   job.cores = cores;
   job.cost = flops * kBackwardFactor * static_cast<double>(data->train.size()) * o.epochs;
   job.run = [&, options, model_options](JobContext& ctx) mutable {
@@ -158,9 +165,8 @@ int train_command(int argc, char** argv) {
                      {{"command", "train"}, {"model", o.model}, {"cores", cores}, {"makespan_s", summary.makespan_s}});
   for (const auto& r : summary.jobs) {
     if (r.status == JobStatus::done) {
-      if (!common.quiet)
-        std::printf("packtrain train: done in %.1fs: test top-1 %s; results in %s\n", r.seconds(),
-                    result_cell(r, "val_top1").c_str(), (out / "results.csv").c_str());
+      std::printf("packtrain train: done in %.1fs: test top-1 %s; results in %s\n", r.seconds(),
+                  result_cell(r, "val_top1").c_str(), (out / "results.csv").c_str());
     } else {
       std::fprintf(stderr, "packtrain train: %s%s%s\n", std::string(to_string(r.status)).c_str(),
                    r.message.empty() ? "" : ": ", r.message.c_str());

@@ -41,7 +41,7 @@ TEST(TrainCommand, HelpDescribesEveryOption) {
   const auto run = packtrain_train(tmp, "--help");
   EXPECT_EQ(run.status, 0) << run.err;
   for (const auto* option : {"--model", "--epochs", "--schedule", "--checkpoint-every", "--data", "--out", "--cores",
-                             "--seed", "--batch-size", "--optimizer", "--lr", "--resume", "--quiet"})
+                             "--seed", "--batch-size", "--optimizer", "--lr", "--resume", "--quiet", "--augment"})
     EXPECT_NE(run.out.find(option), std::string::npos) << option;
 }
 
@@ -76,6 +76,17 @@ TEST(TrainCommand, TrainsOnAFolderAndWritesResultsAndCheckpoint) {
   EXPECT_EQ(resumed.out.find("epoch "), std::string::npos) << "nothing retrained: " << resumed.out;
 }
 
+TEST(TrainCommand, TrainsOnCifarFormatWithAugmentation) {
+  TempDir tmp;
+  pt::write_raw(tmp / "cifar" / "data_batch_1.bin", pt::cifar_bytes(128));
+  pt::write_raw(tmp / "cifar" / "test_batch.bin", pt::cifar_bytes(32, 500));
+  const auto run = packtrain_train(tmp, "--model lenet5 --epochs 1 --augment --cores 1 --quiet --data " +
+                                            (tmp / "cifar").string() + " --out " + (tmp / "run").string());
+  ASSERT_EQ(run.status, 0) << run.out << run.err;
+  EXPECT_NE(pt::read_file(tmp / "run" / "results.csv").find(",done,lenet5,"), std::string::npos);
+  EXPECT_EQ(run.out.find("epoch "), std::string::npos) << "--quiet: " << run.out;
+}
+
 TEST(TrainCommand, BadInputIsOneLineExitTwoAndWritesNothing) {
   TempDir tmp;
   pt::write_idx_folder(tmp / "data", 32, 8, 28, 28, 10);
@@ -95,6 +106,7 @@ TEST(TrainCommand, BadInputIsOneLineExitTwoAndWritesNothing) {
       {"--cores 0 --out " + out.string() + data, "0"},
       {"--out " + (tmp / "file" / "sub").string() + data, "file"},
       {data, "--out"},
+      {"--augment --out " + out.string() + data, "3x32x32"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.args);
