@@ -1,0 +1,146 @@
+// packtrain lth, run as a user runs it: a real process, real data, real files.
+#include <packtrain/scheduler/journal.hpp>
+
+#include "common/test_util.hpp"
+#include "packtrain_paths.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
+#include <sstream>
+
+using namespace packtrain;
+using packtrain::testing::read_file;
+using packtrain::testing::run_command;
+using packtrain::testing::TempDir;
+
+namespace {
+
+std::vector<std::string> small_sweep(const std::filesystem::path& out, std::vector<std::string> extra = {}) {
+  std::vector<std::string> argv = {PACKTRAIN_CLI, "lth",   "--model", "mlp",   "--epochs",       "2",
+                                   "--reset-epochs", "0,1", "--sparsities", "0.5,0.9", "--limit", "600",
+                                   "--out",          out.string()};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  return argv;
+}
+
+std::vector<std::string> csv_header(const std::filesystem::path& csv) {
+  std::istringstream in(read_file(csv));
+  std::string line;
+  std::getline(in, line);
+  std::vector<std::string> header;
+  std::stringstream h(line);
+  for (std::string c; std::getline(h, c, ',');) header.push_back(c);
+  return header;
+}
+
+}  // namespace
+
+TEST(LthCli, RunsTheSweepWritesItsFilesAndResumeAfterCompletionRunsNothing) {
+  TempDir dir;
+  const auto out = dir / "run";
+  const auto first = run_command(small_sweep(out, {"--transfer", "mnist-digits"}));
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  // The table: one line per reset epoch, the dense figure, the winner or its absence, the transfer.
+  EXPECT_NE(first.out.find("dense model: "), std::string::npos) << first.out;
+  EXPECT_NE(first.out.find("reset epoch |      50.0%      90.0%"), std::string::npos) << first.out;
+  EXPECT_NE(first.out.find("          0 |"), std::string::npos) << first.out;
+  EXPECT_NE(first.out.find("          1 |"), std::string::npos) << first.out;
+  EXPECT_NE(first.out.find("winning ticket: "), std::string::npos) << first.out;
+  EXPECT_NE(first.out.find("transfer to mnist-digits: winning ticket "), std::string::npos) << first.out;
+
+  const auto header = csv_header(out / "results.csv");
+  for (const char* col : {"job", "status", "model", "epochs", "val_top1", "sparsity", "reset_epoch", "test_top1"})
+    EXPECT_NE(std::find(header.begin(), header.end(), col), header.end()) << col;
+  const auto json = nlohmann::json::parse(read_file(out / "results.json"));
+  ASSERT_EQ(json["jobs"].size(), 7u);  // dense, 4 retrains, 2 transfer jobs
+  EXPECT_EQ(json["summary"]["done"], 7);
+  EXPECT_TRUE(json["summary"]["dense_top1"].is_number());
+  EXPECT_TRUE(json["summary"]["transfer"]["ticket_top1"].is_number());
+  EXPECT_TRUE(json["summary"]["transfer"]["scratch_top1"].is_number());
+  for (const char* f : {"masks/sparsity-0.5000_reset-0.pt", "masks/sparsity-0.9000_reset-1.pt",
+                        "tickets/sparsity-0.9000_reset-0.pt", "tickets/sparsity-0.5000_reset-1.json"})
+    EXPECT_TRUE(std::filesystem::is_regular_file(out / f)) << f;
+
+  std::map<std::string, double> started;
+  {
+    auto journal = Journal::open(out / "journal.sqlite");
+    EXPECT_EQ(journal->meta("metric").value_or(""), "test_top1");
+    EXPECT_EQ(journal->meta("plot_x").value_or(""), "sparsity");
+    EXPECT_EQ(journal->meta("plot_series").value_or(""), "reset_epoch");
+    EXPECT_EQ(nlohmann::json::parse(journal->meta("group_by").value_or("null")),
+              nlohmann::json::array({"sparsity", "reset_epoch"}));
+    EXPECT_DOUBLE_EQ(std::stod(journal->meta("plot_reference").value_or("nan")),
+                     json["summary"]["dense_top1"].get<double>());
+    for (const auto& r : journal->records()) started[r.id] = r.started_at;
+  }
+
+  const auto again = run_command(small_sweep(out, {"--transfer", "mnist-digits", "--resume"}));
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  auto journal = Journal::open(out / "journal.sqlite");
+  const auto records = journal->records();
+  ASSERT_EQ(records.size(), 7u);
+  for (const auto& r : records) {
+    EXPECT_EQ(r.started_at, started.at(r.id)) << r.name << " ran again";
+    EXPECT_EQ(r.attempts, 1) << r.name;
+  }
+  const auto resumed = nlohmann::json::parse(read_file(out / "results.json"));
+  EXPECT_EQ(resumed["summary"]["resumed"], 7);
+  EXPECT_EQ(resumed["summary"]["dense_top1"], json["summary"]["dense_top1"]);
+}
+
+TEST(LthCli, BadInputIsOneLineExit2AndWritesNothing) {
+  TempDir dir;
+  const std::vector<std::vector<std::string>> bad = {
+      {"--sparsities", "0"},          {"--sparsities", "1"},          {"--sparsities", "0.5,1.2"},
+      {"--sparsities", "0.5,x"},      {"--reset-epochs", "3"},        {"--reset-epochs", "0,-1"},
+      {"--rounds", "0"},              {"--rounds", "2", "--prune-rate", "0"},
+      {"--model", "nosuchnet"},       {"--tolerance", "-1"},          {"--epochs", "0"},
+      {"--schedule", "sometimes"},    {"--transfer", (dir / "missing").string()},
+      {"--cores", "999"},             {"--no-such-flag"},
+  };
+  for (const auto& args : bad) {
+    std::vector<std::string> argv = {PACKTRAIN_CLI, "lth", "--epochs", "3", "--out", (dir / "new").string()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    const auto r = run_command(argv);
+    std::string joined;
+    for (const auto& a : args) joined += a + " ";
+    EXPECT_EQ(r.exit_code, 2) << joined << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << joined << r.err;
+    EXPECT_EQ(r.err.rfind("packtrain lth: error: ", 0), 0u) << joined << r.err;
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir / "new"));
+}
+
+TEST(LthCli, HelpDescribesEveryOption) {
+  const auto r = run_command({PACKTRAIN_CLI, "lth", "--help"});
+  EXPECT_EQ(r.exit_code, 0);
+  for (const char* flag : {"--model", "--epochs", "--reset-epochs", "--sparsities", "--per-layer", "--rounds",
+                           "--prune-rate", "--tolerance", "--transfer", "--schedule", "--serial", "--resume", "--cores",
+                           "--seed", "--config", "--quiet", "--data", "--out", "--batch-size", "--optimizer", "--lr",
+                           "--limit"})
+    EXPECT_NE(r.out.find(flag), std::string::npos) << flag;
+  const auto top = run_command({PACKTRAIN_CLI, "--help"});
+  EXPECT_NE(top.out.find("lth"), std::string::npos);
+}
+
+TEST(LthCli, IterativePerLayerSerialRunKeepsChainsInOrder) {
+  TempDir dir;
+  const auto r = run_command({PACKTRAIN_CLI, "lth", "--epochs", "2", "--reset-epochs", "1", "--rounds", "2",
+                              "--prune-rate", "0.5", "--per-layer", "--limit", "300", "--serial", "--quiet", "--out",
+                              (dir / "run").string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto journal = Journal::open(dir / "run/journal.sqlite");
+  const auto records = journal->records();
+  ASSERT_EQ(records.size(), 3u);
+  for (std::size_t i = 1; i < records.size(); ++i) {
+    EXPECT_EQ(records[i].spec["round"], static_cast<int>(i));
+    EXPECT_EQ(records[i].spec["scope"], "per-layer");
+    EXPECT_GE(records[i].started_at, records[i - 1].ended_at);
+    EXPECT_EQ(records[i].cores, std::vector<int>{records[0].cores[0]});  // --serial: one core
+  }
+  EXPECT_NEAR(records[1].metrics["sparsity"].get<double>(), 0.5, 1e-3);
+  EXPECT_NEAR(records[2].metrics["sparsity"].get<double>(), 0.75, 1e-3);
+  EXPECT_NE(r.out.find(" r2  75.0%"), std::string::npos) << r.out;
+}
