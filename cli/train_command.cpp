@@ -67,6 +67,10 @@ int train_command(int argc, char** argv) {
      "mobilenetv2 only: scales every layer's channels")
     ("augment", po::bool_switch(&o.augment), "random crop (4 pixels of padding) and horizontal flip; 3x32x32 data only");
   if (!parse_options(argc, argv, desc, "packtrain train --model NAME --epochs N --out DIR [options]")) return 0;
+  // Before anything starts a thread (LibTorch's OpenMP team does on the first
+  // tensor operation): threads created earlier would not have SIGINT/SIGTERM
+  // blocked, and a signal landing on one would kill the process.
+  InterruptGuard interrupts;
 
   // --- everything that can be wrong, before anything is written ------------
   if (common.out.empty()) throw Error("--out is required: the folder for the run's journal, results and checkpoints");
@@ -106,7 +110,6 @@ int train_command(int argc, char** argv) {
   prepare_output_dir(out, common.resume);
 
   // --- the run: one job on every core ----------------------------------------
-  InterruptGuard interrupts;  // first, so every thread below has the signals blocked
   Executor executor(node.cores);
   JobRunner runner(executor, node);
   interrupts.on_interrupt([&runner] { runner.request_stop(); });
