@@ -1,0 +1,58 @@
+// The examples, run as a user runs them.
+#include "common/test_util.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <random>
+
+using packtrain::testing::run_command;
+using packtrain::testing::TempDir;
+
+namespace {
+
+// A CIFAR-10 binary file: records of 1 label byte + 3072 pixel bytes. Each
+// class has its own colour (plus noise), so a model can learn it.
+void write_cifar_file(const std::filesystem::path& path, int records, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::string bytes;
+  for (int r = 0; r < records; ++r) {
+    const auto label = static_cast<std::uint8_t>(r % 10);
+    bytes.push_back(static_cast<char>(label));
+    for (int i = 0; i < 3072; ++i) {
+      const int channel = i / 1024;
+      const int value = (label * 23 + channel * 60) % 256 + static_cast<int>(rng() % 40);
+      bytes.push_back(static_cast<char>(std::min(value, 255)));
+    }
+  }
+  packtrain::testing::write_file(path, bytes);
+}
+
+}  // namespace
+
+TEST(Examples, KFoldFashionMnistRunsItsSweep) {
+  const auto r = run_command({PACKTRAIN_EXAMPLE_KFOLD_FASHION});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("dropout-mlp"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("lenet5       step"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("3/3"), std::string::npos) << r.out;
+}
+
+TEST(Examples, KFoldCifarRunsOnCifarFormatFiles) {
+  TempDir dir;
+  write_cifar_file(dir / "cifar/data_batch_1.bin", 300, 1);
+  write_cifar_file(dir / "cifar/test_batch.bin", 100, 2);
+  const auto r = run_command({PACKTRAIN_EXAMPLE_KFOLD_CIFAR, (dir / "cifar").string(), "100"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("vgg11        cosine      5/5"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("resnet18     cosine      5/5"), std::string::npos) << r.out;
+}
+
+TEST(Examples, KFoldCifarSaysWhatIsWrongWithABadFolder) {
+  TempDir dir;
+  const auto r = run_command({PACKTRAIN_EXAMPLE_KFOLD_CIFAR, (dir / "nothing").string()});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("kfold_cifar: "), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+}
