@@ -2,8 +2,12 @@
 #include <packtrain/scheduler/error.hpp>
 
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <torch/torch.h>
 
+#include <filesystem>
+#include <set>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -113,6 +117,43 @@ TEST(BatchLoader, AugmentationCropsAndFlipsDeterministically) {
   }
   EXPECT_EQ(unchanged + flipped_only + shifted, n);
   EXPECT_GT(shifted, n / 2);  // 80 of 81 crop offsets move the image
+}
+
+std::set<int> thread_ids() {
+  std::set<int> ids;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/task")) ids.insert(std::stoi(entry.path().filename()));
+  return ids;
+}
+
+TEST(BatchLoader, PrefetchThreadInheritsTheJobThreadsAffinity) {
+  std::thread job([] {
+    // Pin this "job" thread to one allowed CPU, as the executor pins a one-core job.
+    cpu_set_t allowed;
+    CPU_ZERO(&allowed);
+    ASSERT_EQ(sched_getaffinity(0, sizeof allowed, &allowed), 0);
+    int cpu = CPU_SETSIZE - 1;
+    while (!CPU_ISSET(cpu, &allowed)) --cpu;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    ASSERT_EQ(sched_setaffinity(0, sizeof one, &one), 0);
+
+    const auto before = thread_ids();
+    BatchLoader loader(numbered(64), torch::arange(64, torch::kInt64), LoaderOptions().batch_size(8).prefetch(true));
+    loader.start_epoch(0);
+    ASSERT_TRUE(loader.next().has_value());
+    int helpers = 0;
+    for (const int tid : thread_ids()) {
+      if (before.count(tid)) continue;
+      cpu_set_t mask;
+      CPU_ZERO(&mask);
+      if (sched_getaffinity(tid, sizeof mask, &mask) != 0) continue;  // a thread that already ended
+      ++helpers;
+      EXPECT_TRUE(CPU_EQUAL(&mask, &one)) << "thread " << tid << " may run outside the job's core";
+    }
+    EXPECT_GE(helpers, 1) << "prefetch runs on a helper thread";
+  });
+  job.join();
 }
 
 TEST(BatchLoader, BadArgumentsAreErrors) {
