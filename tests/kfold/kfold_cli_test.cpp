@@ -190,3 +190,36 @@ TEST(KFoldCli, ConfigFileGivesTheSameOptions) {
     EXPECT_EQ(row.at("schedule"), "step");
   }
 }
+
+TEST(KFoldCli, CtrlCRecordsWhatFinishedExits130AndResumeFinishes) {
+  TempDir dir;
+  const auto out = dir / "run";
+  const int pid = packtrain::testing::start_command(small_sweep(out, {"--cores", "1"}), dir / "run.log");
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  int done = 0;
+  while (std::chrono::steady_clock::now() < deadline && done < 1) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (!std::filesystem::exists(out / "journal.sqlite")) continue;
+    try {
+      done = 0;
+      for (const auto& r : Journal::open(out / "journal.sqlite")->records()) done += r.status == JobStatus::done;
+    } catch (const std::exception&) {
+    }
+  }
+  ASSERT_GE(done, 1);
+  kill(pid, SIGINT);
+  const auto interrupted = packtrain::testing::wait_command(pid);
+  EXPECT_EQ(interrupted.exit_code, 130) << read_file(dir / "run.log");
+  EXPECT_NE(read_file(dir / "run.log").find("interrupted"), std::string::npos);
+  int done_after = 0, running = 0;
+  for (const auto& r : Journal::open(out / "journal.sqlite")->records()) {
+    done_after += r.status == JobStatus::done;
+    running += r.status == JobStatus::running;
+  }
+  EXPECT_GE(done_after, done);
+  EXPECT_LT(done_after, 8);
+  EXPECT_EQ(running, 0);  // the running job stopped at a checkpoint and was recorded
+  const auto resumed = run_command(small_sweep(out, {"--resume"}));
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_EQ(read_results(out / "results.csv").size(), 8u);
+}
