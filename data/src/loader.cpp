@@ -4,6 +4,7 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <omp.h>
+#include <sched.h>
 #include <torch/torch.h>
 
 #include <string>
@@ -32,6 +33,14 @@ at::Tensor augment(const at::Tensor& images, at::Generator& generator) {
     out[i].copy_(flip[i] ? crop.flip({2}) : crop);
   }
   return out;
+}
+
+// Whether the calling thread may run on more than one CPU.
+bool may_use_several_cpus() {
+  cpu_set_t cpus;
+  CPU_ZERO(&cpus);
+  if (sched_getaffinity(0, sizeof cpus, &cpus) != 0) return true;
+  return CPU_COUNT(&cpus) > 1;
 }
 
 }  // namespace
@@ -73,16 +82,17 @@ void BatchLoader::start_epoch(std::int64_t epoch) {
     auto generator = at::make_generator<at::CPUGeneratorImpl>(mix_seed(options_.seed(), mix_seed(epoch, kShuffleStream)));
     order = indices_.index_select(0, torch::randperm(size(), generator, torch::kInt64));
   }
-  if (options_.prefetch() && !worker_.joinable()) {
+  if (epoch_ < 0) {
+    prefetching_ = options_.prefetch() && (options_.prefetch_on_one_core() || may_use_several_cpus());
     // Started here, in the job's thread, so it inherits that thread's affinity.
-    worker_ = std::thread(&BatchLoader::worker_loop, this);
+    if (prefetching_) worker_ = std::thread(&BatchLoader::worker_loop, this);
   }
   std::unique_lock lock(mutex_);
   wait_until_idle(lock);
   epoch_ = epoch;
   order_ = order;
   next_batch_ = 0;
-  if (options_.prefetch()) {
+  if (prefetching_) {
     requested_ = 0;
     cv_.notify_all();
   }
@@ -92,7 +102,7 @@ std::optional<Batch> BatchLoader::next() {
   if (epoch_ < 0) throw Error("BatchLoader::next() before start_epoch()");
   if (next_batch_ >= batches_per_epoch()) return std::nullopt;
   const std::int64_t number = next_batch_++;
-  if (!options_.prefetch()) return gather(number);
+  if (!prefetching_) return gather(number);
 
   std::unique_lock lock(mutex_);
   cv_.wait(lock, [&] { return ready_number_ == number; });

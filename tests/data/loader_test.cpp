@@ -34,7 +34,9 @@ TEST(BatchLoader, EveryIndexExactlyOncePerEpochWithPartialLastBatch) {
   const auto part = numbered(100);
   const auto view = torch::arange(3, 100, 2, torch::kInt64);  // 49 samples
   for (const bool prefetch : {true, false}) {
-    BatchLoader loader(part, view, LoaderOptions().batch_size(8).seed(5).prefetch(prefetch));
+    BatchLoader loader(part, view, LoaderOptions().batch_size(8).seed(5).prefetch(prefetch).prefetch_on_one_core(true));
+    loader.start_epoch(0);
+    EXPECT_EQ(loader.prefetching(), prefetch);
     EXPECT_EQ(loader.batches_per_epoch(), 7);
     for (std::int64_t epoch = 0; epoch < 3; ++epoch) {
       const auto batches = epoch_batches(loader, epoch);
@@ -59,7 +61,7 @@ TEST(BatchLoader, BatchesHoldTheImagesAndLabelsOfTheirIndices) {
 TEST(BatchLoader, OrderIsDrawnFromSeedAndEpochAlone) {
   const auto part = numbered(64);
   const auto view = torch::arange(64, torch::kInt64);
-  BatchLoader a(part, view, LoaderOptions().batch_size(10).seed(9).prefetch(true));
+  BatchLoader a(part, view, LoaderOptions().batch_size(10).seed(9).prefetch(true).prefetch_on_one_core(true));
   BatchLoader b(part, view, LoaderOptions().batch_size(10).seed(9).prefetch(false));
   BatchLoader other_seed(part, view, LoaderOptions().batch_size(10).seed(10));
   // b visits the epochs in another order: epoch 2's batches do not depend on what came before.
@@ -83,7 +85,7 @@ TEST(BatchLoader, WithoutShuffleFollowsTheView) {
 
 TEST(BatchLoader, StartingAnEpochMidwayDropsTheRest) {
   const auto view = torch::arange(30, torch::kInt64);
-  BatchLoader loader(numbered(30), view, LoaderOptions().batch_size(4).seed(2));
+  BatchLoader loader(numbered(30), view, LoaderOptions().batch_size(4).seed(2).prefetch_on_one_core(true));
   loader.start_epoch(0);
   ASSERT_TRUE(loader.next().has_value());  // one batch, while the next is being gathered
   const auto fresh = torch::cat(epoch_batches(loader, 1));
@@ -125,9 +127,10 @@ std::set<int> thread_ids() {
   return ids;
 }
 
-TEST(BatchLoader, PrefetchThreadInheritsTheJobThreadsAffinity) {
-  std::thread job([] {
-    // Pin this "job" thread to one allowed CPU, as the executor pins a one-core job.
+// Runs `body` in a thread pinned to one allowed CPU, as the executor pins a one-core job.
+template <typename Body>
+void on_one_cpu(Body&& body) {
+  std::thread job([&] {
     cpu_set_t allowed;
     CPU_ZERO(&allowed);
     ASSERT_EQ(sched_getaffinity(0, sizeof allowed, &allowed), 0);
@@ -137,23 +140,48 @@ TEST(BatchLoader, PrefetchThreadInheritsTheJobThreadsAffinity) {
     CPU_ZERO(&one);
     CPU_SET(cpu, &one);
     ASSERT_EQ(sched_setaffinity(0, sizeof one, &one), 0);
-
-    const auto before = thread_ids();
-    BatchLoader loader(numbered(64), torch::arange(64, torch::kInt64), LoaderOptions().batch_size(8).prefetch(true));
-    loader.start_epoch(0);
-    ASSERT_TRUE(loader.next().has_value());
-    int helpers = 0;
-    for (const int tid : thread_ids()) {
-      if (before.count(tid)) continue;
-      cpu_set_t mask;
-      CPU_ZERO(&mask);
-      if (sched_getaffinity(tid, sizeof mask, &mask) != 0) continue;  // a thread that already ended
-      ++helpers;
-      EXPECT_TRUE(CPU_EQUAL(&mask, &one)) << "thread " << tid << " may run outside the job's core";
-    }
-    EXPECT_GE(helpers, 1) << "prefetch runs on a helper thread";
+    body(one);
   });
   job.join();
+}
+
+// The threads that appeared since `before`, with their affinity masks.
+std::vector<cpu_set_t> new_threads(const std::set<int>& before) {
+  std::vector<cpu_set_t> masks;
+  for (const int tid : thread_ids()) {
+    if (before.count(tid)) continue;
+    cpu_set_t mask;
+    CPU_ZERO(&mask);
+    if (sched_getaffinity(tid, sizeof mask, &mask) == 0) masks.push_back(mask);
+  }
+  return masks;
+}
+
+TEST(BatchLoader, PrefetchThreadInheritsTheJobThreadsAffinity) {
+  on_one_cpu([](const cpu_set_t& one) {
+    const auto before = thread_ids();
+    BatchLoader loader(numbered(64), torch::arange(64, torch::kInt64),
+                       LoaderOptions().batch_size(8).prefetch(true).prefetch_on_one_core(true));
+    loader.start_epoch(0);
+    ASSERT_TRUE(loader.next().has_value());
+    EXPECT_TRUE(loader.prefetching());
+    const auto helpers = new_threads(before);
+    EXPECT_EQ(helpers.size(), 1u) << "prefetch runs on one helper thread";
+    for (const auto& mask : helpers) EXPECT_TRUE(CPU_EQUAL(&mask, &one)) << "a helper may run outside the job's core";
+  });
+}
+
+TEST(BatchLoader, OneCpuJobGathersInlineByDefault) {
+  on_one_cpu([](const cpu_set_t&) {
+    const auto before = thread_ids();
+    BatchLoader loader(numbered(64), torch::arange(64, torch::kInt64), LoaderOptions().batch_size(8));
+    loader.start_epoch(0);
+    std::int64_t batches = 0;
+    while (loader.next()) ++batches;
+    EXPECT_EQ(batches, 8);
+    EXPECT_FALSE(loader.prefetching());
+    EXPECT_TRUE(new_threads(before).empty());
+  });
 }
 
 TEST(BatchLoader, BadArgumentsAreErrors) {

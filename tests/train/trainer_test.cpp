@@ -75,6 +75,8 @@ TEST(Trainer, SameSeedAndOptionsGiveBitIdenticalResults) {
     auto options = quick().optimizer(optimizer);
     expect_identical(run("lenet5", options), run("lenet5", options));
   }
+  // Gathering batches on the helper thread or inline changes nothing.
+  expect_identical(run("mlp", quick().prefetch_on_one_core(true)), run("mlp", quick().prefetch(false)));
 }
 
 TEST(Trainer, OtherSeedsGiveOtherResults) {

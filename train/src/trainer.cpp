@@ -117,7 +117,8 @@ TrainResult Trainer::fit(const TrainData& data, const TrainCallbacks& callbacks)
                                .batch_size(options_.batch_size())
                                .seed(options_.seed())
                                .augment(options_.augment())
-                               .prefetch(options_.prefetch()));
+                               .prefetch(options_.prefetch())
+                               .prefetch_on_one_core(options_.prefetch_on_one_core()));
   const std::int64_t steps_per_epoch = loader.batches_per_epoch();
   const std::int64_t total_steps = steps_per_epoch * options_.epochs();
   std::int64_t step = steps_per_epoch * first_epoch;

@@ -59,7 +59,10 @@ struct TrainOptions {
   TORCH_ARG(int, threads) = 0;
   // Random crop and flip; for 3x32x32 inputs only.
   TORCH_ARG(bool, augment) = false;
+  // The loader's helper thread (data::LoaderOptions): used when the calling
+  // thread may run on several CPUs, or on one too with prefetch_on_one_core.
   TORCH_ARG(bool, prefetch) = true;
+  TORCH_ARG(bool, prefetch_on_one_core) = false;
   TORCH_ARG(std::int64_t, eval_batch_size) = 1000;
   // Checkpoints go to checkpoint_dir (checkpoint_path(dir, epoch)) after
   // every `checkpoint_every` epochs (0: none) and after each epoch listed in
