@@ -8,6 +8,7 @@ namespace packtrain::cli {
 
 int train_command(int argc, char** argv);
 int kfold_command(int argc, char** argv);
+int report_command(int argc, char** argv);
 int lth_command(int argc, char** argv);
 
 }  // namespace packtrain::cli

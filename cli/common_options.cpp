@@ -24,7 +24,10 @@ void add_common_options(po::options_description& desc, CommonOptions& o) {
     ("lr", po::value(&o.lr)->default_value(o.lr), "learning rate (0: 0.05 for sgd, 0.001 for adam)")
     ("resume", po::bool_switch(&o.resume), "skip the jobs the journal in --out records as done")
     ("serve", po::value(&o.serve_port)->default_value(o.serve_port),
-     "serve a live dashboard on 127.0.0.1:PORT (0: off)")
+     "serve a live dashboard on 127.0.0.1:PORT while the run goes (0: off)")
+    ("bind", po::value(&o.bind)->default_value(o.bind), "the address --serve listens on")
+    ("sample-ms", po::value(&o.sample_ms)->default_value(o.sample_ms),
+     "milliseconds between utilization samples (trace.json, report.html)")
     ("config", po::value(&o.config), "read options from FILE, one 'key = value' a line")
     ("quiet,q", po::bool_switch(&o.quiet), "print only errors and the final summary")
     ("shard", po::value(&o.shard),

@@ -21,6 +21,8 @@ struct CommonOptions {
   double lr = 0.0;                     // 0: the optimizer's default
   bool resume = false;
   int serve_port = 0;                  // 0: no live dashboard
+  std::string bind = "127.0.0.1";      // the live dashboard's address
+  int sample_ms = 250;                 // utilization sampling period
   std::string config;
   bool quiet = false;
   std::string shard;                   // "i/n": run share i of n (SLURM job arrays)

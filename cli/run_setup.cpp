@@ -54,6 +54,7 @@ RunSetup::RunSetup(const CommonOptions& common, std::string command, bool serial
   }
   if (common_.serve_port < 0 || common_.serve_port > 65535)
     throw Error("--serve " + std::to_string(common_.serve_port) + " is not a port number");
+  if (common_.sample_ms < 10) throw Error("--sample-ms must be at least 10 (got " + std::to_string(common_.sample_ms) + ")");
   trainer_options(common_);  // validates batch size, optimizer and lr
   node_ = detect_node_resources(ResourceProbe{.requested_cores = common_.cores});
   if (serial) node_.cores.resize(1);
@@ -62,6 +63,7 @@ RunSetup::RunSetup(const CommonOptions& common, std::string command, bool serial
 RunSetup::~RunSetup() {
   // The runner and executor go before the journal they write to, and the
   // communication thread before MPI is finalized.
+  dashboard_.reset();
   sharing_.reset();
   runner_.reset();
   executor_.reset();
@@ -137,6 +139,19 @@ void RunSetup::open_run(const nlohmann::json& meta) {
   run_options_.base_seed = common_.seed;
   run_options_.rank = rank_;
   run_options_.sinks = {console_.get()};
+  if (rank_ == 0) {
+    auto options = dashboard::DashboardOptions()
+                       .out_dir(out_)
+                       .cores(node_.cores)
+                       .rank(0)
+                       .sample_ms(common_.sample_ms)
+                       .bind(common_.bind)
+                       .journal(journal_.get());
+    if (common_.serve_port > 0) options.serve_port(common_.serve_port);
+    dashboard_ = std::make_unique<dashboard::RunDashboard>(options);
+    run_options_.sinks.push_back(dashboard_.get());
+    if (dashboard_->port() && !common_.quiet) std::fprintf(stderr, "dashboard: %s\n", dashboard_->url().c_str());
+  }
 }
 
 nlohmann::json RunSetup::summary_json(const RunSummary& run) const {
@@ -151,11 +166,13 @@ void RunSetup::finish(const RunSummary& run, const nlohmann::json& summary, cons
   journal_->set_meta("summary", summary.dump());
   write_results_csv(out_ / "results.csv", run.jobs, columns);
   write_results_json(out_ / "results.json", run.jobs, summary, columns);
+  if (dashboard_) dashboard_->finish(run);
 }
 
 void RunSetup::print_outputs() const {
   if (common_.quiet || !is_root()) return;
-  std::printf("results: %s  (also results.json, journal.sqlite)\n", (out_ / "results.csv").c_str());
+  std::printf("results: %s  (also results.json, report.html, trace.json, journal.sqlite)\n",
+              (out_ / "results.csv").c_str());
 }
 
 }  // namespace packtrain::cli

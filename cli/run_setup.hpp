@@ -12,6 +12,7 @@
 // --shard i/n runs a disjoint share of the jobs (SLURM job arrays).
 #include "common_options.hpp"
 
+#include <packtrain/dashboard/run_dashboard.hpp>
 #include <packtrain/data/dataset.hpp>
 #include <packtrain/distributed/mpi_sharing.hpp>
 #include <packtrain/scheduler/console_sink.hpp>
@@ -61,7 +62,7 @@ class RunSetup {
   RunSummary run();
 
   nlohmann::json summary_json(const RunSummary& run) const;
-  // Writes results.csv and results.json from the run's records.
+  // Writes results.csv, results.json, trace.json and report.html (rank 0).
   void finish(const RunSummary& run, const nlohmann::json& summary, const std::vector<std::string>& columns);
   void print_outputs() const;
 
@@ -78,6 +79,7 @@ class RunSetup {
   std::unique_ptr<Executor> executor_;
   std::unique_ptr<JobRunner> runner_;
   std::unique_ptr<ConsoleSink> console_;
+  std::unique_ptr<dashboard::RunDashboard> dashboard_;  // rank 0: trace.json, report.html, --serve
   std::unique_ptr<distributed::MpiWorkSharing> sharing_;
   RunOptions run_options_;
 };
