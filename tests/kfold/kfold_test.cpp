@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cmath>
 #include <set>
 
@@ -79,6 +80,25 @@ TEST(KFold, UserModelFactoriesAreUsed) {
   EXPECT_EQ(result.groups[0].model, "my-mlp");
   EXPECT_EQ(result.groups[0].folds_done, 2);
   EXPECT_GT(result.groups[0].mean_top1, 0.3);  // it learned something on 200 samples
+}
+
+TEST(KFold, TheSweepTrainsWithTheLossItIsGiven) {
+  std::atomic<int> calls{0};
+  auto trainer = train::TrainOptions().epochs(1).loss([&calls](const at::Tensor& logits, const at::Tensor& labels) {
+    ++calls;
+    // Cross-entropy with label smoothing 0.1, by hand.
+    const auto logp = torch::log_softmax(logits, 1);
+    const auto nll = -logp.gather(1, labels.unsqueeze(1)).squeeze(1);
+    return (0.9 * nll - 0.1 * logp.mean(1)).mean();
+  });
+  kfold::KFold sweep(fashion(), kfold::KFoldOptions().folds(2).limit(640).trainer(trainer));
+  sweep.add_model("mlp").add_schedule(Schedule::none);
+  const auto node = detect_node_resources();
+  Executor ex(node.cores);
+  JobRunner runner(ex, node);
+  const auto result = sweep.run(runner, RunOptions{});
+  EXPECT_EQ(result.run.done, 2);
+  EXPECT_EQ(calls.load(), 2 * 5);  // 320 training samples per fold, batches of 64
 }
 
 TEST(KFold, SummaryHasMeanAndSampleStdPerGroupAndMarksTheBest) {

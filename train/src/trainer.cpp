@@ -147,7 +147,8 @@ TrainResult Trainer::fit(const TrainData& data, const TrainCallbacks& callbacks)
       for (auto& group : optimizer_->param_groups()) group.options().set_lr(lr);
       optimizer_->zero_grad();
       const auto logits = model_->forward(batch->images);
-      const auto loss = torch::nn::functional::cross_entropy(logits, batch->labels);
+      const auto loss = options_.loss() ? options_.loss()(logits, batch->labels)
+                                        : torch::nn::functional::cross_entropy(logits, batch->labels);
       const double loss_value = loss.item<double>();
       if (!std::isfinite(loss_value))
         return finish(JobStatus::diverged, "training loss became " + std::to_string(loss_value) + " in epoch " +

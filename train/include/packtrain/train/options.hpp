@@ -6,7 +6,10 @@
 
 #include <torch/arg.h>
 
+#include <ATen/core/Tensor.h>
+
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -41,6 +44,10 @@ const std::vector<std::string>& schedule_names();
 // `total_steps`, for `schedule` and base rate `base`.
 double scheduled_lr(Schedule schedule, double base, std::int64_t step, std::int64_t total_steps);
 
+// A training loss over a batch: logits (B x classes) and int64 labels (B)
+// to a scalar. Validation always reports cross-entropy, comparable across runs.
+using LossFunction = std::function<at::Tensor(const at::Tensor& logits, const at::Tensor& labels)>;
+
 struct TrainOptions {
   TORCH_ARG(int, epochs) = 5;
   TORCH_ARG(std::int64_t, batch_size) = 64;
@@ -73,6 +80,8 @@ struct TrainOptions {
   // A checkpoint to go on from: its weights, optimizer state and epoch. The
   // run then ends as the uninterrupted one would have (same options needed).
   TORCH_ARG(std::string, resume_from) = "";
+  // The training loss; empty: cross-entropy.
+  TORCH_ARG(LossFunction, loss) = {};
 
  public:  // TORCH_ARG leaves the section private
   double effective_lr() const;
