@@ -37,7 +37,7 @@ void expect_partition(const std::vector<data::Fold>& folds, std::int64_t n, int 
   EXPECT_TRUE(seen.eq(1).all().item<bool>());
 }
 
-TEST(KFold, PlainFoldsPartitionTheSamples) {
+TEST(KFoldSplits, PlainFoldsPartitionTheSamples) {
   for (const int k : {2, 3, 5, 7}) {
     const std::int64_t n = 103;
     const auto labels = torch::zeros({n}, torch::kInt64);
@@ -45,7 +45,7 @@ TEST(KFold, PlainFoldsPartitionTheSamples) {
   }
 }
 
-TEST(KFold, StratifiedFoldsKeepClassShares) {
+TEST(KFoldSplits, StratifiedFoldsKeepClassShares) {
   const auto labels = unbalanced_labels(5);  // 10, 17, 24, 31, 38 samples
   const int k = 4;
   const auto folds = data::kfold_splits(labels, k, 7, true);
@@ -58,7 +58,7 @@ TEST(KFold, StratifiedFoldsKeepClassShares) {
   }
 }
 
-TEST(KFold, PlainFoldsDoNotKeepClassesTogether) {
+TEST(KFoldSplits, PlainFoldsDoNotKeepClassesTogether) {
   // Sorted labels: a split by position (no shuffle) would put whole classes in one fold.
   const auto labels = torch::arange(100, torch::kInt64).div(25, "floor");
   const auto folds = data::kfold_splits(labels, 4, 1, false);
@@ -66,7 +66,7 @@ TEST(KFold, PlainFoldsDoNotKeepClassesTogether) {
   EXPECT_LT(counts.max().item<std::int64_t>(), 25);
 }
 
-TEST(KFold, SameSeedSameFoldsOtherSeedOtherFolds) {
+TEST(KFoldSplits, SameSeedSameFoldsOtherSeedOtherFolds) {
   const auto labels = unbalanced_labels(3);
   for (const bool stratified : {false, true}) {
     const auto a = data::kfold_splits(labels, 5, 11, stratified);
@@ -81,7 +81,7 @@ TEST(KFold, SameSeedSameFoldsOtherSeedOtherFolds) {
   }
 }
 
-TEST(KFold, BadFoldCountsAreErrors) {
+TEST(KFoldSplits, BadFoldCountsAreErrors) {
   const auto labels = torch::zeros({3}, torch::kInt64);
   EXPECT_THROW(data::kfold_splits(labels, 1, 0, false), packtrain::Error);
   EXPECT_THROW(data::kfold_splits(labels, 4, 0, true), packtrain::Error);
