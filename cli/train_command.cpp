@@ -1,30 +1,23 @@
 // packtrain train: one model trained on all the cores it is given.
 //
-// The run is one job on the scheduler, so it has what every run has: the
-// journal (and --resume), results.csv and results.json, Ctrl-C handling.
-// Everything the user can get wrong is checked before the output folder is
-// touched.
+// The run is one job on the scheduler, set up as every sweep is (RunSetup):
+// journal and --resume, results.csv and results.json, trace.json and
+// report.html, --serve, Ctrl-C handling. Everything the user can get wrong
+// is checked before the output folder is touched.
 #include "commands.hpp"
 #include "common_options.hpp"
+#include "run_setup.hpp"
 
 #include <packtrain/data/dataset.hpp>
 #include <packtrain/models/models.hpp>
 #include <packtrain/scheduler/error.hpp>
-#include <packtrain/scheduler/executor.hpp>
-#include <packtrain/scheduler/interrupt.hpp>
-#include <packtrain/scheduler/job_runner.hpp>
-#include <packtrain/scheduler/journal.hpp>
-#include <packtrain/scheduler/resources.hpp>
 #include <packtrain/scheduler/results.hpp>
 #include <packtrain/train/checkpoint.hpp>
 #include <packtrain/train/trainer.hpp>
 
-#include <torch/torch.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
-#include <iostream>
 #include <string>
 
 namespace po = boost::program_options;
@@ -67,37 +60,29 @@ int train_command(int argc, char** argv) {
      "mobilenetv2 only: scales every layer's channels")
     ("augment", po::bool_switch(&o.augment), "random crop (4 pixels of padding) and horizontal flip; 3x32x32 data only");
   if (!parse_options(argc, argv, desc, "packtrain train --model NAME --epochs N --out DIR [options]")) return 0;
-  // Before anything starts a thread (LibTorch's OpenMP team does on the first
-  // tensor operation): threads created earlier would not have SIGINT/SIGTERM
-  // blocked, and a signal landing on one would kill the process.
-  InterruptGuard interrupts;
 
   // --- everything that can be wrong, before anything is written ------------
-  if (common.out.empty()) throw Error("--out is required: the folder for the run's journal, results and checkpoints");
+  // RunSetup first: it takes over Ctrl-C before any thread exists, checks the
+  // common options and --out, and finds the cores.
+  RunSetup setup(common, "train", /*serial=*/false);
   if (o.epochs < 1) throw Error("--epochs must be at least 1, not " + std::to_string(o.epochs));
   if (o.checkpoint_every < 0) throw Error("--checkpoint-every must not be negative");
-  if (common.serve_port != 0) throw Error("--serve: the live dashboard is not available for train yet");
   const auto& names = models::model_names();
   if (std::find(names.begin(), names.end(), o.model) == names.end())
     throw Error("unknown model '" + o.model + "' (known: " + list_text(names) + ")");
   const auto schedule = train::schedule_from_string(o.schedule);
-  const auto optimizer = train::optimizer_from_string(common.optimizer);
-  const auto node = detect_node_resources(ResourceProbe{.requested_cores = common.cores});
-  const int cores = node.core_count();
-
-  auto options = train::TrainOptions()
+  const int cores = setup.node().core_count();
+  const auto checkpoints = setup.out() / "checkpoints";  // this rank's folder under MPI
+  auto options = trainer_options(common)
                      .epochs(o.epochs)
-                     .batch_size(common.batch_size)
-                     .optimizer(optimizer)
-                     .lr(common.lr)
                      .schedule(schedule)
                      .threads(cores)
+                     .checkpoint_dir(checkpoints.string())
                      .checkpoint_every(o.checkpoint_every)
-                     .checkpoint_dir((std::filesystem::path(common.out) / "checkpoints").string())
                      .checkpoint_epochs({o.epochs});
   options.validate();
 
-  const auto data = data::shared_dataset(common.data);
+  const auto data = setup.load_data();
   if (o.augment && (data->channels != 3 || data->height != 32 || data->width != 32))
     throw Error("--augment is for 3x32x32 images; " + data->name + " has " + std::to_string(data->channels) + "x" +
                 std::to_string(data->height) + "x" + std::to_string(data->width));
@@ -106,15 +91,9 @@ int train_command(int argc, char** argv) {
                                      .classes = data->classes, .width_multiplier = o.width_multiplier};
   const double flops = models::estimate_flops(o.model, model_options);  // Error: a model that cannot take these inputs
 
-  const std::filesystem::path out = common.out;
-  prepare_output_dir(out, common.resume);
+  setup.open_run({{"metric", "val_top1"}, {"model", o.model}});
 
   // --- the run: one job on every core ----------------------------------------
-  Executor executor(node.cores);
-  JobRunner runner(executor, node);
-  interrupts.on_interrupt([&runner] { runner.request_stop(); });
-
-  const auto checkpoints = out / "checkpoints";
   Job job;
   job.name = o.model + "/" + o.schedule;
   job.spec = {{"command", "train"}, {"model", o.model},         {"schedule", o.schedule},
@@ -150,32 +129,25 @@ int train_command(int argc, char** argv) {
     metrics["epochs"] = o.epochs;
     return JobOutcome{.status = result.status, .metrics = metrics, .message = result.message};
   };
-  runner.add(std::move(job));
+  setup.add_jobs({std::move(job)});
+  const auto run = setup.run();
 
-  auto journal = Journal::open(out / "journal.sqlite");
-  RunOptions run_options;
-  run_options.journal = journal.get();
-  run_options.resume = common.resume;
-  run_options.base_seed = common.seed;
-  run_options.thread_budget = [](int threads) {
-    (void)at::get_num_threads();  // LibTorch's lazy per-thread init first, then ours
-    at::set_num_threads(threads);
-  };
-  const auto summary = runner.run(run_options);
-
-  write_results_csv(out / "results.csv", summary.jobs);
-  write_results_json(out / "results.json", summary.jobs,
-                     {{"command", "train"}, {"model", o.model}, {"cores", cores}, {"makespan_s", summary.makespan_s}});
-  for (const auto& r : summary.jobs) {
-    if (r.status == JobStatus::done) {
-      std::printf("packtrain train: done in %.1fs: test top-1 %s; results in %s\n", r.seconds(),
-                  result_cell(r, "val_top1").c_str(), (out / "results.csv").c_str());
-    } else {
-      std::fprintf(stderr, "packtrain train: %s%s%s\n", std::string(to_string(r.status)).c_str(),
-                   r.message.empty() ? "" : ": ", r.message.c_str());
+  auto summary = setup.summary_json(run);
+  summary["model"] = o.model;
+  summary["schedule"] = o.schedule;
+  setup.finish(run, summary, kResultColumns);
+  if (setup.is_root()) {
+    for (const auto& r : run.jobs) {
+      if (r.status == JobStatus::done) {
+        std::printf("packtrain train: done in %.1fs: test top-1 %s\n", r.seconds(), result_cell(r, "val_top1").c_str());
+      } else {
+        std::fprintf(stderr, "packtrain train: %s%s%s\n", std::string(to_string(r.status)).c_str(),
+                     r.message.empty() ? "" : ": ", r.message.c_str());
+      }
     }
   }
-  return summary.exit_code();
+  setup.print_outputs();
+  return run.exit_code();
 }
 
 }  // namespace packtrain::cli

@@ -64,7 +64,8 @@ TEST(TrainCommand, TrainsOnAFolderAndWritesResultsAndCheckpoint) {
   EXPECT_NE(row.find(",done,lenet5,cosine,,2,"), std::string::npos) << row;
   EXPECT_FALSE(std::getline(csv, extra) && !extra.empty()) << "one job, one row";
   EXPECT_TRUE(std::filesystem::exists(out / "checkpoints" / "epoch-0002.pt"));
-  EXPECT_TRUE(std::filesystem::exists(out / "results.json"));
+  for (const auto* file : {"results.json", "journal.sqlite", "trace.json", "report.html"})
+    EXPECT_TRUE(std::filesystem::exists(out / file)) << file;
 
   // The same folder again is refused without --resume; with it, the finished job is kept.
   const auto again = packtrain_train(tmp, "--model lenet5 --epochs 2 --cores 1 --data " + (tmp / "data").string() +
