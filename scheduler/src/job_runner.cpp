@@ -162,7 +162,9 @@ RunSummary JobRunner::run(const RunOptions& options) {
   finished_cv_.wait(lock, [&] {
     return ended_ == static_cast<int>(jobs_.size()) || (stop_.load() && running_ == 0);
   });
-  summary_.interrupted = stop_.load() && ended_ < static_cast<int>(jobs_.size());
+  // Stopped with work undone: jobs never started, or jobs that stopped
+  // early (cancelled) when asked to.
+  summary_.interrupted = stop_.load() && (ended_ < static_cast<int>(jobs_.size()) || summary_.cancelled > 0);
   summary_.makespan_s = now();
   for (const auto& s : state_) summary_.jobs.push_back(s.record);
   RunSummary summary = summary_;

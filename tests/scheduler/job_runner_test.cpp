@@ -369,3 +369,23 @@ TEST(JobRunner, DependentsOfACancelledJobAreSkippedNotLeftWaiting) {
   EXPECT_EQ(s.jobs[1].status, JobStatus::skipped);
   EXPECT_NE(s.jobs[1].message.find("quitter cancelled"), std::string::npos) << s.jobs[1].message;
 }
+
+TEST(JobRunner, StoppingTheOnlyJobStillReportsAnInterruptedRun) {
+  VirtualRun r(1);
+  std::atomic<bool> started{false};
+  auto job = sleeping_job("only", 1);
+  job.run = [&](JobContext& ctx) {
+    started = true;
+    while (!ctx.stop_requested()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    return JobOutcome{.status = JobStatus::cancelled};
+  };
+  r.runner->add(job);
+  std::thread stopper([&] {
+    while (!started) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    r.runner->request_stop();
+  });
+  const auto s = r.runner->run(r.options);
+  stopper.join();
+  EXPECT_TRUE(s.interrupted);
+  EXPECT_EQ(s.exit_code(), 130);
+}
