@@ -1,0 +1,110 @@
+#include <packtrain/dashboard/live_server.hpp>
+
+#include <packtrain/scheduler/error.hpp>
+
+#include <httplib.h>
+#include <sys/socket.h>
+
+#include <atomic>
+#include <thread>
+
+namespace packtrain::dashboard {
+namespace {
+
+// Two request threads: a page polling once a second and a Prometheus
+// scraper need no more, and httplib's default is a pool per core.
+constexpr std::size_t kServerThreads = 2;
+
+void not_found(httplib::Response& res) {
+  res.status = 404;
+  res.set_content("not found\n", "text/plain; charset=utf-8");
+}
+
+}  // namespace
+
+struct LiveServer::Impl {
+  httplib::Server server;
+  std::string bind;
+  int port = 0;
+  std::thread thread;
+  std::atomic<bool> ended{false};  // the accept loop returned
+};
+
+LiveServer::LiveServer(const std::string& bind, int port, Content content) : impl_(std::make_unique<Impl>()) {
+  if (port < 0 || port > 65535) throw Error("dashboard port " + std::to_string(port) + " is not a port number");
+  auto& server = impl_->server;
+  impl_->bind = bind;
+  server.new_task_queue = [] { return new httplib::ThreadPool(kServerThreads); };
+  // SO_REUSEADDR (restart on a port in TIME_WAIT) but not httplib's default
+  // SO_REUSEPORT, which would let two runs share a port and split its
+  // requests: a port in use must be an error.
+  server.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
+  server.set_keep_alive_max_count(100);
+  server.set_keep_alive_timeout(5);
+  // Before routing: nothing outside the three generated resources, and no
+  // path that tries to climb out of one, however it is spelled.
+  server.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
+    if (req.target.find("..") != std::string::npos || req.path.find("..") != std::string::npos ||
+        req.target.find("%2e") != std::string::npos || req.target.find("%2E") != std::string::npos ||
+        (req.method != "GET" && req.method != "HEAD")) {
+      not_found(res);
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
+  const auto common_headers = [](httplib::Response& res) {
+    res.set_header("Cache-Control", "no-store");
+    res.set_header("X-Content-Type-Options", "nosniff");
+  };
+  server.Get("/", [common_headers](const httplib::Request&, httplib::Response& res) {
+    common_headers(res);
+    res.set_header("Content-Security-Policy", "default-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'");
+    res.set_content(live_page_html(), "text/html; charset=utf-8");
+  });
+  server.Get("/api/status", [common_headers, fn = content.status_json](const httplib::Request&, httplib::Response& res) {
+    common_headers(res);
+    res.set_content(fn ? fn() : "{}", "application/json");
+  });
+  server.Get("/metrics", [common_headers, fn = content.metrics_text](const httplib::Request&, httplib::Response& res) {
+    common_headers(res);
+    res.set_content(fn ? fn() : "", "text/plain; version=0.0.4; charset=utf-8");
+  });
+  // Every unmatched route (and error) answers with the same short 404.
+  server.set_error_handler([](const httplib::Request&, httplib::Response& res) {
+    if (res.status == 404) not_found(res);
+  });
+
+  if (port == 0) {
+    impl_->port = server.bind_to_any_port(bind);
+    if (impl_->port <= 0) throw Error("dashboard: cannot listen on " + bind + " (any port)");
+  } else {
+    if (!server.bind_to_port(bind, port)) throw Error("dashboard: cannot listen on " + bind + ":" + std::to_string(port) + " (in use?)");
+    impl_->port = port;
+  }
+  // accept() blocks between requests: no polling while nobody looks.
+  impl_->thread = std::thread([this] {
+    impl_->server.listen_after_bind();
+    impl_->ended.store(true);
+  });
+  // httplib's stop() is a no-op until the loop has started: wait for that
+  // (microseconds, once), so that a server destroyed at once still stops.
+  while (!impl_->server.is_running() && !impl_->ended.load()) std::this_thread::yield();
+}
+
+LiveServer::~LiveServer() {
+  impl_->server.stop();
+  if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+int LiveServer::port() const { return impl_->port; }
+const std::string& LiveServer::bind() const { return impl_->bind; }
+
+std::string LiveServer::url() const {
+  const bool v6 = impl_->bind.find(':') != std::string::npos;
+  return "http://" + (v6 ? "[" + impl_->bind + "]" : impl_->bind) + ":" + std::to_string(impl_->port) + "/";
+}
+
+}  // namespace packtrain::dashboard

@@ -1,0 +1,127 @@
+// SweepMeta and group_stats: the sweep summary, from the journal's meta table.
+#include <packtrain/dashboard/report.hpp>
+
+#include <packtrain/scheduler/error.hpp>
+
+#include <algorithm>
+#include <cmath>
+
+namespace packtrain::dashboard {
+namespace {
+
+// A meta value as JSON: the journal holds text, which is JSON for arrays and
+// numbers ("[\"model\"]", "0.89") and plain for strings ("kfold").
+nlohmann::json meta_value(const nlohmann::json& value) {
+  if (!value.is_string()) return value;
+  auto parsed = nlohmann::json::parse(value.get<std::string>(), nullptr, false);
+  return parsed.is_discarded() ? value : parsed;
+}
+
+std::string meta_string(const nlohmann::json& value) {
+  if (value.is_string()) return value.get<std::string>();
+  return value.dump();
+}
+
+bool ends_with(const std::string& text, const std::string& suffix) {
+  return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+}  // namespace
+
+SweepMeta SweepMeta::from_json(const nlohmann::json& meta) {
+  SweepMeta s;
+  if (!meta.is_object()) return s;
+  if (meta.contains("command")) s.command = meta_string(meta["command"]);
+  if (meta.contains("group_by")) {
+    const auto keys = meta_value(meta["group_by"]);
+    if (!keys.is_array()) throw Error("meta group_by is not a JSON array of spec keys: " + meta_string(meta["group_by"]));
+    for (const auto& k : keys) {
+      if (!k.is_string()) throw Error("meta group_by holds a key that is not a string: " + k.dump());
+      s.group_by.push_back(k.get<std::string>());
+    }
+  }
+  if (meta.contains("metric")) s.metric = meta_string(meta["metric"]);
+  s.higher_is_better = !(ends_with(s.metric, "loss") || ends_with(s.metric, "error"));
+  if (meta.contains("metric_goal")) {
+    const auto goal = meta_string(meta["metric_goal"]);
+    if (goal != "max" && goal != "min") throw Error("meta metric_goal is '" + goal + "', not max or min");
+    s.higher_is_better = goal == "max";
+  }
+  if (meta.contains("plot_x")) s.plot_x = meta_string(meta["plot_x"]);
+  if (meta.contains("plot_series")) s.plot_series = meta_string(meta["plot_series"]);
+  if (meta.contains("plot_reference")) {
+    const auto ref = meta_value(meta["plot_reference"]);
+    if (!ref.is_number()) throw Error("meta plot_reference is not a number: " + meta_string(meta["plot_reference"]));
+    s.plot_reference = ref.get<double>();
+  }
+  return s;
+}
+
+SweepMeta SweepMeta::from_journal(const Journal& journal) {
+  nlohmann::json meta = nlohmann::json::object();
+  for (const char* key : {"command", "group_by", "metric", "metric_goal", "plot_x", "plot_series", "plot_reference"})
+    if (auto value = journal.meta(key)) meta[key] = *value;
+  return from_json(meta);
+}
+
+std::vector<GroupStat> group_stats(const std::vector<JobRecord>& jobs, const std::vector<std::string>& keys,
+                                   const std::string& metric, bool higher_is_better) {
+  std::vector<GroupStat> groups;
+  std::vector<std::vector<double>> values;
+  if (keys.empty()) return groups;
+  for (const auto& r : jobs) {
+    if (!r.spec.is_object()) continue;
+    nlohmann::json key = nlohmann::json::object();
+    bool complete = true;
+    for (const auto& k : keys) {
+      if (!r.spec.contains(k)) {
+        complete = false;
+        break;
+      }
+      key[k] = r.spec[k];
+    }
+    if (!complete) continue;
+    auto it = std::find_if(groups.begin(), groups.end(), [&](const GroupStat& g) { return g.key == key; });
+    if (it == groups.end()) {
+      groups.push_back({.key = key});
+      values.emplace_back();
+      it = groups.end() - 1;
+    }
+    auto& v = values[static_cast<std::size_t>(it - groups.begin())];
+    ++it->jobs;
+    if (r.status != JobStatus::done || !r.metrics.is_object() || !r.metrics.contains(metric)) continue;
+    const auto& m = r.metrics[metric];
+    if (!m.is_number() || !std::isfinite(m.get<double>())) continue;
+    v.push_back(m.get<double>());
+    ++it->measured;
+  }
+  int best = -1;
+  for (std::size_t i = 0; i < groups.size(); ++i) {
+    const auto& v = values[i];
+    if (v.empty()) continue;
+    double sum = 0;
+    for (double x : v) sum += x;
+    auto& g = groups[i];
+    g.mean = sum / static_cast<double>(v.size());
+    double sq = 0;
+    for (double x : v) sq += (x - g.mean) * (x - g.mean);
+    g.std = v.size() > 1 ? std::sqrt(sq / static_cast<double>(v.size() - 1)) : 0.0;
+    if (best < 0 || (higher_is_better ? g.mean > groups[best].mean : g.mean < groups[best].mean))
+      best = static_cast<int>(i);
+  }
+  if (best >= 0) groups[static_cast<std::size_t>(best)].best = true;
+  return groups;
+}
+
+std::vector<std::string> report_columns(const std::vector<std::string>& base, const SweepMeta& sweep) {
+  std::vector<std::string> columns = base;
+  auto add = [&columns](const std::string& key) {
+    if (!key.empty() && std::find(columns.begin(), columns.end(), key) == columns.end()) columns.push_back(key);
+  };
+  for (const auto& k : sweep.group_by) add(k);
+  add(sweep.plot_x);
+  add(sweep.plot_series);
+  return columns;
+}
+
+}  // namespace packtrain::dashboard

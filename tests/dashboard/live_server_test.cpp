@@ -1,0 +1,185 @@
+#include <packtrain/dashboard/live_server.hpp>
+#include <packtrain/dashboard/run_dashboard.hpp>
+#include <packtrain/scheduler/error.hpp>
+
+#include "dashboard/dashboard_fixture.hpp"
+#include "dashboard/prometheus_parser.hpp"
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <future>
+#include <thread>
+
+using namespace packtrain;
+using namespace packtrain::dashboard;
+using namespace packtrain::testing;
+
+namespace {
+
+// GET through httplib's client, the path sent exactly as written.
+httplib::Result get(int port, const std::string& path) {
+  httplib::Client client("127.0.0.1", port);
+  client.set_url_encode(false);
+  client.set_connection_timeout(5);
+  client.set_read_timeout(10);
+  return client.Get(path.c_str());
+}
+
+}  // namespace
+
+TEST(LiveServer, MetricsAndStatusMatchTheRun) {
+  DashboardHarness h(3, DashboardOptions().serve_port(0));
+  const int port = h.dash->port();
+  ASSERT_GT(port, 0);
+  EXPECT_EQ(h.dash->url(), "http://127.0.0.1:" + std::to_string(port) + "/");
+
+  // One job reports its throughput and then waits until the test has looked.
+  std::promise<void> reported, release;
+  auto released = release.get_future().share();
+  Job fast;
+  fast.name = "fast";
+  fast.spec = {{"model", "mlp"}, {"schedule", "cosine"}, {"fold", 9}};
+  fast.run = [&reported, released](JobContext& ctx) {
+    ctx.report({{"epoch", 1}, {"samples_per_s", 1234.5}});
+    reported.set_value();
+    released.wait();
+    return JobOutcome{.metrics = {{"val_top1", 0.9}}};
+  };
+  const auto fast_id = h.run.runner->add(fast);
+  h.run.runner->add(kfold_job("mlp", "warm", 0, 10, 0.8));
+  h.run.runner->add(kfold_job("lenet5", "warm", 0, 10, 0.85));
+  h.run.runner->add(flaky_job("broken", 5, 0));
+
+  RunSummary summary;
+  std::thread runner([&] { summary = h.run_and_finish(); });
+  reported.get_future().wait();
+
+  {  // While it runs: Prometheus sees the job's samples/s.
+    const auto res = get(port, "/metrics");
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 200);
+    EXPECT_NE(res->get_header_value("Content-Type").find("text/plain; version=0.0.4"), std::string::npos);
+    const Exposition x(res->body);
+    EXPECT_EQ(x.value("packtrain_samples_per_second"), 1234.5);
+    EXPECT_EQ(x.value("packtrain_job_samples_per_second", {{"job", fast_id}, {"name", "fast"}}), 1234.5);
+    EXPECT_GE(x.value("packtrain_jobs", {{"state", "running"}}), 1);
+    EXPECT_EQ(x.value("packtrain_jobs_in_run"), 4);
+
+    const auto status = get(port, "/api/status");
+    ASSERT_TRUE(status);
+    const auto s = nlohmann::json::parse(status->body);
+    EXPECT_EQ(s["state"], "running");
+    int holding = 0;
+    for (const auto& c : s["cores"])
+      if (!c["job"].is_null() && c["job"]["id"] == fast_id) {
+        ++holding;
+        EXPECT_DOUBLE_EQ(c["job"]["samples_per_s"].get<double>(), 1234.5);
+      }
+    EXPECT_EQ(holding, 1);
+  }
+  release.set_value();
+  runner.join();
+  ASSERT_EQ(summary.done, 3);
+  ASSERT_EQ(summary.failed, 1);
+
+  // After the run: the counts are final, and the throughput is gone with the jobs.
+  const auto res = get(port, "/metrics");
+  ASSERT_TRUE(res);
+  const Exposition x(res->body);
+  EXPECT_EQ(x.value("packtrain_jobs", {{"state", "done"}}), 3);
+  EXPECT_EQ(x.value("packtrain_jobs", {{"state", "failed"}}), 1);
+  EXPECT_EQ(x.value("packtrain_jobs", {{"state", "running"}}), 0);
+  EXPECT_EQ(x.value("packtrain_jobs", {{"state", "queued"}}), 0);
+  EXPECT_EQ(x.value("packtrain_cores"), 3);
+  EXPECT_EQ(x.value("packtrain_run_eta_seconds"), 0);
+  EXPECT_FALSE(x.has("packtrain_samples_per_second"));
+  EXPECT_EQ(x.families().at("packtrain_core_busy_ratio").samples.size(), 3u);
+  for (int core = 0; core < 3; ++core) {
+    const double busy = x.value("packtrain_core_busy_ratio", {{"core", std::to_string(core)}});
+    EXPECT_GE(busy, 0.0);
+    EXPECT_LE(busy, 1.0);
+    EXPECT_EQ(x.value("packtrain_core_running_job", {{"core", std::to_string(core)}}), 0);
+  }
+  EXPECT_GT(x.value("packtrain_resident_memory_bytes"), 0);
+
+  const auto status = get(port, "/api/status");
+  ASSERT_TRUE(status);
+  EXPECT_EQ(status->get_header_value("Content-Type"), "application/json");
+  const auto s = nlohmann::json::parse(status->body);
+  EXPECT_EQ(s["state"], "finished");
+  EXPECT_EQ(s["command"], "kfold");
+  EXPECT_EQ(s["jobs"]["total"], 4);
+  EXPECT_EQ(s["jobs"]["done"], 3);
+  EXPECT_EQ(s["jobs"]["failed"], 1);
+  ASSERT_EQ(s["cores"].size(), 3u);
+  for (int core = 0; core < 3; ++core) {
+    EXPECT_EQ(s["cores"][core]["core"], core);
+    EXPECT_TRUE(s["cores"][core]["job"].is_null());
+    EXPECT_FALSE(s["cores"][core]["history"].empty());
+  }
+  EXPECT_EQ(s["recent"].size(), 4u);
+}
+
+TEST(LiveServer, ServesTheLivePage) {
+  LiveServer server("127.0.0.1", 0, {.status_json = [] { return std::string("{}"); }});
+  const auto res = get(server.port(), "/");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  EXPECT_EQ(res->get_header_value("Content-Type"), "text/html; charset=utf-8");
+  EXPECT_EQ(res->body, live_page_html());
+  EXPECT_NE(res->body.find("id=\"job-count\""), std::string::npos);
+  EXPECT_NE(res->body.find("fetch(\"/api/status\""), std::string::npos);
+  EXPECT_EQ(res->body.find("http://"), std::string::npos);  // nothing from the network
+  EXPECT_EQ(res->body.find("https://"), std::string::npos);
+}
+
+TEST(LiveServer, EverythingElseIsNotFound) {
+  LiveServer server("127.0.0.1", 0,
+                    {.status_json = [] { return std::string("{\"secret\":1}"); },
+                     .metrics_text = [] { return std::string("# TYPE x gauge\nx 1\n"); }});
+  for (const char* path : {"/../etc/passwd", "/%2e%2e/", "/%2E%2E/etc/passwd", "/static/../../x", "/api/status/../status",
+                           "/api/../metrics", "/..", "/index.html", "/api", "/api/status/x", "/metrics/", "/etc/passwd",
+                           "/favicon.ico", "//api/status"}) {
+    const auto res = get(server.port(), path);
+    ASSERT_TRUE(res) << path;
+    EXPECT_EQ(res->status, 404) << path;
+    EXPECT_EQ(res->body.find("secret"), std::string::npos) << path;
+    EXPECT_EQ(res->body.find("<html"), std::string::npos) << path;
+  }
+  httplib::Client client("127.0.0.1", server.port());
+  const auto post = client.Post("/api/status", "{}", "application/json");
+  ASSERT_TRUE(post);
+  EXPECT_EQ(post->status, 404);
+  const auto head = client.Head("/metrics");
+  ASSERT_TRUE(head);
+  EXPECT_EQ(head->status, 200);
+  const auto ok = get(server.port(), "/api/status");
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->status, 200);
+  EXPECT_EQ(ok->body, "{\"secret\":1}");
+}
+
+TEST(LiveServer, PortZeroPicksAFreePortAndATakenPortIsAnError) {
+  LiveServer first("127.0.0.1", 0, {});
+  ASSERT_GT(first.port(), 0);
+  EXPECT_EQ(first.url(), "http://127.0.0.1:" + std::to_string(first.port()) + "/");
+  EXPECT_THROW(LiveServer("127.0.0.1", first.port(), {}), Error);
+  EXPECT_THROW(LiveServer("127.0.0.1", 70000, {}), Error);
+  EXPECT_THROW(LiveServer("203.0.113.7", 0, {}), Error);  // not an address of this machine
+}
+
+TEST(LiveServer, DashboardWithoutServeHasNoPortAndAServerStopsAtOnce) {
+  TempDir dir;
+  RunDashboard quiet(DashboardOptions().cores({0}).sample_ms(50));
+  EXPECT_EQ(quiet.port(), 0);
+  EXPECT_EQ(quiet.url(), "");
+  for (int i = 0; i < 20; ++i) LiveServer("127.0.0.1", 0, {});  // created and destroyed at once, never hangs
+}
+
+TEST(LiveServer, DashboardOnATakenPortThrowsBeforeWritingFiles) {
+  LiveServer taken("127.0.0.1", 0, {});
+  TempDir dir;
+  EXPECT_THROW(RunDashboard(DashboardOptions().out_dir(dir / "run").cores({0}).serve_port(taken.port())), Error);
+  EXPECT_FALSE(std::filesystem::exists(dir / "run"));
+}
