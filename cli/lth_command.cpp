@@ -100,7 +100,9 @@ int lth_command(int argc, char** argv) {
                      .limit(limit)
                      .cores_per_job(cores_per_job)
                      .trainer(trainer_options(common).epochs(epochs).schedule(train::schedule_from_string(schedule)))
-                     .out_dir(common.out)
+                     // This rank's own folder: under mpirun the files a job on
+                     // another rank made arrive there (no shared filesystem).
+                     .out_dir(setup.out().string())
                      .transfer(transfer);
   if (rounds == kNotGiven) options.sparsities(parse_numbers<double>(sparsities, "--sparsities"));
   if (!(tolerance >= 0)) throw Error("--tolerance must not be negative");
@@ -114,8 +116,12 @@ int lth_command(int argc, char** argv) {
                   {"metric", "test_top1"},
                   {"plot_x", "sparsity"},
                   {"plot_series", "reset_epoch"}});
-  const auto result = sweep.run(setup.runner(), setup.run_options());
-  if (result.report.dense_top1) setup.journal().set_meta("plot_reference", nlohmann::json(*result.report.dense_top1).dump());
+  setup.add_jobs(sweep.jobs());
+  // Under mpirun every rank's summary holds every rank's records; rank 0
+  // reports from it.
+  const auto result = sweep.result_of(setup.run());
+  if (setup.is_root() && result.report.dense_top1)
+    setup.journal().set_meta("plot_reference", nlohmann::json(*result.report.dense_top1).dump());
 
   nlohmann::json summary = setup.summary_json(result.run);
   summary["speedup"] = result.speedup;
@@ -132,10 +138,12 @@ int lth_command(int argc, char** argv) {
                            {"scratch_top1", opt(r.transfer_scratch_top1)}};
   }
   setup.finish(result.run, summary, lth::result_columns());
-  std::printf("%s", lth::format_report(r).c_str());
-  std::printf("makespan %s, jobs' own time %s: %.2fx the speed of one job at a time on %d core(s)\n",
-              format_duration(result.run.makespan_s).c_str(), format_duration(result.run.job_seconds).c_str(),
-              result.speedup, setup.node().core_count());
+  if (setup.is_root()) {
+    std::printf("%s", lth::format_report(r).c_str());
+    std::printf("makespan %s, jobs' own time %s: %.2fx the speed of one job at a time on %d core(s)\n",
+                format_duration(result.run.makespan_s).c_str(), format_duration(result.run.job_seconds).c_str(),
+                result.speedup, setup.node().core_count());
+  }
   setup.print_outputs();
   return result.run.exit_code();
 }

@@ -177,6 +177,10 @@ Job LotteryTicketSweep::dense_job() const {
       for (const int e : saves) files.push_back(relative_to_run(train::checkpoint_path(dir, e), root));
       metrics["checkpoints"] = files;
       write_json(dir / "result.json", {{"job", ctx.id()}, {"test_top1", metrics["test_top1"]}, {"checkpoints", files}});
+      // The retrains read the checkpoints, the transfer ticket job result.json.
+      auto artifacts = files;
+      artifacts.push_back(relative_to_run(dir / "result.json", root));
+      metrics["artifacts"] = artifacts;
     }
     return JobOutcome{.status = result.status, .metrics = metrics, .message = result.message};
   };
@@ -253,7 +257,12 @@ Job LotteryTicketSweep::retrain_job(int reset_epoch, double sparsity, int round,
     metrics["ticket"] = relative_to_run(ticket_path, root);
     if (result.status == JobStatus::done) {
       metrics["checkpoints"] = nlohmann::json::array({relative_to_run(train::checkpoint_path(own_dir, epochs), root)});
-      write_json(root / "tickets" / (stem + ".json"),
+      const auto result_path = root / "tickets" / (stem + ".json");
+      // The next round reads the mask and the trained weights, the transfer
+      // ticket job the result, the winner's mask and ticket.
+      metrics["artifacts"] = {metrics["checkpoints"][0], metrics["mask"], metrics["ticket"],
+                              relative_to_run(result_path, root)};
+      write_json(result_path,
                  {{"job", ctx.id()}, {"reset_epoch", reset_epoch}, {"round", round}, {"sparsity", mask.sparsity()},
                   {"test_top1", metrics["test_top1"]}, {"mask", metrics["mask"]}, {"ticket", metrics["ticket"]}});
     }
@@ -355,8 +364,12 @@ std::vector<Job> LotteryTicketSweep::jobs() const {
 
 LthResult LotteryTicketSweep::run(JobRunner& runner, const RunOptions& options) const {
   for (auto& job : jobs()) runner.add(std::move(job));
+  return result_of(runner.run(options));
+}
+
+LthResult LotteryTicketSweep::result_of(RunSummary run) const {
   LthResult result;
-  result.run = runner.run(options);
+  result.run = std::move(run);
   result.report = summarize(result.run.jobs, options_.tolerance());
   result.speedup = result.run.makespan_s > 0 ? result.run.job_seconds / result.run.makespan_s : 0;
   return result;

@@ -36,6 +36,11 @@
 //       .sparsities({0.8, 0.9}).out_dir(dir).trainer(TrainOptions().epochs(5)));
 //   auto result = sweep.run(runner, run_options);
 //   std::printf("%s", packtrain::lth::format_report(result.report).c_str());
+//
+// Every job lists the files it made that later jobs read in its metrics'
+// "artifacts" (paths relative to the run folder): under MPI, the job-end
+// message carries exactly these to the other ranks (no shared filesystem),
+// so out_dir must be this process's own folder (the rank's, under mpirun).
 #include <packtrain/data/dataset.hpp>
 #include <packtrain/lth/mask.hpp>
 #include <packtrain/scheduler/job_runner.hpp>
@@ -117,7 +122,13 @@ class LotteryTicketSweep {
   std::vector<Job> jobs() const;
   std::string dense_id() const;
 
+  // Adds jobs() to `runner`, runs them, and returns result_of() the run.
+  // The CLI instead adds jobs() itself (shards, MPI) and calls result_of().
   LthResult run(JobRunner& runner, const RunOptions& options) const;
+  // The report (winning ticket by this sweep's tolerance) and speedup of a
+  // finished run of this sweep's jobs; under MPI, any rank's RunSummary
+  // holds every rank's records.
+  LthResult result_of(RunSummary run) const;
   const LthOptions& options() const { return options_; }
 
  private:
