@@ -6,6 +6,8 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <map>
+#include <numeric>
 #include <sstream>
 #include <tuple>
 
@@ -74,13 +76,56 @@ Journal& RunSetup::journal() {
   return *journal_;
 }
 
-bool RunSetup::in_shard(const Job& job) const {
-  return shards_ == 1 || static_cast<int>(stable_hash(job.id()) % static_cast<std::uint64_t>(shards_)) == shard_;
+std::vector<std::string> shard_keys(const std::vector<Job>& jobs) {
+  // Union-find over the `after` edges: a job and everything that depends on
+  // it, directly or not, form one group.
+  std::map<std::string, std::size_t> index;
+  std::vector<std::string> ids;
+  for (const auto& job : jobs) {
+    index.emplace(job.id(), ids.size());
+    ids.push_back(job.id());
+  }
+  std::vector<std::size_t> parent(jobs.size());
+  std::iota(parent.begin(), parent.end(), std::size_t{0});
+  const auto group_of = [&](std::size_t x) {
+    while (parent[x] != x) x = parent[x] = parent[parent[x]];
+    return x;
+  };
+  for (std::size_t j = 0; j < jobs.size(); ++j)
+    for (const auto& dep : jobs[j].after)
+      if (const auto it = index.find(dep); it != index.end()) parent[group_of(j)] = group_of(it->second);
+  // A group's key: the smallest id among its roots (jobs without `after`),
+  // so every shard computes the same one whatever the order of the list.
+  std::map<std::size_t, std::string> key;
+  for (std::size_t j = 0; j < jobs.size(); ++j) {
+    if (!jobs[j].after.empty()) continue;
+    auto& k = key[group_of(j)];
+    if (k.empty() || ids[j] < k) k = ids[j];
+  }
+  std::vector<std::string> out(jobs.size());
+  for (std::size_t j = 0; j < jobs.size(); ++j) {
+    const auto it = key.find(group_of(j));
+    out[j] = it != key.end() ? it->second : ids[group_of(j)];  // a group without a root is a cycle: run() refuses it
+  }
+  return out;
+}
+
+bool RunSetup::in_shard(const std::string& key) const {
+  return shards_ == 1 || static_cast<int>(stable_hash(key) % static_cast<std::uint64_t>(shards_)) == shard_;
 }
 
 void RunSetup::add_jobs(std::vector<Job> jobs) {
-  for (auto& job : jobs)
-    if (in_shard(job)) runner_->add(std::move(job));
+  if (journal_) {
+    // The whole sweep and this run's share of it: `packtrain report --merge`
+    // checks that shards belong to one sweep and names the jobs none ran.
+    nlohmann::json all = nlohmann::json::array();
+    for (const auto& job : jobs) all.push_back({{"id", job.id()}, {"name", job.name}});
+    journal_->set_meta("sweep_jobs", all.dump());
+    journal_->set_meta("shard", std::to_string(shard_) + "/" + std::to_string(shards_));
+  }
+  const auto keys = shard_keys(jobs);
+  for (std::size_t j = 0; j < jobs.size(); ++j)
+    if (in_shard(keys[j])) runner_->add(std::move(jobs[j]));
 }
 
 RunSummary RunSetup::run() {

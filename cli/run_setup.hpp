@@ -33,6 +33,13 @@ namespace packtrain::cli {
 // TrainOptions from the common options (batch size, optimizer, lr).
 train::TrainOptions trainer_options(const CommonOptions& common);
 
+// Each job's shard key: the id of the root of its dependency group (the job
+// without `after` that it depends on, directly or through other jobs). A
+// shard runs whole groups: a lottery-ticket chain split between shards
+// would wait forever for its dense job. A job without dependencies (every
+// kfold job) is its own root.
+std::vector<std::string> shard_keys(const std::vector<Job>& jobs);
+
 class RunSetup {
  public:
   // Validates the common options and finds the node's cores (one, with `serial`).
@@ -54,9 +61,11 @@ class RunSetup {
   int rank() const { return rank_; }
   // This rank's folder: --out on rank 0, --out/ranks/rank-N on the others.
   const std::filesystem::path& out() const { return out_; }
-  // Whether `job` belongs to this --shard (always, without --shard).
-  bool in_shard(const Job& job) const;
-  // Adds the jobs of this shard to the runner.
+  // Whether the jobs of shard key `key` (see shard_keys) belong to this
+  // --shard (always, without --shard).
+  bool in_shard(const std::string& key) const;
+  // Adds the jobs of this shard to the runner, and records the whole job
+  // list and the shard in the journal's meta (`sweep_jobs`, `shard`).
   void add_jobs(std::vector<Job> jobs);
   // Runs the jobs added (sharing them with the other ranks under MPI).
   RunSummary run();
