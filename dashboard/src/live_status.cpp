@@ -79,6 +79,11 @@ void LiveStatus::event(const JobEvent& e, double now) {
       jobs_[e.job_id] = JobStatus::running;
       running_[e.job_id] = {.id = e.job_id, .name = e.name, .attempt = e.attempt, .since = now, .cores = e.cores};
       return;
+    case EventKind::resized: {
+      // An elastic job's cores now: the live view shows every core it has.
+      if (const auto it = running_.find(e.job_id); it != running_.end()) it->second.cores = e.cores;
+      return;
+    }
     case EventKind::progress: {
       const auto it = running_.find(e.job_id);
       if (it == running_.end()) return;

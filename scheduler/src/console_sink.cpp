@@ -53,6 +53,7 @@ void ConsoleSink::on_event(const JobEvent& e) {
   switch (e.kind) {
     case EventKind::queued:
     case EventKind::progress:
+    case EventKind::resized:
       return;
     case EventKind::started: {
       ++running_;

@@ -43,6 +43,7 @@ std::string_view to_string(EventKind kind) {
     case EventKind::retried: return "retried";
     case EventKind::skipped: return "skipped";
     case EventKind::cancelled: return "cancelled";
+    case EventKind::resized: return "resized";
   }
   return "unknown";
 }

@@ -14,6 +14,25 @@ struct JobRunner::State {
   std::vector<int> dependents;
   bool final = false;             // status will not change again in this run
   bool owned = true;              // this process runs it (work sharing may move it)
+  std::vector<int> workers;       // while running: the executor workers it owns
+  std::shared_ptr<Elastic> elastic;  // while running, once it registered a helper
+};
+
+// The helper of a running job and the cores lent to it. Shared with the
+// lease closures, which may still run after Job::run has returned.
+struct JobRunner::Elastic {
+  struct Lease {
+    std::shared_ptr<CoreLease> lease;
+    int worker;
+    bool own;                     // one of the job's own cores (kept to the end)
+    bool reclaimed = false;       // asked back for a waiting job
+  };
+  CoreHelper helper;
+  std::vector<Lease> leases;      // guarded by the runner's mutex_
+  int lent = 0;                   // leases that are not own
+  int reclaimed = 0;              // ... of which asked back for a waiting job
+  bool closed = false;            // Job::run returned: no new helper calls
+  std::string error;              // the first exception of a helper
 };
 
 int RunSummary::exit_code() const {
@@ -40,6 +59,12 @@ std::string JobRunner::add(Job job) {
 void JobRunner::validate() const {
   for (const auto& job : jobs_) {
     if (job.cores < 1) throw Error("job '" + job.name + "' asks for " + std::to_string(job.cores) + " cores");
+    if (job.max_cores != 0 && job.max_cores < job.cores)
+      throw Error("job '" + job.name + "' asks for at most " + std::to_string(job.max_cores) + " cores but at least " +
+                  std::to_string(job.cores));
+    if (job.max_cores > node_.core_count())
+      throw Error("job '" + job.name + "' asks for up to " + std::to_string(job.max_cores) +
+                  " cores but this node has " + std::to_string(node_.core_count()) + " usable");
     if (job.cores > node_.core_count())
       throw Error("job '" + job.name + "' needs " + std::to_string(job.cores) + " cores but this node has " +
                   std::to_string(node_.core_count()) + " usable");
@@ -101,6 +126,8 @@ RunSummary JobRunner::run(const RunOptions& options) {
   ready_.clear();
   worker_busy_.assign(executor_.worker_count(), false);
   cores_in_use_ = gpus_in_use_ = running_ = ended_ = 0;
+  lent_ = returning_ = 0;
+  elastic_running_.clear();
   memory_in_use_ = 0;
 
   RunStart start_info;
@@ -184,7 +211,7 @@ void JobRunner::dispatch() {
     JobRunner& r;
     ~IdleCheck() {
       if (r.options_ && r.options_->sharing && r.ended_ < static_cast<int>(r.jobs_.size()) &&
-          r.cores_in_use_ < r.node_.core_count() && r.ready_.empty())
+          r.cores_in_use_ - r.lent_ < r.node_.core_count() && r.ready_.empty())
         r.options_->sharing->idle();
     }
   } idle_check{*this};
@@ -205,6 +232,7 @@ void JobRunner::dispatch() {
     it = ready_.erase(it);
     start(j, std::move(workers));
   }
+  rebalance();
 }
 
 void JobRunner::start(int j, std::vector<int> workers) {
@@ -214,6 +242,7 @@ void JobRunner::start(int j, std::vector<int> workers) {
   s.record.status = JobStatus::running;
   ++s.record.attempts;
   for (int w : workers) worker_busy_[w] = true;
+  s.workers = workers;
   cores_in_use_ += job.cores;
   gpus_in_use_ += job.gpus;
   memory_in_use_ += job.memory_mb;
@@ -251,6 +280,7 @@ void JobRunner::execute(int j, const std::vector<int>& workers) {
                    emit({.kind = EventKind::progress, .job_id = id, .name = name, .time = now(), .attempt = attempt,
                          .rank = options_->rank, .status = JobStatus::running, .data = progress});
                  });
+  ctx.set_elastic(job.max_cores, [this, j](CoreHelper helper) { register_helper(j, std::move(helper)); });
   JobOutcome outcome;
   JobStatus status;
   try {
@@ -265,6 +295,10 @@ void JobRunner::execute(int j, const std::vector<int>& workers) {
   } catch (...) {
     status = JobStatus::failed;
     outcome.message = "unknown exception";
+  }
+  if (const std::string error = close_leases(j); !error.empty() && status != JobStatus::failed) {
+    status = JobStatus::failed;
+    outcome.message = "a helper thread failed: " + error.substr(0, error.find('\n'));
   }
   // Back to this worker's own core and one thread.
   if (options_->pin_threads) apply_thread_budget({executor_.cores()[workers.front()]});
@@ -317,6 +351,7 @@ void JobRunner::complete(int j, const std::vector<int>& workers, JobStatus statu
   }
   for (std::size_t i = 1; i < workers.size(); ++i) executor_.set_reserved(workers[i], false);
   for (int w : workers) worker_busy_[w] = false;
+  s.workers.clear();
   cores_in_use_ -= job.cores;
   gpus_in_use_ -= job.gpus;
   memory_in_use_ -= job.memory_mb;
@@ -437,6 +472,150 @@ void JobRunner::skip_dependents(int j) {
           .rank = options_->rank, .status = JobStatus::skipped, .message = s.record.message});
     skip_dependents(d);
   }
+}
+
+void JobRunner::register_helper(int j, CoreHelper helper) {
+  if (!helper) throw Error("lend_cores_to: no helper function");
+  std::lock_guard lock(mutex_);
+  auto& s = state_[j];
+  if (s.elastic) throw Error("job '" + jobs_[j].name + "' called lend_cores_to twice");
+  s.elastic = std::make_shared<Elastic>();
+  s.elastic->helper = std::move(helper);
+  for (std::size_t i = 1; i < s.workers.size(); ++i) lend(j, s.workers[i], true);
+  if (jobs_[j].max_cores > jobs_[j].cores) {
+    elastic_running_.push_back(j);
+    dispatch();
+  }
+}
+
+void JobRunner::lend(int j, int worker, bool own) {
+  const auto elastic = state_[j].elastic;
+  auto lease = std::make_shared<CoreLease>(executor_.cores()[worker]);
+  elastic->leases.push_back({lease, worker, own});
+  if (!own) {
+    worker_busy_[worker] = true;
+    ++cores_in_use_;
+    ++lent_;
+    ++elastic->lent;
+    summary_.peak_cores_in_use = std::max(summary_.peak_cores_in_use, cores_in_use_);
+    emit_resized(j, *elastic);
+  }
+  executor_.submit_to(worker, [this, j, elastic, lease, worker, own] { run_lease(j, elastic, lease, worker, own); });
+  // A reserved worker runs nothing: release it only now that the lease is in its inbox,
+  // which it reads before looking for tasks.
+  if (own) executor_.set_reserved(worker, false);
+}
+
+void JobRunner::run_lease(int j, const std::shared_ptr<Elastic>& elastic, const std::shared_ptr<CoreLease>& lease,
+                          int worker, bool own) {
+  CoreHelper helper;
+  {
+    std::lock_guard lock(mutex_);
+    if (!elastic->closed && !lease->should_return()) helper = elastic->helper;
+  }
+  if (helper) {
+    if (options_->pin_threads) apply_thread_budget({lease->core()});
+    if (options_->thread_budget) options_->thread_budget(1);
+    std::string error;
+    try {
+      helper(*lease);
+    } catch (const std::exception& e) {
+      error = e.what();
+    } catch (...) {
+      error = "unknown exception";
+    }
+    if (!error.empty()) {
+      std::lock_guard lock(mutex_);
+      if (elastic->error.empty()) elastic->error = error;
+    }
+  }
+  std::lock_guard lock(mutex_);
+  auto it = std::find_if(elastic->leases.begin(), elastic->leases.end(),
+                         [&](const Elastic::Lease& l) { return l.lease == lease; });
+  PACKTRAIN_CHECK(it != elastic->leases.end(), "run_lease: unknown lease");
+  const bool reclaimed = it->reclaimed;
+  elastic->leases.erase(it);
+  if (own) {
+    executor_.set_reserved(worker, true);  // the job's own core again, until complete() frees it
+  } else {
+    worker_busy_[worker] = false;
+    --cores_in_use_;
+    --lent_;
+    --elastic->lent;
+    if (reclaimed) {
+      --returning_;
+      --elastic->reclaimed;
+    }
+    emit_resized(j, *elastic);
+  }
+  leases_cv_.notify_all();
+  dispatch();
+}
+
+std::string JobRunner::close_leases(int j) {
+  std::unique_lock lock(mutex_);
+  const auto elastic = state_[j].elastic;
+  if (!elastic) return {};
+  elastic->closed = true;
+  for (auto& l : elastic->leases) l.lease->ask_to_return();
+  elastic_running_.erase(std::remove(elastic_running_.begin(), elastic_running_.end(), j), elastic_running_.end());
+  leases_cv_.wait(lock, [&] { return elastic->leases.empty(); });
+  state_[j].elastic.reset();
+  return elastic->error;
+}
+
+void JobRunner::rebalance() {
+  if (elastic_running_.empty()) return;
+  const int free = node_.core_count() - cores_in_use_;
+  // The longest ready job that could start with the lent cores back takes
+  // them back; nothing is lent while it waits.
+  for (const auto& [cost, j] : ready_) {
+    const auto& job = jobs_[j];
+    if (job.gpus > node_.gpus - gpus_in_use_ || job.memory_mb > node_.memory_mb - memory_in_use_) continue;
+    if (job.cores > free + lent_) continue;
+    for (int need = job.cores - free - returning_; need > 0; --need) {
+      // The newest lease of the job with the most lent cores not yet asked back.
+      Elastic* from = nullptr;
+      for (int e : elastic_running_) {
+        auto& el = *state_[e].elastic;
+        if (el.lent - el.reclaimed > 0 && (!from || el.lent - el.reclaimed > from->lent - from->reclaimed)) from = &el;
+      }
+      if (!from) break;
+      auto it = std::find_if(from->leases.rbegin(), from->leases.rend(), [](auto& l) { return !l.own && !l.reclaimed; });
+      it->reclaimed = true;
+      it->lease->ask_to_return();
+      ++from->reclaimed;
+      ++returning_;
+    }
+    return;
+  }
+  // No ready job can use the free cores: lend each to the elastic job with
+  // the fewest cores below its maximum.
+  for (int w = 0; w < executor_.worker_count(); ++w) {
+    if (worker_busy_[w]) continue;
+    int best = -1;
+    int fewest = 0;
+    for (int e : elastic_running_) {
+      const int has = jobs_[e].cores + state_[e].elastic->lent;
+      if (has < jobs_[e].max_cores && (best < 0 || has < fewest)) {
+        best = e;
+        fewest = has;
+      }
+    }
+    if (best < 0) break;
+    lend(best, w, false);
+  }
+}
+
+void JobRunner::emit_resized(int j, const Elastic& elastic) {
+  const auto& s = state_[j];
+  std::vector<int> cores = s.record.cores;
+  for (const auto& l : elastic.leases)
+    if (!l.own) cores.push_back(l.lease->core());
+  const auto n = cores.size();
+  emit({.kind = EventKind::resized, .job_id = s.record.id, .name = jobs_[j].name, .time = now(),
+        .cores = std::move(cores), .attempt = s.record.attempts, .rank = options_->rank,
+        .status = JobStatus::running, .data = {{"cores", n}}, .cost = jobs_[j].cost});
 }
 
 }  // namespace packtrain

@@ -13,7 +13,9 @@
 
 namespace packtrain {
 
-enum class EventKind { queued, started, progress, finished, failed, retried, skipped, cancelled };
+// resized: an elastic job's cores changed (cores lent or taken back); `cores`
+// holds every core it has now, data {"cores": n}.
+enum class EventKind { queued, started, progress, finished, failed, retried, skipped, cancelled, resized };
 std::string_view to_string(EventKind kind);
 
 struct JobEvent {
@@ -21,7 +23,7 @@ struct JobEvent {
   std::string job_id;
   std::string name;
   double time = 0;                 // seconds since the run started
-  std::vector<int> cores;          // started: the cores it was pinned to
+  std::vector<int> cores;          // started: the cores it was pinned to; resized: all it has now
   int attempt = 0;
   int rank = 0;
   JobStatus status = JobStatus::queued;  // finished/failed/...: the final status

@@ -16,6 +16,7 @@
 //   };
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -45,7 +46,11 @@ class JobContext;
 struct Job {
   std::string name;                                   // for people: "mlp/cosine/fold3"
   nlohmann::json spec = nlohmann::json::object();     // identity
-  int cores = 1;                                      // whole cores, pinned
+  int cores = 1;                                      // whole cores, pinned (an elastic job's minimum)
+  // Elastic jobs: up to this many cores while others would be idle (0: just
+  // `cores`). The extra cores run the helper the job registers with
+  // JobContext::lend_cores_to and are taken back when a waiting job needs them.
+  int max_cores = 0;
   int gpus = 0;
   std::uint64_t memory_mb = 0;                        // 0: negligible
   double cost = 1.0;                                  // estimate, any unit; longest first
@@ -60,6 +65,25 @@ struct Job {
 // 64-bit FNV-1a of `text`, and a seed derived from a job id and a base seed.
 std::uint64_t stable_hash(std::string_view text);
 std::uint64_t derive_seed(const std::string& job_id, std::uint64_t base_seed);
+
+// One core lent to a job's helper (JobContext::lend_cores_to). The helper
+// runs on that core until it returns; it should return soon after
+// should_return() turns true: a waiting job needs the core, or the job is
+// ending. Everything it was doing must be left for the job's other threads
+// (Hogwild leaves its minibatches in its deque, where they are stolen).
+class CoreLease {
+ public:
+  explicit CoreLease(int core) : core_(core) {}
+  int core() const { return core_; }
+  bool should_return() const { return give_back_.load(std::memory_order_acquire); }
+  void ask_to_return() { give_back_.store(true, std::memory_order_release); }
+
+ private:
+  int core_;
+  std::atomic<bool> give_back_{false};
+};
+
+using CoreHelper = std::function<void(const CoreLease&)>;
 
 // What a running job can ask of the runner. Passed to Job::run.
 class JobContext {
@@ -81,6 +105,27 @@ class JobContext {
   void report(const nlohmann::json& progress) const {
     if (report_) report_(progress);
   }
+  // The most cores this job may have at once (Job::max_cores, at least cores()).
+  int max_cores() const { return std::max(max_cores_, threads()); }
+  // Lends cores to the job: each call of `helper` runs on its own core, a
+  // thread pinned there with a budget of one intra-op thread. The job's own
+  // cores beyond its first (the one running Job::run) are lent at once and
+  // kept to the end; an elastic job also gets idle cores of the node, up to
+  // max_cores(), for as long as no waiting job needs them. Call once. When
+  // Job::run returns, every lease is asked to return and the runner waits
+  // for the helpers before it records the job's end, so `helper` may only
+  // use state that outlives Job::run (hold it in a shared_ptr). A helper
+  // that throws fails the job. Without a runner (a test calling Job::run
+  // directly) nothing is lent.
+  void lend_cores_to(CoreHelper helper) const {
+    if (lend_) lend_(std::move(helper));
+  }
+
+  // For the runner: how lend_cores_to reaches it.
+  void set_elastic(int max_cores, std::function<void(CoreHelper)> lend) {
+    max_cores_ = max_cores;
+    lend_ = std::move(lend);
+  }
 
  private:
   std::string id_;
@@ -90,6 +135,8 @@ class JobContext {
   int rank_;
   const std::atomic<bool>* stop_;
   std::function<void(const nlohmann::json&)> report_;
+  int max_cores_ = 0;
+  std::function<void(CoreHelper)> lend_;
 };
 
 }  // namespace packtrain

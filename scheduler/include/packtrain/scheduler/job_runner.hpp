@@ -15,6 +15,15 @@
 // threads (OpenMP's per-thread setting, plus RunOptions::thread_budget for
 // LibTorch). Never more running job threads than cores.
 //
+// Elastic jobs (Job::max_cores > cores) start on their minimum. Once such a
+// job has registered a helper (JobContext::lend_cores_to), cores that no
+// ready job can use are lent to it, one helper call per core, up to its
+// maximum; when a ready job would fit with those cores, the runner asks the
+// newest leases back and starts the job once they are returned. Every
+// change is a `resized` event. Lent cores count as in use (never more
+// running threads than cores) but not as busy for work sharing: a node
+// whose spare cores are lent still asks other ranks for work.
+//
 // A job that throws is recorded `failed` with the message and retried up
 // to `retries` more times; jobs depending on a job that did not finish
 // `done` are `skipped`. request_stop() (Ctrl-C) starts nothing new, tells
@@ -37,6 +46,7 @@
 #include <condition_variable>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -126,6 +136,7 @@ class JobRunner {
 
  private:
   struct State;
+  struct Elastic;
   void validate() const;
   void dispatch();                                    // mutex_ held
   void start(int job, std::vector<int> workers);      // mutex_ held
@@ -134,6 +145,14 @@ class JobRunner {
   void skip_dependents(int job);                      // mutex_ held
   void release_dependents(int job);                   // mutex_ held: `job` is done
   void apply_remote_end(int job, const JobRecord& record);  // mutex_ held
+  // Elastic jobs and lent cores.
+  void register_helper(int job, CoreHelper helper);
+  void lend(int job, int worker, bool own);           // mutex_ held
+  void run_lease(int job, const std::shared_ptr<Elastic>& elastic, const std::shared_ptr<CoreLease>& lease,
+                 int worker, bool own);
+  std::string close_leases(int job);                  // waits for the helpers; their first error
+  void rebalance();                                   // mutex_ held
+  void emit_resized(int job, const Elastic& elastic); // mutex_ held
   void emit(const JobEvent& event);
   double now() const;
 
@@ -153,6 +172,10 @@ class JobRunner {
   RunSummary summary_;
   std::atomic<bool> stop_{false};
   std::vector<std::pair<int, JobRecord>> early_ended_;  // guarded by mutex_
+  std::vector<int> elastic_running_;                  // elastic jobs with a helper; guarded by mutex_
+  int lent_ = 0;                                      // cores lent to elastic jobs (in cores_in_use_)
+  int returning_ = 0;                                 // ... of which asked back for a waiting job
+  std::condition_variable leases_cv_;                 // a lease ended (with mutex_)
   std::mutex events_mutex_;                           // serializes sink calls
   double start_time_ = 0;
 };

@@ -1,0 +1,130 @@
+#include <packtrain/scheduler/work_pool.hpp>
+
+#include <packtrain/scheduler/error.hpp>
+
+#include <thread>
+
+namespace packtrain {
+namespace {
+
+// A deque item: round in the high 32 bits, index in the low 32.
+constexpr int kIndexBits = 32;
+constexpr std::int64_t kMaxIndex = (std::int64_t{1} << kIndexBits) - 1;
+
+std::uint64_t encode(std::int64_t round, std::int64_t index) {
+  return (static_cast<std::uint64_t>(round) << kIndexBits) | static_cast<std::uint64_t>(index);
+}
+
+WorkPool::Item decode(std::uint64_t v) {
+  return {static_cast<std::int64_t>(v >> kIndexBits), static_cast<std::int64_t>(v & kMaxIndex)};
+}
+
+}  // namespace
+
+struct WorkPool::Slot {
+  WsDeque<std::uint64_t> deque;
+  bool owned = false;                 // guarded by the pool's mutex_
+  std::vector<Share> shares;          // dealt, not yet pushed; guarded
+  std::atomic<bool> pending{false};   // shares is not empty (a hint read without the lock)
+  std::minstd_rand rng;               // owner only
+};
+
+WorkPool::WorkPool(int slots) {
+  if (slots < 1) throw Error("a work pool needs at least one slot");
+  for (int i = 0; i < slots; ++i) {
+    slots_.push_back(std::make_unique<Slot>());
+    slots_.back()->rng.seed(static_cast<unsigned>(i) * 7919u + 17u);
+  }
+}
+
+WorkPool::~WorkPool() = default;
+
+int WorkPool::join() {
+  std::lock_guard lock(mutex_);
+  for (int i = 0; i < slots(); ++i) {
+    auto& s = *slots_[i];
+    if (s.owned) continue;
+    s.owned = true;
+    if (!orphans_.empty()) {
+      s.shares.insert(s.shares.end(), orphans_.begin(), orphans_.end());
+      orphans_.clear();
+      push_shares(s);
+    }
+    return i;
+  }
+  return -1;
+}
+
+void WorkPool::leave(int slot) {
+  PACKTRAIN_CHECK(slot >= 0 && slot < slots(), "WorkPool::leave: no such slot");
+  std::lock_guard lock(mutex_);
+  auto& s = *slots_[slot];
+  PACKTRAIN_CHECK(s.owned, "WorkPool::leave: slot not joined");
+  // A share not started goes into the deque, where the others steal it.
+  push_shares(s);
+  s.owned = false;
+}
+
+std::int64_t WorkPool::deal(std::int64_t n) {
+  if (n < 0 || n > kMaxIndex) throw Error("WorkPool::deal: " + std::to_string(n) + " items is out of range");
+  std::lock_guard lock(mutex_);
+  const std::int64_t round = ++round_;
+  std::vector<Slot*> joined;
+  for (auto& s : slots_)
+    if (s->owned) joined.push_back(s.get());
+  if (joined.empty()) {
+    orphans_.push_back({round, 0, n});
+  } else {
+    const auto k = static_cast<std::int64_t>(joined.size());
+    for (std::int64_t i = 0; i < k; ++i) {
+      Slot& s = *joined[static_cast<std::size_t>(i)];
+      s.shares.push_back({round, n * i / k, n * (i + 1) / k});
+      s.pending.store(true, std::memory_order_release);
+    }
+  }
+  dealt_.fetch_add(n, std::memory_order_acq_rel);
+  return round;
+}
+
+void WorkPool::push_shares(Slot& s) {
+  // Last index first: the owner pops from the bottom, so it goes through its
+  // share in order while thieves take from the far end.
+  for (const auto& share : s.shares)
+    for (std::int64_t i = share.end - 1; i >= share.begin; --i) s.deque.push(encode(share.round, i));
+  s.shares.clear();
+  s.pending.store(false, std::memory_order_relaxed);
+}
+
+std::optional<WorkPool::Item> WorkPool::take(int slot) {
+  auto& self = *slots_[slot];
+  const int n = slots();
+  for (;;) {
+    if (self.pending.load(std::memory_order_acquire)) {
+      std::lock_guard lock(mutex_);
+      push_shares(self);
+    }
+    if (auto v = self.deque.pop()) {
+      taken_.fetch_add(1, std::memory_order_acq_rel);
+      return decode(*v);
+    }
+    const int start = static_cast<int>(self.rng() % static_cast<unsigned>(n));
+    for (int i = 0; i < n; ++i) {
+      const int victim = (start + i) % n;
+      if (victim == slot) continue;
+      if (auto v = slots_[victim]->deque.steal()) {
+        taken_.fetch_add(1, std::memory_order_acq_rel);
+        return decode(*v);
+      }
+    }
+    // Every item dealt is taken (or being taken by a thread between its pop
+    // and its count): nothing left. Otherwise some are on their way into a
+    // deque, or a steal lost a race: look again.
+    if (taken_.load(std::memory_order_acquire) >= dealt_.load(std::memory_order_acquire)) {
+      if (!self.pending.load(std::memory_order_acquire)) return std::nullopt;
+      continue;
+    }
+    std::this_thread::yield();
+  }
+}
+
+}  // namespace packtrain
