@@ -10,5 +10,6 @@ int train_command(int argc, char** argv);
 int kfold_command(int argc, char** argv);
 int report_command(int argc, char** argv);
 int lth_command(int argc, char** argv);
+int hogwild_command(int argc, char** argv);
 
 }  // namespace packtrain::cli

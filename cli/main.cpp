@@ -19,6 +19,7 @@ struct Subcommand {
 constexpr Subcommand kSubcommands[] = {
   {"kfold", packtrain::cli::kfold_command, "K-fold cross-validation: models x schedules x folds, packed"},
     {"lth", packtrain::cli::lth_command, "lottery-ticket sweep: dense run, then masks x reset epochs, packed"},
+    {"hogwild", packtrain::cli::hogwild_command, "Hogwild: lock-free SGD workers on shared weights, growing onto idle cores"},
     {"train", packtrain::cli::train_command, "train one model on all the cores it is given"},
     {"report", packtrain::cli::report_command, "rebuild a run's report.html, results and trace from its journal"},
 };

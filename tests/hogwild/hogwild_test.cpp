@@ -1,0 +1,153 @@
+// Hogwild: shared storage, separate gradients, workers that come and go.
+#include <packtrain/hogwild/hogwild.hpp>
+#include <packtrain/scheduler/error.hpp>
+#include <packtrain/scheduler/job_runner.hpp>
+
+#include "scheduler/runner_fixture.hpp"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <random>
+#include <thread>
+
+using namespace packtrain;
+using namespace packtrain::hogwild;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::shared_ptr<const data::DatasetSplit> fashion() { return data::shared_dataset("fashion-mnist"); }
+
+models::ModelOptions shape_of(const data::DatasetSplit& d, std::uint64_t seed) {
+  return {.channels = d.channels, .height = d.height, .width = d.width, .classes = d.classes, .seed = seed};
+}
+
+}  // namespace
+
+TEST(Hogwild, AWeightWrittenByOneWorkerIsReadByTheOthers) {
+  const auto data = fashion();
+  auto shared = models::make_model("mlp", shape_of(*data, 3));
+  auto a = make_replica("mlp", shape_of(*data, 4), *shared);
+  auto b = make_replica("mlp", shape_of(*data, 5), *shared);
+  auto pa = a->parameters(), pb = b->parameters(), ps = shared->parameters();
+  ASSERT_EQ(pa.size(), ps.size());
+  for (std::size_t i = 0; i < ps.size(); ++i) {
+    // One storage: the replicas' own seeds did not matter.
+    EXPECT_EQ(pa[i].data_ptr(), ps[i].data_ptr());
+    EXPECT_EQ(pb[i].data_ptr(), ps[i].data_ptr());
+  }
+  {
+    torch::NoGradGuard no_grad;
+    pa[0].index_put_({0, 0}, 42.0);
+  }
+  EXPECT_EQ(pb[0].index({0, 0}).item<float>(), 42.0f);
+  EXPECT_EQ(ps[0].index({0, 0}).item<float>(), 42.0f);
+  // And the same input gives the same output through either.
+  const auto x = data->test.images.slice(0, 0, 8);
+  EXPECT_TRUE(torch::equal(a->forward(x), b->forward(x)));
+}
+
+TEST(Hogwild, EachWorkerHasItsOwnGradients) {
+  const auto data = fashion();
+  auto shared = models::make_model("mlp", shape_of(*data, 3));
+  auto a = make_replica("mlp", shape_of(*data, 3), *shared);
+  auto b = make_replica("mlp", shape_of(*data, 3), *shared);
+  const auto x = data->train.images.slice(0, 0, 16);
+  const auto y = data->train.labels.slice(0, 0, 16);
+  torch::nn::functional::cross_entropy(a->forward(x), y).backward();
+  for (auto& p : a->parameters()) EXPECT_TRUE(p.grad().defined());
+  for (auto& p : b->parameters()) EXPECT_FALSE(p.grad().defined()) << "b got a's gradient";
+  for (auto& p : shared->parameters()) EXPECT_FALSE(p.grad().defined()) << "the shared model got a's gradient";
+  // b's own backward on other samples: a's gradients do not move.
+  const auto a_grad = a->parameters()[0].grad().clone();
+  torch::nn::functional::cross_entropy(b->forward(data->train.images.slice(0, 16, 32)),
+                                       data->train.labels.slice(0, 16, 32))
+      .backward();
+  EXPECT_TRUE(torch::equal(a->parameters()[0].grad(), a_grad));
+  EXPECT_FALSE(torch::equal(b->parameters()[0].grad(), a_grad));
+}
+
+TEST(Hogwild, RefusesAReplicaOfAnotherModel) {
+  const auto data = fashion();
+  auto shared = models::make_model("mlp", shape_of(*data, 3));
+  EXPECT_THROW(make_replica("lenet5", shape_of(*data, 3), *shared), Error);
+}
+
+// Workers join and are asked back in the middle of epochs, again and again:
+// every minibatch of every epoch is trained on exactly once.
+TEST(Hogwild, GrowingAndShrinkingMidEpochLosesNoMinibatchAndRepeatsNone) {
+  constexpr int kEpochs = 3;
+  auto trainer = std::make_shared<HogwildTrainer>(
+      fashion(), HogwildOptions().model("mlp").epochs(kEpochs).batch_size(16).limit(4000).max_workers(4));
+  std::atomic<bool> done{false};
+  std::atomic<int> visits{0}, left_mid_epoch{0};
+  std::vector<std::thread> helpers;
+  for (int h = 0; h < 3; ++h) {
+    helpers.emplace_back([&, h] {
+      std::minstd_rand rng(static_cast<unsigned>(h) + 11);
+      while (!done.load()) {
+        CoreLease lease(h);
+        std::thread asker([&] {
+          std::this_thread::sleep_for(std::chrono::milliseconds(2 + rng() % 25));
+          lease.ask_to_return();
+        });
+        trainer->help(lease);
+        asker.join();
+        visits.fetch_add(1);
+        if (!done.load()) left_mid_epoch.fetch_add(1);
+        std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 5));
+      }
+    });
+  }
+  const auto result = trainer->run();
+  done.store(true);
+  for (auto& t : helpers) t.join();
+
+  ASSERT_EQ(result.status, JobStatus::done);
+  ASSERT_EQ(result.epochs.size(), static_cast<std::size_t>(kEpochs));
+  for (const auto& e : result.epochs) {
+    EXPECT_EQ(e.minibatches, 250) << "epoch " << e.epoch;  // 4000 / 16
+    EXPECT_EQ(e.not_once, 0) << "epoch " << e.epoch << ": minibatches lost or repeated";
+    EXPECT_EQ(e.samples, 4000);
+  }
+  EXPECT_GE(result.peak_workers, 2);
+  EXPECT_GT(left_mid_epoch.load(), kEpochs) << "workers did not come and go during the epochs";
+  EXPECT_GT(result.test_top1, 0.5);  // it learned something all the same
+}
+
+TEST(Hogwild, AnElasticJobGetsTheCoresTheOtherJobsLeave) {
+  // Two virtual cores: a 150 ms job holds one, then the Hogwild job gets both.
+  packtrain::testing::VirtualRun r(2);
+  auto job = make_hogwild_job(fashion(), HogwildOptions().model("mlp").epochs(4).batch_size(32).limit(6000), 1, 2);
+  job.cost = 1;  // the sleeping job starts first either way
+  r.runner->add(job);
+  r.runner->add(packtrain::testing::sleeping_job("other", 150, 100));
+  struct Sizes : EventSink {
+    std::vector<int> sizes;
+    void on_event(const JobEvent& e) override {
+      if (e.kind == EventKind::resized) sizes.push_back(static_cast<int>(e.cores.size()));
+    }
+  } sizes;
+  r.options.sinks = {&sizes};
+  const auto summary = r.runner->run(r.options);
+  ASSERT_EQ(summary.done, 2) << summary.jobs[0].message;
+  const auto& m = summary.jobs[0].metrics;
+  EXPECT_EQ(m.at("peak_workers").get<int>(), 2);
+  EXPECT_EQ(m.at("minibatches_not_once").get<int>(), 0);
+  EXPECT_EQ(m.at("epochs_completed").get<int>(), 4);
+  ASSERT_FALSE(sizes.sizes.empty());
+  EXPECT_EQ(sizes.sizes.front(), 2);  // lent once the other job ended
+  EXPECT_EQ(sizes.sizes.back(), 1);   // and given back at the end
+}
+
+TEST(Hogwild, RefusesBadOptions) {
+  EXPECT_THROW(HogwildTrainer(fashion(), HogwildOptions().model("nope")), Error);
+  EXPECT_THROW(HogwildTrainer(fashion(), HogwildOptions().epochs(0)), Error);
+  EXPECT_THROW(HogwildTrainer(fashion(), HogwildOptions().lr(0)), Error);
+  EXPECT_THROW(make_hogwild_job(fashion(), HogwildOptions(), 2, 1), Error);
+  EXPECT_THROW(make_hogwild_job(fashion(), HogwildOptions(), 0, 1), Error);
+}
