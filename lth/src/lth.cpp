@@ -242,12 +242,12 @@ Job LotteryTicketSweep::retrain_job(int reset_epoch, double sparsity, int round,
     }
     // Retrain from epoch reset_epoch to the end: Trainer's resume goes on with
     // the schedule at step reset_epoch x batches per epoch.
+    // fit() loads the ticket: masked weights and no optimizer state, so the
+    // removed weights start at 0 and the gradient hooks keep them there.
     train::Trainer trainer(model, topts.resume_from(ticket_path.string()));
-    MaskedTraining masked(mask, trainer.model(), &trainer.optimizer());
-    auto callbacks = callbacks_for(ctx, options.print_every());
-    callbacks.after_step = [&masked](torch::nn::Module&) { masked.apply(); };
+    const MaskedTraining masked(mask, trainer.model(), &trainer.optimizer());
     const train::TrainData td{data->train, first_n(data->train, options.limit()), data->test, data::all_indices(data->test)};
-    const auto result = trainer.fit(td, callbacks);
+    const auto result = trainer.fit(td, callbacks_for(ctx, options.print_every()));
 
     auto metrics = metrics_of(result);
     metrics["sparsity"] = mask.sparsity();
@@ -324,12 +324,8 @@ std::vector<Job> LotteryTicketSweep::transfer_jobs(const std::vector<std::string
       }
       train::Trainer trainer(model, topts);
       std::optional<MaskedTraining> masked;
-      auto callbacks = callbacks_for(ctx, options.print_every());
-      if (mask) {
-        masked.emplace(*mask, trainer.model(), &trainer.optimizer());
-        callbacks.after_step = [&masked](torch::nn::Module&) { masked->apply(); };
-      }
-      const auto result = trainer.fit(train::TrainData::train_test(*target), callbacks);
+      if (mask) masked.emplace(*mask, trainer.model(), &trainer.optimizer());
+      const auto result = trainer.fit(train::TrainData::train_test(*target), callbacks_for(ctx, options.print_every()));
       auto metrics = metrics_of(result);
       metrics.update(extra);
       return JobOutcome{.status = result.status, .metrics = metrics, .message = result.message};

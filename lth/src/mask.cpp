@@ -159,49 +159,49 @@ Mask magnitude_mask(torch::nn::Module& model, double fraction, Scope scope, cons
 }
 
 MaskedTraining::MaskedTraining(Mask mask, torch::nn::Module& model, torch::optim::Optimizer* optimizer)
-    : mask_(std::move(mask)), optimizer_(optimizer) {
+    : optimizer_(optimizer) {
   const auto weights = prunable_weights(model);
-  check_matches(mask_, weights);
+  check_matches(mask, weights);
+  // The zeros stay zeros only because these optimizers update elementwise (see the header).
+  if (optimizer_ != nullptr && dynamic_cast<torch::optim::SGD*>(optimizer_) == nullptr &&
+      dynamic_cast<torch::optim::Adam*>(optimizer_) == nullptr && dynamic_cast<torch::optim::AdamW*>(optimizer_) == nullptr)
+    throw Error("masked training supports the SGD, Adam and AdamW optimizers only");
   for (std::size_t i = 0; i < weights.size(); ++i) {
-    if (!weights[i].second.is_contiguous()) throw Error("masked training needs contiguous weights (" + weights[i].first + ")");
-    mask_.keep[i] = mask_.keep[i].to(weights[i].second.dtype()).contiguous();
-    weights_.push_back(weights[i].second);
+    const auto& [name, w] = weights[i];
+    auto keep = mask.keep[i].to(w.device(), w.scalar_type()).contiguous();
+    if (!(keep == 0).any().item<bool>()) continue;  // kept whole: nothing to mask
+    if (!w.requires_grad()) throw Error("masked training needs weights that require gradients (" + name + ")");
+    weights_.push_back(w);
+    keep_.push_back(std::move(keep));
   }
-  state_.resize(weights_.size());
+  reset();
+  for (std::size_t i = 0; i < weights_.size(); ++i)
+    hooks_.push_back(weights_[i].register_hook([keep = keep_[i]](const at::Tensor& grad) { return grad * keep; }));
 }
 
-void MaskedTraining::apply() {
+MaskedTraining::~MaskedTraining() {
+  for (std::size_t i = 0; i < hooks_.size(); ++i) weights_[i].remove_hook(hooks_[i]);
+}
+
+void MaskedTraining::reset() {
   torch::NoGradGuard no_grad;
-  for (std::size_t i = 0; i < weights_.size(); ++i) weights_[i].mul_(mask_.keep[i]);
+  for (std::size_t i = 0; i < weights_.size(); ++i) weights_[i].mul_(keep_[i]);
   if (optimizer_ == nullptr) return;
-  if (!have_state_) {
-    // The optimizer creates its per-parameter state at the first step, keyed
-    // by the parameter's TensorImpl (as torch::optim does), and then updates
-    // it in place: look it up until every weight has it, then keep the handles.
-    auto& state = optimizer_->state();
-    bool all = true;
-    for (std::size_t i = 0; i < weights_.size(); ++i) {
-      state_[i].clear();
-      const auto it = state.find(c10::guts::to_string(weights_[i].unsafeGetTensorImpl()));
-      if (it == state.end()) {
-        all = false;
-        continue;
-      }
-      const auto add = [&](const at::Tensor& t) {
-        if (t.defined() && t.sizes() == weights_[i].sizes() && t.is_contiguous()) state_[i].push_back(t);
-      };
-      if (auto* sgd = dynamic_cast<torch::optim::SGDParamState*>(it->second.get())) {
-        add(sgd->momentum_buffer());
-      } else if (auto* adam = dynamic_cast<torch::optim::AdamParamState*>(it->second.get())) {
-        add(adam->exp_avg());
-        add(adam->exp_avg_sq());
-        add(adam->max_exp_avg_sq());
-      }
-    }
-    have_state_ = all;
+  // The optimizer keys its per-parameter state by the parameter's TensorImpl, as torch::optim does.
+  auto& state = optimizer_->state();
+  for (std::size_t i = 0; i < weights_.size(); ++i) {
+    const auto it = state.find(c10::guts::to_string(weights_[i].unsafeGetTensorImpl()));
+    if (it == state.end()) continue;
+    std::vector<at::Tensor> moments;
+    if (auto* sgd = dynamic_cast<torch::optim::SGDParamState*>(it->second.get()))
+      moments = {sgd->momentum_buffer()};
+    else if (auto* adam = dynamic_cast<torch::optim::AdamParamState*>(it->second.get()))
+      moments = {adam->exp_avg(), adam->exp_avg_sq(), adam->max_exp_avg_sq()};
+    else if (auto* adamw = dynamic_cast<torch::optim::AdamWParamState*>(it->second.get()))
+      moments = {adamw->exp_avg(), adamw->exp_avg_sq(), adamw->max_exp_avg_sq()};
+    for (auto& t : moments)
+      if (t.defined() && t.sizes() == weights_[i].sizes()) t.mul_(keep_[i]);
   }
-  for (std::size_t i = 0; i < weights_.size(); ++i)
-    for (auto& t : state_[i]) t.mul_(mask_.keep[i]);
 }
 
 }  // namespace packtrain::lth

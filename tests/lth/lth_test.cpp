@@ -186,11 +186,9 @@ TEST(LthSweep, ARetrainStartsFromExactlyTheMaskedResetEpochWeightsAndKeepsThemMa
     auto model = models::make_model("mlp", {.seed = 5});
     train::Trainer trainer(model, train::TrainOptions().epochs(kEpochs).seed(seed).threads(1).resume_from(
                                       (root / r.metrics.at("ticket").get<std::string>()).string()));
-    lth::MaskedTraining masked(mask, trainer.model(), &trainer.optimizer());
-    train::TrainCallbacks cb;
-    cb.after_step = [&](torch::nn::Module&) { masked.apply(); };
+    const lth::MaskedTraining masked(mask, trainer.model(), &trainer.optimizer());
     const auto result = trainer.fit({data->train, torch::arange(kLimit, torch::kInt64), data->test,
-                                     data::all_indices(data->test)}, cb);
+                                     data::all_indices(data->test)});
     EXPECT_EQ(result.epochs_completed, kEpochs);
     EXPECT_EQ(result.history.size(), static_cast<std::size_t>(kEpochs - e)) << "trains from epoch e to the end";
     auto job_final = load_mlp(train::checkpoint_path(root / "checkpoints" / r.id, kEpochs));
@@ -236,7 +234,9 @@ TEST(LthSweep, IterativeChainsRunRoundAfterRoundAndPruneWhatIsLeft) {
       const auto again = lth::magnitude_mask(*weights, 0.5, lth::Scope::global, previous ? &*previous : nullptr);
       for (std::size_t i = 0; i < mask.keep.size(); ++i) {
         EXPECT_TRUE(torch::equal(mask.keep[i], again.keep[i])) << r.name;
-        if (previous) EXPECT_EQ(((previous->keep[i] == 0) & (mask.keep[i] == 1)).sum().item<std::int64_t>(), 0);
+        if (previous) {
+          EXPECT_EQ(((previous->keep[i] == 0) & (mask.keep[i] == 1)).sum().item<std::int64_t>(), 0);
+        }
       }
       previous = mask;
     }

@@ -11,6 +11,7 @@
 
 #include <cmath>
 #include <map>
+#include <optional>
 
 using namespace packtrain;
 using lth::Scope;
@@ -171,9 +172,9 @@ TEST(Mask, SavesAndLoadsExactly) {
 
 namespace {
 
-// Trains an mlp on random 1x28x28 data for 2 epochs with `optimizer`,
-// checking after every step that the masked weights (and their momentum) are
-// exactly zero when `masked`. Returns how many (step, weight) checks found a
+// Trains an mlp on random 1x28x28 data for 2 epochs with `optimizer` (under a
+// MaskedTraining when `masked`), checking after every step whether the removed
+// weights and their momentum are exactly zero. Returns how many (step, weight) checks found a
 // removed weight that was not zero.
 struct StepCheck {
   std::int64_t steps = 0;
@@ -199,11 +200,11 @@ StepCheck train_masked(train::OptimizerKind optimizer, bool masked) {
                                     .lr(optimizer == train::OptimizerKind::sgd ? 0.1 : 0.01)
                                     .threads(1)
                                     .prefetch(false));
-  lth::MaskedTraining keep_zero(mask, trainer.model(), &trainer.optimizer());
+  std::optional<lth::MaskedTraining> keep_zero;
+  if (masked) keep_zero.emplace(mask, trainer.model(), &trainer.optimizer());
   StepCheck check;
   train::TrainCallbacks callbacks;
   callbacks.after_step = [&](torch::nn::Module& m) {
-    if (masked) keep_zero.apply();
     ++check.steps;
     const auto weights = lth::prunable_weights(m);
     auto& state = trainer.optimizer().state();
@@ -252,4 +253,73 @@ TEST(MaskedTraining, WithoutItRemovedWeightsWouldRegrow) {
   const auto c = train_masked(train::OptimizerKind::sgd, false);
   EXPECT_GT(c.nonzero_removed, 0);
   EXPECT_GT(c.nonzero_momentum, 0);
+}
+
+namespace {
+
+// `steps` plain SGD steps (momentum 0.9, weight decay 5e-4) of `model` on one random batch.
+void sgd_steps(models::Model& model, torch::optim::SGD& sgd, int steps) {
+  torch::manual_seed(5);
+  const auto x = torch::randn({32, 1, 28, 28});
+  const auto y = torch::randint(0, 10, {32}, torch::kInt64);
+  for (int s = 0; s < steps; ++s) {
+    sgd.zero_grad();
+    torch::nn::functional::cross_entropy(model.forward(x), y).backward();
+    sgd.step();
+  }
+}
+
+// Removed entries of the weights and of their momentum buffers that are not zero.
+std::int64_t nonzero_removed(models::Model& model, torch::optim::SGD& sgd, const lth::Mask& mask) {
+  std::int64_t n = 0;
+  const auto weights = lth::prunable_weights(model);
+  for (std::size_t i = 0; i < weights.size(); ++i) {
+    const auto removed = mask.keep[i] == 0;
+    n += (weights[i].second.detach().masked_select(removed) != 0).sum().item<std::int64_t>();
+    const auto key = c10::guts::to_string(weights[i].second.unsafeGetTensorImpl());
+    const auto& buffer = static_cast<torch::optim::SGDParamState&>(*sgd.state().at(key)).momentum_buffer();
+    n += (buffer.masked_select(removed) != 0).sum().item<std::int64_t>();
+  }
+  return n;
+}
+
+}  // namespace
+
+TEST(MaskedTraining, ZeroesMomentumTheOptimizerAlreadyHasAndKeepsItZero) {
+  // Momentum built up unmasked (as in a resumed run) would move the removed
+  // weights again: the constructor must zero it, not only the weights.
+  auto model = models::make_model("mlp", {.seed = 11});
+  torch::optim::SGD sgd(model->parameters(), torch::optim::SGDOptions(0.1).momentum(0.9).weight_decay(5e-4));
+  sgd_steps(*model, sgd, 3);
+  const auto mask = lth::magnitude_mask(*model, 0.8, Scope::global);
+  ASSERT_GT(nonzero_removed(*model, sgd, mask), 0);
+  lth::MaskedTraining masked(mask, *model, &sgd);
+  EXPECT_EQ(nonzero_removed(*model, sgd, mask), 0);
+  for (int s = 0; s < 5; ++s) {
+    sgd_steps(*model, sgd, 1);
+    EXPECT_EQ(nonzero_removed(*model, sgd, mask), 0) << "after step " << s;
+  }
+}
+
+TEST(MaskedTraining, MasksOnlyWhileItLives) {
+  auto model = models::make_model("mlp", {.seed = 11});
+  torch::optim::SGD sgd(model->parameters(), torch::optim::SGDOptions(0.1).momentum(0.9));
+  const auto mask = lth::magnitude_mask(*model, 0.8, Scope::per_layer);
+  {
+    const lth::MaskedTraining masked(mask, *model, &sgd);
+    sgd_steps(*model, sgd, 3);
+    EXPECT_EQ(nonzero_removed(*model, sgd, mask), 0);
+  }
+  // Its gradient hooks went with it: the removed weights regrow.
+  sgd_steps(*model, sgd, 1);
+  EXPECT_GT(nonzero_removed(*model, sgd, mask), 0);
+}
+
+TEST(MaskedTraining, RefusesOptimizersWhoseZerosMightNotStayZero) {
+  auto model = models::make_model("mlp", {.seed = 11});
+  torch::optim::RMSprop rmsprop(model->parameters(), torch::optim::RMSpropOptions(0.01));
+  const auto mask = lth::magnitude_mask(*model, 0.5, Scope::global);
+  EXPECT_THROW((lth::MaskedTraining{mask, *model, &rmsprop}), Error);
+  auto other = lth::magnitude_mask(*models::make_model("lenet5", {.seed = 1}), 0.5, Scope::global);
+  EXPECT_THROW((lth::MaskedTraining{other, *model, nullptr}), Error);
 }

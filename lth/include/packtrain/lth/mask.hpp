@@ -10,8 +10,8 @@
 // goes first), so the same weights always give the same mask.
 //
 //   auto mask = packtrain::lth::magnitude_mask(*model, 0.9, Scope::global);  // 10% left
-//   packtrain::lth::MaskedTraining masked(mask, *model, &trainer.optimizer());
-//   callbacks.after_step = [&](torch::nn::Module&) { masked.apply(); };
+//   packtrain::lth::MaskedTraining masked(mask, trainer.model(), &trainer.optimizer());
+//   trainer.fit(data);  // the removed weights are exactly 0 after every step
 //   mask.save(dir / "mask.pt");
 #include <ATen/core/Tensor.h>
 #include <torch/nn/module.h>
@@ -60,28 +60,42 @@ class Mask {
 // Throws Error for a fraction outside [0, 1] or a previous mask of another model.
 Mask magnitude_mask(torch::nn::Module& model, double fraction, Scope scope, const Mask* previous = nullptr);
 
-// Keeps masked weights exactly zero while training: apply() after every
-// optimizer step zeroes the removed weights and their momentum (SGD's
-// momentum buffer, Adam's moments), with in-place multiplies on contiguous
-// tensors (no allocation). The gradient of a removed weight is still computed
-// by backward(); it moves that weight away from zero only inside the step,
-// and apply() puts it back, so after every step the removed weights are 0
-// and nothing of them carries into the next step.
+// Keeps masked weights exactly zero while training, by masking their
+// gradients. The constructor zeroes the removed weights and any optimizer
+// state they already have (SGD's momentum buffer, Adam's moments), then hooks
+// every weight the mask prunes (layers it keeps whole are left alone) so that
+// backward() hands the optimizer a gradient whose removed entries are 0.
 //
-// Note: weight decay and momentum act elementwise, so masking after the step
-// is equivalent to masking the gradient before it and the weight after it.
+// Why that is enough: SGD (momentum, Nesterov, weight decay) and Adam/AdamW
+// update each entry from its own weight, gradient and state only, and an
+// entry whose three are 0 gets an update of exactly 0 (momentum 0.9 x 0 +
+// 0 + decay x 0; Adam's 0 / (sqrt(0) + eps)). So the removed weights and
+// their state stay exactly 0 after every step with nothing to do after it:
+// one multiply per masked weight per backward, where masking the weights and
+// the momentum after each step took two (Adam: three).
+//
+// The hooks live as long as this object: while it lives, those weights train
+// masked. A NaN or inf gradient at a removed weight stays NaN (0 x NaN); the
+// trainer stops such a run as diverged anyway. Loading a checkpoint into the
+// model or the optimizer bypasses the hooks: call reset() after it.
 class MaskedTraining {
  public:
-  // `optimizer` may be null (weights only). The mask is copied.
+  // `optimizer` may be null when it has no state yet. The mask is copied.
+  // Throws Error when the mask is for another model, or for an optimizer
+  // other than SGD, Adam and AdamW.
   MaskedTraining(Mask mask, torch::nn::Module& model, torch::optim::Optimizer* optimizer);
-  void apply();
+  ~MaskedTraining();
+  MaskedTraining(const MaskedTraining&) = delete;
+  MaskedTraining& operator=(const MaskedTraining&) = delete;
+
+  // Zeroes the removed weights and their optimizer state again.
+  void reset();
 
  private:
-  Mask mask_;
-  std::vector<at::Tensor> weights_;
+  std::vector<at::Tensor> weights_;   // the weights the mask prunes, each with
+  std::vector<at::Tensor> keep_;      // its mask in the weight's dtype,
+  std::vector<unsigned> hooks_;       // and its gradient hook
   torch::optim::Optimizer* optimizer_;
-  std::vector<std::vector<at::Tensor>> state_;  // per weight: its momentum tensors, once the optimizer made them
-  bool have_state_ = false;
 };
 
 }  // namespace packtrain::lth
