@@ -48,6 +48,22 @@ struct RunDashboard::Impl {
   void tick(const Sample& sample) PACKTRAIN_EXCLUDES(mutex_, writer_mutex_);
   // Adds attempts that ended to the trace and rewrites trace.json.
   void write_trace(bool final) PACKTRAIN_REQUIRES(writer_mutex_) PACKTRAIN_EXCLUDES(mutex_);
+  // Ends the slices of the cores lent to `job_id` that `keep` rejects.
+  template <typename Keep>
+  void close_lent(const std::string& job_id, double end, Keep keep) PACKTRAIN_REQUIRES(mutex_) {
+    const std::string prefix = job_id + "#";
+    for (auto it = open.lower_bound(prefix); it != open.end() && it->first.starts_with(prefix);) {
+      if (keep(it->second.first.cores.front())) {
+        ++it;
+        continue;
+      }
+      auto [span, args] = std::move(it->second);
+      span.status = JobStatus::done;
+      span.end = std::max(span.start, end);
+      ended.emplace_back(std::move(span), std::move(args));
+      it = open.erase(it);
+    }
+  }
 
   const DashboardOptions options;
   const std::vector<int> cores;
@@ -214,10 +230,33 @@ void RunDashboard::on_event(const JobEvent& e) {
       d.open[e.job_id] = {std::move(span), std::move(args)};
       return;
     }
+    case EventKind::resized: {
+      // An elastic job's lent cores: one slice per lent core, from the
+      // moment it was lent to the moment it went back (keyed "id#core").
+      const auto own = d.open.find(e.job_id);
+      if (own == d.open.end()) return;
+      const auto& own_cores = own->second.first.cores;
+      const auto now_s = std::max(own->second.first.start, d.origin + e.time);
+      d.close_lent(e.job_id, now_s, [&](int core) {
+        return std::find(e.cores.begin(), e.cores.end(), core) != e.cores.end();
+      });
+      for (int c : e.cores) {
+        if (std::find(own_cores.begin(), own_cores.end(), c) != own_cores.end()) continue;
+        const std::string key = e.job_id + "#" + std::to_string(c);
+        if (d.open.count(key)) continue;
+        AttemptSpan span{.job_id = e.job_id, .name = e.name + " (lent)", .attempt = e.attempt,
+                         .status = JobStatus::running, .start = now_s, .cores = {c}, .rank = e.rank};
+        nlohmann::json args = slice_args(span, spec, nlohmann::json::object());
+        args["lent"] = true;
+        d.open[key] = {std::move(span), std::move(args)};
+      }
+      return;
+    }
     case EventKind::finished:
     case EventKind::failed:
     case EventKind::retried:
     case EventKind::cancelled: {
+      d.close_lent(e.job_id, d.origin + e.time, [](int) { return false; });
       const auto it = d.open.find(e.job_id);
       if (it == d.open.end()) return;
       AttemptSpan span = std::move(it->second.first);

@@ -204,3 +204,51 @@ TEST(Trace, StaysValidJsonWhileTheRunGoesAndShowsRunningJobs) {
     }
   EXPECT_EQ(blocker_slices, 1);
 }
+
+TEST(Trace, CoresLentToAnElasticJobAreSlicesOfTheirOwn) {
+  // Three cores: a 60 ms job holds one; the elastic job starts on another
+  // and is lent the third at once, then the first when the job ends.
+  DashboardHarness h(3);
+  std::atomic<bool> end{false};
+  std::atomic<int> helpers{0};
+  Job elastic;
+  elastic.name = "elastic";
+  elastic.spec = {{"model", "mlp"}};
+  elastic.cores = 1;
+  elastic.max_cores = 3;
+  elastic.run = [&](JobContext& ctx) {
+    ctx.lend_cores_to([&](const CoreLease& lease) {
+      helpers.fetch_add(1);
+      while (!lease.should_return()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    });
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (helpers.load() < 2 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    return JobOutcome{};
+  };
+  h.run.runner->add(elastic);
+  h.run.runner->add(sleeping_job("other", 60, 100));
+  const auto summary = h.run_and_finish();
+  ASSERT_EQ(summary.done, 2);
+
+  const auto trace = read_json(h.dir / "trace.json");
+  ASSERT_TRUE(trace.has_value());
+  std::vector<nlohmann::json> lent, own;
+  for (const auto& s : slices_of(*trace)) {
+    if (s["name"] == "elastic (lent)") lent.push_back(s);
+    if (s["name"] == "elastic") own.push_back(s);
+  }
+  ASSERT_EQ(own.size(), 1u);
+  ASSERT_EQ(lent.size(), 2u);  // the idle core at once, the other job's core at its end
+  std::set<int> cores = {own[0]["tid"].get<int>()};
+  for (const auto& s : lent) {
+    EXPECT_EQ(s["args"]["lent"], true);
+    EXPECT_GE(s["dur"].get<long long>(), 1);
+    // Within the job's own slice.
+    EXPECT_GE(s["ts"].get<long long>(), own[0]["ts"].get<long long>());
+    EXPECT_LE(s["ts"].get<long long>() + s["dur"].get<long long>(),
+              own[0]["ts"].get<long long>() + own[0]["dur"].get<long long>() + 1000);
+    cores.insert(s["tid"].get<int>());
+  }
+  EXPECT_EQ(cores.size(), 3u);
+}
