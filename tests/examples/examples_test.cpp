@@ -56,3 +56,29 @@ TEST(Examples, KFoldCifarSaysWhatIsWrongWithABadFolder) {
   EXPECT_NE(r.err.find("kfold_cifar: "), std::string::npos) << r.err;
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
 }
+
+TEST(Examples, LthFashionMnistRunsItsSweepAndWritesTheTickets) {
+  TempDir dir;
+  const auto r = run_command({PACKTRAIN_EXAMPLE_LTH_FASHION, (dir / "run").string(), "1500"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("dense model: "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("reset epoch |      50.0%      80.0%      90.0%      95.0%"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("          0 |"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("          1 |"), std::string::npos) << r.out;
+  // The sparsest mask by layer: 5% of the 266,200 weights are left in all.
+  EXPECT_NE(r.out.find("weights left per layer in masks/sparsity-0.9500_reset-"), std::string::npos) << r.out;
+  for (const char* layer : {"fc1.weight", "fc2.weight", "fc3.weight"})
+    EXPECT_NE(r.out.find(layer), std::string::npos) << layer << "\n" << r.out;
+  int tickets = 0;
+  for (const auto& f : std::filesystem::directory_iterator(dir / "run/tickets")) tickets += f.path().extension() == ".json";
+  EXPECT_EQ(tickets, 8);  // 2 reset epochs x 4 sparsities
+}
+
+TEST(Examples, LthFashionMnistSaysWhatIsWrongWithItsArguments) {
+  TempDir dir;
+  const auto r = run_command({PACKTRAIN_EXAMPLE_LTH_FASHION, (dir / "run").string(), "many"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err.rfind("lth_fashion_mnist: ", 0), 0u) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir / "run"));
+}
