@@ -5,10 +5,14 @@
 #include "packtrain_paths.hpp"
 
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <algorithm>
+#include <chrono>
 #include <map>
+#include <set>
 #include <sstream>
+#include <thread>
 
 using namespace packtrain;
 using packtrain::testing::read_file;
@@ -143,4 +147,101 @@ TEST(LthCli, IterativePerLayerSerialRunKeepsChainsInOrder) {
   EXPECT_NEAR(records[1].metrics["sparsity"].get<double>(), 0.5, 1e-3);
   EXPECT_NEAR(records[2].metrics["sparsity"].get<double>(), 0.75, 1e-3);
   EXPECT_NE(r.out.find(" r2  75.0%"), std::string::npos) << r.out;
+}
+
+namespace {
+
+// Every record of a run's journal, by job id.
+std::map<std::string, JobRecord> journal_records(const std::filesystem::path& out) {
+  std::map<std::string, JobRecord> records;
+  for (auto& r : Journal::open(out / "journal.sqlite")->records()) records[r.id] = r;
+  return records;
+}
+
+}  // namespace
+
+TEST(LthCli, AKilledRunResumesWithEveryJobDoneOnceAndNothingDoneRunAgain) {
+  // One core: the retrains run one after another, so the kill lands between
+  // some finished and some unstarted ones, one of them running.
+  const auto sweep = [](const std::filesystem::path& out, bool resume) {
+    std::vector<std::string> argv = {PACKTRAIN_CLI, "lth",     "--model", "mlp",   "--epochs",     "3",
+                                     "--reset-epochs", "0,1,2", "--sparsities", "0.5,0.9", "--limit", "2000",
+                                     "--cores",        "1",     "--out",        out.string()};
+    if (resume) argv.push_back("--resume");
+    return argv;
+  };
+  const std::set<std::string> names = {"mlp/dense",
+                                       "mlp/sparsity0.5000/reset0", "mlp/sparsity0.9000/reset0",
+                                       "mlp/sparsity0.5000/reset1", "mlp/sparsity0.9000/reset1",
+                                       "mlp/sparsity0.5000/reset2", "mlp/sparsity0.9000/reset2"};
+  TempDir dir;
+  const auto full = run_command(sweep(dir / "full", false));
+  ASSERT_EQ(full.exit_code, 0) << full.err;
+  const auto uninterrupted = journal_records(dir / "full");
+  ASSERT_EQ(uninterrupted.size(), names.size());
+
+  for (const int signal : {SIGKILL, SIGINT}) {
+    SCOPED_TRACE(signal == SIGKILL ? "SIGKILL" : "SIGINT");
+    const auto out = dir / ("killed-" + std::to_string(signal));
+    const int pid = packtrain::testing::start_command(sweep(out, false), dir / "killed.log");
+    // Wait until the dense job and at least one retrain are done.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+    int done = 0;
+    while (std::chrono::steady_clock::now() < deadline && done < 2) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      if (!std::filesystem::exists(out / "journal.sqlite")) continue;
+      try {
+        done = 0;
+        for (const auto& [id, r] : journal_records(out)) done += r.status == JobStatus::done;
+      } catch (const std::exception&) {
+      }
+    }
+    kill(pid, signal);
+    const auto killed = packtrain::testing::wait_command(pid);
+    if (signal == SIGKILL) EXPECT_EQ(killed.signal, SIGKILL);
+    else EXPECT_EQ(killed.exit_code, 130) << read_file(dir / "killed.log");
+    ASSERT_GE(done, 2);
+
+    // What the journal holds once the process is gone: the jobs done before.
+    const auto before = journal_records(out);
+    std::map<std::string, JobRecord> done_before;
+    for (const auto& [id, r] : before)
+      if (r.status == JobStatus::done) done_before[id] = r;
+    ASSERT_LT(done_before.size(), names.size()) << "the sweep finished before it could be killed";
+    if (signal == SIGINT) {
+      for (const auto& [id, r] : before) EXPECT_NE(r.status, JobStatus::running) << r.name << " left running";
+    }
+
+    const auto resumed = run_command(sweep(out, true));
+    ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+    const auto after = journal_records(out);
+    std::set<std::string> seen;
+    for (const auto& [id, r] : after) {
+      seen.insert(r.name);
+      EXPECT_EQ(r.status, JobStatus::done) << r.name;
+      if (done_before.count(id)) {
+        EXPECT_EQ(r.started_at, done_before[id].started_at) << r.name << " ran again";
+        EXPECT_EQ(r.attempts, done_before[id].attempts) << r.name << " ran again";
+      }
+      // The same job, the same seed, the same result as a run never killed.
+      ASSERT_TRUE(uninterrupted.count(id)) << r.name;
+      EXPECT_EQ(r.metrics.at("test_top1"), uninterrupted.at(id).metrics.at("test_top1")) << r.name;
+    }
+    EXPECT_EQ(seen, names);
+    EXPECT_EQ(after.size(), names.size());
+
+    // results.json: one row per job, each done, and the resumed ones counted.
+    const auto json = nlohmann::json::parse(read_file(out / "results.json"));
+    std::multiset<std::string> rows;
+    for (const auto& j : json["jobs"]) {
+      rows.insert(j["job"].get<std::string>());
+      EXPECT_EQ(j["status"], "done") << j["name"];
+    }
+    std::multiset<std::string> ids;
+    for (const auto& [id, r] : after) ids.insert(id);
+    EXPECT_EQ(rows, ids);
+    // The resumed run ran exactly the jobs that were not done.
+    EXPECT_EQ(json["summary"]["resumed"], static_cast<int>(done_before.size()));
+    EXPECT_EQ(json["summary"]["done"], static_cast<int>(names.size() - done_before.size()));
+  }
 }
