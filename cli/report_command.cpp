@@ -234,7 +234,7 @@ int report_command(int argc, char** argv) {
   }
   if (!out.empty()) throw Error("--out is for --merge; packtrain report DIR rewrites DIR's own files");
   if (dirs.empty()) throw Error("report needs the run's folder: packtrain report DIR");
-  if (dirs.size() > 1) throw Error("report takes one DIR (to merge shard runs: packtrain report --merge DIR... --out OUT)");
+  if (dirs.size() > 1) throw Error("report takes one DIR; to merge shard runs: --merge DIR... --out OUT (see packtrain report --help)");
 
   // Everything is read before anything is written: bad input leaves the
   // folder as it was.
