@@ -6,6 +6,8 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
 #include <map>
 #include <numeric>
 #include <sstream>
@@ -23,6 +25,47 @@ train::TrainOptions trainer_options(const CommonOptions& common) {
 }
 
 namespace {
+
+// Resuming under MPI: the ids of the jobs done before, and the files they
+// made (JobRecord metrics "artifacts", relative to the run's folder), as
+// one message: a 4-byte header length, the JSON header, the files' bytes.
+// Rank 0 has every artifact (the job-end messages brought them), and a
+// job dealt to another rank now may need them there.
+std::string pack_done_jobs(const std::vector<JobRecord>& records, const std::filesystem::path& root) {
+  nlohmann::json header{{"done", nlohmann::json::array()}, {"files", nlohmann::json::array()}};
+  std::string bytes;
+  for (const auto& r : records) {
+    if (r.status != JobStatus::done) continue;
+    header["done"].push_back(r.id);
+    if (!r.metrics.is_object() || !r.metrics.contains("artifacts")) continue;
+    for (const auto& path : r.metrics["artifacts"]) {
+      std::ifstream in(root / path.get<std::string>(), std::ios::binary);
+      if (!in) continue;  // a job needing it fails naming the file
+      std::ostringstream data;
+      data << in.rdbuf();
+      header["files"].push_back({{"path", path}, {"size", data.str().size()}});
+      bytes += data.str();
+    }
+  }
+  const auto text = header.dump();
+  const auto n = static_cast<std::uint32_t>(text.size());
+  return std::string(reinterpret_cast<const char*>(&n), sizeof(n)) + text + bytes;
+}
+
+std::vector<std::string> unpack_done_jobs(const std::string& message, const std::filesystem::path& root) {
+  std::uint32_t n = 0;
+  std::memcpy(&n, message.data(), sizeof(n));
+  const auto header = nlohmann::json::parse(message.substr(sizeof(n), n));
+  std::size_t offset = sizeof(n) + n;
+  for (const auto& f : header["files"]) {
+    const auto size = f["size"].get<std::size_t>();
+    const auto path = root / f["path"].get<std::string>();
+    std::filesystem::create_directories(path.parent_path());
+    write_file_atomically(path, message.substr(offset, size));
+    offset += size;
+  }
+  return header["done"].get<std::vector<std::string>>();
+}
 
 // "i/n" from --shard, else SLURM's job array variables, else 0/1.
 std::pair<int, int> parse_shard(const std::string& text) {
@@ -165,13 +208,12 @@ void RunSetup::open_run(const nlohmann::json& meta) {
     // Every rank goes on, or none does.
     if (!mpi_->all_ok(problem.empty()))
       throw Error(problem.empty() ? "another rank could not start the run (rank 0 says why)" : problem);
-    // Resuming: rank 0 tells the others which jobs are done.
-    nlohmann::json done = nlohmann::json::array();
-    if (rank_ == 0 && common_.resume)
-      for (const auto& r : journal_->records())
-        if (r.status == JobStatus::done) done.push_back(r.id);
-    run_options_.already_done = nlohmann::json::parse(mpi_->broadcast(done.dump())).get<std::vector<std::string>>();
-    if (rank_ == 0) run_options_.already_done.clear();  // rank 0 resumes from its journal
+    // Resuming: rank 0 tells the others which jobs are done and sends the
+    // files those made (rank 0 itself resumes from its journal).
+    std::string done;
+    if (rank_ == 0) done = pack_done_jobs(common_.resume ? journal_->records() : std::vector<JobRecord>{}, out_);
+    done = mpi_->broadcast(done);
+    if (rank_ > 0) run_options_.already_done = unpack_done_jobs(done, out_);
   } else if (!problem.empty()) {
     throw Error(problem);
   }

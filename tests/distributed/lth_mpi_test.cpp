@@ -88,3 +88,46 @@ TEST(LthMpi, RetrainsOnAnotherRankThanTheDenseJobMatchOneProcess) {
   ASSERT_NE(first, std::string::npos) << mpi.out;
   EXPECT_EQ(mpi.out.find("winning ticket", first + 1), std::string::npos) << "printed by more than one rank";
 }
+
+// A run stopped after its dense job, resumed under mpirun: the dense job is
+// not run again, and the retrains dealt to rank 1 find its checkpoints
+// there, sent by rank 0 (no shared filesystem).
+TEST(LthMpi, ResumeUnderMpirunSendsTheDoneJobsFilesToTheOtherRanks) {
+  TempDir dir;
+  const auto first = run_command(sweep(dir / "run"));
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  // As if the first run had stopped once its dense job was done: the
+  // retrains are recorded failed, which --resume runs again.
+  std::string dense_id;
+  {
+    auto journal = Journal::open(dir / "run/journal.sqlite");
+    for (auto r : journal->records()) {
+      if (r.spec["kind"] == "dense") {
+        dense_id = r.id;
+        continue;
+      }
+      r.status = JobStatus::failed;
+      r.message = "stopped";
+      journal->put(r);
+    }
+  }
+  ASSERT_FALSE(dense_id.empty());
+  std::vector<std::string> argv = {PACKTRAIN_MPIEXEC, "--allow-run-as-root", "--oversubscribe", "-np", "2"};
+  auto inner = sweep(dir / "run");
+  inner.push_back("--resume");
+  argv.insert(argv.end(), inner.begin(), inner.end());
+  const auto resumed = run_command(argv);
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.out << resumed.err;
+
+  const auto after = records(dir / "run/journal.sqlite");
+  ASSERT_EQ(after.size(), 5u);
+  std::set<int> retrain_ranks;
+  for (const auto& [id, r] : after) {
+    EXPECT_EQ(r.status, JobStatus::done) << r.name << ": " << r.message;
+    if (id == dense_id) EXPECT_EQ(r.attempts, 1) << "the dense job ran again";
+    else retrain_ranks.insert(r.rank);
+  }
+  EXPECT_TRUE(retrain_ranks.count(1)) << "no retrain ran on rank 1";
+  for (const char* e : {"epoch-0000.pt", "epoch-0001.pt", "epoch-0002.pt"})
+    EXPECT_TRUE(std::filesystem::exists(dir / "run/ranks/rank-1/checkpoints" / dense_id / e)) << e;
+}
