@@ -5,7 +5,10 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <random>
+#include <sstream>
+#include <thread>
 
 using packtrain::testing::run_command;
 using packtrain::testing::TempDir;
@@ -81,4 +84,26 @@ TEST(Examples, LthFashionMnistSaysWhatIsWrongWithItsArguments) {
   EXPECT_EQ(r.err.rfind("lth_fashion_mnist: ", 0), 0u) << r.err;
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
   EXPECT_FALSE(std::filesystem::exists(dir / "run"));
+}
+
+TEST(Examples, HogwildFashionMnistGrowsOntoTheCoresTheSweepLeaves) {
+  const auto r = run_command({PACKTRAIN_EXAMPLE_HOGWILD_FASHION});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_NE(r.out.find("Hogwild (mlp/hogwild): test top-1"), std::string::npos) << r.out;
+  // One line per epoch: "epoch  workers  test top-1". The last epochs run
+  // after the sweep's 3 short jobs, on every core.
+  const auto table = r.out.substr(r.out.find("epoch  workers"));
+  int lines = 0, last_workers = 0;
+  std::istringstream in(table);
+  std::string line;
+  std::getline(in, line);
+  while (std::getline(in, line)) {
+    int epoch = 0, workers = 0;
+    if (std::sscanf(line.c_str(), "%d %d", &epoch, &workers) == 2) {
+      ++lines;
+      last_workers = workers;
+    }
+  }
+  EXPECT_EQ(lines, 4);
+  EXPECT_EQ(static_cast<unsigned>(last_workers), std::max(1u, std::thread::hardware_concurrency()));
 }
