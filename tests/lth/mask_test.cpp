@@ -2,6 +2,7 @@
 // rounds, and masked weights staying exactly zero through training.
 #include <packtrain/lth/mask.hpp>
 #include <packtrain/scheduler/error.hpp>
+#include <packtrain/train/checkpoint.hpp>
 #include <packtrain/train/trainer.hpp>
 
 #include "common/test_util.hpp"
@@ -322,4 +323,25 @@ TEST(MaskedTraining, RefusesOptimizersWhoseZerosMightNotStayZero) {
   EXPECT_THROW((lth::MaskedTraining{mask, *model, &rmsprop}), Error);
   auto other = lth::magnitude_mask(*models::make_model("lenet5", {.seed = 1}), 0.5, Scope::global);
   EXPECT_THROW((lth::MaskedTraining{other, *model, nullptr}), Error);
+}
+
+TEST(MaskedTraining, KeepsMaskingAfterACheckpointIsLoadedIntoTheModel) {
+  // As in a retrain: the Trainer loads the ticket after the hooks are set.
+  // Loading replaces the node autograd accumulates the weights' gradients
+  // with (measured: LibTorch 1.13 drops it), which must not end the masking.
+  packtrain::testing::TempDir dir;
+  auto model = models::make_model("mlp", {.seed = 11});
+  torch::optim::SGD sgd(model->parameters(), torch::optim::SGDOptions(0.1).momentum(0.9).weight_decay(5e-4));
+  const auto mask = lth::magnitude_mask(*model, 0.8, Scope::global);
+  mask.apply(*model);
+  train::save_checkpoint(dir / "ticket.pt", *model, &sgd, 0);
+  const lth::MaskedTraining masked(mask, *model, &sgd);
+  sgd_steps(*model, sgd, 2);
+  const auto node = torch::autograd::impl::try_get_grad_accumulator(lth::prunable_weights(*model)[0].second);
+  train::load_checkpoint(dir / "ticket.pt", *model, &sgd);
+  EXPECT_NE(torch::autograd::impl::try_get_grad_accumulator(lth::prunable_weights(*model)[0].second), node);
+  for (int s = 0; s < 3; ++s) {
+    sgd_steps(*model, sgd, 1);
+    EXPECT_EQ(nonzero_removed(*model, sgd, mask), 0) << "after step " << s;
+  }
 }

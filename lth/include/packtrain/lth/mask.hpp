@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -60,11 +61,14 @@ class Mask {
 // Throws Error for a fraction outside [0, 1] or a previous mask of another model.
 Mask magnitude_mask(torch::nn::Module& model, double fraction, Scope scope, const Mask* previous = nullptr);
 
+class GradientMask;  // mask.cpp: the hooks on one weight
+
 // Keeps masked weights exactly zero while training, by masking their
 // gradients. The constructor zeroes the removed weights and any optimizer
 // state they already have (SGD's momentum buffer, Adam's moments), then hooks
-// every weight the mask prunes (layers it keeps whole are left alone) so that
-// backward() hands the optimizer a gradient whose removed entries are 0.
+// every weight the mask prunes (layers it keeps whole are left alone): each
+// backward() ends by zeroing the removed entries of weight.grad(), so the
+// optimizer never sees a gradient there.
 //
 // Why that is enough: SGD (momentum, Nesterov, weight decay) and Adam/AdamW
 // update each entry from its own weight, gradient and state only, and an
@@ -75,9 +79,10 @@ Mask magnitude_mask(torch::nn::Module& model, double fraction, Scope scope, cons
 // the momentum after each step took two (Adam: three).
 //
 // The hooks live as long as this object: while it lives, those weights train
-// masked. A NaN or inf gradient at a removed weight stays NaN (0 x NaN); the
-// trainer stops such a run as diverged anyway. Loading a checkpoint into the
-// model or the optimizer bypasses the hooks: call reset() after it.
+// masked, checkpoints loaded into the model included. A NaN or inf gradient at a removed weight stays NaN (0 x NaN); the
+// trainer stops such a run as diverged anyway. A checkpoint loaded into the
+// model or the optimizer may hold non-zero removed weights or state: call
+// reset() after loading one that was not saved masked.
 class MaskedTraining {
  public:
   // `optimizer` may be null when it has no state yet. The mask is copied.
@@ -93,8 +98,8 @@ class MaskedTraining {
 
  private:
   std::vector<at::Tensor> weights_;   // the weights the mask prunes, each with
-  std::vector<at::Tensor> keep_;      // its mask in the weight's dtype,
-  std::vector<unsigned> hooks_;       // and its gradient hook
+  std::vector<at::Tensor> keep_;      // its mask in the weight's dtype
+  std::vector<std::unique_ptr<GradientMask>> hooks_;  // and its hooks
   torch::optim::Optimizer* optimizer_;
 };
 
