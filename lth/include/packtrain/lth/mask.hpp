@@ -79,10 +79,10 @@ class GradientMask;  // mask.cpp: the hooks on one weight
 // the momentum after each step took two (Adam: three).
 //
 // The hooks live as long as this object: while it lives, those weights train
-// masked, checkpoints loaded into the model included. A NaN or inf gradient at a removed weight stays NaN (0 x NaN); the
-// trainer stops such a run as diverged anyway. A checkpoint loaded into the
-// model or the optimizer may hold non-zero removed weights or state: call
-// reset() after loading one that was not saved masked.
+// masked, through checkpoints loaded into the model too. A checkpoint may
+// hold non-zero removed weights or optimizer state: call reset() after
+// loading one that was not saved masked. A NaN or inf gradient at a removed
+// weight stays NaN (0 x NaN); the trainer stops such a run as diverged.
 class MaskedTraining {
  public:
   // `optimizer` may be null when it has no state yet. The mask is copied.
