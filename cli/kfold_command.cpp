@@ -56,7 +56,7 @@ int kfold_command(int argc, char** argv) {
                                .limit(limit)
                                .cores_per_job(cores_per_job)
                                .trainer(trainer)
-                               .checkpoint_root((std::filesystem::path(common.out) / "checkpoints").string()));
+                               .checkpoint_root((setup.out() / "checkpoints").string()));  // this rank's folder
   for (const auto& m : split_list(models, "--models")) sweep.add_model(m);
   for (const auto& s : split_list(schedules, "--schedules")) sweep.add_schedule(train::schedule_from_string(s));
   if (cores_per_job > setup.node().core_count())
