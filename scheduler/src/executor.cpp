@@ -155,7 +155,7 @@ void Executor::execute(Task* task) {
   }
   TaskGroup* group = task->group;
   delete task;
-  if (group) group->finished(error);
+  if (group) group->finished(std::move(error));
 }
 
 bool Executor::run_one(int worker) {
@@ -236,7 +236,12 @@ TaskGroup::~TaskGroup() {
 void TaskGroup::finished(std::exception_ptr error) {
   if (error) {
     std::lock_guard lock(error_mutex_);
-    if (!error_) error_ = error;
+    if (!error_) error_ = std::move(error);
+    // Drop this thread's reference before the group can be seen finished:
+    // otherwise the exception may be freed here while the waiter still reads
+    // it (the reference count lives in uninstrumented libstdc++, so TSan
+    // would see no order between the two).
+    error = nullptr;
   }
   // Not the last task: one atomic decrement, the last touch of the group.
   std::int64_t left = pending_.load(std::memory_order_relaxed);
