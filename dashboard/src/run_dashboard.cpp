@@ -2,7 +2,7 @@
 
 #include <packtrain/dashboard/live_server.hpp>
 #include <packtrain/dashboard/live_status.hpp>
-#include <packtrain/dashboard/mutex.hpp>
+#include <packtrain/scheduler/mutex.hpp>
 #include <packtrain/dashboard/report.hpp>
 #include <packtrain/dashboard/run_files.hpp>
 #include <packtrain/dashboard/trace.hpp>

@@ -16,7 +16,7 @@
 //   sampler.start();
 //   ...
 //   sampler.stop();   // one last sample, then the thread ends
-#include <packtrain/dashboard/mutex.hpp>
+#include <packtrain/scheduler/mutex.hpp>
 
 #include <atomic>
 #include <condition_variable>
