@@ -1,36 +1,27 @@
 #include <packtrain/scheduler/job_runner.hpp>
 
 #include <packtrain/scheduler/error.hpp>
+#include <packtrain/scheduler/placement.hpp>
 #include <packtrain/scheduler/thread_budget.hpp>
+
+#include "event_queue.hpp"
 
 #include <algorithm>
 #include <functional>
 
 namespace packtrain {
 
-struct JobRunner::State {
-  JobRecord record;
-  int waiting_on = 0;             // dependencies not yet done
-  std::vector<int> dependents;
-  bool final = false;             // status will not change again in this run
-  bool owned = true;              // this process runs it (work sharing may move it)
-  std::vector<int> workers;       // while running: the executor workers it owns
-  std::shared_ptr<Elastic> elastic;  // while running, once it registered a helper
-};
-
-// The helper of a running job and the cores lent to it. Shared with the
-// lease closures, which may still run after Job::run has returned.
-struct JobRunner::Elastic {
+// The helper of a running job and the cores it runs on (its own cores
+// beyond the first, and cores lent to it). Lives in helpers_ until every
+// lease has ended: the lease closures may run after Job::run has returned.
+struct JobRunner::Helpers {
   struct Lease {
     std::shared_ptr<CoreLease> lease;
     int worker;
     bool own;                     // one of the job's own cores (kept to the end)
-    bool reclaimed = false;       // asked back for a waiting job
   };
   CoreHelper helper;
-  std::vector<Lease> leases;      // guarded by the runner's mutex_
-  int lent = 0;                   // leases that are not own
-  int reclaimed = 0;              // ... of which asked back for a waiting job
+  std::vector<Lease> leases;
   bool closed = false;            // Job::run returned: no new helper calls
   std::string error;              // the first exception of a helper
 };
@@ -40,7 +31,8 @@ int RunSummary::exit_code() const {
   return (failed + diverged + skipped + cancelled) > 0 ? 1 : 0;
 }
 
-JobRunner::JobRunner(Executor& executor, NodeResources node) : executor_(executor), node_(std::move(node)) {
+JobRunner::JobRunner(Executor& executor, NodeResources node)
+    : executor_(executor), node_(std::move(node)), events_(std::make_unique<EventQueue>()) {
   PACKTRAIN_CHECK(executor_.worker_count() == node_.core_count(), "one executor worker per node core");
 }
 
@@ -102,176 +94,185 @@ void JobRunner::validate() const {
 
 double JobRunner::now() const { return unix_now() - start_time_; }
 
-void JobRunner::emit(const JobEvent& event) {
-  std::lock_guard lock(events_mutex_);
-  for (auto* sink : options_->sinks) sink->on_event(event);
+void JobRunner::emit(JobEvent event) {
+  events_->push([sinks = &options_->sinks, event = std::move(event)] {
+    for (auto* sink : *sinks) sink->on_event(event);
+  });
+}
+
+void JobRunner::write_journal(std::function<void(Journal&)> write) {
+  if (auto* journal = options_->journal) events_->push([journal, write = std::move(write)] { write(*journal); });
 }
 
 void JobRunner::request_stop() {
   stop_.store(true);
-  std::lock_guard lock(mutex_);
-  finished_cv_.notify_all();
+  MutexLock lock(mutex_);
+  if (active_) finish_if_over();
+}
+
+void JobRunner::finish_if_over() {
+  if (over_) return;
+  if (graph_.all_ended() || (stop_.load() && graph_.running() == 0)) {
+    over_ = true;
+    events_->close();
+  }
 }
 
 RunSummary JobRunner::run(const RunOptions& options) {
   validate();
-  // Everything below is under mutex_: a work-sharing thread may call
-  // give_away()/take()/ended_elsewhere() at any moment, even before this
-  // run has set up its state or after it has ended.
-  std::unique_lock lock(mutex_);
-  options_ = &options;
-  start_time_ = unix_now();
-  summary_ = RunSummary{};
-  state_.assign(jobs_.size(), State{});
-  ready_.clear();
-  worker_busy_.assign(executor_.worker_count(), false);
-  cores_in_use_ = gpus_in_use_ = running_ = ended_ = 0;
-  lent_ = returning_ = 0;
-  elastic_running_.clear();
-  memory_in_use_ = 0;
-
-  RunStart start_info;
-  start_info.total_jobs = static_cast<int>(jobs_.size());
-  start_info.cores = node_.cores;
-  for (std::size_t j = 0; j < jobs_.size(); ++j) {
-    auto& s = state_[j];
+  const int n = static_cast<int>(jobs_.size());
+  // Resume: journal reads, before the lock (a work-sharing thread may call
+  // give_away()/take()/ended_elsewhere() at any moment).
+  std::vector<JobRecord> records(n);
+  std::vector<JobGraph::Node> nodes(n);
+  for (int j = 0; j < n; ++j) {
+    auto& r = records[j];
     const auto& job = jobs_[j];
-    s.record.id = job.id();
-    s.record.name = job.name;
-    s.record.spec = job.spec;
-    s.record.rank = options.rank;
+    r.id = job.id();
+    r.name = job.name;
+    r.spec = job.spec;
+    r.rank = options.rank;
     if (options.journal && options.resume) {
-      if (auto prior = options.journal->find(s.record.id); prior && prior->status == JobStatus::done) {
-        s.record = *prior;
-        s.final = true;
-        ++summary_.resumed;
-        ++ended_;
-        continue;
+      if (auto prior = options.journal->find(r.id); prior && prior->status == JobStatus::done) {
+        r = *prior;
+        nodes[j].done_before = true;
       }
     }
-    if (std::find(options.already_done.begin(), options.already_done.end(), s.record.id) !=
-        options.already_done.end()) {
-      s.record.status = JobStatus::done;
-      s.final = true;
-      ++summary_.resumed;
-      ++ended_;
-      continue;
+    if (std::find(options.already_done.begin(), options.already_done.end(), r.id) != options.already_done.end()) {
+      r.status = JobStatus::done;
+      nodes[j].done_before = true;
     }
-    if (options.sharing) s.owned = options.sharing->starts_with(static_cast<int>(j));
-    start_info.total_cost += job.cost;
-    if (options.journal) options.journal->add_queued(s.record.id, job.name, job.spec);
-  }
-  start_info.already_done = summary_.resumed;
-  {
-    std::lock_guard events(events_mutex_);
-    for (auto* sink : options.sinks) sink->on_run_start(start_info);
+    for (const auto& dep : job.after) nodes[j].after.push_back(index_.at(dep));
+    nodes[j].cost = job.cost;
+    nodes[j].retries = job.retries;
   }
 
-  for (std::size_t j = 0; j < jobs_.size(); ++j) {
-    for (const auto& dep : jobs_[j].after) {
-      const int d = index_.at(dep);
-      state_[d].dependents.push_back(static_cast<int>(j));
-      if (state_[d].record.status != JobStatus::done) ++state_[j].waiting_on;
-    }
-  }
-  for (std::size_t j = 0; j < jobs_.size(); ++j) {
-    if (state_[j].final) continue;
-    emit({.kind = EventKind::queued, .job_id = state_[j].record.id, .name = jobs_[j].name, .time = now(),
-          .rank = options.rank});
-    if (state_[j].waiting_on == 0 && state_[j].owned) ready_.emplace(jobs_[j].cost, static_cast<int>(j));
-  }
-  // Ends reported before run() began, applied once ready_ is filled: what
-  // they release is queued by release_dependents, and only there.
-  for (const auto& [j, record] : early_ended_) apply_remote_end(j, record);
-  early_ended_.clear();
-  if (options.sharing && !ready_.empty()) options.sharing->work_available();
-  dispatch();
-  finished_cv_.wait(lock, [&] {
-    return ended_ == static_cast<int>(jobs_.size()) || (stop_.load() && running_ == 0);
-  });
-  // Stopped with work undone: jobs never started, or jobs that stopped
-  // early (cancelled) when asked to.
-  summary_.interrupted = stop_.load() && (ended_ < static_cast<int>(jobs_.size()) || summary_.cancelled > 0);
-  summary_.makespan_s = now();
-  for (const auto& s : state_) summary_.jobs.push_back(s.record);
-  RunSummary summary = summary_;
-  options_ = nullptr;
-  early_ended_.clear();
-  lock.unlock();
+  options_ = &options;
+  start_time_ = unix_now();
+  events_->open();
   {
-    std::lock_guard events(events_mutex_);
-    for (auto* sink : options.sinks) sink->on_run_end(summary);
+    MutexLock lock(mutex_);
+    RunStart start_info;
+    start_info.total_jobs = n;
+    start_info.cores = node_.cores;
+    summary_ = RunSummary{};
+    for (int j = 0; j < n; ++j) {
+      if (nodes[j].done_before) {
+        ++summary_.resumed;
+        continue;
+      }
+      if (options.sharing) nodes[j].owned = options.sharing->starts_with(j);
+      start_info.total_cost += jobs_[j].cost;
+      write_journal([id = records[j].id, name = jobs_[j].name, spec = jobs_[j].spec](Journal& journal) {
+        journal.add_queued(id, name, spec);
+      });
+    }
+    start_info.already_done = summary_.resumed;
+    events_->push([sinks = &options.sinks, start_info] {
+      for (auto* sink : *sinks) sink->on_run_start(start_info);
+    });
+    for (int j = 0; j < n; ++j)
+      if (!nodes[j].done_before)
+        emit({.kind = EventKind::queued, .job_id = records[j].id, .name = jobs_[j].name, .time = now(),
+              .rank = options.rank});
+
+    records_ = std::move(records);
+    graph_ = JobGraph(std::move(nodes));
+    ledger_ = ResourceLedger(node_.core_count(), node_.gpus, node_.memory_mb);
+    helpers_.clear();
+    active_ = true;
+    over_ = false;
+    // Ends reported before run() began, applied once the graph is built.
+    for (const auto& [j, record] : early_ended_) apply_remote_end(j, record);
+    early_ended_.clear();
+    if (options.sharing && graph_.ready_count() > 0) options.sharing->work_available();
+    dispatch();
+    finish_if_over();
   }
+
+  // This thread delivers what the run tells the journal and the sinks,
+  // until the run's last event.
+  const std::exception_ptr delivery_error = events_->deliver_until_closed();
+
+  RunSummary summary;
+  {
+    MutexLock lock(mutex_);
+    // Stopped with work undone: jobs never started, or jobs that stopped
+    // early (cancelled) when asked to.
+    summary_.interrupted = stop_.load() && (!graph_.all_ended() || summary_.cancelled > 0);
+    summary_.makespan_s = now();
+    summary_.peak_cores_in_use = ledger_.peak_cores_in_use();
+    summary_.jobs = records_;
+    summary = summary_;
+    active_ = false;
+    early_ended_.clear();
+  }
+  for (auto* sink : options.sinks) sink->on_run_end(summary);
+  options_ = nullptr;
+  if (delivery_error) std::rethrow_exception(delivery_error);
   return summary;
 }
 
 void JobRunner::dispatch() {
   if (stop_.load()) return;
-  struct IdleCheck {
-    JobRunner& r;
-    ~IdleCheck() {
-      if (r.options_ && r.options_->sharing && r.ended_ < static_cast<int>(r.jobs_.size()) &&
-          r.cores_in_use_ - r.lent_ < r.node_.core_count() && r.ready_.empty())
-        r.options_->sharing->idle();
+  // Nothing to decide while every core is held and none is lent.
+  if (ledger_.free_cores() > 0 || ledger_.lent() > 0) {
+    std::vector<ReadyJob> ready;
+    for (int j : graph_.ready()) {
+      const auto& job = jobs_[j];
+      ready.push_back({.job = j, .demand = {.cores = job.cores, .gpus = job.gpus, .memory_mb = job.memory_mb},
+                       .cost = job.cost});
     }
-  } idle_check{*this};
-  for (auto it = ready_.begin(); it != ready_.end();) {
-    const int j = it->second;
-    const auto& job = jobs_[j];
-    const int free_cores = node_.core_count() - cores_in_use_;
-    if (cores_in_use_ == node_.core_count()) break;
-    const bool fits = job.cores <= free_cores && job.gpus <= node_.gpus - gpus_in_use_ &&
-                      job.memory_mb <= node_.memory_mb - memory_in_use_;
-    if (!fits) {
-      ++it;  // a shorter job may fit: work-conserving
-      continue;
+    for (auto& decision : place(ledger_, ready)) {
+      switch (decision.kind) {
+        case Decision::Kind::start:
+          start(decision.job, std::move(decision.workers));
+          break;
+        case Decision::Kind::lend:
+          lend(decision.job, decision.workers.front(), false);
+          break;
+        case Decision::Kind::ask_back: {
+          const int worker = decision.workers.front();
+          ledger_.ask_back(worker);
+          for (auto& l : helpers_.at(decision.job).leases)
+            if (l.worker == worker && !l.own) l.lease->ask_to_return();
+          break;
+        }
+      }
     }
-    std::vector<int> workers;
-    for (int w = 0; w < executor_.worker_count() && static_cast<int>(workers.size()) < job.cores; ++w)
-      if (!worker_busy_[w]) workers.push_back(w);
-    it = ready_.erase(it);
-    start(j, std::move(workers));
   }
-  rebalance();
+  const int busy = ledger_.cores_in_use() - ledger_.lent();  // lent cores are spare for work sharing
+  if (options_->sharing && !graph_.all_ended() && busy < node_.core_count() && graph_.ready_count() == 0)
+    options_->sharing->idle();
 }
 
 void JobRunner::start(int j, std::vector<int> workers) {
   const auto& job = jobs_[j];
-  auto& s = state_[j];
-  PACKTRAIN_CHECK(s.record.status == JobStatus::queued && !s.final, "start: job " + job.name + " is not queued");
-  s.record.status = JobStatus::running;
-  ++s.record.attempts;
-  for (int w : workers) worker_busy_[w] = true;
-  s.workers = workers;
-  cores_in_use_ += job.cores;
-  gpus_in_use_ += job.gpus;
-  memory_in_use_ += job.memory_mb;
-  ++running_;
-  summary_.peak_cores_in_use = std::max(summary_.peak_cores_in_use, cores_in_use_);
-  for (std::size_t i = 1; i < workers.size(); ++i) executor_.set_reserved(workers[i], true);
-  const int first = workers.front();
-  executor_.submit_to(first, [this, j, workers = std::move(workers)] { execute(j, workers); });
-}
-
-void JobRunner::execute(int j, const std::vector<int>& workers) {
-  const auto& job = jobs_[j];
+  const int attempt = graph_.start(j);
+  ledger_.hold(j, workers, {.cores = job.cores, .gpus = job.gpus, .memory_mb = job.memory_mb});
   std::vector<int> cores;
   for (int w : workers) cores.push_back(executor_.cores()[w]);
-  int attempt;
-  std::string id;
-  {
-    std::lock_guard lock(mutex_);
-    auto& s = state_[j];
-    attempt = s.record.attempts;
-    id = s.record.id;
-    s.record.cores = cores;
-    s.record.started_at = unix_now();
-    s.record.ended_at = 0;
-    if (options_->journal) options_->journal->mark_started(id, attempt, s.record.started_at, cores, options_->rank);
-  }
-  emit({.kind = EventKind::started, .job_id = id, .name = job.name, .time = now(), .cores = cores,
+  auto& r = records_[j];
+  r.status = JobStatus::running;
+  r.attempts = attempt;
+  r.cores = cores;
+  r.started_at = unix_now();
+  r.ended_at = 0;
+  write_journal([id = r.id, attempt, at = r.started_at, cores, rank = options_->rank](Journal& journal) {
+    journal.mark_started(id, attempt, at, cores, rank);
+  });
+  emit({.kind = EventKind::started, .job_id = r.id, .name = job.name, .time = now(), .cores = cores,
         .attempt = attempt, .rank = options_->rank, .status = JobStatus::running, .cost = job.cost});
+  for (std::size_t i = 1; i < workers.size(); ++i) executor_.set_reserved(workers[i], true);
+  const int first = workers.front();
+  executor_.submit_to(first, [this, j, attempt, workers = std::move(workers)] { execute(j, attempt, workers); });
+}
 
+void JobRunner::execute(int j, int attempt, const std::vector<int>& workers) {
+  const auto& job = jobs_[j];
+  const std::string id = job.id();
+  std::vector<int> cores;
+  for (int w : workers) cores.push_back(executor_.cores()[w]);
   if (options_->pin_threads) apply_thread_budget(cores);
   if (options_->thread_budget) options_->thread_budget(static_cast<int>(cores.size()));
 
@@ -303,33 +304,27 @@ void JobRunner::execute(int j, const std::vector<int>& workers) {
   // Back to this worker's own core and one thread.
   if (options_->pin_threads) apply_thread_budget({executor_.cores()[workers.front()]});
   if (options_->thread_budget) options_->thread_budget(1);
-  complete(j, workers, status, std::move(outcome));
+  complete(j, status, std::move(outcome));
 }
 
-void JobRunner::complete(int j, const std::vector<int>& workers, JobStatus status, JobOutcome outcome) {
+void JobRunner::complete(int j, JobStatus status, JobOutcome outcome) {
   const auto& job = jobs_[j];
-  // Events are emitted under mutex_ so that run() cannot return (and its
-  // sinks go away) before the last job's events are out.
-  std::lock_guard lock(mutex_);
-  auto& s = state_[j];
-  s.record.ended_at = unix_now();
-  s.record.metrics = outcome.metrics;
-  s.record.message = outcome.message;
-  const bool retry = status == JobStatus::failed && s.record.attempts <= job.retries && !stop_.load();
-  JobEvent ev{.job_id = s.record.id, .name = job.name, .time = now(), .cores = s.record.cores,
-              .attempt = s.record.attempts, .rank = options_->rank, .status = status, .data = outcome.metrics,
-              .message = outcome.message, .cost = job.cost};
-  if (retry) {
+  MutexLock lock(mutex_);
+  auto& r = records_[j];
+  r.ended_at = unix_now();
+  r.metrics = outcome.metrics;
+  r.message = outcome.message;
+  const auto ended = graph_.end(j, status, /*may_retry=*/!stop_.load());
+  JobEvent ev{.job_id = r.id, .name = job.name, .time = now(), .cores = r.cores, .attempt = r.attempts,
+              .rank = options_->rank, .status = status, .data = outcome.metrics, .message = outcome.message,
+              .cost = job.cost};
+  if (ended.retried) {
     ++summary_.retried;
-    s.record.status = JobStatus::queued;
+    r.status = JobStatus::queued;
     ev.kind = EventKind::retried;
-    ready_.emplace(job.cost, j);
-    if (options_->sharing) options_->sharing->work_available();
   } else {
-    s.record.status = status;
-    s.final = true;
-    ++ended_;
-    summary_.job_seconds += s.record.seconds();
+    r.status = status;
+    summary_.job_seconds += r.seconds();
     switch (status) {
       case JobStatus::done: ++summary_.done; ev.kind = EventKind::finished; break;
       case JobStatus::diverged: ++summary_.diverged; ev.kind = EventKind::finished; break;
@@ -337,94 +332,79 @@ void JobRunner::complete(int j, const std::vector<int>& workers, JobStatus statu
       default: ++summary_.failed; ev.kind = EventKind::failed; break;
     }
   }
-  if (options_->journal)
-    options_->journal->mark_ended(s.record.id, s.record.status, s.record.attempts, s.record.ended_at, outcome.metrics,
-                                  outcome.message);
-  emit(ev);
-  if (!retry) {
-    if (status == JobStatus::done) {
-      release_dependents(j);
-    } else {
-      skip_dependents(j);  // failed, diverged or cancelled: dependents cannot run (--resume reruns them)
-    }
-    if (options_->sharing) options_->sharing->ended(j, s.record);
-  }
+  write_journal([id = r.id, status = r.status, attempts = r.attempts, at = r.ended_at, metrics = outcome.metrics,
+                 message = outcome.message](Journal& journal) {
+    journal.mark_ended(id, status, attempts, at, metrics, message);
+  });
+  emit(std::move(ev));
+  record_ended(j, ended);
+  if (!ended.retried && options_->sharing) options_->sharing->ended(j, r);
+  const auto& workers = ledger_.workers_of(j);
   for (std::size_t i = 1; i < workers.size(); ++i) executor_.set_reserved(workers[i], false);
-  for (int w : workers) worker_busy_[w] = false;
-  s.workers.clear();
-  cores_in_use_ -= job.cores;
-  gpus_in_use_ -= job.gpus;
-  memory_in_use_ -= job.memory_mb;
-  --running_;
+  ledger_.release(j);
   dispatch();
-  finished_cv_.notify_all();
+  finish_if_over();
 }
 
-void JobRunner::release_dependents(int j) {
-  bool released = false;
-  for (int d : state_[j].dependents) {
-    if (--state_[d].waiting_on == 0 && !state_[d].final && state_[d].owned) {
-      ready_.emplace(jobs_[d].cost, d);
-      released = true;
-    }
+// Records what ending a job changed in the graph: skipped dependents, and
+// the released ones for work sharing.
+void JobRunner::record_ended(int j, const JobGraph::Ended& ended) {
+  if (ended.retried || !ended.released.empty())
+    if (options_->sharing) options_->sharing->work_available();
+  for (const auto& [d, because] : ended.skipped) {
+    auto& r = records_[d];
+    r.status = JobStatus::skipped;
+    r.message = "dependency " + jobs_[because].name + " " + std::string(to_string(graph_.status(because)));
+    ++summary_.skipped;
+    write_journal([id = r.id, at = unix_now(), message = r.message](Journal& journal) {
+      journal.mark_ended(id, JobStatus::skipped, 0, at, nlohmann::json::object(), message);
+    });
+    emit({.kind = EventKind::skipped, .job_id = r.id, .name = jobs_[d].name, .time = now(), .rank = options_->rank,
+          .status = JobStatus::skipped, .message = r.message});
   }
-  if (released && options_->sharing) options_->sharing->work_available();
 }
 
 std::vector<int> JobRunner::give_away() {
-  std::lock_guard lock(mutex_);
-  std::vector<int> given;
-  if (!options_ || stop_.load()) return given;
-  // Every other ready job in cost order: both sides keep a mix of long and short.
-  bool give = false;
-  for (auto it = ready_.begin(); it != ready_.end();) {
-    if (give) {
-      given.push_back(it->second);
-      state_[it->second].owned = false;
-      it = ready_.erase(it);
-    } else {
-      ++it;
-    }
-    give = !give;
-  }
-  return given;
+  MutexLock lock(mutex_);
+  if (!active_ || over_ || stop_.load()) return {};
+  return graph_.give_away();
 }
 
 void JobRunner::take(const std::vector<int>& jobs) {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   // Jobs handed over after this run ended or stopped are dropped: the run
   // is over (a stopped run's unstarted jobs are --resume's business).
-  if (!options_ || stop_.load()) return;
-  for (int j : jobs) {
-    PACKTRAIN_CHECK(j >= 0 && j < static_cast<int>(jobs_.size()), "take: no such job");
-    auto& s = state_[j];
-    s.owned = true;
-    if (!s.final && s.waiting_on == 0 && s.record.status == JobStatus::queued) ready_.emplace(jobs_[j].cost, j);
-  }
-  if (options_->sharing && !ready_.empty()) options_->sharing->work_available();
+  if (!active_ || over_ || stop_.load()) return;
+  for (int j : jobs) PACKTRAIN_CHECK(j >= 0 && j < static_cast<int>(jobs_.size()), "take: no such job");
+  graph_.take(jobs);
+  if (options_->sharing && graph_.ready_count() > 0) options_->sharing->work_available();
   dispatch();
 }
 
 void JobRunner::ended_elsewhere(int j, const JobRecord& record) {
-  std::lock_guard lock(mutex_);
-  PACKTRAIN_CHECK(j >= 0 && j < static_cast<int>(jobs_.size()), "ended_elsewhere: no such job");
-  if (!options_) {
+  MutexLock lock(mutex_);
+  if (j < 0 || j >= static_cast<int>(jobs_.size())) {
+    ++summary_.ignored_remote_ends;
+    return;
+  }
+  if (!active_) {
     // Another process got there before this one's run() began: keep it for run().
     early_ended_.emplace_back(j, record);
     return;
   }
+  if (over_) return;  // the run's end is reported already
   apply_remote_end(j, record);
   dispatch();
-  finished_cv_.notify_all();
+  finish_if_over();
 }
 
 void JobRunner::apply_remote_end(int j, const JobRecord& record) {
-  auto& s = state_[j];
-  if (s.final) return;
-  s.record = record;
-  s.final = true;
-  s.owned = false;
-  ++ended_;
+  const auto ended = graph_.end_elsewhere(j, record.status);
+  if (!ended) {
+    ++summary_.ignored_remote_ends;
+    return;
+  }
+  records_[j] = record;
   switch (record.status) {
     case JobStatus::done: ++summary_.done; break;
     case JobStatus::diverged: ++summary_.diverged; break;
@@ -433,90 +413,62 @@ void JobRunner::apply_remote_end(int j, const JobRecord& record) {
     default: ++summary_.failed; break;
   }
   summary_.job_seconds += record.seconds();
-  if (options_->journal) options_->journal->put(record);
+  write_journal([record](Journal& journal) { journal.put(record); });
   emit({.kind = record.status == JobStatus::done || record.status == JobStatus::diverged ? EventKind::finished
                                                                                         : EventKind::failed,
         .job_id = record.id, .name = record.name, .time = now(), .cores = record.cores,
         .attempt = record.attempts, .rank = record.rank, .status = record.status, .data = record.metrics,
         .message = record.message, .cost = jobs_[j].cost});
-  if (record.status == JobStatus::done) {
-    release_dependents(j);
-  } else {
-    skip_dependents(j);
-  }
+  record_ended(j, *ended);
 }
 
 int JobRunner::ready_count() {
-  std::lock_guard lock(mutex_);
-  return options_ ? static_cast<int>(ready_.size()) : 0;
+  MutexLock lock(mutex_);
+  return active_ ? graph_.ready_count() : 0;
 }
 
 bool JobRunner::running() {
-  std::lock_guard lock(mutex_);
-  return options_ != nullptr;
-}
-
-void JobRunner::skip_dependents(int j) {
-  for (int d : state_[j].dependents) {
-    auto& s = state_[d];
-    if (s.final) continue;
-    s.final = true;
-    s.record.status = JobStatus::skipped;
-    s.record.message = "dependency " + jobs_[j].name + " " + std::string(to_string(state_[j].record.status));
-    ++ended_;
-    ++summary_.skipped;
-    if (options_->journal)
-      options_->journal->mark_ended(s.record.id, JobStatus::skipped, 0, unix_now(), nlohmann::json::object(),
-                                    s.record.message);
-    emit({.kind = EventKind::skipped, .job_id = s.record.id, .name = jobs_[d].name, .time = now(),
-          .rank = options_->rank, .status = JobStatus::skipped, .message = s.record.message});
-    skip_dependents(d);
-  }
+  MutexLock lock(mutex_);
+  return active_;
 }
 
 void JobRunner::register_helper(int j, CoreHelper helper) {
   if (!helper) throw Error("lend_cores_to: no helper function");
-  std::lock_guard lock(mutex_);
-  auto& s = state_[j];
-  if (s.elastic) throw Error("job '" + jobs_[j].name + "' called lend_cores_to twice");
-  s.elastic = std::make_shared<Elastic>();
-  s.elastic->helper = std::move(helper);
-  for (std::size_t i = 1; i < s.workers.size(); ++i) lend(j, s.workers[i], true);
+  MutexLock lock(mutex_);
+  if (helpers_.count(j)) throw Error("job '" + jobs_[j].name + "' called lend_cores_to twice");
+  helpers_[j].helper = std::move(helper);
+  const auto workers = ledger_.workers_of(j);
+  for (std::size_t i = 1; i < workers.size(); ++i) lend(j, workers[i], true);
   if (jobs_[j].max_cores > jobs_[j].cores) {
-    elastic_running_.push_back(j);
+    ledger_.open_elastic(j, jobs_[j].cores, jobs_[j].max_cores);
     dispatch();
   }
 }
 
 void JobRunner::lend(int j, int worker, bool own) {
-  const auto elastic = state_[j].elastic;
   auto lease = std::make_shared<CoreLease>(executor_.cores()[worker]);
-  elastic->leases.push_back({lease, worker, own});
+  helpers_.at(j).leases.push_back({lease, worker, own});
   if (!own) {
-    worker_busy_[worker] = true;
-    ++cores_in_use_;
-    ++lent_;
-    ++elastic->lent;
-    summary_.peak_cores_in_use = std::max(summary_.peak_cores_in_use, cores_in_use_);
-    emit_resized(j, *elastic);
+    ledger_.lend(worker, j);
+    emit_resized(j);
   }
-  executor_.submit_to(worker, [this, j, elastic, lease, worker, own] { run_lease(j, elastic, lease, worker, own); });
+  executor_.submit_to(worker, [this, j, lease, worker, own] { run_lease(j, lease, worker, own); });
   // A reserved worker runs nothing: release it only now that the lease is in its inbox,
   // which it reads before looking for tasks.
   if (own) executor_.set_reserved(worker, false);
 }
 
-void JobRunner::run_lease(int j, const std::shared_ptr<Elastic>& elastic, const std::shared_ptr<CoreLease>& lease,
-                          int worker, bool own) {
+void JobRunner::run_lease(int j, const std::shared_ptr<CoreLease>& lease, int worker, bool own) {
   CoreHelper helper;
   {
-    std::lock_guard lock(mutex_);
-    if (!elastic->closed && !lease->should_return()) helper = elastic->helper;
+    MutexLock lock(mutex_);
+    const auto& h = helpers_.at(j);
+    if (!h.closed && !lease->should_return()) helper = h.helper;
   }
+  std::string error;
   if (helper) {
     if (options_->pin_threads) apply_thread_budget({lease->core()});
     if (options_->thread_budget) options_->thread_budget(1);
-    std::string error;
     try {
       helper(*lease);
     } catch (const std::exception& e) {
@@ -524,98 +476,46 @@ void JobRunner::run_lease(int j, const std::shared_ptr<Elastic>& elastic, const 
     } catch (...) {
       error = "unknown exception";
     }
-    if (!error.empty()) {
-      std::lock_guard lock(mutex_);
-      if (elastic->error.empty()) elastic->error = error;
-    }
   }
-  std::lock_guard lock(mutex_);
-  auto it = std::find_if(elastic->leases.begin(), elastic->leases.end(),
-                         [&](const Elastic::Lease& l) { return l.lease == lease; });
-  PACKTRAIN_CHECK(it != elastic->leases.end(), "run_lease: unknown lease");
-  const bool reclaimed = it->reclaimed;
-  elastic->leases.erase(it);
+  MutexLock lock(mutex_);
+  auto& h = helpers_.at(j);
+  if (!error.empty() && h.error.empty()) h.error = error;
+  const auto it = std::find_if(h.leases.begin(), h.leases.end(), [&](const Helpers::Lease& l) { return l.lease == lease; });
+  PACKTRAIN_CHECK(it != h.leases.end(), "run_lease: unknown lease");
+  h.leases.erase(it);
   if (own) {
     executor_.set_reserved(worker, true);  // the job's own core again, until complete() frees it
   } else {
-    worker_busy_[worker] = false;
-    --cores_in_use_;
-    --lent_;
-    --elastic->lent;
-    if (reclaimed) {
-      --returning_;
-      --elastic->reclaimed;
-    }
-    emit_resized(j, *elastic);
+    ledger_.end_lease(worker);
+    emit_resized(j);
   }
-  leases_cv_.notify_all();
+  lease_ended_.notify_all();
   dispatch();
 }
 
 std::string JobRunner::close_leases(int j) {
-  std::unique_lock lock(mutex_);
-  const auto elastic = state_[j].elastic;
-  if (!elastic) return {};
-  elastic->closed = true;
-  for (auto& l : elastic->leases) l.lease->ask_to_return();
-  elastic_running_.erase(std::remove(elastic_running_.begin(), elastic_running_.end(), j), elastic_running_.end());
-  leases_cv_.wait(lock, [&] { return elastic->leases.empty(); });
-  state_[j].elastic.reset();
-  return elastic->error;
+  MutexLock lock(mutex_);
+  const auto it = helpers_.find(j);
+  if (it == helpers_.end()) return {};
+  auto& h = it->second;
+  h.closed = true;
+  for (auto& l : h.leases) l.lease->ask_to_return();
+  ledger_.close_elastic(j);
+  while (!h.leases.empty()) lease_ended_.wait(mutex_);
+  std::string error = std::move(h.error);
+  helpers_.erase(it);
+  return error;
 }
 
-void JobRunner::rebalance() {
-  if (elastic_running_.empty()) return;
-  const int free = node_.core_count() - cores_in_use_;
-  // The longest ready job that could start with the lent cores back takes
-  // them back; nothing is lent while it waits.
-  for (const auto& [cost, j] : ready_) {
-    const auto& job = jobs_[j];
-    if (job.gpus > node_.gpus - gpus_in_use_ || job.memory_mb > node_.memory_mb - memory_in_use_) continue;
-    if (job.cores > free + lent_) continue;
-    for (int need = job.cores - free - returning_; need > 0; --need) {
-      // The newest lease of the job with the most lent cores not yet asked back.
-      Elastic* from = nullptr;
-      for (int e : elastic_running_) {
-        auto& el = *state_[e].elastic;
-        if (el.lent - el.reclaimed > 0 && (!from || el.lent - el.reclaimed > from->lent - from->reclaimed)) from = &el;
-      }
-      if (!from) break;
-      auto it = std::find_if(from->leases.rbegin(), from->leases.rend(), [](auto& l) { return !l.own && !l.reclaimed; });
-      it->reclaimed = true;
-      it->lease->ask_to_return();
-      ++from->reclaimed;
-      ++returning_;
-    }
-    return;
-  }
-  // No ready job can use the free cores: lend each to the elastic job with
-  // the fewest cores below its maximum.
-  for (int w = 0; w < executor_.worker_count(); ++w) {
-    if (worker_busy_[w]) continue;
-    int best = -1;
-    int fewest = 0;
-    for (int e : elastic_running_) {
-      const int has = jobs_[e].cores + state_[e].elastic->lent;
-      if (has < jobs_[e].max_cores && (best < 0 || has < fewest)) {
-        best = e;
-        fewest = has;
-      }
-    }
-    if (best < 0) break;
-    lend(best, w, false);
-  }
-}
-
-void JobRunner::emit_resized(int j, const Elastic& elastic) {
-  const auto& s = state_[j];
-  std::vector<int> cores = s.record.cores;
-  for (const auto& l : elastic.leases)
+void JobRunner::emit_resized(int j) {
+  const auto& r = records_[j];
+  std::vector<int> cores = r.cores;
+  for (const auto& l : helpers_.at(j).leases)
     if (!l.own) cores.push_back(l.lease->core());
   const auto n = cores.size();
-  emit({.kind = EventKind::resized, .job_id = s.record.id, .name = jobs_[j].name, .time = now(),
-        .cores = std::move(cores), .attempt = s.record.attempts, .rank = options_->rank,
-        .status = JobStatus::running, .data = {{"cores", n}}, .cost = jobs_[j].cost});
+  emit({.kind = EventKind::resized, .job_id = r.id, .name = jobs_[j].name, .time = now(), .cores = std::move(cores),
+        .attempt = r.attempts, .rank = options_->rank, .status = JobStatus::running, .data = {{"cores", n}},
+        .cost = jobs_[j].cost});
 }
 
 }  // namespace packtrain

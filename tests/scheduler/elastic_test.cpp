@@ -9,12 +9,14 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <mutex>
 #include <set>
 #include <thread>
 #include <vector>
 
 using namespace packtrain;
+using packtrain::testing::Counter;
 using packtrain::testing::sleeping_job;
 using packtrain::testing::VirtualRun;
 using namespace std::chrono_literals;
@@ -39,22 +41,22 @@ struct Occupancy {
   void leave() { now.fetch_sub(1); }
 };
 
-// An elastic job whose helpers idle until asked back; its own thread waits
-// until `until` is true. Counts helpers at once and the cores they got.
+// An elastic job whose helpers work until asked back; its own thread runs
+// `until` and returns. Counts helpers at once and the cores they got.
 struct ElasticProbe {
-  std::atomic<int> helpers_now{0}, helpers_peak{0};
-  std::atomic<bool> until{false};
+  Counter helpers_now;
+  std::atomic<int> helpers_peak{0};
   std::mutex m;
   std::set<int> lent_cores;
 
-  Job job(const std::string& name, int min_cores, int max_cores, Occupancy& occ) {
+  Job job(const std::string& name, int min_cores, int max_cores, Occupancy& occ, std::function<void()> until) {
     Job job;
     job.name = name;
     job.spec = {{"name", name}};
     job.cores = min_cores;
     job.max_cores = max_cores;
     job.cost = 1000;  // starts first
-    job.run = [this, &occ](JobContext& ctx) {
+    job.run = [this, &occ, until](JobContext& ctx) {
       occ.enter();
       ctx.lend_cores_to([this, &occ](const CoreLease& lease) {
         occ.enter();
@@ -62,15 +64,17 @@ struct ElasticProbe {
           std::lock_guard lock(m);
           lent_cores.insert(lease.core());
         }
-        const int n = helpers_now.fetch_add(1) + 1;
+        const int n = helpers_now.add(1);
         int p = helpers_peak.load();
         while (n > p && !helpers_peak.compare_exchange_weak(p, n)) {
         }
-        while (!lease.should_return()) std::this_thread::sleep_for(1ms);
-        helpers_now.fetch_sub(1);
+        // A helper's work, in steps, until the core is wanted back (Hogwild
+        // checks between minibatches). The sleep is a step, not a wait.
+        while (!lease.should_return()) std::this_thread::sleep_for(200us);
+        helpers_now.add(-1);
         occ.leave();
       });
-      while (!until.load()) std::this_thread::sleep_for(1ms);
+      until();
       occ.leave();
       return JobOutcome{};
     };
@@ -98,38 +102,40 @@ TEST(Elastic, IdleCoresAreLentAndTakenBackForAWaitingJob) {
   r.options.sinks = {&rec};
   Occupancy occ;
   ElasticProbe probe;
-  r.runner->add(probe.job("elastic", 1, kCores, occ));
-  const auto first = r.runner->add(occupying(sleeping_job("first", 80, 10), occ));
-  // `second` needs two cores and becomes ready when `first` ends, while two
-  // of the idle cores are lent to the elastic job: one must come back.
+  Counter second_done;
+  // At the tail, once `second` is done, every core goes to the elastic job,
+  // which then ends.
+  bool had_every_core = false;
+  r.runner->add(probe.job("elastic", 1, kCores, occ, [&] {
+    had_every_core = second_done.wait_for(1) && probe.helpers_now.wait_for(kCores - 1);
+  }));
+  // `first` ends once the two idle cores are lent to the elastic job...
+  Job first = sleeping_job("first", 0, 10);
+  first.run = [&](JobContext&) {
+    EXPECT_TRUE(probe.helpers_now.wait_for(2)) << "the idle cores were not lent";
+    return JobOutcome{};
+  };
+  const auto first_id = r.runner->add(occupying(first, occ));
+  // ... and `second`, which needs two cores, becomes ready: one must come back.
   std::atomic<int> helpers_while_second{-1};
-  std::thread closer;
   Job second = sleeping_job("second", 0, 5, 2);
-  second.after = {first};
+  second.after = {first_id};
   second.run = [&](JobContext& ctx) {
     EXPECT_EQ(ctx.threads(), 2);
-    helpers_while_second.store(probe.helpers_now.load());
-    std::this_thread::sleep_for(30ms);
-    // Once it ends, the tail: every other core goes to the elastic job,
-    // which then ends.
-    closer = std::thread([&] {
-      const auto deadline = std::chrono::steady_clock::now() + 10s;
-      while (probe.helpers_now.load() < kCores - 1 && std::chrono::steady_clock::now() < deadline)
-        std::this_thread::sleep_for(1ms);
-      probe.until.store(true);
-    });
+    helpers_while_second.store(probe.helpers_now.value());
+    second_done.add(1);
     return JobOutcome{};
   };
   r.runner->add(occupying(second, occ));
 
   const auto summary = r.runner->run(r.options);
-  closer.join();
   EXPECT_EQ(summary.done, 3);
   EXPECT_LE(occ.peak.load(), kCores) << "more threads ran than there are cores";
   EXPECT_LE(summary.peak_cores_in_use, kCores);
   // `second` got its two cores: the one `first` left and one the elastic job gave back.
   EXPECT_EQ(helpers_while_second.load(), 1);
   // At the tail the elastic job had every core.
+  EXPECT_TRUE(had_every_core);
   EXPECT_EQ(probe.helpers_peak.load(), kCores - 1);
 
   // Every change of the elastic job's cores is an event, and they add up.
@@ -146,34 +152,33 @@ TEST(Elastic, IdleCoresAreLentAndTakenBackForAWaitingJob) {
 }
 
 TEST(Elastic, NothingIsLentWhileAJobThatFitsWaits) {
+  constexpr int kShort = 10;
   VirtualRun r(2);
   Occupancy occ;
   ElasticProbe probe;
-  r.runner->add(probe.job("elastic", 1, 2, occ));
+  Counter shorts_done;
+  bool lent_at_the_tail = false;
+  r.runner->add(probe.job("elastic", 1, 2, occ, [&] {
+    lent_at_the_tail = shorts_done.wait_for(kShort) && probe.helpers_now.wait_for(1);
+  }));
   // Ten short one-core jobs: the second core runs them one after the other,
   // and is lent only once they are all done.
   std::atomic<int> lent_during{0};
-  std::atomic<int> left{10};
-  for (int i = 0; i < 10; ++i) {
+  for (int i = 0; i < kShort; ++i) {
     Job job = sleeping_job("short" + std::to_string(i), 0, 1);
     job.run = [&](JobContext&) {
-      std::this_thread::sleep_for(5ms);
-      lent_during.fetch_add(probe.helpers_now.load());
-      if (left.fetch_sub(1) == 1) {
-        // The last one: give the lender a moment, then let the elastic job end.
-        std::thread([&] {
-          std::this_thread::sleep_for(50ms);
-          probe.until.store(true);
-        }).detach();
-      }
+      std::this_thread::sleep_for(5ms);  // the job's work, not a wait
+      lent_during.fetch_add(probe.helpers_now.value());
+      shorts_done.add(1);
       return JobOutcome{};
     };
     r.runner->add(occupying(job, occ));
   }
   const auto summary = r.runner->run(r.options);
-  EXPECT_EQ(summary.done, 11);
+  EXPECT_EQ(summary.done, kShort + 1);
   EXPECT_EQ(lent_during.load(), 0);
-  EXPECT_EQ(probe.helpers_peak.load(), 1);  // lent at the tail
+  EXPECT_TRUE(lent_at_the_tail);
+  EXPECT_EQ(probe.helpers_peak.load(), 1);
   EXPECT_LE(occ.peak.load(), 2);
 }
 
@@ -182,7 +187,7 @@ TEST(Elastic, AJobsOwnCoresRunItsHelperUntilItEnds) {
   std::mutex m;
   std::vector<int> helper_cores;
   std::vector<int> job_cores;
-  std::atomic<int> returned{0};
+  Counter helping, returned;
   Job job = sleeping_job("wide", 0, 1, 3);  // three cores, not elastic
   job.run = [&](JobContext& ctx) {
     job_cores = ctx.cores();
@@ -191,17 +196,18 @@ TEST(Elastic, AJobsOwnCoresRunItsHelperUntilItEnds) {
         std::lock_guard lock(m);
         helper_cores.push_back(lease.core());
       }
-      while (!lease.should_return()) std::this_thread::sleep_for(1ms);
-      returned.fetch_add(1);
+      helping.add(1);
+      while (!lease.should_return()) std::this_thread::sleep_for(200us);  // a step of work
+      returned.add(1);
     });
-    std::this_thread::sleep_for(50ms);
+    EXPECT_TRUE(helping.wait_for(2)) << "the job's own cores did not run its helper";
     return JobOutcome{};
   };
   r.runner->add(job);
   const auto summary = r.runner->run(r.options);
   EXPECT_EQ(summary.done, 1);
   // The runner waited for both helpers before it recorded the job's end.
-  EXPECT_EQ(returned.load(), 2);
+  EXPECT_EQ(returned.value(), 2);
   std::sort(helper_cores.begin(), helper_cores.end());
   ASSERT_EQ(job_cores.size(), 3u);
   std::vector<int> others(job_cores.begin() + 1, job_cores.end());
@@ -211,11 +217,15 @@ TEST(Elastic, AJobsOwnCoresRunItsHelperUntilItEnds) {
 
 TEST(Elastic, AHelperThatThrowsFailsTheJob) {
   VirtualRun r(2);
+  Counter helper_called;
   Job job = sleeping_job("elastic", 0, 1);
   job.max_cores = 2;
-  job.run = [](JobContext& ctx) {
-    ctx.lend_cores_to([](const CoreLease&) { throw std::runtime_error("helper broke"); });
-    std::this_thread::sleep_for(50ms);
+  job.run = [&](JobContext& ctx) {
+    ctx.lend_cores_to([&](const CoreLease&) {
+      helper_called.add(1);
+      throw std::runtime_error("helper broke");
+    });
+    EXPECT_TRUE(helper_called.wait_for(1)) << "the idle core was not lent";
     return JobOutcome{};
   };
   r.runner->add(job);

@@ -17,6 +17,7 @@
 #include <thread>
 
 using namespace packtrain;
+using packtrain::testing::Counter;
 using packtrain::testing::sleeping_job;
 using packtrain::testing::VirtualRun;
 using Clock = std::chrono::steady_clock;
@@ -198,11 +199,11 @@ TEST(JobRunner, StopLetsRunningJobsFinishAndStartsNothingNew) {
   VirtualRun r(2);
   packtrain::testing::TempDir dir;
   auto journal = Journal::open(dir / "journal.sqlite");
-  std::atomic<int> started{0};
+  Counter started;
   for (int i = 0; i < 10; ++i) {
     Job job = sleeping_job("j" + std::to_string(i), 1);
     job.run = [&](JobContext& ctx) {
-      started++;
+      started.add(1);
       const auto deadline = Clock::now() + std::chrono::seconds(20);
       while (!ctx.stop_requested() && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(1));
       return JobOutcome{.status = JobStatus::cancelled};
@@ -210,7 +211,7 @@ TEST(JobRunner, StopLetsRunningJobsFinishAndStartsNothingNew) {
     r.runner->add(job);
   }
   std::thread stopper([&] {
-    while (started.load() < 2) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    EXPECT_TRUE(started.wait_for(2));
     r.runner->request_stop();
   });
   r.options.journal = journal.get();
@@ -218,7 +219,7 @@ TEST(JobRunner, StopLetsRunningJobsFinishAndStartsNothingNew) {
   stopper.join();
   EXPECT_TRUE(s.interrupted);
   EXPECT_EQ(s.exit_code(), 130);
-  EXPECT_EQ(started.load(), 2);
+  EXPECT_EQ(started.value(), 2);
   EXPECT_EQ(s.cancelled, 2);
   int queued = 0, cancelled = 0;
   for (const auto& rec : journal->records()) {
@@ -372,20 +373,120 @@ TEST(JobRunner, DependentsOfACancelledJobAreSkippedNotLeftWaiting) {
 
 TEST(JobRunner, StoppingTheOnlyJobStillReportsAnInterruptedRun) {
   VirtualRun r(1);
-  std::atomic<bool> started{false};
+  Counter started;
   auto job = sleeping_job("only", 1);
   job.run = [&](JobContext& ctx) {
-    started = true;
-    while (!ctx.stop_requested()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    started.add(1);
+    // A job checks for a stop between steps of its work.
+    const auto deadline = Clock::now() + packtrain::testing::kPatience;
+    while (!ctx.stop_requested() && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     return JobOutcome{.status = JobStatus::cancelled};
   };
   r.runner->add(job);
   std::thread stopper([&] {
-    while (!started) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    EXPECT_TRUE(started.wait_for(1));
     r.runner->request_stop();
   });
   const auto s = r.runner->run(r.options);
   stopper.join();
   EXPECT_TRUE(s.interrupted);
   EXPECT_EQ(s.exit_code(), 130);
+}
+
+namespace {
+
+// Records every event, and checks each `started` and `finished` against the
+// journal as it arrives: the journal write for a change is made before any
+// sink hears of it.
+struct JournalChecker : EventSink {
+  Journal* journal = nullptr;
+  std::vector<JobEvent> events;
+  std::vector<std::string> mismatches;
+  int run_starts = 0, run_ends = 0;
+  void on_run_start(const RunStart&) override {
+    ++run_starts;
+    if (!events.empty()) mismatches.push_back("on_run_start after an event");
+  }
+  void on_event(const JobEvent& e) override {
+    events.push_back(e);
+    if (e.kind != EventKind::started && e.kind != EventKind::finished) return;
+    const auto row = journal->find(e.job_id);
+    const auto expected = e.kind == EventKind::started ? JobStatus::running : JobStatus::done;
+    if (!row || row->status != expected) mismatches.push_back(e.name + " " + std::string(to_string(e.kind)));
+  }
+  void on_run_end(const RunSummary&) override { ++run_ends; }
+};
+
+}  // namespace
+
+TEST(JobRunner, JournalAndSinksSeeEveryEventInOrderWhen200JobsEndAtOnce) {
+  constexpr int kJobs = 200;
+  VirtualRun r(kJobs);  // a core each: every job runs, then ends, at once
+  packtrain::testing::TempDir dir;
+  auto journal = Journal::open(dir / "journal.sqlite");
+  Counter running;
+  for (int i = 0; i < kJobs; ++i) {
+    Job job = sleeping_job("j" + std::to_string(i), 0);
+    job.run = [&](JobContext&) {
+      running.add(1);
+      EXPECT_TRUE(running.wait_for(kJobs)) << "the jobs did not all run at once";
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));  // the job's work
+      return JobOutcome{};
+    };
+    r.runner->add(job);
+  }
+  JournalChecker sink;
+  sink.journal = journal.get();
+  r.options.journal = journal.get();
+  r.options.sinks = {&sink};
+  const auto s = r.runner->run(r.options);
+  EXPECT_EQ(s.done, kJobs);
+  // Everything was delivered before run() returned, on_run_end last.
+  EXPECT_EQ(sink.run_starts, 1);
+  EXPECT_EQ(sink.run_ends, 1);
+  EXPECT_TRUE(sink.mismatches.empty()) << sink.mismatches.size() << " out of order, first: " << sink.mismatches[0];
+  std::map<std::string, std::vector<EventKind>> kinds;
+  for (const auto& e : sink.events) kinds[e.name].push_back(e.kind);
+  ASSERT_EQ(kinds.size(), static_cast<std::size_t>(kJobs));
+  for (const auto& [name, k] : kinds)
+    EXPECT_EQ(k, (std::vector<EventKind>{EventKind::queued, EventKind::started, EventKind::finished})) << name;
+  const auto rows = journal->records();
+  ASSERT_EQ(rows.size(), static_cast<std::size_t>(kJobs));
+  for (const auto& row : rows) {
+    EXPECT_EQ(row.status, JobStatus::done) << row.name;
+    EXPECT_EQ(row.attempts, 1) << row.name;
+  }
+}
+
+TEST(JobRunner, ASlowSinkDoesNotDelayPlacement) {
+  constexpr int kCores = 4, kJobs = 200;
+  VirtualRun r(kCores);
+  Counter ran;
+  // Slower than all the jobs together: its first call returns only once
+  // every job has run. Were placement waiting for it, nothing would run.
+  struct SlowSink : EventSink {
+    Counter* ran = nullptr;
+    int calls = 0;
+    bool all_ran_while_it_was_busy = false;
+    void on_event(const JobEvent&) override {
+      if (calls++ == 0) all_ran_while_it_was_busy = ran->wait_for(kJobs);
+    }
+  } sink;
+  sink.ran = &ran;
+  for (int i = 0; i < kJobs; ++i) {
+    Job job = sleeping_job("j" + std::to_string(i), 1);
+    auto inner = job.run;
+    job.run = [&ran, inner](JobContext& ctx) {
+      auto outcome = inner(ctx);
+      ran.add(1);
+      return outcome;
+    };
+    r.runner->add(job);
+  }
+  r.options.sinks = {&sink};
+  const auto s = r.runner->run(r.options);
+  EXPECT_TRUE(sink.all_ran_while_it_was_busy) << "placement waited for the sink";
+  EXPECT_EQ(s.done, kJobs);
+  EXPECT_EQ(s.peak_cores_in_use, kCores);  // the cores stayed busy
+  EXPECT_EQ(sink.calls, 3 * kJobs);        // and the sink heard everything before run() returned
 }

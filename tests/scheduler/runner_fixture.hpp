@@ -1,9 +1,12 @@
 #pragma once
-// Builds runners over virtual cores for the scheduler tests.
+// Builds runners over virtual cores for the scheduler tests, and the
+// counters their jobs wait on (never a sleep: STYLE.md, "Tests").
 #include <packtrain/scheduler/job_runner.hpp>
 
 #include <chrono>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <numeric>
 #include <thread>
 
@@ -28,6 +31,43 @@ struct VirtualRun {
   std::unique_ptr<Executor> executor;
   std::unique_ptr<JobRunner> runner;
   RunOptions options{.pin_threads = false};
+};
+
+// How long a test waits for something that should happen at once: long
+// enough for a machine loaded by two builds, short enough to fail a hang.
+inline constexpr std::chrono::seconds kPatience{20};
+
+// A count that threads raise and lower, and others wait on.
+//
+//   Counter running;
+//   ... in a job: running.add(1);
+//   ASSERT_TRUE(running.wait_for(4)) << "never 4 at once";
+class Counter {
+ public:
+  // Returns the new count.
+  int add(int n = 1) {
+    int now;
+    {
+      std::lock_guard lock(mutex_);
+      now = value_ += n;
+    }
+    changed_.notify_all();
+    return now;
+  }
+  int value() const {
+    std::lock_guard lock(mutex_);
+    return value_;
+  }
+  // True once the count is at least `target`; false if kPatience passed first.
+  bool wait_for(int target) {
+    std::unique_lock lock(mutex_);
+    return changed_.wait_for(lock, kPatience, [&] { return value_ >= target; });
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  int value_ = 0;
 };
 
 // A job that sleeps `ms` milliseconds.

@@ -1,13 +1,28 @@
 #pragma once
 // Runs a graph of jobs on an executor's cores.
 //
-// Placement: ready jobs wait in one queue ordered by cost, longest first.
-// Whenever cores free up, the runner starts the longest ready job that fits
-// (enough free whole cores, GPUs and memory), then the next, until nothing
-// fits: an idle core never waits while a job that fits is runnable, and the
-// long jobs start first so the tail of a sweep is short (DESIGN.md 3).
-// Jobs are coarse (milliseconds to hours), so this one decision point is a
-// mutex-guarded queue; the lock-free deques serve fine-grained tasks.
+// Four parts, one job each (DESIGN.md decision 11, STYLE.md "decide, then act"):
+//  - JobGraph (job_graph.hpp): dependencies, retries, who owns which job,
+//    each job's state. Answers what became ready, retried or skipped.
+//  - ResourceLedger (resource_ledger.hpp): which worker's core is free,
+//    held by a job or lent to an elastic job; GPUs, memory, leases.
+//  - place() (placement.hpp): the policy, a pure function of the ledger and
+//    the ready jobs with their estimates. Longest first and work-conserving:
+//    an idle core never waits while a job that fits is ready, and the long
+//    jobs start first so the tail of a sweep is short (DESIGN.md 3).
+//  - JobRunner (this file) holds one lock over the graph, the ledger and the
+//    records, and is the only part that acts: it tells the graph and the
+//    ledger what happened, asks place() what to do, and carries out its
+//    decisions (submits jobs and helpers to the executor, asks leases back).
+//    None of the three calls back into the runner.
+//
+// The lock covers bookkeeping only. Journal writes and sink calls are
+// queued, in the order things happened, and delivered outside the lock by
+// the thread in run(); every delivery is made before run() reports the
+// run's end (EventSink::on_run_end) and returns. A slow sink or disk never
+// delays placement. Jobs are coarse (milliseconds to hours), so one
+// decision point under a mutex is enough; the lock-free deques serve
+// fine-grained tasks.
 //
 // A job with `cores = k` runs on the worker of its first core; the workers
 // of the other k-1 cores are reserved (run nothing) while it runs. Its
@@ -39,26 +54,31 @@
 #include <packtrain/scheduler/events.hpp>
 #include <packtrain/scheduler/executor.hpp>
 #include <packtrain/scheduler/job.hpp>
+#include <packtrain/scheduler/job_graph.hpp>
 #include <packtrain/scheduler/journal.hpp>
+#include <packtrain/scheduler/mutex.hpp>
+#include <packtrain/scheduler/resource_ledger.hpp>
 #include <packtrain/scheduler/resources.hpp>
 
 #include <atomic>
-#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace packtrain {
+
+class EventQueue;
 
 // How a runner shares its jobs with other processes (scheduler/distributed
 // does it over MPI). Every process adds the same jobs in the same order and
 // starts with those starts_with() gives it; the rest it may be handed later
 // (take()) or learn have ended elsewhere (ended_elsewhere()). The calls
-// below come from runner threads with the runner's lock held: they must
-// only queue work for another thread, never call back into the runner.
+// below come from runner threads with the runner's lock held (they are
+// decisions about placement, made with it): they must only queue work for
+// another thread, never block, never call back into the runner.
 class WorkSharing {
  public:
   virtual ~WorkSharing() = default;
@@ -76,7 +96,7 @@ struct RunOptions {
   bool resume = false;                  // skip jobs the journal records as done
   int rank = 0;                         // recorded with every job
   std::uint64_t base_seed = 1;          // each job's seed derives from it and the job id
-  std::vector<EventSink*> sinks;        // observers, called one at a time
+  std::vector<EventSink*> sinks;        // observers, called one at a time, in order, by run()'s thread
   // Called inside each job's thread before it runs, with its thread budget
   // (LibTorch jobs pass at::set_num_threads here). OpenMP is set already.
   std::function<void(int threads)> thread_budget;
@@ -97,6 +117,7 @@ struct RunSummary {
   double makespan_s = 0;                // wall time of this run
   double job_seconds = 0;               // sum of the times of the jobs run now
   int peak_cores_in_use = 0;
+  int ignored_remote_ends = 0;          // ends from other processes for jobs running here or ended
   bool interrupted = false;
 
   // 0 all done; 1 some failed, diverged or skipped; 130 interrupted.
@@ -117,6 +138,9 @@ class JobRunner {
 
   // Runs every job added. Throws Error (before starting anything) for a job
   // that can never fit this node, a dependency on an unknown id, or a cycle.
+  // The calling thread delivers the journal writes and sink calls while the
+  // jobs run; if one of them throws, the others are still made and run()
+  // rethrows the first such exception once the run has ended.
   RunSummary run(const RunOptions& options = {});
 
   // Thread-safe; may be called from a signal-handling thread.
@@ -128,56 +152,58 @@ class JobRunner {
   std::vector<int> give_away();
   // jobs handed to us;
   void take(const std::vector<int>& jobs);
-  // a job another process ran reached its final status (`record.rank` says which).
+  // a job another process ran reached its final status (`record.rank` says
+  // which); ignored, and counted in RunSummary::ignored_remote_ends, for a
+  // job that is running here or has ended.
   void ended_elsewhere(int job, const JobRecord& record);
   // How many ready jobs wait here now, and whether run() is under way.
   int ready_count();
   bool running();
 
  private:
-  struct State;
-  struct Elastic;
+  struct Helpers;
   void validate() const;
-  void dispatch();                                    // mutex_ held
-  void start(int job, std::vector<int> workers);      // mutex_ held
-  void execute(int job, const std::vector<int>& workers);
-  void complete(int job, const std::vector<int>& workers, JobStatus status, JobOutcome outcome);
-  void skip_dependents(int job);                      // mutex_ held
-  void release_dependents(int job);                   // mutex_ held: `job` is done
-  void apply_remote_end(int job, const JobRecord& record);  // mutex_ held
+  // What happened -> what to do: asks place() and carries out its decisions.
+  void dispatch() PACKTRAIN_REQUIRES(mutex_);
+  void start(int job, std::vector<int> workers) PACKTRAIN_REQUIRES(mutex_);
+  void execute(int job, int attempt, const std::vector<int>& workers) PACKTRAIN_EXCLUDES(mutex_);
+  void complete(int job, JobStatus status, JobOutcome outcome) PACKTRAIN_EXCLUDES(mutex_);
+  void record_ended(int job, const JobGraph::Ended& ended) PACKTRAIN_REQUIRES(mutex_);
+  void apply_remote_end(int job, const JobRecord& record) PACKTRAIN_REQUIRES(mutex_);
+  void finish_if_over() PACKTRAIN_REQUIRES(mutex_);
   // Elastic jobs and lent cores.
-  void register_helper(int job, CoreHelper helper);
-  void lend(int job, int worker, bool own);           // mutex_ held
-  void run_lease(int job, const std::shared_ptr<Elastic>& elastic, const std::shared_ptr<CoreLease>& lease,
-                 int worker, bool own);
-  std::string close_leases(int job);                  // waits for the helpers; their first error
-  void rebalance();                                   // mutex_ held
-  void emit_resized(int job, const Elastic& elastic); // mutex_ held
-  void emit(const JobEvent& event);
+  void register_helper(int job, CoreHelper helper) PACKTRAIN_EXCLUDES(mutex_);
+  void lend(int job, int worker, bool own) PACKTRAIN_REQUIRES(mutex_);
+  void run_lease(int job, const std::shared_ptr<CoreLease>& lease, int worker, bool own) PACKTRAIN_EXCLUDES(mutex_);
+  std::string close_leases(int job) PACKTRAIN_EXCLUDES(mutex_);  // waits for the helpers; their first error
+  void emit_resized(int job) PACKTRAIN_REQUIRES(mutex_);
+  // Queued for run()'s thread: never called here.
+  void emit(JobEvent event);
+  void write_journal(std::function<void(Journal&)> write);
   double now() const;
 
   Executor& executor_;
   NodeResources node_;
-  std::vector<Job> jobs_;
+  std::vector<Job> jobs_;                             // added before run(), read-only during it
   std::map<std::string, int> index_;
 
+  // Set by run() before its first job starts and left alone until every
+  // job has ended: job threads read them without the lock.
   const RunOptions* options_ = nullptr;
-  std::mutex mutex_;
-  std::condition_variable finished_cv_;
-  std::vector<State> state_;                          // guarded by mutex_
-  std::multimap<double, int, std::greater<>> ready_;  // cost -> job, guarded by mutex_
-  std::vector<bool> worker_busy_;                     // guarded by mutex_
-  int cores_in_use_ = 0, gpus_in_use_ = 0, running_ = 0, ended_ = 0;
-  std::uint64_t memory_in_use_ = 0;
-  RunSummary summary_;
-  std::atomic<bool> stop_{false};
-  std::vector<std::pair<int, JobRecord>> early_ended_;  // guarded by mutex_
-  std::vector<int> elastic_running_;                  // elastic jobs with a helper; guarded by mutex_
-  int lent_ = 0;                                      // cores lent to elastic jobs (in cores_in_use_)
-  int returning_ = 0;                                 // ... of which asked back for a waiting job
-  std::condition_variable leases_cv_;                 // a lease ended (with mutex_)
-  std::mutex events_mutex_;                           // serializes sink calls
   double start_time_ = 0;
+  std::atomic<bool> stop_{false};
+  const std::unique_ptr<EventQueue> events_;         // journal writes and sink calls, in order
+
+  Mutex mutex_;
+  bool active_ PACKTRAIN_GUARDED_BY(mutex_) = false;  // run() is under way
+  bool over_ PACKTRAIN_GUARDED_BY(mutex_) = false;    // ... and its last event is queued
+  JobGraph graph_ PACKTRAIN_GUARDED_BY(mutex_);
+  ResourceLedger ledger_ PACKTRAIN_GUARDED_BY(mutex_);
+  std::vector<JobRecord> records_ PACKTRAIN_GUARDED_BY(mutex_);
+  std::map<int, Helpers> helpers_ PACKTRAIN_GUARDED_BY(mutex_);  // running jobs that lend_cores_to
+  CondVar lease_ended_;                               // close_leases waits here (notify_all)
+  RunSummary summary_ PACKTRAIN_GUARDED_BY(mutex_);
+  std::vector<std::pair<int, JobRecord>> early_ended_ PACKTRAIN_GUARDED_BY(mutex_);
 };
 
 }  // namespace packtrain

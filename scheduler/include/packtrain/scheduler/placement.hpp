@@ -1,0 +1,56 @@
+#pragma once
+// The placement policy: which ready job goes on which cores, which idle core
+// is lent to an elastic job, which lent core is asked back (DESIGN.md
+// decisions 3 and 11).
+//
+// A pure function of the ledger, the ready jobs and their estimates: no
+// clock, no sleep, no I/O, no calls out. The runner (or a simulator driving
+// it in virtual time) carries out the decisions, in order, and records them
+// in the ledger; nothing is decided twice, because every call starts from
+// the ledger as it is.
+//
+// The rules:
+//  - Longest first, work-conserving: ready jobs are taken longest first
+//    (ties: lower index), and every one that fits (free whole cores, GPUs,
+//    memory) starts, on the lowest free workers; a job that does not fit
+//    lets a shorter one behind it start. An idle core never waits while a
+//    job that fits is ready.
+//  - Asking back: when the longest job that still waits would fit with the
+//    cores lent to elastic jobs, enough leases are asked back for it (those
+//    asked back already count), the newest lease of the elastic job with the
+//    most lent cores first; nothing is lent while it waits.
+//  - Lending: otherwise each free core is lent to the elastic job with the
+//    fewest cores below its maximum (ties: the one that registered first).
+//
+//   std::vector<ReadyJob> ready = {{.job = 3, .demand = {.cores = 2}, .cost = 9}};
+//   for (const auto& d : place(ledger, ready))
+//     if (d.kind == Decision::Kind::start) ledger.hold(d.job, d.workers, ...);
+#include <packtrain/scheduler/resource_ledger.hpp>
+
+#include <vector>
+
+namespace packtrain {
+
+struct ReadyJob {
+  int job = 0;
+  Demand demand;
+  double cost = 1.0;  // the job's estimate: longest first
+};
+
+struct Decision {
+  enum class Kind {
+    start,     // start `job` on `workers` (the first runs it)
+    lend,      // lend the core of `workers[0]` to elastic job `job`
+    ask_back,  // ask elastic job `job` to give back the core of `workers[0]`
+  };
+  Kind kind = Kind::start;
+  int job = 0;
+  std::vector<int> workers;
+
+  bool operator==(const Decision&) const = default;
+};
+
+// `ready`: the ready jobs, in any order.
+std::vector<Decision> place(const ResourceLedger& ledger, const std::vector<ReadyJob>& ready);
+
+}  // namespace packtrain

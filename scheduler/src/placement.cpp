@@ -1,0 +1,107 @@
+#include <packtrain/scheduler/placement.hpp>
+
+#include <algorithm>
+
+namespace packtrain {
+
+namespace {
+
+// What is left once the decisions made so far are carried out.
+struct Left {
+  std::vector<bool> free;  // per worker
+  int cores = 0, gpus = 0;
+  std::uint64_t memory_mb = 0;
+
+  bool fits(const Demand& d) const { return d.cores <= cores && d.gpus <= gpus && d.memory_mb <= memory_mb; }
+  // Fits but for cores lent out: needs nothing else.
+  bool fits_but_cores(const Demand& d) const { return d.gpus <= gpus && d.memory_mb <= memory_mb; }
+};
+
+std::vector<int> take_lowest(Left& left, int n) {
+  std::vector<int> workers;
+  for (int w = 0; w < static_cast<int>(left.free.size()) && static_cast<int>(workers.size()) < n; ++w)
+    if (left.free[w]) {
+      left.free[w] = false;
+      workers.push_back(w);
+    }
+  return workers;
+}
+
+// Asks back enough lent cores for `job`; the newest lease of the elastic job
+// with the most lent cores not yet asked back, one at a time.
+void ask_back_for(const ResourceLedger& ledger, const Demand& job, const Left& left, std::vector<Decision>& out) {
+  std::vector<int> unasked;  // per elastic job (ledger order): lent and not asked back
+  for (const auto& e : ledger.elastic()) unasked.push_back(e.lent - e.asked_back);
+  std::vector<bool> asked(ledger.leases().size(), false);
+  for (int need = job.cores - left.cores - ledger.asked_back(); need > 0; --need) {
+    int from = -1;
+    for (int e = 0; e < static_cast<int>(unasked.size()); ++e)
+      if (unasked[e] > 0 && (from < 0 || unasked[e] > unasked[from])) from = e;
+    if (from < 0) return;
+    const int elastic_job = ledger.elastic()[from].job;
+    for (int l = static_cast<int>(ledger.leases().size()) - 1; l >= 0; --l) {
+      const auto& lease = ledger.leases()[l];
+      if (lease.job == elastic_job && !lease.asked_back && !asked[l]) {
+        asked[l] = true;
+        out.push_back({.kind = Decision::Kind::ask_back, .job = elastic_job, .workers = {lease.worker}});
+        break;
+      }
+    }
+    --unasked[from];
+  }
+}
+
+}  // namespace
+
+std::vector<Decision> place(const ResourceLedger& ledger, const std::vector<ReadyJob>& ready) {
+  std::vector<Decision> out;
+  Left left{.free = std::vector<bool>(ledger.cores()), .cores = ledger.free_cores(), .gpus = ledger.free_gpus(),
+            .memory_mb = ledger.free_memory_mb()};
+  for (int w = 0; w < ledger.cores(); ++w) left.free[w] = ledger.is_free(w);
+
+  std::vector<const ReadyJob*> order;
+  order.reserve(ready.size());
+  for (const auto& r : ready) order.push_back(&r);
+  std::sort(order.begin(), order.end(), [](const ReadyJob* a, const ReadyJob* b) {
+    return a->cost > b->cost || (a->cost == b->cost && a->job < b->job);
+  });
+
+  // Longest first, and every job that fits: work-conserving.
+  std::vector<const ReadyJob*> waiting;
+  for (const auto* r : order) {
+    if (left.cores > 0 && left.fits(r->demand)) {
+      out.push_back({.kind = Decision::Kind::start, .job = r->job, .workers = take_lowest(left, r->demand.cores)});
+      left.cores -= r->demand.cores;
+      left.gpus -= r->demand.gpus;
+      left.memory_mb -= r->demand.memory_mb;
+    } else {
+      waiting.push_back(r);
+    }
+  }
+  if (ledger.elastic().empty() && ledger.lent() == 0) return out;
+
+  // The longest waiting job that lent cores would let start takes them back;
+  // nothing is lent while it waits.
+  for (const auto* r : waiting) {
+    if (!left.fits_but_cores(r->demand) || r->demand.cores > left.cores + ledger.lent()) continue;
+    ask_back_for(ledger, r->demand, left, out);
+    return out;
+  }
+
+  // No ready job can use the free cores: lend them.
+  std::vector<int> has;  // per elastic job (ledger order): its cores with what is lent now
+  for (const auto& e : ledger.elastic()) has.push_back(e.cores + e.lent);
+  for (int w = 0; w < ledger.cores(); ++w) {
+    if (!left.free[w]) continue;
+    int best = -1;
+    for (int e = 0; e < static_cast<int>(has.size()); ++e)
+      if (has[e] < ledger.elastic()[e].max_cores && (best < 0 || has[e] < has[best])) best = e;
+    if (best < 0) break;
+    ++has[best];
+    left.free[w] = false;
+    out.push_back({.kind = Decision::Kind::lend, .job = ledger.elastic()[best].job, .workers = {w}});
+  }
+  return out;
+}
+
+}  // namespace packtrain
