@@ -1,13 +1,34 @@
 # Builds the scheduler and the dashboard (no LibTorch) with ThreadSanitizer
 # in BINARY_DIR and runs their unit tests there; fails on any report. Run by
 # ctest as `tsan.scheduler`. (The install test is not a concurrency test.)
+#
+# Built with clang when it is installed (Debian packages clang, libomp-dev
+# and libclang-rt-dev): its -Wthread-safety analysis then checks every
+# PACKTRAIN_GUARDED_BY at compile time as well (cmake/Warnings.cmake makes
+# a violation an error), and TSan checks what the analysis cannot see.
 function(run)
   execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc)
   if(NOT rc EQUAL 0)
     message(FATAL_ERROR "failed (${rc}): ${ARGN}")
   endif()
 endfunction()
-run(${CMAKE_COMMAND} -S ${SOURCE_DIR} -B ${BINARY_DIR} -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
+find_program(CLANGXX NAMES clang++ clang++-16 clang++-15 clang++-14)
+set(compiler_args)
+if(CLANGXX)
+  set(compiler_args -DCMAKE_CXX_COMPILER=${CLANGXX})
+  message(STATUS "tsan.scheduler: building with ${CLANGXX} (-Wthread-safety)")
+else()
+  message(STATUS "tsan.scheduler: clang++ not found, building with the default compiler (no -Wthread-safety)")
+endif()
+# A folder configured with another compiler is started afresh: CMake cannot
+# change the compiler of a configured build.
+if(EXISTS ${BINARY_DIR}/CMakeCache.txt)
+  file(STRINGS ${BINARY_DIR}/CMakeCache.txt cached REGEX "^CMAKE_CXX_COMPILER:")
+  if(NOT cached STREQUAL "CMAKE_CXX_COMPILER:FILEPATH=${CLANGXX}" AND CLANGXX)
+    file(REMOVE_RECURSE ${BINARY_DIR})
+  endif()
+endif()
+run(${CMAKE_COMMAND} -S ${SOURCE_DIR} -B ${BINARY_DIR} -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo ${compiler_args}
     -DPACKTRAIN_WITH_TORCH=OFF -DPACKTRAIN_WITH_MPI=OFF -DPACKTRAIN_SANITIZE=thread -DPACKTRAIN_BUILD_BENCH=OFF)
 run(${CMAKE_COMMAND} --build ${BINARY_DIR} -j2 --target scheduler_tests dashboard_tests)
 set(ENV{TSAN_OPTIONS} "halt_on_error=1 second_deadlock_stack=1 suppressions=${SUPPRESSIONS}")
