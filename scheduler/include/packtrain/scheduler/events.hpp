@@ -1,9 +1,11 @@
 #pragma once
 // Job events and the sinks that listen to them (console, dashboard, trace).
 //
-// The runner calls every sink from one thread at a time (it serializes the
-// calls), so a sink needs no locking of its own. Sinks observe; they never
-// call back into the runner.
+// The runner calls every sink from one thread, the one in JobRunner::run,
+// in the order things happened and outside the runner's lock, so a sink
+// needs no locking of its own and a slow one delays only later events, never
+// placement. Every event of a run reaches the sinks before on_run_end. Sinks
+// observe; they never call back into the runner.
 #include <packtrain/scheduler/job.hpp>
 
 #include <nlohmann/json.hpp>
