@@ -23,6 +23,14 @@ Decision ask_back(int job, int worker) { return {.kind = Kind::ask_back, .job = 
 // Jobs 100+ are the ones already running in these ledgers.
 constexpr int kElastic = 100, kOther = 101, kSecondElastic = 102;
 
+// Elastic `job` runs on `worker` (one core of its own, up to `max_cores`),
+// with the cores of `lent` lent to it, oldest first.
+void run_elastic(ResourceLedger& ledger, int job, int worker, int max_cores, const std::vector<int>& lent = {}) {
+  ledger.hold(job, {worker}, {.cores = 1});
+  ledger.open_elastic(job, 1, max_cores);
+  for (int w : lent) ledger.lend(w, job);
+}
+
 }  // namespace
 
 TEST(Placement, LongestReadyJobStartsFirst) {
@@ -72,10 +80,8 @@ TEST(Placement, NothingIsDecidedWhenNothingFitsAndNothingIsLent) {
 
 TEST(Placement, IdleCoresAreLentToTheElasticJobWithTheFewestCores) {
   ResourceLedger ledger(5, 0, 1000);
-  ledger.hold(kElastic, {0}, {.cores = 1});
-  ledger.open_elastic(kElastic, 1, 5);
-  ledger.hold(kSecondElastic, {1}, {.cores = 1});
-  ledger.open_elastic(kSecondElastic, 1, 2);
+  run_elastic(ledger, kElastic, 0, 5);
+  run_elastic(ledger, kSecondElastic, 1, 2);
   // Both have one core: the first registered gets core 2; then the second
   // gets core 3 and is at its maximum, so core 4 goes to the first.
   EXPECT_EQ(place(ledger, {}),
@@ -84,18 +90,14 @@ TEST(Placement, IdleCoresAreLentToTheElasticJobWithTheFewestCores) {
 
 TEST(Placement, NothingIsLentWhileAReadyJobFits) {
   ResourceLedger ledger(3, 0, 1000);
-  ledger.hold(kElastic, {0}, {.cores = 1});
-  ledger.open_elastic(kElastic, 1, 3);
+  run_elastic(ledger, kElastic, 0, 3);
   // The ready job takes one idle core; only the other is lent.
   EXPECT_EQ(place(ledger, {ready(0, 1)}), (std::vector<Decision>{start(0, {1}), lend(kElastic, 2)}));
 }
 
 TEST(Placement, LentCoresAreAskedBackNewestFirstForAWaitingJob) {
   ResourceLedger ledger(4, 0, 1000);
-  ledger.hold(kElastic, {0}, {.cores = 1});
-  ledger.open_elastic(kElastic, 1, 4);
-  ledger.lend(1, kElastic);
-  ledger.lend(2, kElastic);
+  run_elastic(ledger, kElastic, 0, 4, {1, 2});
   // Core 3 is free, but the three-core job needs two more: the two newest
   // leases are asked back, and core 3 is not lent meanwhile.
   EXPECT_EQ(place(ledger, {ready(0, 5, 3)}), (std::vector<Decision>{ask_back(kElastic, 2), ask_back(kElastic, 1)}));
@@ -103,11 +105,7 @@ TEST(Placement, LentCoresAreAskedBackNewestFirstForAWaitingJob) {
 
 TEST(Placement, LeasesAskedBackAlreadyAreNotAskedTwice) {
   ResourceLedger ledger(4, 0, 1000);
-  ledger.hold(kElastic, {0}, {.cores = 1});
-  ledger.open_elastic(kElastic, 1, 4);
-  ledger.lend(1, kElastic);
-  ledger.lend(2, kElastic);
-  ledger.lend(3, kElastic);
+  run_elastic(ledger, kElastic, 0, 4, {1, 2, 3});
   ledger.ask_back(3);
   // A two-core job: one lease on its way back, one more is asked for.
   EXPECT_EQ(place(ledger, {ready(0, 5, 2)}), (std::vector<Decision>{ask_back(kElastic, 2)}));
@@ -117,14 +115,8 @@ TEST(Placement, LeasesAskedBackAlreadyAreNotAskedTwice) {
 
 TEST(Placement, CoresAreAskedBackFromTheJobWithTheMostLent) {
   ResourceLedger ledger(6, 0, 1000);
-  ledger.hold(kElastic, {0}, {.cores = 1});
-  ledger.open_elastic(kElastic, 1, 6);
-  ledger.hold(kSecondElastic, {1}, {.cores = 1});
-  ledger.open_elastic(kSecondElastic, 1, 6);
-  ledger.lend(2, kElastic);
-  ledger.lend(3, kSecondElastic);
-  ledger.lend(4, kSecondElastic);
-  ledger.lend(5, kSecondElastic);
+  run_elastic(ledger, kElastic, 0, 6, {2});
+  run_elastic(ledger, kSecondElastic, 1, 6, {3, 4, 5});
   EXPECT_EQ(place(ledger, {ready(0, 5, 3)}),
             (std::vector<Decision>{ask_back(kSecondElastic, 5), ask_back(kSecondElastic, 4),
                                    ask_back(kElastic, 2)}));
@@ -132,8 +124,7 @@ TEST(Placement, CoresAreAskedBackFromTheJobWithTheMostLent) {
 
 TEST(Placement, AJobThatCannotFitEvenWithLentCoresDoesNotStopLending) {
   ResourceLedger ledger(3, 0, 1000);
-  ledger.hold(kElastic, {0}, {.cores = 1});
-  ledger.open_elastic(kElastic, 1, 3);
+  run_elastic(ledger, kElastic, 0, 3);
   ledger.hold(kOther, {1}, {.cores = 1, .memory_mb = 900});
   // The waiting job needs more memory than is left: lending goes on.
   EXPECT_EQ(place(ledger, {ready(0, 5, 1, 500)}), (std::vector<Decision>{lend(kElastic, 2)}));
@@ -141,9 +132,7 @@ TEST(Placement, AJobThatCannotFitEvenWithLentCoresDoesNotStopLending) {
 
 TEST(Placement, AnEndingElasticJobGetsNoCoresAndItsLeasesCountAsReturning) {
   ResourceLedger ledger(3, 0, 1000);
-  ledger.hold(kElastic, {0}, {.cores = 1});
-  ledger.open_elastic(kElastic, 1, 3);
-  ledger.lend(1, kElastic);
+  run_elastic(ledger, kElastic, 0, 3, {1});
   ledger.close_elastic(kElastic);
   // Core 2 stays idle (no one to lend it to); the two-core job waits for
   // the lease on its way back instead of asking again.
