@@ -10,10 +10,20 @@
 namespace packtrain {
 namespace {
 
-// Rounds of yield-and-look an idle worker makes before it sleeps: long
-// enough to catch the next task of a burst, short enough that an idle
-// executor sleeps within microseconds.
+// Rounds of look-and-pause an idle or waiting worker makes before it parks:
+// a few microseconds, long enough to catch the next task of a burst or a
+// stolen child that is about to finish, short enough that an idle executor
+// sleeps at once. A pause, not a yield: under load a yield gives the core
+// to another process for a whole time slice.
 constexpr int kSpinRounds = 64;
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield" ::: "memory");
+#endif
+}
 
 thread_local const Executor* tl_executor = nullptr;
 thread_local int tl_worker = -1;
@@ -32,12 +42,18 @@ struct Executor::Worker {
   std::mutex inbox_mutex;
   std::deque<std::function<void()>> inbox;  // guarded by inbox_mutex
   std::atomic<int> inbox_size{0};
-  std::atomic<bool> reserved{false};
+  // The reservation handshake: the requester sets `reserve` and waits for
+  // `parked`, which the worker sets (under reserve_mutex) once it runs nothing.
+  alignas(kCacheLine) std::atomic<bool> reserve{false};
+  std::mutex reserve_mutex;
+  std::condition_variable reserve_changed;  // one kind of waiter each way: see set_reserved
+  bool parked = false;                      // guarded by reserve_mutex
   std::minstd_rand rng;
   std::thread thread;
 };
 
-Executor::Executor(std::vector<int> cores, ExecutorOptions options) : cores_(std::move(cores)) {
+Executor::Executor(std::vector<int> cores, ExecutorOptions options)
+    : cores_(std::move(cores)), notifier_(static_cast<int>(cores_.size())) {
   if (cores_.empty()) throw Error("an executor needs at least one core");
   for (std::size_t i = 0; i < cores_.size(); ++i) {
     auto w = std::make_unique<Worker>();
@@ -54,7 +70,11 @@ Executor::Executor(std::vector<int> cores, ExecutorOptions options) : cores_(std
 
 Executor::~Executor() {
   stop_.store(true, std::memory_order_seq_cst);
-  wake_all();
+  notifier_.notify_all();
+  for (auto& w : workers_) {
+    { std::lock_guard lock(w->reserve_mutex); }
+    w->reserve_changed.notify_all();
+  }
   for (auto& w : workers_) w->thread.join();
   // Tasks still queued were never waited for; free them.
   for (auto& w : workers_)
@@ -73,7 +93,7 @@ void Executor::spawn(Task* task) {
     shared_queue_.push_back(task);
     shared_size_.fetch_add(1, std::memory_order_relaxed);
   }
-  wake_one();
+  notifier_.notify_one();
 }
 
 void Executor::submit_to(int worker, std::function<void()> fn) {
@@ -84,39 +104,49 @@ void Executor::submit_to(int worker, std::function<void()> fn) {
     w.inbox.push_back(std::move(fn));
     w.inbox_size.fetch_add(1, std::memory_order_relaxed);
   }
-  // Only that worker can take it: wake everyone (placed work is coarse and rare).
-  wake_all();
+  notifier_.notify(worker);  // only that worker can take it
 }
 
 void Executor::set_reserved(int worker, bool reserved) {
-  workers_[worker]->reserved.store(reserved, std::memory_order_seq_cst);
-  if (!reserved) wake_all();
-}
-
-void Executor::wake_one() {
-  // seq_cst fence: the work we just published must be ordered before our
-  // read of sleepers_ (a sleeper increments sleepers_, then looks for work).
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (sleepers_.load(std::memory_order_relaxed) == 0) return;
-  {
-    std::lock_guard lock(sleep_mutex_);
-    epoch_.fetch_add(1, std::memory_order_relaxed);
+  PACKTRAIN_CHECK(worker >= 0 && worker < worker_count(), "set_reserved: no such worker");
+  auto& w = *workers_[worker];
+  if (!reserved) {
+    {
+      std::lock_guard lock(w.reserve_mutex);
+      w.reserve.store(false, std::memory_order_relaxed);
+    }
+    w.reserve_changed.notify_all();
+    return;
   }
-  sleep_cv_.notify_one();
-}
-
-void Executor::wake_all() {
   {
-    std::lock_guard lock(sleep_mutex_);
-    epoch_.fetch_add(1, std::memory_order_relaxed);
+    std::lock_guard lock(w.reserve_mutex);
+    // seq_cst: ordered before notify's fence and its read of the worker's
+    // slot; the worker announces itself, then reads this (notifier.hpp).
+    w.reserve.store(true, std::memory_order_seq_cst);
   }
-  sleep_cv_.notify_all();
+  if (current_worker() == worker) return;  // the caller is that worker: nothing else runs meanwhile
+  notifier_.notify(worker);                // it may be parked idle: it must see the request
+  std::unique_lock lock(w.reserve_mutex);
+  while (!w.parked && w.reserve.load(std::memory_order_relaxed) && !stop_.load(std::memory_order_relaxed))
+    w.reserve_changed.wait(lock);
 }
 
-bool Executor::work_visible(int worker) {
-  if (workers_[worker]->inbox_size.load(std::memory_order_relaxed) > 0) return true;
+void Executor::park_reserved(int worker) {
+  auto& w = *workers_[worker];
+  // Whatever wakeup this worker took for a task, it will not run it now.
+  if (tasks_visible()) notifier_.notify_one();
+  std::unique_lock lock(w.reserve_mutex);
+  if (!w.reserve.load(std::memory_order_relaxed)) return;
+  w.parked = true;
+  w.reserve_changed.notify_all();  // the acknowledgement
+  while (w.reserve.load(std::memory_order_relaxed) && !stop_.load(std::memory_order_relaxed))
+    w.reserve_changed.wait(lock);
+  w.parked = false;
+}
+
+bool Executor::tasks_visible() const {
   if (shared_size_.load(std::memory_order_relaxed) > 0) return true;
-  for (auto& w : workers_)
+  for (const auto& w : workers_)
     if (!w->deque.empty()) return true;
   return false;
 }
@@ -158,71 +188,88 @@ void Executor::execute(Task* task) {
   if (group) group->finished(std::move(error));
 }
 
-bool Executor::run_one(int worker) {
+bool Executor::run_inbox(int worker) {
   auto& self = *workers_[worker];
-  if (self.reserved.load(std::memory_order_seq_cst)) return false;  // lent to another worker's job
-  if (self.inbox_size.load(std::memory_order_relaxed) > 0) {
-    std::function<void()> fn;
-    {
-      std::lock_guard lock(self.inbox_mutex);
-      if (!self.inbox.empty()) {
-        fn = std::move(self.inbox.front());
-        self.inbox.pop_front();
-        self.inbox_size.fetch_sub(1, std::memory_order_relaxed);
-      }
-    }
-    if (fn) {
-      fn();
-      return true;
-    }
+  if (self.inbox_size.load(std::memory_order_relaxed) == 0) return false;
+  std::function<void()> fn;
+  {
+    std::lock_guard lock(self.inbox_mutex);
+    if (self.inbox.empty()) return false;
+    fn = std::move(self.inbox.front());
+    self.inbox.pop_front();
+    self.inbox_size.fetch_sub(1, std::memory_order_relaxed);
   }
-  if (Task* t = find_task(worker)) {
-    execute(t);
-    return true;
-  }
-  return false;
+  // Placed work is long: a wakeup this worker took for a task goes to another.
+  if (tasks_visible()) notifier_.notify_one();
+  fn();
+  return true;
 }
 
 void Executor::worker_loop(int worker) {
   tl_executor = this;
   tl_worker = worker;
   auto& self = *workers_[worker];
+  int idle_rounds = 0;
   while (!stop_.load(std::memory_order_relaxed)) {
-    if (self.reserved.load(std::memory_order_seq_cst)) {
-      std::unique_lock lock(sleep_mutex_);
-      sleep_cv_.wait(lock, [&] {
-        return !self.reserved.load(std::memory_order_seq_cst) || stop_.load(std::memory_order_relaxed);
-      });
+    // relaxed: a hint; park_reserved reads it again under the mutex.
+    if (self.reserve.load(std::memory_order_relaxed)) {
+      park_reserved(worker);
       continue;
     }
-    if (run_one(worker)) continue;
-    bool found = false;
-    for (int i = 0; i < kSpinRounds && !found; ++i) {
-      std::this_thread::yield();
-      found = run_one(worker);
-    }
-    if (found) continue;
-
-    const std::uint64_t epoch = epoch_.load(std::memory_order_acquire);
-    sleepers_.fetch_add(1, std::memory_order_seq_cst);
-    // seq_cst fence: our increment of sleepers_ is ordered before the look
-    // for work below (the mirror of wake_one's fence).
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (work_visible(worker) || stop_.load(std::memory_order_relaxed) ||
-        self.reserved.load(std::memory_order_seq_cst)) {
-      sleepers_.fetch_sub(1, std::memory_order_relaxed);
+    if (run_inbox(worker)) {
+      idle_rounds = 0;
       continue;
     }
-    {
-      std::unique_lock lock(sleep_mutex_);
-      sleep_cv_.wait(lock, [&] {
-        return epoch_.load(std::memory_order_relaxed) != epoch || stop_.load(std::memory_order_relaxed);
-      });
+    if (Task* t = find_task(worker)) {
+      execute(t);
+      idle_rounds = 0;
+      continue;
     }
-    sleepers_.fetch_sub(1, std::memory_order_relaxed);
+    if (++idle_rounds < kSpinRounds) {
+      cpu_relax();
+      continue;
+    }
+    idle_rounds = 0;
+    notifier_.prepare_wait(worker);
+    if (stop_.load(std::memory_order_relaxed) || self.reserve.load(std::memory_order_relaxed) ||
+        self.inbox_size.load(std::memory_order_relaxed) > 0 || tasks_visible()) {
+      notifier_.cancel_wait(worker);  // about to look for work itself: a wakeup taken here is used
+      continue;
+    }
+    notifier_.commit_wait(worker);
   }
   tl_executor = nullptr;
   tl_worker = -1;
+}
+
+void Executor::help_until_done(int worker, TaskGroup& group) {
+  group.waiter_.store(worker, std::memory_order_relaxed);  // ordered by prepare_wait's fence
+  bool woken = false;  // took a wakeup that may have been meant for a task
+  int idle_rounds = 0;
+  // acquire: pairs with the finishers' acq_rel decrement; their effects are visible.
+  while (group.pending_.load(std::memory_order_acquire) > 0) {
+    if (Task* t = find_task(worker)) {
+      execute(t);
+      idle_rounds = 0;
+      continue;
+    }
+    if (++idle_rounds < kSpinRounds) {
+      cpu_relax();
+      continue;
+    }
+    idle_rounds = 0;
+    notifier_.prepare_wait(worker);
+    // Placed work in the inbox is not for here: only the group's end or a task.
+    if (group.pending_.load(std::memory_order_acquire) == 0 || tasks_visible()) {
+      woken = notifier_.cancel_wait(worker) || woken;
+      continue;
+    }
+    notifier_.commit_wait(worker);
+    woken = true;
+  }
+  group.waiter_.store(-1, std::memory_order_relaxed);
+  // The wakeup may have been a spawn's, not the group's end: pass it on.
+  if (woken && tasks_visible()) notifier_.notify_one();
 }
 
 TaskGroup::~TaskGroup() {
@@ -252,21 +299,20 @@ void TaskGroup::finished(std::exception_ptr error) {
   // Possibly the last: decrement under the mutex, so a waiter that sees 0
   // and then takes the mutex returns only after we are done with the group.
   std::lock_guard lock(error_mutex_);
-  if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) done_cv_.notify_all();
+  if (pending_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  done_cv_.notify_all();
+  // seq_cst fence: the decrement is ordered before the read of waiter_ and
+  // of its slot; a helping worker sets waiter_, announces itself, then reads
+  // pending_ (notifier.hpp).
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  const int waiter = waiter_.load(std::memory_order_relaxed);
+  if (waiter >= 0) executor_.notifier_.notify(waiter);
 }
 
 void TaskGroup::wait() {
   const int worker = executor_.current_worker();
-  if (worker >= 0) {
-    // On a worker: help. Never run placed jobs here, only tasks.
-    while (pending_.load(std::memory_order_acquire) > 0) {
-      if (Task* t = executor_.find_task(worker)) {
-        Executor::execute(t);
-      } else {
-        std::this_thread::yield();
-      }
-    }
-  }
+  // On a worker: help with tasks (never placed work) and park between them.
+  if (worker >= 0) executor_.help_until_done(worker, *this);
   std::unique_lock lock(error_mutex_);
   done_cv_.wait(lock, [&] { return pending_.load(std::memory_order_acquire) == 0; });
   if (error_) {

@@ -2,7 +2,6 @@
 
 #include <packtrain/scheduler/error.hpp>
 
-#include <thread>
 
 namespace packtrain {
 namespace {
@@ -99,32 +98,47 @@ std::optional<WorkPool::Item> WorkPool::take(int slot) {
   auto& self = *slots_[slot];
   const int n = slots();
   for (;;) {
+    // acquire: pairs with deal's release store; the share is there to push.
     if (self.pending.load(std::memory_order_acquire)) {
       std::lock_guard lock(mutex_);
       push_shares(self);
     }
-    if (auto v = self.deque.pop()) {
-      taken_.fetch_add(1, std::memory_order_acq_rel);
-      return decode(*v);
-    }
+    if (auto v = self.deque.pop()) return counted(*v);
     const int start = static_cast<int>(self.rng() % static_cast<unsigned>(n));
+    bool seen = false;  // a deque looked non-empty but the steal lost a race
     for (int i = 0; i < n; ++i) {
       const int victim = (start + i) % n;
       if (victim == slot) continue;
-      if (auto v = slots_[victim]->deque.steal()) {
-        taken_.fetch_add(1, std::memory_order_acq_rel);
-        return decode(*v);
-      }
+      if (auto v = slots_[victim]->deque.steal()) return counted(*v);
+      seen = seen || !slots_[victim]->deque.empty();
     }
-    // Every item dealt is taken (or being taken by a thread between its pop
-    // and its count): nothing left. Otherwise some are on their way into a
-    // deque, or a steal lost a race: look again.
-    if (taken_.load(std::memory_order_acquire) >= dealt_.load(std::memory_order_acquire)) {
-      if (!self.pending.load(std::memory_order_acquire)) return std::nullopt;
-      continue;
+    if (seen) continue;  // someone else got that item: look again, it is not a wait
+    // Nothing in a deque. What is left is in shares not yet pushed (their
+    // owner is busy with an item): take one from there rather than wait for
+    // the owner. Under mutex_ no share is pushed and nothing is dealt, so
+    // if no share and no deque holds an item, every item dealt so far has
+    // been taken (or is being taken by a thread between its pop and its count).
+    std::lock_guard lock(mutex_);
+    for (int i = 0; i < n; ++i) {
+      auto& other = *slots_[(start + i) % n];
+      if (other.shares.empty()) continue;
+      Share& share = other.shares.back();
+      const std::int64_t index = --share.end;  // from the far end, as a thief steals
+      const std::int64_t round = share.round;
+      if (share.begin == share.end) other.shares.pop_back();
+      if (other.shares.empty()) other.pending.store(false, std::memory_order_relaxed);
+      taken_.fetch_add(1, std::memory_order_acq_rel);
+      return Item{round, index};
     }
-    std::this_thread::yield();
+    bool empty = true;
+    for (const auto& s : slots_) empty = empty && s->deque.empty();
+    if (empty) return std::nullopt;
   }
+}
+
+std::optional<WorkPool::Item> WorkPool::counted(std::uint64_t v) {
+  taken_.fetch_add(1, std::memory_order_acq_rel);
+  return decode(v);
 }
 
 }  // namespace packtrain

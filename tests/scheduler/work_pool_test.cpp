@@ -4,7 +4,13 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <future>
 #include <memory>
+#include <mutex>
 #include <random>
 #include <thread>
 #include <vector>
@@ -50,6 +56,29 @@ TEST(WorkPool, AShareLeftUntouchedIsStolenByTheOthers) {
   for (int i = 0; i < 10; ++i) EXPECT_EQ(seen[static_cast<std::size_t>(i)], 1) << "item " << i;
 }
 
+// The owner of a share is busy (it has not taken since the deal): the other
+// taker takes that share too rather than wait for the owner to push it.
+TEST(WorkPool, ATakerNeverWaitsForABusyOwnersShare) {
+  WorkPool pool(2);
+  const int a = pool.join();
+  const int b = pool.join();
+  ASSERT_GE(b, 0);
+  pool.deal(10);  // five each; b never takes
+  auto all = std::async(std::launch::async, [&] {
+    std::vector<int> seen(10, 0);
+    while (auto item = pool.take(a)) ++seen[static_cast<std::size_t>(item->index)];
+    return seen;
+  });
+  if (all.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+    std::fprintf(stderr, "WorkPool::take waited 10 s for a share its owner never pushed\n");
+    std::abort();  // the taker cannot be stopped or joined
+  }
+  const auto seen = all.get();
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(seen[static_cast<std::size_t>(i)], 1) << "item " << i;
+  EXPECT_FALSE(pool.take(b)) << "b's share was taken by a";
+  EXPECT_EQ(pool.taken(), 10);
+}
+
 TEST(WorkPool, ARoundDealtWithNoTakerGoesToTheFirstToJoin) {
   WorkPool pool(3);
   pool.deal(7);
@@ -73,7 +102,9 @@ TEST(WorkPool, StressEveryItemExactlyOnceWhileTakersComeAndGo) {
   WorkPool pool(kSlots);
   std::vector<std::unique_ptr<std::atomic<int>>> seen;
   for (int i = 0; i < kRounds * kItems; ++i) seen.push_back(std::make_unique<std::atomic<int>>(0));
-  std::atomic<int> processed{0};
+  std::mutex progress_mutex;
+  std::condition_variable progressed;
+  int processed = 0;  // guarded by progress_mutex
   std::atomic<bool> stop{false};
   std::atomic<long> joins{0};
 
@@ -84,12 +115,13 @@ TEST(WorkPool, StressEveryItemExactlyOnceWhileTakersComeAndGo) {
       while (!stop.load()) {
         const int slot = pool.join();
         if (slot < 0) {
-          std::this_thread::yield();
+          std::this_thread::yield();  // every slot taken: come back (load, not a wait for a result)
           continue;
         }
         joins.fetch_add(1);
         // Take a random number of items (often fewer than a share), then leave.
         const int budget = static_cast<int>(rng() % 300);
+        int got = 0;
         for (int k = 0; k < budget; ++k) {
           auto item = pool.take(slot);
           if (!item) break;
@@ -97,24 +129,37 @@ TEST(WorkPool, StressEveryItemExactlyOnceWhileTakersComeAndGo) {
           EXPECT_TRUE(valid) << "round " << item->round << " index " << item->index;
           if (!valid) continue;
           seen[static_cast<std::size_t>((item->round - 1) * kItems + item->index)]->fetch_add(1);
-          processed.fetch_add(1);
+          ++got;
         }
         pool.leave(slot);
-        if (rng() % 4 == 0) std::this_thread::yield();
+        if (got > 0) {
+          {
+            std::lock_guard lock(progress_mutex);
+            processed += got;
+          }
+          progressed.notify_all();
+        }
       }
     });
   }
-  for (int r = 0; r < kRounds; ++r) {
+  // Waits until `n` items are processed; false after 30 s without them.
+  const auto processed_reaches = [&](int n) {
+    std::unique_lock lock(progress_mutex);
+    return progressed.wait_for(lock, std::chrono::seconds(30), [&] { return processed >= n; });
+  };
+  bool finished = true;
+  for (int r = 0; r < kRounds && finished; ++r) {
     pool.deal(kItems);
     // Half the rounds overlap the next one: deal again before this one ends.
     if (r % 2 == 0) continue;
-    while (processed.load() < (r + 1) * kItems) std::this_thread::yield();
+    finished = processed_reaches((r + 1) * kItems);
   }
-  while (processed.load() < kRounds * kItems) std::this_thread::yield();
+  finished = finished && processed_reaches(kRounds * kItems);
   stop.store(true);
   for (auto& t : takers) t.join();
 
-  EXPECT_EQ(processed.load(), kRounds * kItems);
+  ASSERT_TRUE(finished) << "items dealt were never taken";
+  EXPECT_EQ(processed, kRounds * kItems);
   EXPECT_EQ(pool.taken(), pool.dealt());
   EXPECT_GT(joins.load(), kRounds);  // takers really did come and go
   int wrong = 0;

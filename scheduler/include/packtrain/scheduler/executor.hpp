@@ -11,14 +11,27 @@
 //    whole cores (DESIGN.md decision 2).
 //
 // A worker whose core is lent to another worker's multi-core job is
-// *reserved*: it runs nothing until released, so there are never more
-// running threads than cores. Idle workers spin briefly, then sleep on a
-// condition variable: an idle executor costs well under 1% of a core.
+// *reserved*: set_reserved(w, true) returns once worker w has acknowledged,
+// that is once it has finished what it was running and parked, so there are
+// never more running threads than cores.
+//
+// Waiting. Every worker parks on its own slot of a Notifier (notifier.hpp,
+// Taskflow's / Eigen's event count), whatever it waits for: new tasks (an
+// idle worker), the end of a task group it helps with (TaskGroup::wait on a
+// worker), or the end of its reservation (a condition of its own). A spawn
+// wakes one parked worker that can take the task; placed work and the end
+// of a group wake the one worker they are for. A worker woken for a task
+// that then does something else (it was reserved, it runs placed work, its
+// group ended) passes the wakeup on. Idle and waiting workers spin for a
+// few microseconds (pause, no yield: under load a yield hands the core to
+// another process for a whole time slice), then sleep: an idle executor
+// costs well under 1% of a core.
 //
 //   packtrain::Executor ex(packtrain::detect_node_resources().cores);
 //   packtrain::TaskGroup g(ex);
 //   for (int i = 0; i < 100; ++i) g.run([i] { work(i); });
 //   g.wait();   // helps run tasks while it waits; rethrows the first exception
+#include <packtrain/scheduler/notifier.hpp>
 #include <packtrain/scheduler/ws_deque.hpp>
 
 #include <atomic>
@@ -65,7 +78,13 @@ class Executor {
   // Runs `fn` on worker `worker`, after whatever it is running now. Not stealable.
   void submit_to(int worker, std::function<void()> fn);
 
-  // Marks a worker as lent to another worker's job (it runs nothing) or gives it back.
+  // Marks a worker as lent to another worker's job, or gives it back.
+  // Reserving returns once the worker has acknowledged: it has finished the
+  // task or placed work it was running and runs nothing until released
+  // (placed work submitted meanwhile waits in its inbox). Called by the
+  // worker itself (a lease giving its core back), it returns at once and
+  // takes effect when the running work returns. Do not reserve a worker
+  // from inside work that worker must finish first.
   void set_reserved(int worker, bool reserved);
 
   // Tasks spawned, stolen and run so far (for benches and tests).
@@ -78,26 +97,19 @@ class Executor {
   static void execute(Task* task);    // runs it, frees it, tells its group
   void spawn(Task* task);             // from a worker: its deque; else the shared queue
   Task* find_task(int worker);        // own deque, shared queue, then steal
-  bool run_one(int worker);           // runs one task or inbox item; false if none
+  bool run_inbox(int worker);         // runs one placed item; false if none
   void worker_loop(int worker);
-  void wake_one();
-  void wake_all();
-  bool work_visible(int worker);
+  void park_reserved(int worker);     // acknowledges a reservation, sleeps until released
+  void help_until_done(int worker, TaskGroup& group);  // TaskGroup::wait on a worker
+  bool tasks_visible() const;         // a task in the shared queue or in a deque
 
   std::vector<int> cores_;
   std::vector<std::unique_ptr<Worker>> workers_;
+  Notifier notifier_;
 
   std::mutex shared_mutex_;           // guards shared_queue_ (tasks spawned outside any worker)
   std::deque<Task*> shared_queue_;
-  std::atomic<std::int64_t> shared_size_{0};
-
-  // Sleeping: an event count. A sleeper reads epoch_, announces itself in
-  // sleepers_, re-checks for work, then waits for epoch_ to change; a
-  // producer publishes work, then (seq_cst) reads sleepers_ and bumps epoch_.
-  std::mutex sleep_mutex_;
-  std::condition_variable sleep_cv_;
-  alignas(kCacheLine) std::atomic<std::uint64_t> epoch_{0};
-  alignas(kCacheLine) std::atomic<int> sleepers_{0};
+  alignas(kCacheLine) std::atomic<std::int64_t> shared_size_{0};
   std::atomic<bool> stop_{false};
   std::atomic<std::uint64_t> steals_{0};
 };
@@ -133,6 +145,7 @@ class TaskGroup {
 
   Executor& executor_;
   alignas(kCacheLine) std::atomic<std::int64_t> pending_{0};
+  std::atomic<int> waiter_{-1};        // the worker helping in wait(), woken by the last task
   std::mutex error_mutex_;             // guards error_; the last finisher decrements under it
   std::condition_variable done_cv_;
   std::exception_ptr error_;

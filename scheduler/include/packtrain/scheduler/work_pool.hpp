@@ -8,7 +8,9 @@
 // joined slot a contiguous share of the round; the slot's owner pushes its
 // share into its own deque the next time it takes (only an owner ever
 // pushes or pops a deque), pops from it, and when it runs dry steals from
-// the other slots, one item at a time. A taker that leaves first pushes a
+// the other slots, one item at a time; a share whose owner has not pushed
+// it yet (it is busy with an item) is taken from under the pool's lock, so
+// no taker ever waits for another. A taker that leaves first pushes a
 // share it has not started, so what it did not take stays in its deque
 // and is stolen by the others: every item dealt is taken exactly once,
 // however takers come and go.
@@ -58,8 +60,9 @@ class WorkPool {
   std::int64_t deal(std::int64_t n);
 
   // For the owner of `slot`: an item nobody else gets, or nothing once every
-  // item dealt so far has been taken. Spins (yielding) while items are dealt
-  // but still on their way into a deque.
+  // item dealt so far has been taken (or is in another taker's hands). Never
+  // waits for another taker: an item dealt to a slot whose owner has not
+  // pushed it yet is taken from that slot's share.
   std::optional<Item> take(int slot);
 
   // Items dealt and taken since the pool was made.
@@ -72,6 +75,7 @@ class WorkPool {
   };
   struct Slot;
   void push_shares(Slot& slot);  // mutex_ held, by the slot's owner
+  std::optional<Item> counted(std::uint64_t item);  // counts a popped or stolen item as taken
 
   std::vector<std::unique_ptr<Slot>> slots_;
   // Guards join, leave, deal and every push of a share: a slot changes
