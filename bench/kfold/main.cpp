@@ -5,15 +5,13 @@
 // dataset, not one per job).
 //
 // Usage: bench_kfold [--rounds N] [--packtrain PATH] [-- extra kfold options]
-#include <fcntl.h>
-#include <sys/resource.h>
-#include <sys/wait.h>
-#include <unistd.h>
+#include <common/process.hpp>
 
 #include <nlohmann/json.hpp>
 
+#include <unistd.h>
+
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -37,24 +35,11 @@ Measure run_sweep(const std::string& packtrain, const std::vector<std::string>& 
   std::vector<std::string> argv = {packtrain, "kfold", "--out", out.string(), "--quiet"};
   argv.insert(argv.end(), extra.begin(), extra.end());
   if (serial) argv.push_back("--serial");
-  std::vector<char*> args;
-  for (auto& a : argv) args.push_back(a.data());
-  args.push_back(nullptr);
-  const auto start = std::chrono::steady_clock::now();
-  const pid_t pid = fork();
-  if (pid == 0) {
-    const int devnull = ::open("/dev/null", O_WRONLY);
-    dup2(devnull, STDOUT_FILENO);
-    execv(args[0], args.data());
-    _exit(127);
-  }
-  int status = 0;
-  rusage usage{};
-  wait4(pid, &status, 0, &usage);
+  const auto run = packtrain::bench::run_process(argv);
   Measure m;
-  m.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  m.max_rss_mb = usage.ru_maxrss / 1024.0;
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+  m.wall_s = run.wall_s;
+  m.max_rss_mb = run.max_rss_mb;
+  if (!run.ok()) {
     std::fprintf(stderr, "bench_kfold: packtrain kfold%s failed\n", serial ? " --serial" : "");
     std::exit(1);
   }

@@ -18,8 +18,8 @@
 #include <packtrain/lth/mask.hpp>
 #include <packtrain/models/models.hpp>
 
-#include <fcntl.h>
-#include <sys/wait.h>
+#include <common/process.hpp>
+
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
@@ -107,19 +107,7 @@ Sweep run_sweep(const std::string& packtrain, const std::vector<std::string>& ex
   std::vector<std::string> argv = {packtrain, "lth", "--out", out.string(), "--quiet"};
   argv.insert(argv.end(), extra.begin(), extra.end());
   if (serial) argv.push_back("--serial");
-  std::vector<char*> args;
-  for (auto& a : argv) args.push_back(a.data());
-  args.push_back(nullptr);
-  const pid_t pid = fork();
-  if (pid == 0) {
-    const int devnull = ::open("/dev/null", O_WRONLY);
-    dup2(devnull, STDOUT_FILENO);
-    execv(args[0], args.data());
-    _exit(127);
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+  if (!packtrain::bench::run_process(argv).ok()) {
     std::fprintf(stderr, "bench_lth: packtrain lth%s failed\n", serial ? " --serial" : "");
     std::exit(1);
   }

@@ -4,10 +4,10 @@
 // time spent in MPI calls.
 //
 // Usage: bench_mpi [--rounds N] [--scale S]   (default 3 rounds, scale 4)
+#include <common/process.hpp>
+
 #include <nlohmann/json.hpp>
 
-#include <fcntl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -31,19 +31,7 @@ Result run(int ranks, int cores, const std::string& scale, const std::filesystem
                                    ranks == 1 ? "none" : "core", "-np", std::to_string(ranks),
                                    PACKTRAIN_MPI_DRIVER, "--out", out.string(), "--jobs", "32", "--cores",
                                    std::to_string(cores), "--scale", scale};
-  std::vector<char*> args;
-  for (auto& a : argv) args.push_back(a.data());
-  args.push_back(nullptr);
-  const pid_t pid = fork();
-  if (pid == 0) {
-    const int devnull = ::open("/dev/null", 1);
-    dup2(devnull, STDOUT_FILENO);
-    execv(args[0], args.data());
-    _exit(127);
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+  if (!packtrain::bench::run_process(argv).ok()) {
     std::fprintf(stderr, "bench_mpi: mpirun -np %d failed\n", ranks);
     std::exit(1);
   }

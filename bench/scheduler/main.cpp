@@ -7,11 +7,17 @@
 //  (c) 64 uneven CPU-bound jobs of 1-50 ms through the JobRunner:
 //      makespan against the ideal (sum of job times / cores)
 //  (d) what an idle executor costs: CPU time over one idle second
+//  (e) fib(30) again, with one CPU-bound process per core running beside it
+//      (busy loops, killed at the end): a worker that spins or yields while
+//      it waits gives its core away to them, one that sleeps and is woken
+//      does not
 //
 // Usage: bench_scheduler [--rounds N]   (default 7; medians are printed)
 #include <packtrain/scheduler/executor.hpp>
 #include <packtrain/scheduler/job_runner.hpp>
 #include <packtrain/scheduler/resources.hpp>
+
+#include <common/process.hpp>
 
 #include <tbb/global_control.h>
 #include <tbb/task_arena.h>
@@ -204,5 +210,32 @@ int main(int argc, char** argv) {
   std::this_thread::sleep_for(std::chrono::seconds(1));
   const double idle = (process_cpu_seconds() - cpu0) / seconds_since(t);
   std::printf("(d) idle executor       %.3f%% of one core (target < 1%%)\n", idle * 100);
+
+  // (e) fib(30) beside CPU-bound processes, one per core.
+  {
+    const packtrain::bench::BusyProcesses load(cores);
+    std::vector<double> pt, tbb_t;
+    for (int r = 0; r < rounds; ++r) {
+      std::int64_t a = 0, b = 0;
+      auto start = Clock::now();
+      {
+        packtrain::TaskGroup root(ex);
+        root.run([&] { a = fib_packtrain(ex, kFibN); });
+        root.wait();
+      }
+      pt.push_back(seconds_since(start));
+      start = Clock::now();
+      arena.execute([&] { b = fib_tbb(kFibN); });
+      tbb_t.push_back(seconds_since(start));
+      if (a != b || a != 832040) {
+        std::fprintf(stderr, "fib(30) under load mismatch: %lld vs %lld\n", static_cast<long long>(a),
+                     static_cast<long long>(b));
+        return 1;
+      }
+    }
+    std::printf("(e) fib(30), %d busy processes beside it  packtrain %8.1f ms   TBB %8.1f ms   packtrain/TBB %.2fx "
+                "(target <= 3)\n",
+                load.count(), median(pt) * 1e3, median(tbb_t) * 1e3, median(pt) / median(tbb_t));
+  }
   return 0;
 }
