@@ -28,6 +28,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <random>
@@ -70,6 +71,26 @@ std::int64_t fib_tbb(int n) {
   const std::int64_t y = fib_tbb(n - 2);
   g.wait();
   return x + y;
+}
+
+// One round of fib(30) on each, timed; exits when they disagree.
+void time_fib(packtrain::Executor& ex, tbb::task_arena& arena, std::vector<double>& packtrain_s,
+              std::vector<double>& tbb_s) {
+  std::int64_t a = 0, b = 0;
+  auto t = Clock::now();
+  {
+    packtrain::TaskGroup root(ex);
+    root.run([&] { a = fib_packtrain(ex, kFibN); });
+    root.wait();
+  }
+  packtrain_s.push_back(seconds_since(t));
+  t = Clock::now();
+  arena.execute([&] { b = fib_tbb(kFibN); });
+  tbb_s.push_back(seconds_since(t));
+  if (a != b || a != 832040) {
+    std::fprintf(stderr, "fib(30) mismatch: %lld vs %lld\n", static_cast<long long>(a), static_cast<long long>(b));
+    std::exit(1);
+  }
 }
 
 // Spins until this thread has used `ms` milliseconds of CPU.
@@ -132,22 +153,7 @@ int main(int argc, char** argv) {
     });
     empty_tbb.push_back(seconds_since(t));
 
-    std::int64_t a = 0, b = 0;
-    t = Clock::now();
-    {
-      packtrain::TaskGroup root(ex);
-      root.run([&] { a = fib_packtrain(ex, kFibN); });
-      root.wait();
-    }
-    fib_pt.push_back(seconds_since(t));
-
-    t = Clock::now();
-    arena.execute([&] { b = fib_tbb(kFibN); });
-    fib_tbb_t.push_back(seconds_since(t));
-    if (a != b || a != 832040) {
-      std::fprintf(stderr, "fib(30) mismatch: %lld vs %lld\n", static_cast<long long>(a), static_cast<long long>(b));
-      return 1;
-    }
+    time_fib(ex, arena, fib_pt, fib_tbb_t);
   }
   std::printf("(a) 1M empty tasks      packtrain %8.1f ms   TBB %8.1f ms   packtrain/TBB %.2fx (target <= 1.5)\n",
               median(empty_pt) * 1e3, median(empty_tbb) * 1e3, median(empty_pt) / median(empty_tbb));
@@ -215,24 +221,7 @@ int main(int argc, char** argv) {
   {
     const packtrain::bench::BusyProcesses load(cores);
     std::vector<double> pt, tbb_t;
-    for (int r = 0; r < rounds; ++r) {
-      std::int64_t a = 0, b = 0;
-      auto start = Clock::now();
-      {
-        packtrain::TaskGroup root(ex);
-        root.run([&] { a = fib_packtrain(ex, kFibN); });
-        root.wait();
-      }
-      pt.push_back(seconds_since(start));
-      start = Clock::now();
-      arena.execute([&] { b = fib_tbb(kFibN); });
-      tbb_t.push_back(seconds_since(start));
-      if (a != b || a != 832040) {
-        std::fprintf(stderr, "fib(30) under load mismatch: %lld vs %lld\n", static_cast<long long>(a),
-                     static_cast<long long>(b));
-        return 1;
-      }
-    }
+    for (int r = 0; r < rounds; ++r) time_fib(ex, arena, pt, tbb_t);
     std::printf("(e) fib(30), %d busy processes beside it  packtrain %8.1f ms   TBB %8.1f ms   packtrain/TBB %.2fx "
                 "(target <= 3)\n",
                 load.count(), median(pt) * 1e3, median(tbb_t) * 1e3, median(pt) / median(tbb_t));

@@ -205,6 +205,20 @@ bool Executor::run_inbox(int worker) {
   return true;
 }
 
+bool Executor::run_task_or_spin(int worker, int& idle_rounds) {
+  if (Task* t = find_task(worker)) {
+    execute(t);
+    idle_rounds = 0;
+    return true;
+  }
+  if (++idle_rounds < kSpinRounds) {
+    cpu_relax();
+    return true;
+  }
+  idle_rounds = 0;
+  return false;
+}
+
 void Executor::worker_loop(int worker) {
   tl_executor = this;
   tl_worker = worker;
@@ -220,16 +234,7 @@ void Executor::worker_loop(int worker) {
       idle_rounds = 0;
       continue;
     }
-    if (Task* t = find_task(worker)) {
-      execute(t);
-      idle_rounds = 0;
-      continue;
-    }
-    if (++idle_rounds < kSpinRounds) {
-      cpu_relax();
-      continue;
-    }
-    idle_rounds = 0;
+    if (run_task_or_spin(worker, idle_rounds)) continue;
     notifier_.prepare_wait(worker);
     if (stop_.load(std::memory_order_relaxed) || self.reserve.load(std::memory_order_relaxed) ||
         self.inbox_size.load(std::memory_order_relaxed) > 0 || tasks_visible()) {
@@ -248,16 +253,7 @@ void Executor::help_until_done(int worker, TaskGroup& group) {
   int idle_rounds = 0;
   // acquire: pairs with the finishers' acq_rel decrement; their effects are visible.
   while (group.pending_.load(std::memory_order_acquire) > 0) {
-    if (Task* t = find_task(worker)) {
-      execute(t);
-      idle_rounds = 0;
-      continue;
-    }
-    if (++idle_rounds < kSpinRounds) {
-      cpu_relax();
-      continue;
-    }
-    idle_rounds = 0;
+    if (run_task_or_spin(worker, idle_rounds)) continue;
     notifier_.prepare_wait(worker);
     // Placed work in the inbox is not for here: only the group's end or a task.
     if (group.pending_.load(std::memory_order_acquire) == 0 || tasks_visible()) {

@@ -98,6 +98,7 @@ class Executor {
   void spawn(Task* task);             // from a worker: its deque; else the shared queue
   Task* find_task(int worker);        // own deque, shared queue, then steal
   bool run_inbox(int worker);         // runs one placed item; false if none
+  bool run_task_or_spin(int worker, int& idle_rounds);  // false: time to park
   void worker_loop(int worker);
   void park_reserved(int worker);     // acknowledges a reservation, sleeps until released
   void help_until_done(int worker, TaskGroup& group);  // TaskGroup::wait on a worker
