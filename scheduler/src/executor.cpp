@@ -39,15 +39,15 @@ bool pin_current_thread(const std::vector<int>& cores) {
 
 struct Executor::Worker {
   WsDeque<Task*> deque;
-  std::mutex inbox_mutex;
-  std::deque<std::function<void()>> inbox;  // guarded by inbox_mutex
+  Mutex inbox_mutex;
+  std::deque<std::function<void()>> inbox PACKTRAIN_GUARDED_BY(inbox_mutex);
   std::atomic<int> inbox_size{0};
   // The reservation handshake: the requester sets `reserve` and waits for
   // `parked`, which the worker sets (under reserve_mutex) once it runs nothing.
   alignas(kCacheLine) std::atomic<bool> reserve{false};
-  std::mutex reserve_mutex;
-  std::condition_variable reserve_changed;  // one kind of waiter each way: see set_reserved
-  bool parked = false;                      // guarded by reserve_mutex
+  Mutex reserve_mutex;
+  CondVar reserve_changed;  // the requester waits for parked, the worker for its release
+  bool parked PACKTRAIN_GUARDED_BY(reserve_mutex) = false;
   std::minstd_rand rng;
   std::thread thread;
 };
@@ -72,13 +72,14 @@ Executor::~Executor() {
   stop_.store(true, std::memory_order_seq_cst);
   notifier_.notify_all();
   for (auto& w : workers_) {
-    { std::lock_guard lock(w->reserve_mutex); }
+    { MutexLock lock(w->reserve_mutex); }
     w->reserve_changed.notify_all();
   }
   for (auto& w : workers_) w->thread.join();
   // Tasks still queued were never waited for; free them.
   for (auto& w : workers_)
     while (auto t = w->deque.pop()) delete *t;
+  MutexLock lock(shared_mutex_);
   for (Task* t : shared_queue_) delete t;
 }
 
@@ -89,7 +90,7 @@ void Executor::spawn(Task* task) {
   if (w >= 0) {
     workers_[w]->deque.push(task);
   } else {
-    std::lock_guard lock(shared_mutex_);
+    MutexLock lock(shared_mutex_);
     shared_queue_.push_back(task);
     shared_size_.fetch_add(1, std::memory_order_relaxed);
   }
@@ -100,7 +101,7 @@ void Executor::submit_to(int worker, std::function<void()> fn) {
   PACKTRAIN_CHECK(worker >= 0 && worker < worker_count(), "submit_to: no such worker");
   auto& w = *workers_[worker];
   {
-    std::lock_guard lock(w.inbox_mutex);
+    MutexLock lock(w.inbox_mutex);
     w.inbox.push_back(std::move(fn));
     w.inbox_size.fetch_add(1, std::memory_order_relaxed);
   }
@@ -112,35 +113,35 @@ void Executor::set_reserved(int worker, bool reserved) {
   auto& w = *workers_[worker];
   if (!reserved) {
     {
-      std::lock_guard lock(w.reserve_mutex);
+      MutexLock lock(w.reserve_mutex);
       w.reserve.store(false, std::memory_order_relaxed);
     }
     w.reserve_changed.notify_all();
     return;
   }
   {
-    std::lock_guard lock(w.reserve_mutex);
+    MutexLock lock(w.reserve_mutex);
     // seq_cst: ordered before notify's fence and its read of the worker's
     // slot; the worker announces itself, then reads this (notifier.hpp).
     w.reserve.store(true, std::memory_order_seq_cst);
   }
   if (current_worker() == worker) return;  // the caller is that worker: nothing else runs meanwhile
   notifier_.notify(worker);                // it may be parked idle: it must see the request
-  std::unique_lock lock(w.reserve_mutex);
+  MutexLock lock(w.reserve_mutex);
   while (!w.parked && w.reserve.load(std::memory_order_relaxed) && !stop_.load(std::memory_order_relaxed))
-    w.reserve_changed.wait(lock);
+    w.reserve_changed.wait(w.reserve_mutex);
 }
 
 void Executor::park_reserved(int worker) {
   auto& w = *workers_[worker];
   // Whatever wakeup this worker took for a task, it will not run it now.
   if (tasks_visible()) notifier_.notify_one();
-  std::unique_lock lock(w.reserve_mutex);
+  MutexLock lock(w.reserve_mutex);
   if (!w.reserve.load(std::memory_order_relaxed)) return;
   w.parked = true;
   w.reserve_changed.notify_all();  // the acknowledgement
   while (w.reserve.load(std::memory_order_relaxed) && !stop_.load(std::memory_order_relaxed))
-    w.reserve_changed.wait(lock);
+    w.reserve_changed.wait(w.reserve_mutex);
   w.parked = false;
 }
 
@@ -155,7 +156,7 @@ Task* Executor::find_task(int worker) {
   auto& self = *workers_[worker];
   if (auto t = self.deque.pop()) return *t;
   if (shared_size_.load(std::memory_order_relaxed) > 0) {
-    std::lock_guard lock(shared_mutex_);
+    MutexLock lock(shared_mutex_);
     if (!shared_queue_.empty()) {
       Task* t = shared_queue_.front();
       shared_queue_.pop_front();
@@ -193,7 +194,7 @@ bool Executor::run_inbox(int worker) {
   if (self.inbox_size.load(std::memory_order_relaxed) == 0) return false;
   std::function<void()> fn;
   {
-    std::lock_guard lock(self.inbox_mutex);
+    MutexLock lock(self.inbox_mutex);
     if (self.inbox.empty()) return false;
     fn = std::move(self.inbox.front());
     self.inbox.pop_front();
@@ -278,7 +279,7 @@ TaskGroup::~TaskGroup() {
 
 void TaskGroup::finished(std::exception_ptr error) {
   if (error) {
-    std::lock_guard lock(error_mutex_);
+    MutexLock lock(error_mutex_);
     if (!error_) error_ = std::move(error);
     // Drop this thread's reference before the group can be seen finished:
     // otherwise the exception may be freed here while the waiter still reads
@@ -294,7 +295,7 @@ void TaskGroup::finished(std::exception_ptr error) {
   }
   // Possibly the last: decrement under the mutex, so a waiter that sees 0
   // and then takes the mutex returns only after we are done with the group.
-  std::lock_guard lock(error_mutex_);
+  MutexLock lock(error_mutex_);
   if (pending_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
   done_cv_.notify_all();
   // seq_cst fence: the decrement is ordered before the read of waiter_ and
@@ -309,8 +310,9 @@ void TaskGroup::wait() {
   const int worker = executor_.current_worker();
   // On a worker: help with tasks (never placed work) and park between them.
   if (worker >= 0) executor_.help_until_done(worker, *this);
-  std::unique_lock lock(error_mutex_);
-  done_cv_.wait(lock, [&] { return pending_.load(std::memory_order_acquire) == 0; });
+  MutexLock lock(error_mutex_);
+  // acquire: pairs with the finishers' acq_rel decrement; their effects are visible.
+  while (pending_.load(std::memory_order_acquire) != 0) done_cv_.wait(error_mutex_);
   if (error_) {
     auto error = error_;
     error_ = nullptr;

@@ -39,7 +39,7 @@ WorkPool::WorkPool(int slots) {
 WorkPool::~WorkPool() = default;
 
 int WorkPool::join() {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   for (int i = 0; i < slots(); ++i) {
     auto& s = *slots_[i];
     if (s.owned) continue;
@@ -56,7 +56,7 @@ int WorkPool::join() {
 
 void WorkPool::leave(int slot) {
   PACKTRAIN_CHECK(slot >= 0 && slot < slots(), "WorkPool::leave: no such slot");
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   auto& s = *slots_[slot];
   PACKTRAIN_CHECK(s.owned, "WorkPool::leave: slot not joined");
   // A share not started goes into the deque, where the others steal it.
@@ -66,7 +66,7 @@ void WorkPool::leave(int slot) {
 
 std::int64_t WorkPool::deal(std::int64_t n) {
   if (n < 0 || n > kMaxIndex) throw Error("WorkPool::deal: " + std::to_string(n) + " items is out of range");
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   const std::int64_t round = ++round_;
   std::vector<Slot*> joined;
   for (auto& s : slots_)
@@ -100,7 +100,7 @@ std::optional<WorkPool::Item> WorkPool::take(int slot) {
   for (;;) {
     // acquire: pairs with deal's release store; the share is there to push.
     if (self.pending.load(std::memory_order_acquire)) {
-      std::lock_guard lock(mutex_);
+      MutexLock lock(mutex_);
       push_shares(self);
     }
     if (auto v = self.deque.pop()) return counted(*v);
@@ -118,7 +118,7 @@ std::optional<WorkPool::Item> WorkPool::take(int slot) {
     // the owner. Under mutex_ no share is pushed and nothing is dealt, so
     // if no share and no deque holds an item, every item dealt so far has
     // been taken (or is being taken by a thread between its pop and its count).
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     for (int i = 0; i < n; ++i) {
       auto& other = *slots_[(start + i) % n];
       if (other.shares.empty()) continue;

@@ -31,17 +31,16 @@
 //   packtrain::TaskGroup g(ex);
 //   for (int i = 0; i < 100; ++i) g.run([i] { work(i); });
 //   g.wait();   // helps run tasks while it waits; rethrows the first exception
+#include <packtrain/scheduler/mutex.hpp>
 #include <packtrain/scheduler/notifier.hpp>
 #include <packtrain/scheduler/ws_deque.hpp>
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <exception>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -108,8 +107,8 @@ class Executor {
   std::vector<std::unique_ptr<Worker>> workers_;
   Notifier notifier_;
 
-  std::mutex shared_mutex_;           // guards shared_queue_ (tasks spawned outside any worker)
-  std::deque<Task*> shared_queue_;
+  Mutex shared_mutex_;
+  std::deque<Task*> shared_queue_ PACKTRAIN_GUARDED_BY(shared_mutex_);  // tasks spawned outside any worker
   alignas(kCacheLine) std::atomic<std::int64_t> shared_size_{0};
   std::atomic<bool> stop_{false};
   std::atomic<std::uint64_t> steals_{0};
@@ -147,9 +146,9 @@ class TaskGroup {
   Executor& executor_;
   alignas(kCacheLine) std::atomic<std::int64_t> pending_{0};
   std::atomic<int> waiter_{-1};        // the worker helping in wait(), woken by the last task
-  std::mutex error_mutex_;             // guards error_; the last finisher decrements under it
-  std::condition_variable done_cv_;
-  std::exception_ptr error_;
+  Mutex error_mutex_;                  // the last finisher also decrements pending_ under it
+  CondVar done_cv_;                    // a waiter outside the executor: pending_ reached 0
+  std::exception_ptr error_ PACKTRAIN_GUARDED_BY(error_mutex_);
 };
 
 // Pins the calling thread to `cores` (CPU ids). Returns false if the kernel refused.

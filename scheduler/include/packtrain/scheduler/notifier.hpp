@@ -28,13 +28,12 @@
 // most a few hundred workers, and the scan only runs when someone sleeps),
 // which lets notify(w) wake one given waiter: placed work and the end of a
 // task group are for one worker only.
+#include <packtrain/scheduler/mutex.hpp>
 #include <packtrain/scheduler/ws_deque.hpp>  // kCacheLine
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 
 namespace packtrain {
 
@@ -67,9 +66,9 @@ class Notifier {
   void commit_wait(int w) {
     Slot& s = slot(w);
     {
-      std::unique_lock lock(s.mutex);
+      MutexLock lock(s.mutex);
       // relaxed: the mutex orders this read after the notifier's change.
-      while (s.state.load(std::memory_order_relaxed) != kNotified) s.wake.wait(lock);
+      while (s.state.load(std::memory_order_relaxed) != kNotified) s.wake.wait(s.mutex);
       s.state.store(kIdle, std::memory_order_relaxed);
     }
     waiting_.fetch_sub(1, std::memory_order_relaxed);
@@ -114,8 +113,8 @@ class Notifier {
   // waiter and by notifiers, and nobody else's traffic should hit it.
   struct alignas(kCacheLine) Slot {
     std::atomic<int> state{kIdle};
-    std::mutex mutex;
-    std::condition_variable wake;
+    Mutex mutex;  // held between a sleeper's look at state and its sleep
+    CondVar wake;
   };
 
   Slot& slot(int w) { return slots_[static_cast<std::size_t>(w)]; }
@@ -131,7 +130,7 @@ class Notifier {
     }
     // Taking the mutex: a waiter between its check of state and its sleep
     // holds it, so the notify cannot fall into that gap.
-    { std::lock_guard lock(s.mutex); }
+    { MutexLock lock(s.mutex); }
     s.wake.notify_one();
     return true;
   }

@@ -23,12 +23,12 @@
 //   pool.deal(n_batches);                    // a new round: [0, n_batches)
 //   while (auto item = pool.take(slot)) train_on(item->round, item->index);
 //   pool.leave(slot);
+#include <packtrain/scheduler/mutex.hpp>
 #include <packtrain/scheduler/ws_deque.hpp>
 
 #include <atomic>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <random>
 #include <vector>
@@ -74,15 +74,15 @@ class WorkPool {
     std::int64_t round, begin, end;
   };
   struct Slot;
-  void push_shares(Slot& slot);  // mutex_ held, by the slot's owner
+  void push_shares(Slot& slot) PACKTRAIN_REQUIRES(mutex_);  // by the slot's owner
   std::optional<Item> counted(std::uint64_t item);  // counts a popped or stolen item as taken
 
   std::vector<std::unique_ptr<Slot>> slots_;
   // Guards join, leave, deal and every push of a share: a slot changes
   // owner only under it, so its deque has one owner at a time.
-  std::mutex mutex_;
-  std::vector<Share> orphans_;                 // dealt while no slot was joined (guarded)
-  std::int64_t round_ = 0;                     // guarded
+  Mutex mutex_;
+  std::vector<Share> orphans_ PACKTRAIN_GUARDED_BY(mutex_);  // dealt while no slot was joined
+  std::int64_t round_ PACKTRAIN_GUARDED_BY(mutex_) = 0;
   alignas(kCacheLine) std::atomic<std::int64_t> dealt_{0};
   alignas(kCacheLine) std::atomic<std::int64_t> taken_{0};
 };
