@@ -22,9 +22,10 @@ else()
 endif()
 # A folder configured with another compiler is started afresh: CMake cannot
 # change the compiler of a configured build.
-if(EXISTS ${BINARY_DIR}/CMakeCache.txt)
+if(CLANGXX AND EXISTS ${BINARY_DIR}/CMakeCache.txt)
   file(STRINGS ${BINARY_DIR}/CMakeCache.txt cached REGEX "^CMAKE_CXX_COMPILER:")
-  if(NOT cached STREQUAL "CMAKE_CXX_COMPILER:FILEPATH=${CLANGXX}" AND CLANGXX)
+  string(REGEX REPLACE "^CMAKE_CXX_COMPILER:[A-Z]+=" "" cached "${cached}")
+  if(NOT cached STREQUAL CLANGXX)
     file(REMOVE_RECURSE ${BINARY_DIR})
   endif()
 endif()
