@@ -20,6 +20,23 @@ std::string format_duration(double seconds) {
   return buf;
 }
 
+std::string format_speedup(const RunSummary& run, int cores, int ranks) {
+  const auto plural = [](long n, const char* word) { return std::to_string(n) + " " + word + (n == 1 ? "" : "s"); };
+  const long jobs = static_cast<long>(run.jobs.size());
+  if (jobs == 0) return "nothing to run: this share of the sweep holds none of its jobs";
+  if (run.job_seconds <= 0 || run.makespan_s <= 0) {
+    if (run.resumed == jobs) return "nothing to run: all " + plural(jobs, "job") + " were done before (--resume)";
+    if (run.interrupted) return "interrupted before any job ended";
+    return "no job ran to its end in this run";
+  }
+  char line[256];
+  std::snprintf(line, sizeof(line), "makespan %s, jobs' own time %s: %.2fx the speed of one job at a time on %s%s",
+                format_duration(run.makespan_s).c_str(), format_duration(run.job_seconds).c_str(),
+                run.job_seconds / run.makespan_s, plural(cores, "core").c_str(),
+                ranks > 1 ? (" (" + std::to_string(ranks) + " ranks)").c_str() : "");
+  return line;
+}
+
 ConsoleSink::ConsoleSink(ConsoleOptions options) : options_(options) {
   live_ = options_.live < 0 ? isatty(fileno(options_.out)) != 0 : options_.live == 1;
 }

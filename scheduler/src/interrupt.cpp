@@ -39,7 +39,11 @@ void InterruptGuard::wait_loop() {
       (void)!write(STDERR_FILENO, msg, sizeof(msg) - 1);
       _exit(130);
     }
-    const char msg[] = "\npacktrain: interrupted; finishing running jobs at their next checkpoint (Ctrl-C again to stop now)\n";
+    // Jobs check for the stop between minibatches, so they end within one
+    // step, recorded `cancelled`; what finished stays recorded.
+    const char msg[] =
+        "\npacktrain: interrupted; stopping the running jobs (recorded as cancelled: --resume runs them again) and "
+        "starting no new ones (Ctrl-C again to exit at once)\n";
     (void)!write(STDERR_FILENO, msg, sizeof(msg) - 1);
     std::lock_guard lock(mutex_);
     if (handler_) handler_();

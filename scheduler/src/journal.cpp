@@ -152,6 +152,22 @@ std::unique_ptr<Journal> Journal::open(const std::filesystem::path& path) {
   return j;
 }
 
+std::unique_ptr<Journal> Journal::open_existing(const std::filesystem::path& path) {
+  std::unique_ptr<Journal> j(new Journal(path));
+  const int rc = sqlite3_open_v2(path.c_str(), &j->db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, nullptr);
+  check_sqlite(rc, j->db_, path, "cannot open");
+  sqlite3_busy_timeout(j->db_, 5000);
+  int tables = 0;
+  try {
+    Statement s(j->db_, path, "SELECT count(*) FROM sqlite_master WHERE type='table' AND name IN ('jobs', 'meta')");
+    if (s.step()) tables = s.integer(0);
+  } catch (const Error& e) {
+    throw Error("journal " + path.string() + " is not a packtrain journal or is damaged (" + e.what() + ")");
+  }
+  if (tables != 2) throw Error("journal " + path.string() + " is not a packtrain journal (no jobs and meta tables)");
+  return j;
+}
+
 void Journal::exec(const std::string& sql) {
   char* err = nullptr;
   const int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err);

@@ -10,10 +10,6 @@
 
 namespace packtrain {
 
-const std::vector<std::string> kResultColumns = {"job",      "status",   "model",    "schedule", "fold",
-                                                 "epochs",   "val_top1", "val_top5", "val_loss", "seconds",
-                                                 "cores",    "rank"};
-
 namespace {
 
 std::string json_cell(const nlohmann::json& v) {
@@ -105,18 +101,14 @@ void write_results_json(const std::filesystem::path& path, const std::vector<Job
   write_file_atomically(path, nlohmann::json{{"summary", summary}, {"jobs", jobs}}.dump(2) + "\n");
 }
 
-void prepare_output_dir(const std::filesystem::path& dir, bool resume) {
-  if (dir.empty()) throw Error("--out is required: the folder for the run's journal and results");
+void create_output_dir(const std::filesystem::path& dir) {
+  if (dir.empty()) throw Error("no output folder given");
   std::error_code ec;
   if (std::filesystem::exists(dir, ec) && !std::filesystem::is_directory(dir, ec))
-    throw Error("--out " + dir.string() + " exists and is not a folder");
+    throw Error(dir.string() + " exists and is not a folder");
   std::filesystem::create_directories(dir, ec);
   if (ec) throw Error("cannot create output folder " + dir.string() + ": " + ec.message());
   if (access(dir.c_str(), W_OK) != 0) throw Error("output folder " + dir.string() + " is not writable");
-  const bool has_journal = std::filesystem::exists(dir / "journal.sqlite", ec);
-  if (has_journal && !resume)
-    throw Error("output folder " + dir.string() +
-                " already holds a run (journal.sqlite): pass --resume to finish it, or choose another --out");
 }
 
 }  // namespace packtrain

@@ -28,9 +28,12 @@ JobRecord record(const std::string& id, const std::string& model, int fold, doub
 
 }  // namespace
 
-TEST(Results, CsvHasTheDesignColumnsFromSpecAndMetrics) {
+TEST(Results, CsvHasTheSweepsColumnsFromRecordSpecAndMetrics) {
   TempDir dir;
-  write_results_csv(dir / "results.csv", {record("aa", "mlp", 0, 0.875), record("bb", "lenet5", 1, 0.9)});
+  const std::vector<std::string> columns = {"job",      "status",   "model",    "schedule", "fold",
+                                            "epochs",   "val_top1", "val_top5", "val_loss", "seconds",
+                                            "cores",    "rank"};
+  write_results_csv(dir / "results.csv", {record("aa", "mlp", 0, 0.875), record("bb", "lenet5", 1, 0.9)}, columns);
   EXPECT_EQ(read_file(dir / "results.csv"),
             "job,status,model,schedule,fold,epochs,val_top1,val_top5,val_loss,seconds,cores,rank\n"
             "aa,done,mlp,cosine,0,2,0.875,0.99,0.4,3.250,1,0\n"
@@ -47,7 +50,8 @@ TEST(Results, CsvQuotesCellsWithCommasAndMissingValuesAreEmpty) {
 
 TEST(Results, JsonHoldsRowsAndSummary) {
   TempDir dir;
-  write_results_json(dir / "results.json", {record("aa", "mlp", 0, 0.875)}, {{"makespan_s", 12.5}});
+  write_results_json(dir / "results.json", {record("aa", "mlp", 0, 0.875)}, {{"makespan_s", 12.5}},
+                     {"job", "status", "model", "val_top1"});
   const auto j = nlohmann::json::parse(read_file(dir / "results.json"));
   EXPECT_DOUBLE_EQ(j["summary"]["makespan_s"].get<double>(), 12.5);
   ASSERT_EQ(j["jobs"].size(), 1u);
@@ -57,30 +61,19 @@ TEST(Results, JsonHoldsRowsAndSummary) {
   EXPECT_EQ(j["jobs"][0]["core_ids"], nlohmann::json::array({1}));
 }
 
-TEST(Results, OutputFolderWithAJournalIsRefusedWithoutResume) {
-  TempDir dir;
-  packtrain::testing::write_file(dir / "run/journal.sqlite", "precious");
-  try {
-    prepare_output_dir(dir / "run", false);
-    FAIL() << "expected an error";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("already holds a run"), std::string::npos) << e.what();
-  }
-  EXPECT_NO_THROW(prepare_output_dir(dir / "run", true));
-  EXPECT_EQ(read_file(dir / "run/journal.sqlite"), "precious");
-}
-
 TEST(Results, UnwritableOrFileOutputIsRefused) {
   TempDir dir;
   packtrain::testing::write_file(dir / "file", "x");
-  EXPECT_THROW(prepare_output_dir(dir / "file", false), Error);
+  EXPECT_THROW(create_output_dir(dir / "file"), Error);
   std::filesystem::create_directories(dir / "ro");
   chmod((dir / "ro").c_str(), 0555);
   if (geteuid() == 0) {
     // root writes anywhere; a folder under a file still cannot be made.
-    EXPECT_THROW(prepare_output_dir(dir / "file" / "sub", false), Error);
+    EXPECT_THROW(create_output_dir(dir / "file" / "sub"), Error);
   } else {
-    EXPECT_THROW(prepare_output_dir(dir / "ro", false), Error);
+    EXPECT_THROW(create_output_dir(dir / "ro"), Error);
   }
-  EXPECT_THROW(prepare_output_dir("", false), Error);
+  EXPECT_THROW(create_output_dir(""), Error);
+  EXPECT_NO_THROW(create_output_dir(dir / "new" / "run"));
+  EXPECT_TRUE(std::filesystem::is_directory(dir / "new" / "run"));
 }

@@ -102,4 +102,11 @@ void TrainOptions::validate() const {
     throw Error("checkpoints asked for but no checkpoint folder given");
 }
 
+const std::vector<std::string>& result_columns() {
+  static const std::vector<std::string> columns = {"job",      "status",   "model",    "schedule", "fold",
+                                                   "epochs",   "val_top1", "val_top5", "val_loss", "seconds",
+                                                   "cores",    "rank"};
+  return columns;
+}
+
 }  // namespace packtrain::train

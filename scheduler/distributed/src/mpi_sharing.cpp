@@ -82,10 +82,26 @@ std::string MpiSession::broadcast(const std::string& text) {
   return out;
 }
 
+std::string mpi_version() {
+  // MPI_Get_library_version may be called before MPI_Init.
+  char text[MPI_MAX_LIBRARY_VERSION_STRING] = "";
+  int length = 0;
+  if (MPI_Get_library_version(text, &length) != MPI_SUCCESS) return "MPI (version unknown)";
+  std::string version(text, static_cast<std::size_t>(std::max(0, length)));
+  version = version.substr(0, version.find_first_of(",\n"));
+  return version;
+}
+
 bool MpiSession::all_ok(bool ok) {
   int mine = ok ? 1 : 0, all = 0;
   check_mpi(MPI_Allreduce(&mine, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD), "allreduce");
   return all == 1;
+}
+
+int MpiSession::sum(int value) {
+  int total = 0;
+  check_mpi(MPI_Allreduce(&value, &total, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD), "allreduce");
+  return total;
 }
 
 struct MpiWorkSharing::Impl {

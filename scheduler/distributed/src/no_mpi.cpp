@@ -19,11 +19,13 @@ bool launched_by_mpi() {
   return std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMIX_RANK") || std::getenv("PMI_RANK");
 }
 bool mpi_available() { return false; }
+std::string mpi_version() { return ""; }
 
 MpiSession::MpiSession() { no_mpi(); }
 MpiSession::~MpiSession() = default;
 std::string MpiSession::broadcast(const std::string& text) { return text; }
 bool MpiSession::all_ok(bool ok) { return ok; }
+int MpiSession::sum(int value) { return value; }
 
 struct MpiWorkSharing::Impl {};
 MpiWorkSharing::MpiWorkSharing(MpiSession&, JobRunner&, std::filesystem::path, std::function<int(int)>) { no_mpi(); }

@@ -13,7 +13,7 @@ struct ConsoleOptions {
   bool quiet = false;        // print nothing per job
   int live = -1;             // 1 live line, 0 plain lines, -1 live when `out` is a terminal
   std::FILE* out = stderr;
-  std::string metric = "val_top1";  // the metric shown for finished jobs
+  std::string metric;        // the metric shown for finished jobs (a key of their metrics)
 };
 
 class ConsoleSink : public EventSink {
@@ -36,5 +36,11 @@ class ConsoleSink : public EventSink {
 
 // "1h02m", "3m20s", "12s".
 std::string format_duration(double seconds);
+
+// How much faster the run went than its jobs one after another, on how
+// many cores in all (over every rank), with no newline:
+//   "makespan 2m50s, jobs' own time 5m38s: 1.99x the speed of one job at a time on 2 cores"
+// or, when no job ran in this run, why: "nothing to run: all 20 jobs were done before (--resume)".
+std::string format_speedup(const RunSummary& run, int cores, int ranks = 1);
 
 }  // namespace packtrain

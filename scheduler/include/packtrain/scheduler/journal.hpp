@@ -47,6 +47,10 @@ class Journal {
   // Opens (creating if needed) the journal at `path`. Throws Error naming the
   // path when it cannot be opened or is not a packtrain journal.
   static std::unique_ptr<Journal> open(const std::filesystem::path& path);
+  // Opens an existing journal to read it: creates nothing and changes
+  // nothing in the file. Throws Error naming the path when it is missing,
+  // damaged or not a packtrain journal.
+  static std::unique_ptr<Journal> open_existing(const std::filesystem::path& path);
   ~Journal();
   Journal(const Journal&) = delete;
   Journal& operator=(const Journal&) = delete;

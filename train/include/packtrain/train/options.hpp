@@ -38,6 +38,10 @@ OptimizerKind optimizer_from_string(std::string_view name);  // "sgd" | "adam", 
 Schedule schedule_from_string(std::string_view name);        // "none" | "step" | "cosine" | "warm", else Error
 std::string_view to_string(OptimizerKind kind);
 std::string_view to_string(Schedule schedule);
+
+// The columns of results.csv for jobs that train one model (kfold, train;
+// lth and hogwild add their own): DESIGN.md, "The command line".
+const std::vector<std::string>& result_columns();
 const std::vector<std::string>& schedule_names();
 
 // The learning rate at optimizer step `step` (0-based) of a run of

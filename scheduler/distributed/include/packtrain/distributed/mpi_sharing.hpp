@@ -47,6 +47,8 @@ namespace packtrain::distributed {
 bool launched_by_mpi();
 // True when packtrain was built with MPI support.
 bool mpi_available();
+// The MPI library packtrain was built with ("Open MPI v4.1.4"); empty without MPI.
+std::string mpi_version();
 
 // MPI for this process: initialized on construction (call it first in
 // main's thread, before other threads), finalized on destruction.
@@ -64,6 +66,8 @@ class MpiSession {
   std::string broadcast(const std::string& text);
   // Collective: true on every rank when `ok` is true on every rank.
   bool all_ok(bool ok);
+  // Collective: the sum of `value` over every rank (e.g. the run's cores).
+  int sum(int value);
 
  private:
   int rank_ = 0;
