@@ -2,6 +2,8 @@
 
 #include <packtrain/scheduler/error.hpp>
 
+#include <cstdint>
+#include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -10,18 +12,50 @@ namespace po = boost::program_options;
 
 namespace packtrain::cli {
 
+const std::set<std::string> kRunLevelFlags = {"help", "out",    "resume", "cores", "serve",
+                                              "bind", "sample-ms", "config", "quiet", "serial",
+                                              "shard", "checkpoint-every"};
+
+namespace {
+
+// An option's value as text, for the journal's record of the flags.
+std::string value_text(const boost::any& value) {
+  if (const auto* v = boost::any_cast<std::string>(&value)) return *v;
+  if (const auto* v = boost::any_cast<int>(&value)) return std::to_string(*v);
+  if (const auto* v = boost::any_cast<std::int64_t>(&value)) return std::to_string(*v);
+  if (const auto* v = boost::any_cast<std::uint64_t>(&value)) return std::to_string(*v);
+  if (const auto* v = boost::any_cast<double>(&value)) return number_text(*v);
+  if (const auto* v = boost::any_cast<bool>(&value)) return *v ? "true" : "false";
+  return "?";
+}
+
+}  // namespace
+
+std::string number_text(double value) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%g", value);
+  return buf;
+}
+
+void refuse_together(const CommonOptions& common, const std::string& flag, const std::string& other,
+                     const std::string& reason) {
+  if (common.given.count(flag) && common.given.count(other))
+    throw Error("--" + flag + " cannot be used with --" + other + " (" + reason + ")");
+}
+
 void add_common_options(po::options_description& desc, CommonOptions& o) {
   desc.add_options()
     ("help,h", "print this help and exit")
     ("data", po::value(&o.data)->default_value(o.data),
-     "dataset: fashion-mnist, mnist-digits, or a folder of MNIST-format IDX files")
+     "dataset: fashion-mnist, mnist-digits, or a folder of MNIST-format IDX files (gz or raw) or of CIFAR-10 "
+     "binary batches (data_batch_1.bin ... test_batch.bin)")
     ("out", po::value(&o.out), "output folder of the run (journal, results, checkpoints)")
     ("cores", po::value<int>()->notifier([&o](int n) { o.cores = n; }),
      "cores to use (default: every usable core)")
     ("seed", po::value(&o.seed)->default_value(o.seed), "base seed; each job derives its own from it")
     ("batch-size", po::value(&o.batch_size)->default_value(o.batch_size), "minibatch size")
     ("optimizer", po::value(&o.optimizer)->default_value(o.optimizer), "sgd (momentum 0.9) or adam")
-    ("lr", po::value(&o.lr)->default_value(o.lr), "learning rate (0: 0.05 for sgd, 0.001 for adam)")
+    ("lr", po::value(&o.lr)->default_value(o.lr, number_text(o.lr)), "learning rate (0: 0.05 for sgd, 0.001 for adam)")
     ("resume", po::bool_switch(&o.resume), "skip the jobs the journal in --out records as done")
     ("serve", po::value(&o.serve_port)->default_value(o.serve_port),
      "serve a live dashboard on 127.0.0.1:PORT while the run goes (0: off)")
@@ -34,7 +68,8 @@ void add_common_options(po::options_description& desc, CommonOptions& o) {
      "run share I of N of the jobs, as I/N (default from SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT when set)");
 }
 
-bool parse_options(int argc, char** argv, const po::options_description& desc, const std::string& usage) {
+bool parse_options(int argc, char** argv, const po::options_description& desc, const std::string& usage,
+                   CommonOptions& common) {
   po::variables_map vm;
   try {
     // argv[0] is the subcommand; command_line_parser skips it itself.
@@ -52,6 +87,10 @@ bool parse_options(int argc, char** argv, const po::options_description& desc, c
     po::notify(vm);
   } catch (const po::error& e) {
     throw Error(std::string(e.what()) + " (see --help)");
+  }
+  for (const auto& [name, value] : vm) {
+    if (!value.defaulted()) common.given.insert(name);
+    if (!kRunLevelFlags.count(name)) common.flags[name] = value_text(value.value());
   }
   return true;
 }

@@ -3,9 +3,11 @@
 // parser that turns argv (and --config FILE) into them.
 
 #include <boost/program_options.hpp>
+#include <nlohmann/json.hpp>
 
 #include <cstdint>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -26,7 +28,17 @@ struct CommonOptions {
   std::string config;
   bool quiet = false;
   std::string shard;                   // "i/n": run share i of n (SLURM job arrays)
+
+  // Filled by parse_options: every option's value as text, by flag name,
+  // except the run-level ones (kRunLevelFlags) that do not change what the
+  // jobs compute; and the flags the user gave (command line or --config).
+  nlohmann::json flags = nlohmann::json::object();
+  std::set<std::string> given;
 };
+
+// Flags that change how a run goes but not its jobs: --resume may differ in
+// them (--out, --cores, --serve, ...).
+extern const std::set<std::string> kRunLevelFlags;
 
 // Adds --data --out --cores --seed --batch-size --optimizer --lr --resume
 // --serve --config --quiet (and --help) to `desc`, bound to `options`.
@@ -38,9 +50,18 @@ void add_common_options(boost::program_options::options_description& desc, Commo
 //
 //   CommonOptions common; po::options_description desc("packtrain train");
 //   add_common_options(desc, common); desc.add_options()("model", ...);
-//   if (!parse_options(argc, argv, desc, "packtrain train [options]")) return 0;
+//   if (!parse_options(argc, argv, desc, "packtrain train [options]", common)) return 0;
 bool parse_options(int argc, char** argv, const boost::program_options::options_description& desc,
-                   const std::string& usage);
+                   const std::string& usage, CommonOptions& common);
+
+// "0.2", "0.001", "1": a default value as a person would write it (Boost
+// prints doubles in full precision: 0.20000000000000001).
+std::string number_text(double value);
+
+// Throws Error when `flag` was given together with `other`: "--a cannot be
+// used with --b (reason)".
+void refuse_together(const CommonOptions& common, const std::string& flag, const std::string& other,
+                     const std::string& reason);
 
 // Splits "a,b,c" into {"a","b","c"}; empty items are an Error naming `what`.
 std::vector<std::string> split_list(const std::string& text, const std::string& what);

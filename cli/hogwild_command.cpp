@@ -36,9 +36,9 @@ int hogwild_command(int argc, char** argv) {
      "the most workers (cores) at once; default: every core of the run. The job has more than --min-threads only "
      "while no other job could use the cores")
     ("min-threads", po::value(&min_threads)->default_value(min_threads), "workers (cores) the job starts with")
-    ("weight-decay", po::value(&weight_decay)->default_value(weight_decay), "L2 weight decay of the SGD step")
+    ("weight-decay", po::value(&weight_decay)->default_value(weight_decay, number_text(weight_decay)), "L2 weight decay of the SGD step")
     ("limit", po::value(&limit)->default_value(limit), "train on the first N training samples only (0: all)");
-  if (!parse_options(argc, argv, desc, "packtrain hogwild [options] --out DIR")) return 0;
+  if (!parse_options(argc, argv, desc, "packtrain hogwild [options] --out DIR", common)) return 0;
 
   // Everything that can be wrong is checked before anything is written.
   if (common.optimizer != "sgd")
@@ -65,8 +65,10 @@ int hogwild_command(int argc, char** argv) {
                            .limit(limit);
   auto job = hogwild::make_hogwild_job(data, options, min_threads, max_threads);
 
-  setup.open_run({{"group_by", nlohmann::json::array({"model"})}, {"metric", "test_top1"}});
-  setup.add_jobs({std::move(job)});
+  std::vector<Job> jobs;
+  jobs.push_back(std::move(job));
+  setup.open_run({{"group_by", nlohmann::json::array({"model"})}, {"metric", "test_top1"}}, std::move(jobs),
+                 hogwild::result_columns());
   const auto run = setup.run();
   nlohmann::json summary = setup.summary_json(run);
   std::optional<JobRecord> record;
@@ -78,7 +80,7 @@ int hogwild_command(int argc, char** argv) {
     summary["peak_workers"] = record->metrics.value("peak_workers", nlohmann::json(nullptr));
     summary["per_epoch"] = record->metrics.value("per_epoch", nlohmann::json::array());
   }
-  setup.finish(run, summary, hogwild::result_columns());
+  setup.finish(run, summary);
   if (setup.is_root() && record) {
     std::printf("epoch  workers  samples/s  train loss  test top-1\n");
     for (const auto& e : record->metrics.value("per_epoch", nlohmann::json::array())) {

@@ -8,7 +8,6 @@
 #include <packtrain/kfold/kfold.hpp>
 #include <packtrain/models/models.hpp>
 #include <packtrain/scheduler/error.hpp>
-#include <packtrain/scheduler/results.hpp>
 
 #include <cstdio>
 
@@ -41,8 +40,9 @@ int kfold_command(int argc, char** argv) {
     ("limit", po::value(&limit)->default_value(limit), "use only the first N training samples (0: all)")
     ("plain-folds", po::bool_switch(&plain_folds), "plain k-fold splits instead of stratified ones")
     ("checkpoint-every", po::value(&checkpoint_every)->default_value(checkpoint_every),
-     "checkpoint each job every N epochs (0: never); --resume then goes on mid-job");
-  if (!parse_options(argc, argv, desc, "packtrain kfold [options] --out DIR")) return 0;
+     "checkpoint each job every N epochs into OUT/checkpoints/JOB (0: never); --resume then goes on from a "
+     "job's last checkpoint");
+  if (!parse_options(argc, argv, desc, "packtrain kfold [options] --out DIR", common)) return 0;
 
   // Everything that can be wrong with the request is checked before anything
   // is written: options, models, data, cores, the output folder.
@@ -63,8 +63,8 @@ int kfold_command(int argc, char** argv) {
     throw Error("--cores-per-job " + std::to_string(cores_per_job) + " is more than the " +
                 std::to_string(setup.node().core_count()) + " core(s) this run uses");
 
-  setup.open_run({{"group_by", nlohmann::json::array({"model", "schedule"})}, {"metric", "val_top1"}});
-  setup.add_jobs(sweep.jobs());
+  setup.open_run({{"group_by", nlohmann::json::array({"model", "schedule"})}, {"metric", "val_top1"}}, sweep.jobs(),
+                 train::result_columns());
   const auto result = kfold::result_of(setup.run());
 
   nlohmann::json summary = setup.summary_json(result.run);
@@ -76,8 +76,8 @@ int kfold_command(int argc, char** argv) {
                       {"mean_loss", std::isnan(g.mean_loss) ? nlohmann::json(nullptr) : nlohmann::json(g.mean_loss)},
                       {"best", g.best}});
   summary["groups"] = groups;
-  setup.finish(result.run, summary, kResultColumns);
-  if (setup.is_root()) std::printf("%s", kfold::format_summary(result, setup.node().core_count()).c_str());
+  setup.finish(result.run, summary);
+  if (setup.is_root()) std::printf("%s", kfold::format_summary(result, setup.total_cores(), setup.ranks()).c_str());
   setup.print_outputs();
   return result.run.exit_code();
 }

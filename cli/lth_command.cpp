@@ -8,7 +8,6 @@
 
 #include <packtrain/lth/lth.hpp>
 #include <packtrain/scheduler/error.hpp>
-#include <packtrain/scheduler/results.hpp>
 
 #include <cstdio>
 #include <limits>
@@ -75,19 +74,23 @@ int lth_command(int argc, char** argv) {
     ("rounds", po::value(&rounds),
      "iterative pruning: R >= 1 rounds per reset epoch, each removing --prune-rate of the weights left (replaces "
      "--sparsities)")
-    ("prune-rate", po::value(&prune_rate)->default_value(prune_rate),
+    ("prune-rate", po::value(&prune_rate)->default_value(prune_rate, number_text(prune_rate)),
      "with --rounds: the fraction of the remaining weights each round removes, in (0, 1)")
-    ("tolerance", po::value(&tolerance)->default_value(tolerance),
+    ("tolerance", po::value(&tolerance)->default_value(tolerance, number_text(tolerance)),
      "the winning ticket is the sparsest one within this many top-1 points of the dense model")
     ("transfer", po::value(&transfer),
      "train the winning ticket on this dataset (e.g. mnist-digits) and the same model from scratch, and compare")
     ("serial", po::bool_switch(&serial), "run the same jobs one at a time on one core (the baseline)")
     ("cores-per-job", po::value(&cores_per_job)->default_value(cores_per_job), "whole cores each job owns")
     ("limit", po::value(&limit)->default_value(limit), "train on the first N training samples only (0: all)");
-  if (!parse_options(argc, argv, desc, "packtrain lth [options] --out DIR")) return 0;
+  if (!parse_options(argc, argv, desc, "packtrain lth [options] --out DIR", common)) return 0;
 
   // Everything that can be wrong is checked before anything is written.
   if (rounds != kNotGiven && rounds < 1) throw Error("--rounds must be at least 1 (got " + std::to_string(rounds) + ")");
+  refuse_together(common, "rounds", "sparsities",
+                  "--rounds prunes iteratively, --prune-rate of the weights left each round; --sparsities is one-shot");
+  if (common.given.count("prune-rate") && !common.given.count("rounds"))
+    throw Error("--prune-rate is the fraction each of --rounds removes: give --rounds too, or --sparsities alone");
   RunSetup setup(common, "lth", serial);
   auto options = lth::LthOptions()
                      .model(model)
@@ -115,8 +118,8 @@ int lth_command(int argc, char** argv) {
   setup.open_run({{"group_by", nlohmann::json::array({"sparsity", "reset_epoch"})},
                   {"metric", "test_top1"},
                   {"plot_x", "sparsity"},
-                  {"plot_series", "reset_epoch"}});
-  setup.add_jobs(sweep.jobs());
+                  {"plot_series", "reset_epoch"}},
+                 sweep.jobs(), lth::result_columns());
   // Under mpirun every rank's summary holds every rank's records; rank 0
   // reports from it.
   const auto result = sweep.result_of(setup.run());
@@ -137,13 +140,8 @@ int lth_command(int argc, char** argv) {
     summary["transfer"] = {{"data", r.transfer}, {"ticket_top1", opt(r.transfer_ticket_top1)},
                            {"scratch_top1", opt(r.transfer_scratch_top1)}};
   }
-  setup.finish(result.run, summary, lth::result_columns());
-  if (setup.is_root()) {
-    std::printf("%s", lth::format_report(r).c_str());
-    std::printf("makespan %s, jobs' own time %s: %.2fx the speed of one job at a time on %d core(s)\n",
-                format_duration(result.run.makespan_s).c_str(), format_duration(result.run.job_seconds).c_str(),
-                result.speedup, setup.node().core_count());
-  }
+  setup.finish(result.run, summary);
+  if (setup.is_root()) std::printf("%s%s\n", lth::format_report(r).c_str(), setup.speed_line(result.run).c_str());
   setup.print_outputs();
   return result.run.exit_code();
 }

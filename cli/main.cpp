@@ -1,7 +1,10 @@
 // packtrain: packs many training jobs onto every idle core of a node.
 #include "commands.hpp"
 
+#include <packtrain/distributed/mpi_sharing.hpp>
 #include <packtrain/scheduler/error.hpp>
+
+#include <torch/version.h>
 
 #include <cstring>
 #include <exception>
@@ -25,8 +28,18 @@ constexpr Subcommand kSubcommands[] = {
 };
 
 void print_usage(std::ostream& out) {
-  out << "usage: packtrain <command> [options]   (packtrain <command> --help for its options)\n\ncommands:\n";
+  out << "usage: packtrain <command> [options]   (packtrain <command> --help for its options)\n"
+         "       packtrain --version                 (the version, and this build's LibTorch, MPI and CUDA)\n\ncommands:\n";
   for (const auto& c : kSubcommands) out << "  " << c.name << std::string(10 - std::strlen(c.name), ' ') << c.summary << "\n";
+}
+
+// "packtrain 0.1.0" and what this build can use: LibTorch, MPI, CUDA.
+void print_version() {
+  const auto mpi = packtrain::distributed::mpi_version();
+  std::cout << "packtrain " << PACKTRAIN_VERSION << "\n"
+            << "  LibTorch " << TORCH_VERSION << "\n"
+            << "  MPI      " << (mpi.empty() ? std::string("no (built without MPI)") : "yes (" + mpi + ")") << "\n"
+            << "  CUDA     " << (PACKTRAIN_BUILD_HAS_CUDA ? "yes" : "no (LibTorch without CUDA)") << "\n";
 }
 
 }  // namespace
@@ -39,6 +52,10 @@ int main(int argc, char** argv) {
   const std::string name = argv[1];
   if (name == "--help" || name == "-h" || name == "help") {
     print_usage(std::cout);
+    return 0;
+  }
+  if (name == "--version" || name == "-V") {
+    print_version();
     return 0;
   }
   for (const auto& c : kSubcommands) {

@@ -29,45 +29,10 @@ namespace po = boost::program_options;
 namespace packtrain::cli {
 namespace {
 
-// kResultColumns, plus lth's columns when any job's spec has them (DESIGN.md,
-// "The command line").
-std::vector<std::string> result_columns(const std::vector<JobRecord>& records) {
-  auto columns = kResultColumns;
-  for (const char* extra : {"sparsity", "reset_epoch"}) {
-    const bool present = std::any_of(records.begin(), records.end(), [&](const JobRecord& r) {
-      return r.spec.is_object() && r.spec.contains(extra);
-    });
-    if (present) columns.push_back(extra);
-  }
-  return columns;
-}
-
-// Counts of jobs by status and the sum of their times.
-nlohmann::json counts_of(const std::string& command, const std::vector<JobRecord>& records) {
-  nlohmann::json s = {{"command", command}, {"jobs", records.size()}};
-  for (const char* status : {"done", "failed", "diverged", "skipped", "cancelled", "running", "queued"}) s[status] = 0;
-  double job_seconds = 0;
-  for (const auto& r : records) {
-    s[std::string(to_string(r.status))] = s[std::string(to_string(r.status))].get<int>() + 1;
-    job_seconds += r.seconds();
-  }
-  s["job_seconds"] = job_seconds;
-  return s;
-}
-
-// The summary results.json carries: the one the run recorded, else counts
-// from the journal (a run killed before it wrote one).
-nlohmann::json summary_of(const dashboard::RunFolder& run) {
-  if (!run.summary.empty()) return run.summary;
-  return counts_of(run.sweep.command, run.records);
-}
-
 // Writes results.csv, results.json, report.html and (when it can) trace.json
 // into `run.dir`, and says where they are.
 void write_outputs(const dashboard::RunFolder& run, bool trace_wanted, bool quiet) {
-  const auto columns = result_columns(run.records);
-  write_results_csv(run.dir / "results.csv", run.records, columns);
-  write_results_json(run.dir / "results.json", run.records, summary_of(run), columns);
+  dashboard::write_results(run);
   dashboard::write_report(run);
   const bool trace = trace_wanted && dashboard::write_trace(run);
   if (quiet) return;
@@ -80,16 +45,11 @@ void write_outputs(const dashboard::RunFolder& run, bool trace_wanted, bool quie
     std::printf("trace: not rebuilt (no utilization.csv in %s)\n", run.dir.c_str());
 }
 
-// The meta keys a merged run takes from its shards (the first shard that has
-// each): what the report needs to describe the sweep (SweepMeta).
-constexpr const char* kSweepMetaKeys[] = {"group_by", "metric", "metric_goal", "plot_x", "plot_series",
-                                          "plot_reference"};
-
 struct Shard {
   dashboard::RunFolder run;
   std::string shard;                         // "i/n" as it ran; empty for a run without --shard
   nlohmann::json jobs;                       // the whole sweep: [{"id","name"}, ...]
-  std::map<std::string, std::string> meta;   // kSweepMetaKeys present
+  std::map<std::string, std::string> meta;   // the SweepMeta keys present
 };
 
 Shard read_shard(const std::filesystem::path& dir) {
@@ -102,7 +62,7 @@ Shard read_shard(const std::filesystem::path& dir) {
   s.jobs = nlohmann::json::parse(*jobs, nullptr, false);
   if (!s.jobs.is_array()) throw Error(dir.string() + "'s journal has a damaged job list (meta sweep_jobs)");
   s.shard = journal->meta("shard").value_or("");
-  for (const char* key : kSweepMetaKeys)
+  for (const auto& key : dashboard::SweepMeta::keys())
     if (auto value = journal->meta(key)) s.meta[key] = *value;
   return s;
 }
@@ -169,13 +129,16 @@ int merge(const std::vector<std::string>& dirs, const std::filesystem::path& out
     const auto journal = Journal::open(out / "journal.sqlite");
     journal->set_meta("command", first.run.sweep.command);
     journal->set_meta("sweep_jobs", first.jobs.dump());
-    for (const char* key : kSweepMetaKeys)
+    // What the report needs to describe the sweep (its columns among them),
+    // from the first shard that has each key.
+    for (const auto& key : dashboard::SweepMeta::keys())
       for (const auto& s : shards)
         if (const auto it = s.meta.find(key); it != s.meta.end()) {
           journal->set_meta(key, it->second);
           break;
         }
-    auto summary = counts_of(first.run.sweep.command, records);
+    dashboard::RunFolder counted{.dir = out, .records = records, .sweep = first.run.sweep};
+    auto summary = dashboard::run_summary(counted);
     summary["merged_from"] = dirs;
     journal->set_meta("merged_from", nlohmann::json(dirs).dump());
     journal->set_meta("summary", summary.dump());
@@ -205,7 +168,7 @@ int report_command(int argc, char** argv) {
      "no shard holds. A job in several shards keeps its first done record, in the order the DIRs are given. "
      "Checkpoints stay in the shards' folders")
     ("out", po::value(&out), "with --merge (required): a new or empty folder for the merged run")
-    ("quiet", po::bool_switch(&quiet), "print nothing");
+    ("quiet,q", po::bool_switch(&quiet), "print nothing but errors (not where the files are)");
   po::options_description hidden;
   hidden.add_options()("dir", po::value(&dirs), "the run's output folder");
   po::options_description all;

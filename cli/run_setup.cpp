@@ -1,8 +1,12 @@
 #include "run_setup.hpp"
 
+#include <packtrain/dashboard/live_server.hpp>
+#include <packtrain/dashboard/rebuild.hpp>
+#include <packtrain/scheduler/console_sink.hpp>
 #include <packtrain/scheduler/error.hpp>
 #include <packtrain/scheduler/resources.hpp>
 #include <packtrain/scheduler/results.hpp>
+#include <packtrain/scheduler/shards.hpp>
 
 #include <cstdio>
 #include <cstdlib>
@@ -85,6 +89,88 @@ std::pair<int, int> parse_shard(const std::string& text) {
   return {i, n};
 }
 
+// The first flag whose value differs between a run's recorded flags and
+// this command's, as "--folds 4 there, 2 here"; empty when none does.
+std::string first_flag_difference(const nlohmann::json& there, const nlohmann::json& here) {
+  const auto text = [](const nlohmann::json& flags, const std::string& key) -> std::string {
+    if (!flags.contains(key)) return "(not given)";
+    return flags[key].is_string() ? flags[key].get<std::string>() : flags[key].dump();
+  };
+  std::vector<std::string> keys;
+  for (const auto& [key, value] : here.items()) keys.push_back(key);
+  for (const auto& [key, value] : there.items())
+    if (!here.contains(key)) keys.push_back(key);
+  // The data first: a run of other data differs in every job.
+  std::stable_partition(keys.begin(), keys.end(), [](const std::string& k) { return k == "data"; });
+  for (const auto& key : keys) {
+    const auto a = text(there, key), b = text(here, key);
+    if (a != b) return "--" + key + " " + (a.empty() ? "''" : a) + " there, " + (b.empty() ? "''" : b) + " here";
+  }
+  return "";
+}
+
+// Refuses (Error) to resume the run in `dir` unless it is this run: the
+// same command, the same shard and the same job list. Reads the journal
+// and changes nothing.
+void check_same_run(const std::filesystem::path& dir, const std::string& command, const nlohmann::json& flags,
+                    const std::string& shard, const nlohmann::json& jobs) {
+  const auto journal = Journal::open_existing(dir / "journal.sqlite");
+  const std::string refuse = "cannot --resume the run in " + dir.string() + ": ";
+  const std::string advice = " (resume with its options, or choose another --out)";
+  const auto their_command = journal->meta("command").value_or("");
+  if (their_command != command)
+    throw Error(refuse + "it is a " + (their_command.empty() ? std::string("unknown") : their_command) +
+                " run, not " + command + advice);
+  nlohmann::json their_flags = nlohmann::json::parse(journal->meta("flags").value_or("{}"), nullptr, false);
+  if (!their_flags.is_object()) their_flags = nlohmann::json::object();
+  nlohmann::json their_jobs = nlohmann::json::parse(journal->meta("sweep_jobs").value_or("null"), nullptr, false);
+  if (!their_jobs.is_array()) {
+    // A run by an older packtrain: its journal's rows are its jobs.
+    their_jobs = nlohmann::json::array();
+    for (const auto& r : journal->records()) their_jobs.push_back({{"id", r.id}, {"name", r.name}});
+  }
+  const auto their_shard = journal->meta("shard").value_or("0/1");
+  const auto ids = [](const nlohmann::json& list) {
+    std::vector<std::string> out;
+    for (const auto& j : list) out.push_back(j.value("id", ""));
+    return out;
+  };
+  const bool same_jobs = ids(their_jobs) == ids(jobs);
+  if (same_jobs && their_shard == shard) return;
+  if (const auto flag = first_flag_difference(their_flags, flags); !flag.empty())
+    throw Error(refuse + flag + advice);
+  if (their_shard != shard) throw Error(refuse + "--shard " + their_shard + " there, " + shard + " here" + advice);
+  // Same flags, other jobs: other data under the same name, or another version's jobs.
+  std::string first;
+  for (std::size_t k = 0; k < std::max(their_jobs.size(), jobs.size()) && first.empty(); ++k) {
+    const auto a = k < their_jobs.size() ? their_jobs[k].value("id", "") : "";
+    const auto b = k < jobs.size() ? jobs[k].value("id", "") : "";
+    if (a != b) first = k < jobs.size() ? jobs[k].value("name", "") + " (" + b + ")" : "job " + std::to_string(k + 1);
+  }
+  throw Error(refuse + "its job list differs from this command's (first: " + first + ")" + advice);
+}
+
+// Whether --out may hold this run, decided before anything is written:
+// a new or empty folder, or (with --resume) a folder holding this same run.
+// Returns true when the folder holds a run to resume.
+bool check_out_dir(const std::filesystem::path& dir, bool resume, const std::string& command,
+                   const nlohmann::json& flags, const std::string& shard, const nlohmann::json& jobs) {
+  std::error_code ec;
+  if (!std::filesystem::exists(dir, ec)) return false;
+  if (!std::filesystem::is_directory(dir, ec)) throw Error("--out " + dir.string() + " exists and is not a folder");
+  if (std::filesystem::exists(dir / "journal.sqlite", ec)) {
+    if (!resume)
+      throw Error("--out " + dir.string() +
+                  " already holds a run (journal.sqlite): pass --resume to finish it, or choose another --out");
+    check_same_run(dir, command, flags, shard, jobs);
+    return true;
+  }
+  if (!std::filesystem::is_empty(dir, ec))
+    throw Error("--out " + dir.string() +
+                " is not empty and holds no packtrain run (no journal.sqlite): choose a new or empty folder");
+  return false;
+}
+
 }  // namespace
 
 RunSetup::RunSetup(const CommonOptions& common, std::string command, bool serial)
@@ -119,58 +205,6 @@ Journal& RunSetup::journal() {
   return *journal_;
 }
 
-std::vector<std::string> shard_keys(const std::vector<Job>& jobs) {
-  // Union-find over the `after` edges: a job and everything that depends on
-  // it, directly or not, form one group.
-  std::map<std::string, std::size_t> index;
-  std::vector<std::string> ids;
-  for (const auto& job : jobs) {
-    index.emplace(job.id(), ids.size());
-    ids.push_back(job.id());
-  }
-  std::vector<std::size_t> parent(jobs.size());
-  std::iota(parent.begin(), parent.end(), std::size_t{0});
-  const auto group_of = [&](std::size_t x) {
-    while (parent[x] != x) x = parent[x] = parent[parent[x]];
-    return x;
-  };
-  for (std::size_t j = 0; j < jobs.size(); ++j)
-    for (const auto& dep : jobs[j].after)
-      if (const auto it = index.find(dep); it != index.end()) parent[group_of(j)] = group_of(it->second);
-  // A group's key: the smallest id among its roots (jobs without `after`),
-  // so every shard computes the same one whatever the order of the list.
-  std::map<std::size_t, std::string> key;
-  for (std::size_t j = 0; j < jobs.size(); ++j) {
-    if (!jobs[j].after.empty()) continue;
-    auto& k = key[group_of(j)];
-    if (k.empty() || ids[j] < k) k = ids[j];
-  }
-  std::vector<std::string> out(jobs.size());
-  for (std::size_t j = 0; j < jobs.size(); ++j) {
-    const auto it = key.find(group_of(j));
-    out[j] = it != key.end() ? it->second : ids[group_of(j)];  // a group without a root is a cycle: run() refuses it
-  }
-  return out;
-}
-
-bool RunSetup::in_shard(const std::string& key) const {
-  return shards_ == 1 || static_cast<int>(stable_hash(key) % static_cast<std::uint64_t>(shards_)) == shard_;
-}
-
-void RunSetup::add_jobs(std::vector<Job> jobs) {
-  if (journal_) {
-    // The whole sweep and this run's share of it: `packtrain report --merge`
-    // checks that shards belong to one sweep and names the jobs none ran.
-    nlohmann::json all = nlohmann::json::array();
-    for (const auto& job : jobs) all.push_back({{"id", job.id()}, {"name", job.name}});
-    journal_->set_meta("sweep_jobs", all.dump());
-    journal_->set_meta("shard", std::to_string(shard_) + "/" + std::to_string(shards_));
-  }
-  const auto keys = shard_keys(jobs);
-  for (std::size_t j = 0; j < jobs.size(); ++j)
-    if (in_shard(keys[j])) runner_->add(std::move(jobs[j]));
-}
-
 RunSummary RunSetup::run() {
   if (mpi_) {
     sharing_ = std::make_unique<distributed::MpiWorkSharing>(*mpi_, *runner_, out_);
@@ -189,17 +223,23 @@ RunSummary RunSetup::run() {
 
 std::shared_ptr<const data::DatasetSplit> RunSetup::load_data() { return data::shared_dataset(common_.data); }
 
-void RunSetup::open_run(const nlohmann::json& meta) {
+void RunSetup::open_run(const nlohmann::json& meta, std::vector<Job> jobs, const std::vector<std::string>& columns) {
+  const std::string shard = std::to_string(shard_) + "/" + std::to_string(shards_);
+  nlohmann::json job_list = nlohmann::json::array();
+  for (const auto& job : jobs) job_list.push_back({{"id", job.id()}, {"name", job.name}});
+
+  // Everything that can refuse the run, before anything is written.
   std::string problem;
+  std::vector<int> share;
   try {
+    for (const auto& job : jobs)
+      if (job.cores > node_.core_count())
+        throw Error(job.name + " needs " + std::to_string(job.cores) + " cores; this run has " +
+                    std::to_string(node_.core_count()));
+    share = deal_shards(jobs, shards_);
     if (rank_ == 0) {
-      prepare_output_dir(out_, common_.resume);
-      journal_ = Journal::open(out_ / "journal.sqlite");
-      journal_->set_meta("command", command_);
-      for (const auto& [key, value] : meta.items())
-        journal_->set_meta(key, value.is_string() ? value.get<std::string>() : value.dump());
-    } else {
-      std::filesystem::create_directories(out_);
+      check_out_dir(out_, common_.resume, command_, common_.flags, shard, job_list);
+      if (common_.serve_port > 0) dashboard::check_can_listen(common_.bind, common_.serve_port);
     }
   } catch (const std::exception& e) {
     problem = e.what();
@@ -208,6 +248,34 @@ void RunSetup::open_run(const nlohmann::json& meta) {
     // Every rank goes on, or none does.
     if (!mpi_->all_ok(problem.empty()))
       throw Error(problem.empty() ? "another rank could not start the run (rank 0 says why)" : problem);
+  } else if (!problem.empty()) {
+    throw Error(problem);
+  }
+
+  // Then the run's folder and journal.
+  try {
+    create_output_dir(out_);
+    if (rank_ == 0) {
+      journal_ = Journal::open(out_ / "journal.sqlite");
+      journal_->set_meta("command", command_);
+      for (const auto& [key, value] : meta.items())
+        journal_->set_meta(key, value.is_string() ? value.get<std::string>() : value.dump());
+      journal_->set_meta("flags", common_.flags.dump());
+      journal_->set_meta("columns", nlohmann::json(columns).dump());
+      journal_->set_meta("cores", nlohmann::json(node_.cores).dump());
+      // The whole sweep and this run's share of it: --resume and
+      // `packtrain report --merge` check that a folder belongs to it.
+      journal_->set_meta("sweep_jobs", job_list.dump());
+      journal_->set_meta("shard", shard);
+    }
+  } catch (const std::exception& e) {
+    problem = e.what();
+  }
+  total_cores_ = node_.core_count();
+  if (mpi_) {
+    if (!mpi_->all_ok(problem.empty()))
+      throw Error(problem.empty() ? "another rank could not start the run (rank 0 says why)" : problem);
+    total_cores_ = mpi_->sum(node_.core_count());
     // Resuming: rank 0 tells the others which jobs are done and sends the
     // files those made (rank 0 itself resumes from its journal).
     std::string done;
@@ -219,8 +287,11 @@ void RunSetup::open_run(const nlohmann::json& meta) {
   }
   executor_ = std::make_unique<Executor>(node_.cores);
   runner_ = std::make_unique<JobRunner>(*executor_, node_);
+  for (std::size_t j = 0; j < jobs.size(); ++j)
+    if (share[j] == shard_) runner_->add(std::move(jobs[j]));
   interrupts_.on_interrupt([runner = runner_.get()] { runner->request_stop(); });
-  console_ = std::make_unique<ConsoleSink>(ConsoleOptions{.quiet = common_.quiet || rank_ > 0});
+  console_ = std::make_unique<ConsoleSink>(
+      ConsoleOptions{.quiet = common_.quiet || rank_ > 0, .metric = meta.value("metric", std::string())});
   run_options_.journal = journal_.get();
   run_options_.resume = common_.resume;
   run_options_.base_seed = common_.seed;
@@ -242,19 +313,23 @@ void RunSetup::open_run(const nlohmann::json& meta) {
 }
 
 nlohmann::json RunSetup::summary_json(const RunSummary& run) const {
-  return {{"command", command_}, {"ranks", mpi_ ? mpi_->size() : 1}, {"shard", std::to_string(shard_) + "/" + std::to_string(shards_)},     {"cores", node_.core_count()}, {"done", run.done},
+  return {{"command", command_}, {"ranks", ranks()}, {"shard", std::to_string(shard_) + "/" + std::to_string(shards_)},     {"cores", total_cores_}, {"done", run.done},
           {"failed", run.failed},    {"diverged", run.diverged},    {"skipped", run.skipped},
           {"cancelled", run.cancelled}, {"resumed", run.resumed},   {"makespan_s", run.makespan_s},
           {"job_seconds", run.job_seconds}, {"interrupted", run.interrupted}, {"data", common_.data}};
 }
 
-void RunSetup::finish(const RunSummary& run, const nlohmann::json& summary, const std::vector<std::string>& columns) {
+void RunSetup::finish(const RunSummary& run, const nlohmann::json& summary) {
   if (!is_root()) return;
   journal_->set_meta("summary", summary.dump());
-  write_results_csv(out_ / "results.csv", run.jobs, columns);
-  write_results_json(out_ / "results.json", run.jobs, summary, columns);
-  if (dashboard_) dashboard_->finish(run);
+  // From the journal, as `packtrain report DIR` rebuilds them.
+  dashboard::write_results(dashboard::read_run(out_, *journal_));
+  if (dashboard_) dashboard_->finish(run);  // trace.json, report.html
 }
+
+int RunSetup::ranks() const { return mpi_ ? mpi_->size() : 1; }
+
+std::string RunSetup::speed_line(const RunSummary& run) const { return format_speedup(run, total_cores_, ranks()); }
 
 void RunSetup::print_outputs() const {
   if (common_.quiet || !is_root()) return;

@@ -33,13 +33,6 @@ namespace packtrain::cli {
 // TrainOptions from the common options (batch size, optimizer, lr).
 train::TrainOptions trainer_options(const CommonOptions& common);
 
-// Each job's shard key: the id of the root of its dependency group (the job
-// without `after` that it depends on, directly or through other jobs). A
-// shard runs whole groups: a lottery-ticket chain split between shards
-// would wait forever for its dense job. A job without dependencies (every
-// kfold job) is its own root.
-std::vector<std::string> shard_keys(const std::vector<Job>& jobs);
-
 class RunSetup {
  public:
   // Validates the common options and finds the node's cores (one, with `serial`).
@@ -49,9 +42,14 @@ class RunSetup {
   const NodeResources& node() const { return node_; }
   std::shared_ptr<const data::DatasetSplit> load_data();
 
-  // Prepares --out (refusing a finished run's folder without --resume), opens
-  // the journal with `meta` (plus command and options), and starts the executor.
-  void open_run(const nlohmann::json& meta);
+  // Checks everything that can refuse the run before anything is written:
+  // that every job fits the node, --out (a new or empty folder; with
+  // --resume, a folder holding this same run: same command, same job list,
+  // same shard), and the --serve port. Then creates --out, opens the
+  // journal with `meta` (plus the command, the flags, the results'
+  // `columns`, the node's cores, the whole job list and the shard), starts
+  // the executor and adds this shard's jobs to the runner.
+  void open_run(const nlohmann::json& meta, std::vector<Job> jobs, const std::vector<std::string>& columns);
   JobRunner& runner() { return *runner_; }
   Journal& journal();  // rank 0 only (is_root())
   const RunOptions& run_options() const { return run_options_; }
@@ -59,21 +57,22 @@ class RunSetup {
   // True for the process that writes results and prints (rank 0).
   bool is_root() const { return rank_ == 0; }
   int rank() const { return rank_; }
+  // Cores of the run: this node's, summed over every rank under MPI (after open_run).
+  int total_cores() const { return total_cores_; }
+  int ranks() const;  // 1 without MPI
   // This rank's folder: --out on rank 0, --out/ranks/rank-N on the others.
   const std::filesystem::path& out() const { return out_; }
-  // Whether the jobs of shard key `key` (see shard_keys) belong to this
-  // --shard (always, without --shard).
-  bool in_shard(const std::string& key) const;
-  // Adds the jobs of this shard to the runner, and records the whole job
-  // list and the shard in the journal's meta (`sweep_jobs`, `shard`).
-  void add_jobs(std::vector<Job> jobs);
   // Runs the jobs added (sharing them with the other ranks under MPI).
   RunSummary run();
 
   nlohmann::json summary_json(const RunSummary& run) const;
-  // Writes results.csv, results.json, trace.json and report.html (rank 0).
-  void finish(const RunSummary& run, const nlohmann::json& summary, const std::vector<std::string>& columns);
+  // Records `summary` in the journal, then writes results.csv, results.json,
+  // trace.json and report.html (rank 0) the way `packtrain report` does.
+  void finish(const RunSummary& run, const nlohmann::json& summary);
   void print_outputs() const;
+  // The line that says how much faster the run was than its jobs one after
+  // another, on how many cores, or that there was nothing to run.
+  std::string speed_line(const RunSummary& run) const;
 
  private:
   CommonOptions common_;
@@ -84,6 +83,7 @@ class RunSetup {
   int rank_ = 0;
   int shard_ = 0, shards_ = 1;
   NodeResources node_;
+  int total_cores_ = 0;
   std::unique_ptr<Journal> journal_;
   std::unique_ptr<Executor> executor_;
   std::unique_ptr<JobRunner> runner_;

@@ -34,6 +34,7 @@ struct TrainCommandOptions {
   int checkpoint_every = 0;
   double width_multiplier = 1.0;
   bool augment = false;
+  std::int64_t limit = 0;
 };
 
 std::string list_text(const std::vector<std::string>& items) {
@@ -56,10 +57,11 @@ int train_command(int argc, char** argv) {
      "learning-rate schedule over the whole run: none, step, cosine, warm (cosine with warm restarts)")
     ("checkpoint-every", po::value(&o.checkpoint_every)->default_value(o.checkpoint_every),
      "also save a checkpoint every N epochs (0: only the final one, always saved in OUT/checkpoints)")
-    ("width-multiplier", po::value(&o.width_multiplier)->default_value(o.width_multiplier),
+    ("width-multiplier", po::value(&o.width_multiplier)->default_value(o.width_multiplier, number_text(o.width_multiplier)),
      "mobilenetv2 only: scales every layer's channels")
-    ("augment", po::bool_switch(&o.augment), "random crop (4 pixels of padding) and horizontal flip; 3x32x32 data only");
-  if (!parse_options(argc, argv, desc, "packtrain train --model NAME --epochs N --out DIR [options]")) return 0;
+    ("augment", po::bool_switch(&o.augment), "random crop (4 pixels of padding) and horizontal flip; 3x32x32 data only")
+    ("limit", po::value(&o.limit)->default_value(o.limit), "train on the first N training samples only (0: all)");
+  if (!parse_options(argc, argv, desc, "packtrain train [options] --out DIR", common)) return 0;
 
   // --- everything that can be wrong, before anything is written ------------
   // RunSetup first: it takes over Ctrl-C before any thread exists, checks the
@@ -67,6 +69,9 @@ int train_command(int argc, char** argv) {
   RunSetup setup(common, "train", /*serial=*/false);
   if (o.epochs < 1) throw Error("--epochs must be at least 1, not " + std::to_string(o.epochs));
   if (o.checkpoint_every < 0) throw Error("--checkpoint-every must not be negative");
+  if (o.limit < 0) throw Error("--limit must not be negative (got " + std::to_string(o.limit) + ")");
+  if (common.given.count("width-multiplier") && o.model != "mobilenetv2")
+    throw Error("--width-multiplier is for mobilenetv2; --model " + o.model + " has no width to scale");
   const auto& names = models::model_names();
   if (std::find(names.begin(), names.end(), o.model) == names.end())
     throw Error("unknown model '" + o.model + "' (known: " + list_text(names) + ")");
@@ -91,7 +96,6 @@ int train_command(int argc, char** argv) {
                                      .classes = data->classes, .width_multiplier = o.width_multiplier};
   const double flops = models::estimate_flops(o.model, model_options);  // Error: a model that cannot take these inputs
 
-  setup.open_run({{"metric", "val_top1"}, {"model", o.model}});
 
   // --- the run: one job on every core ----------------------------------------
   Job job;
@@ -102,7 +106,9 @@ int train_command(int argc, char** argv) {
   if (o.model == "mobilenetv2") job.spec["width_multiplier"] = o.width_multiplier;
   if (o.augment) job.spec["augment"] = true;
   job.cores = cores;
-  job.cost = flops * kBackwardFactor * static_cast<double>(data->train.size()) * o.epochs;
+  const std::int64_t samples = o.limit > 0 ? std::min<std::int64_t>(o.limit, data->train.size()) : data->train.size();
+  if (o.limit > 0) job.spec["limit"] = o.limit;
+  job.cost = flops * kBackwardFactor * static_cast<double>(samples) * o.epochs;
   job.run = [&, options, model_options](JobContext& ctx) mutable {
     model_options.seed = ctx.seed();
     auto run_options = options;
@@ -124,18 +130,22 @@ int train_command(int argc, char** argv) {
                   m.epoch, o.epochs, m.train_loss, m.val_loss, m.val_top1, m.val_top5, m.lr, m.seconds);
       std::fflush(stdout);
     };
-    const auto result = trainer.fit(train::TrainData::train_test(*data), callbacks);
+    auto train_data = train::TrainData::train_test(*data);
+    train_data.train_idx = train_data.train_idx.slice(0, 0, samples);  // --limit
+    const auto result = trainer.fit(train_data, callbacks);
     auto metrics = result.metrics();
     metrics["epochs"] = o.epochs;
     return JobOutcome{.status = result.status, .metrics = metrics, .message = result.message};
   };
-  setup.add_jobs({std::move(job)});
+  std::vector<Job> jobs;
+  jobs.push_back(std::move(job));
+  setup.open_run({{"metric", "val_top1"}, {"model", o.model}}, std::move(jobs), train::result_columns());
   const auto run = setup.run();
 
   auto summary = setup.summary_json(run);
   summary["model"] = o.model;
   summary["schedule"] = o.schedule;
-  setup.finish(run, summary, kResultColumns);
+  setup.finish(run, summary);
   if (setup.is_root()) {
     for (const auto& r : run.jobs) {
       if (r.status == JobStatus::done) {

@@ -3,7 +3,9 @@
 #include <packtrain/scheduler/error.hpp>
 
 #include <httplib.h>
+#include <netdb.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <thread>
@@ -29,6 +31,29 @@ struct LiveServer::Impl {
   std::thread thread;
   std::atomic<bool> ended{false};  // the accept loop returned
 };
+
+void check_can_listen(const std::string& bind, int port) {
+  if (port < 0 || port > 65535) throw Error("dashboard port " + std::to_string(port) + " is not a port number");
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  if (getaddrinfo(bind.c_str(), std::to_string(port).c_str(), &hints, &found) != 0 || !found)
+    throw Error("dashboard: cannot listen on " + bind + ":" + std::to_string(port) + " (no such address)");
+  bool ok = false;
+  for (const auto* a = found; a && !ok; a = a->ai_next) {
+    const int fd = ::socket(a->ai_family, a->ai_socktype, a->ai_protocol);
+    if (fd < 0) continue;
+    const int yes = 1;
+    // As httplib binds: SO_REUSEADDR, so a port in TIME_WAIT is not "in use".
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    ok = ::bind(fd, a->ai_addr, a->ai_addrlen) == 0;
+    ::close(fd);
+  }
+  freeaddrinfo(found);
+  if (!ok) throw Error("dashboard: cannot listen on " + bind + ":" + std::to_string(port) + " (in use?)");
+}
 
 LiveServer::LiveServer(const std::string& bind, int port, Content content) : impl_(std::make_unique<Impl>()) {
   if (port < 0 || port > 65535) throw Error("dashboard port " + std::to_string(port) + " is not a port number");

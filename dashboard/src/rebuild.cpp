@@ -17,20 +17,44 @@ RunFolder read_run_folder(const std::filesystem::path& dir) {
   // Journal::open creates a missing journal: look first.
   if (!std::filesystem::is_regular_file(path, ec))
     throw Error("no journal at " + path.string() + " (is " + dir.string() + " a packtrain run's folder?)");
+  const auto journal = Journal::open(path);  // Error for a damaged or foreign file
+  return read_run(dir, *journal);
+}
+
+RunFolder read_run(const std::filesystem::path& dir, const Journal& journal) {
   RunFolder run;
   run.dir = dir;
-  const auto journal = Journal::open(path);  // Error for a damaged or foreign file
-  run.records = journal->records();
-  run.sweep = SweepMeta::from_journal(*journal);
-  if (auto summary = journal->meta("summary")) {
+  run.records = journal.records();
+  run.sweep = SweepMeta::from_journal(journal);
+  if (auto summary = journal.meta("summary")) {
     auto parsed = nlohmann::json::parse(*summary, nullptr, false);
     if (parsed.is_object()) run.summary = std::move(parsed);
   }
   return run;
 }
 
+nlohmann::json run_summary(const RunFolder& run) {
+  if (!run.summary.empty()) return run.summary;
+  nlohmann::json s = {{"command", run.sweep.command}, {"jobs", run.records.size()}};
+  for (const char* status : {"done", "failed", "diverged", "skipped", "cancelled", "running", "queued"}) s[status] = 0;
+  double job_seconds = 0;
+  for (const auto& r : run.records) {
+    const std::string status(to_string(r.status));
+    s[status] = s[status].get<int>() + 1;
+    job_seconds += r.seconds();
+  }
+  s["job_seconds"] = job_seconds;
+  return s;
+}
+
+void write_results(const RunFolder& run) {
+  const auto columns = result_columns(run.sweep);
+  write_results_csv(run.dir / "results.csv", run.records, columns);
+  write_results_json(run.dir / "results.json", run.records, run_summary(run), columns);
+}
+
 void write_report(const RunFolder& run) {
-  auto input = report_input(run.dir, run.records, run.sweep, run.summary);
+  auto input = report_input(run.dir, run.records, run.sweep, run_summary(run));
   write_file_atomically(run.dir / "report.html", render_report_html(input));
 }
 
@@ -40,7 +64,9 @@ bool write_trace(const RunFolder& run) {
   if (!std::filesystem::is_regular_file(csv, ec)) return false;
 
   auto attempts = run_attempts(run.dir, run.records);
+  const auto lent = read_attempts(run.dir / "lent.csv");
   double begin = INFINITY, end = -INFINITY;
+  for (const auto& a : lent) begin = std::min(begin, a.start);
   for (const auto& a : attempts) {
     begin = std::min(begin, a.start);
     end = std::max(end, std::max(a.start, a.end));
@@ -70,6 +96,13 @@ bool write_trace(const RunFolder& run) {
     const bool last = it != by_id.end() && it->second->status == a.status;
     const auto metrics = last ? it->second->metrics : nlohmann::json::object();
     trace.add_attempt(a, slice_args(a, spec, metrics));
+  }
+  for (const auto& a : lent) {
+    // A core lent to an elastic job: a slice of its own on that core's track.
+    const auto it = by_id.find(a.job_id);
+    auto args = slice_args(a, it == by_id.end() ? nlohmann::json::object() : it->second->spec, nlohmann::json::object());
+    args["lent"] = true;
+    trace.add_attempt(a, args);
   }
   write_file_atomically(run.dir / "trace.json", trace.text());
   return true;

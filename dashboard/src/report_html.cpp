@@ -509,7 +509,7 @@ std::string sweep_section(const ReportInput& in, const std::vector<GroupStat>& g
 }
 
 std::string results_section(const ReportInput& in) {
-  auto columns = in.columns.empty() ? report_columns(kResultColumns, in.sweep) : in.columns;
+  auto columns = in.columns.empty() ? report_columns(result_columns(in.sweep), in.sweep) : in.columns;
   // Columns no job has a value in (an lth run has no fold) only take room;
   // results.csv keeps them all.
   std::erase_if(columns, [&](const std::string& c) {

@@ -101,7 +101,7 @@ ReportInput report_input(const std::filesystem::path& dir, std::vector<JobRecord
   if (in.title.empty()) in.title = std::filesystem::absolute(dir).lexically_normal().parent_path().filename().string();
   in.sweep = sweep;
   in.summary = summary.is_object() ? summary : nlohmann::json::object();
-  in.columns = report_columns(kResultColumns, sweep);
+  in.columns = report_columns(result_columns(sweep), sweep);
 
   in.attempts = run_attempts(dir, records);
   in.jobs = std::move(records);
@@ -131,6 +131,7 @@ ReportInput report_input(const std::filesystem::path& dir, std::vector<JobRecord
   for (const auto& t : in.utilization.tracks)
     if (t.series.kind == SeriesKind::core_busy) cores.insert(t.series.index);
   for (const auto& a : in.attempts) cores.insert(a.cores.begin(), a.cores.end());
+  cores.insert(sweep.cores.begin(), sweep.cores.end());  // a core that ran no job still has a track
   in.cores.assign(cores.begin(), cores.end());
   return in;
 }

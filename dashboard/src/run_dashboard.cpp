@@ -2,6 +2,7 @@
 
 #include <packtrain/dashboard/live_server.hpp>
 #include <packtrain/dashboard/live_status.hpp>
+#include <packtrain/dashboard/rebuild.hpp>
 #include <packtrain/scheduler/mutex.hpp>
 #include <packtrain/dashboard/report.hpp>
 #include <packtrain/dashboard/run_files.hpp>
@@ -27,7 +28,7 @@ constexpr double kTraceWriteShare = 0.01;
 SweepMeta resolve_sweep(const DashboardOptions& options) {
   nlohmann::json meta = nlohmann::json::object();
   if (options.journal())
-    for (const char* key : {"command", "group_by", "metric", "metric_goal", "plot_x", "plot_series", "plot_reference"})
+    for (const auto& key : SweepMeta::keys())
       if (auto value = options.journal()->meta(key)) meta[key] = *value;
   if (options.meta().is_object())
     for (const auto& [key, value] : options.meta().items()) meta[key] = value;
@@ -60,6 +61,16 @@ struct RunDashboard::Impl {
       auto [span, args] = std::move(it->second);
       span.status = JobStatus::done;
       span.end = std::max(span.start, end);
+      if (!lent_csv.is_open() && !options.out_dir().empty()) {
+        // Opened at the first lent core: most runs lend none. A folder that
+        // cannot take it costs the rebuilt trace its lent slices, not the run.
+        try {
+          lent_csv = AppendFile(options.out_dir() / "lent.csv");
+          if (lent_csv.empty_at_open()) lent_csv.append(kAttemptsHeader);
+        } catch (const Error&) {
+        }
+      }
+      if (lent_csv.is_open()) lent_csv.append(attempt_row(span));
       ended.emplace_back(std::move(span), std::move(args));
       it = open.erase(it);
     }
@@ -78,6 +89,7 @@ struct RunDashboard::Impl {
   std::vector<std::pair<AttemptSpan, nlohmann::json>> ended PACKTRAIN_GUARDED_BY(mutex_);  // not yet in the trace
   double origin PACKTRAIN_GUARDED_BY(mutex_) = INFINITY;  // the runner's time zero: JobEvent::time counts from it
   AppendFile attempts_csv PACKTRAIN_GUARDED_BY(mutex_);
+  AppendFile lent_csv PACKTRAIN_GUARDED_BY(mutex_);  // cores lent to elastic jobs, as attempts.csv rows
   bool finished PACKTRAIN_GUARDED_BY(mutex_) = false;
 
   // The files the sampler thread writes while the run goes; finish() after
@@ -293,6 +305,11 @@ void RunDashboard::finish(const RunSummary& summary) {
     d.write_trace(true);
   }
   if (d.options.out_dir().empty()) return;
+  if (d.options.journal()) {
+    // From the journal, exactly as `packtrain report DIR` rebuilds it.
+    write_report(read_run(d.options.out_dir(), *d.options.journal()));
+    return;
+  }
   const SweepMeta sweep = resolve_sweep(d.options);
   const nlohmann::json totals = {{"command", sweep.command},      {"cores", d.cores.size()},
                                  {"done", summary.done},          {"failed", summary.failed},

@@ -54,14 +54,50 @@ SweepMeta SweepMeta::from_json(const nlohmann::json& meta) {
     if (!ref.is_number()) throw Error("meta plot_reference is not a number: " + meta_string(meta["plot_reference"]));
     s.plot_reference = ref.get<double>();
   }
+  if (meta.contains("columns")) {
+    const auto columns = meta_value(meta["columns"]);
+    if (!columns.is_array()) throw Error("meta columns is not a JSON array of names: " + meta_string(meta["columns"]));
+    for (const auto& c : columns) {
+      if (!c.is_string()) throw Error("meta columns holds a name that is not a string: " + c.dump());
+      s.columns.push_back(c.get<std::string>());
+    }
+  }
+  if (meta.contains("cores")) {
+    const auto cores = meta_value(meta["cores"]);
+    if (!cores.is_array()) throw Error("meta cores is not a JSON array of core ids: " + meta_string(meta["cores"]));
+    for (const auto& c : cores) {
+      if (!c.is_number_integer()) throw Error("meta cores holds an id that is not an integer: " + c.dump());
+      s.cores.push_back(c.get<int>());
+    }
+  }
   return s;
+}
+
+const std::vector<std::string>& SweepMeta::keys() {
+  static const std::vector<std::string> keys = {"command", "group_by",    "metric",         "metric_goal", "plot_x",
+                                                "plot_series", "plot_reference", "columns", "cores"};
+  return keys;
 }
 
 SweepMeta SweepMeta::from_journal(const Journal& journal) {
   nlohmann::json meta = nlohmann::json::object();
-  for (const char* key : {"command", "group_by", "metric", "metric_goal", "plot_x", "plot_series", "plot_reference"})
+  for (const auto& key : keys())
     if (auto value = journal.meta(key)) meta[key] = *value;
   return from_json(meta);
+}
+
+std::vector<std::string> result_columns(const SweepMeta& sweep) {
+  if (!sweep.columns.empty()) return sweep.columns;
+  std::vector<std::string> columns = {"job", "status"};
+  const auto add = [&](const std::string& c) {
+    if (!c.empty() && std::find(columns.begin(), columns.end(), c) == columns.end()) columns.push_back(c);
+  };
+  for (const auto& k : sweep.group_by) add(k);
+  add(sweep.plot_x);
+  add(sweep.plot_series);
+  add(sweep.metric);
+  for (const char* c : {"seconds", "cores", "rank"}) add(c);
+  return columns;
 }
 
 std::vector<GroupStat> group_stats(const std::vector<JobRecord>& jobs, const std::vector<std::string>& keys,

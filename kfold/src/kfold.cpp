@@ -15,7 +15,15 @@ namespace packtrain::kfold {
 KFold::KFold(std::shared_ptr<const data::DatasetSplit> data, KFoldOptions options)
     : data_(std::move(data)), options_(std::move(options)) {
   if (!data_) throw Error("a k-fold sweep needs a dataset");
-  options_.trainer().validate();
+  auto trainer = options_.trainer();
+  if (trainer.checkpoint_every() > 0) {
+    // Each job checkpoints into a folder of its own under checkpoint_root.
+    if (options_.checkpoint_root().empty())
+      throw Error("checkpoints every " + std::to_string(trainer.checkpoint_every()) +
+                  " epoch(s) need a folder for them (KFoldOptions::checkpoint_root)");
+    trainer.checkpoint_dir(options_.checkpoint_root());
+  }
+  trainer.validate();
   const std::int64_t n = data_->train.size();
   if (options_.limit() < 0) throw Error("--limit must not be negative");
   const std::int64_t used = options_.limit() > 0 ? std::min(options_.limit(), n) : n;
@@ -87,6 +95,7 @@ std::vector<Job> KFold::jobs() const {
             topts.checkpoint_dir(dir.string());
             if (auto latest = train::latest_checkpoint(dir)) topts.resume_from(latest->string());
           }
+          const auto resumed_from = topts.resume_from();
           train::Trainer trainer(model, topts);
           train::TrainCallbacks callbacks;
           callbacks.should_stop = [&ctx] { return ctx.stop_requested(); };
@@ -98,7 +107,11 @@ std::vector<Job> KFold::jobs() const {
             };
           }
           const auto result = trainer.fit(train::TrainData::from_fold(*data, (*folds)[fold]), callbacks);
-          return JobOutcome{.status = result.status, .metrics = result.metrics(), .message = result.message};
+          auto metrics = result.metrics();
+          // A job that went on from its last checkpoint (--checkpoint-every, --resume) says from which.
+          if (!resumed_from.empty())
+            metrics["resumed_from"] = std::filesystem::path(resumed_from).filename().string();
+          return JobOutcome{.status = result.status, .metrics = metrics, .message = result.message};
         };
         jobs.push_back(std::move(job));
       }
@@ -162,22 +175,27 @@ std::vector<GroupSummary> summarize(const std::vector<JobRecord>& records) {
   return groups;
 }
 
-std::string format_summary(const KFoldResult& result, int cores) {
+std::string format_summary(const KFoldResult& result, int cores, int ranks) {
   std::string out;
   char line[256];
   std::snprintf(line, sizeof(line), "%-12s %-9s %7s  %-20s %9s\n", "model", "schedule", "folds", "val top-1 mean ± std",
                 "val loss");
   out += line;
   for (const auto& g : result.groups) {
+    if (g.folds_done == 0) {
+      // No fold finished: no score to show, not a score of 0. ("—" is one
+      // column but three bytes, so it is padded by hand.)
+      std::snprintf(line, sizeof(line), "%-12s %-9s %3d/%-3d  ", g.model.c_str(), g.schedule.c_str(), g.folds_done,
+                    g.folds_total);
+      out += std::string(line) + "—" + std::string(19, ' ') + " " + std::string(8, ' ') + "—\n";
+      continue;
+    }
     std::snprintf(line, sizeof(line), "%-12s %-9s %3d/%-3d  %.4f ± %.4f      %9.4f%s\n", g.model.c_str(),
                   g.schedule.c_str(), g.folds_done, g.folds_total, g.mean_top1, g.std_top1, g.mean_loss,
                   g.best ? "  <- best" : "");
     out += line;
   }
-  const auto& s = result.run;
-  std::snprintf(line, sizeof(line), "makespan %s, jobs' own time %s: %.2fx the speed of one job at a time on %d core(s)\n",
-                format_duration(s.makespan_s).c_str(), format_duration(s.job_seconds).c_str(), result.speedup, cores);
-  out += line;
+  out += format_speedup(result.run, cores, ranks) + "\n";
   return out;
 }
 

@@ -74,7 +74,7 @@ nlohmann::json metrics_of(const train::TrainResult& result) {
 
 const std::vector<std::string>& result_columns() {
   static const std::vector<std::string> columns = [] {
-    auto c = kResultColumns;
+    auto c = train::result_columns();
     for (const char* extra : {"kind", "sparsity", "reset_epoch", "round", "test_top1", "weights_left"}) c.push_back(extra);
     return c;
   }();
@@ -454,7 +454,8 @@ std::string format_report(const LthReport& report) {
            "% of weights left), reset epoch " + std::to_string(w.reset_epoch) + ", test top-1 " +
            fixed(100 * w.test_top1, 2) + "%\n  mask " + w.mask + ", ticket " + w.ticket + "\n";
   } else if (report.dense_top1) {
-    out += "winning ticket: none within the tolerance\n";
+    out += report.points.empty() ? "winning ticket: none yet: no retrain finished\n"
+                                 : "winning ticket: none within the tolerance\n";
   }
   if (!report.transfer.empty()) {
     const auto pct = [](const std::optional<double>& v) { return v ? fixed(100 * *v, 2) + "%" : std::string("not done"); };

@@ -142,7 +142,7 @@ int main(int argc, char** argv) {
   try {
     const Options o = parse(argc, argv);
     const auto node = packtrain::detect_node_resources();
-    packtrain::prepare_output_dir(o.out, false);
+    packtrain::create_output_dir(o.out);
     auto journal = packtrain::Journal::open(std::filesystem::path(o.out) / "journal.sqlite");
     journal->set_meta("command", o.sweep);
     journal->set_meta("metric", "val_top1");
@@ -179,7 +179,8 @@ int main(int argc, char** argv) {
                                                  {"makespan_s", summary.makespan_s}, {"job_seconds", summary.job_seconds},
                                                  {"cores", node.core_count()}})
                                      .dump());
-    packtrain::write_results_csv(std::filesystem::path(o.out) / "results.csv", summary.jobs);
+    packtrain::write_results_csv(std::filesystem::path(o.out) / "results.csv", summary.jobs,
+                                 {"job", "status", "model", "schedule", "fold", "val_top1", "seconds", "cores", "rank"});
     std::printf("finished\n");
     std::fflush(stdout);
     if (o.serve) {

@@ -210,7 +210,9 @@ TEST(KFoldCli, CtrlCRecordsWhatFinishedExits130AndResumeFinishes) {
   kill(pid, SIGINT);
   const auto interrupted = packtrain::testing::wait_command(pid);
   EXPECT_EQ(interrupted.exit_code, 130) << read_file(dir / "run.log");
-  EXPECT_NE(read_file(dir / "run.log").find("interrupted"), std::string::npos);
+  // It says what happens: running jobs stop now, recorded cancelled.
+  EXPECT_NE(read_file(dir / "run.log").find("stopping the running jobs (recorded as cancelled"), std::string::npos)
+      << read_file(dir / "run.log");
   int done_after = 0, running = 0;
   for (const auto& r : Journal::open(out / "journal.sqlite")->records()) {
     done_after += r.status == JobStatus::done;
@@ -222,4 +224,24 @@ TEST(KFoldCli, CtrlCRecordsWhatFinishedExits130AndResumeFinishes) {
   const auto resumed = run_command(small_sweep(out, {"--resume"}));
   ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
   EXPECT_EQ(read_results(out / "results.csv").size(), 8u);
+  // attempts.csv numbers a job's attempts on across runs: a cancelled
+  // attempt 1 is followed by attempt 2, never a second attempt 1.
+  std::map<std::string, std::set<std::string>> attempts;  // job -> attempt numbers
+  int cancelled = 0;
+  std::istringstream rows(read_file(out / "attempts.csv"));
+  std::string row;
+  std::getline(rows, row);  // header
+  while (std::getline(rows, row)) {
+    std::stringstream cells(row);
+    std::string job, attempt, status;
+    std::getline(cells, job, ',');
+    std::getline(cells, attempt, ',');
+    std::getline(cells, status, ',');
+    EXPECT_TRUE(attempts[job].insert(attempt).second) << "job " << job << " has two attempts numbered " << attempt;
+    if (status == "cancelled") {
+      ++cancelled;
+      EXPECT_EQ(attempt, "1") << row;
+    }
+  }
+  EXPECT_GE(cancelled, 1) << read_file(out / "attempts.csv");
 }

@@ -56,6 +56,8 @@ TEST(KFoldMpi, TwoRanksShareTheSweepAndMatchOneProcess) {
   EXPECT_TRUE(std::filesystem::exists(dir / "mpi/results.csv"));
   EXPECT_NE(packtrain::testing::read_file(dir / "mpi/results.csv").find(",1,1\n"), std::string::npos);
   EXPECT_FALSE(std::filesystem::exists(dir / "mpi/ranks/rank-1/journal.sqlite"));
+  // The speed line counts the cores of every rank: 1 each.
+  EXPECT_NE(mpi.out.find("the speed of one job at a time on 2 cores (2 ranks)"), std::string::npos) << mpi.out;
 }
 
 TEST(KFoldShards, ShardsCoverEveryJobExactlyOnce) {

@@ -277,4 +277,13 @@ TEST(LthReport, TheWinnerIsTheSparsestTicketWithinTheTolerance) {
   // A stricter tolerance leaves only the 50% tickets.
   EXPECT_DOUBLE_EQ(lth::summarize(records, 0.0).winner->sparsity, 0.5);
   EXPECT_FALSE(lth::choose_winner(0.95, lth::summarize(records, 0.0).points, 0.0));
+  // No ticket within the tolerance is not the same as no retrain finished (Ctrl-C after the dense run).
+  auto strict = lth::summarize(records, 0.0);
+  strict.dense_top1 = 0.95;
+  strict.winner.reset();
+  EXPECT_NE(lth::format_report(strict).find("winning ticket: none within the tolerance"), std::string::npos);
+  const auto dense_only = lth::summarize({records.front(), failed}, 0.005);
+  ASSERT_TRUE(dense_only.dense_top1);
+  EXPECT_NE(lth::format_report(dense_only).find("winning ticket: none yet: no retrain finished"), std::string::npos)
+      << lth::format_report(dense_only);
 }

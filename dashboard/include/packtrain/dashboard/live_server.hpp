@@ -22,6 +22,10 @@
 
 namespace packtrain::dashboard {
 
+// Throws the Error LiveServer would (the port in use, no such address)
+// without serving anything: a run checks --serve before it writes a file.
+void check_can_listen(const std::string& bind, int port);
+
 class LiveServer {
  public:
   // What the server shows; each is called on a server thread, per request.

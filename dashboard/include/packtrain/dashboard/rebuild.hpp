@@ -1,9 +1,12 @@
 #pragma once
-// Rebuilding a run's report and trace from its folder, after the fact
-// (`packtrain report DIR`): from DIR/journal.sqlite, DIR/attempts.csv and
-// DIR/utilization.csv, the files RunDashboard left there.
+// A run's files from its folder: DIR/journal.sqlite (records and meta),
+// DIR/attempts.csv, DIR/lent.csv and DIR/utilization.csv, the files
+// RunDashboard left there. The run's own end writes results.csv,
+// results.json and report.html through these same functions, so
+// `packtrain report DIR` reproduces them byte for byte.
 //
 //   auto run = packtrain::dashboard::read_run_folder(dir);   // throws Error on bad input, writes nothing
+//   packtrain::dashboard::write_results(run);                 // DIR/results.csv, DIR/results.json
 //   packtrain::dashboard::write_report(run);                  // DIR/report.html
 //   packtrain::dashboard::write_trace(run);                   // DIR/trace.json, when samples exist
 #include <packtrain/dashboard/report.hpp>
@@ -27,12 +30,22 @@ struct RunFolder {
 // folder does not exist, holds no journal.sqlite, or the journal is damaged
 // or not a packtrain journal; writes nothing.
 RunFolder read_run_folder(const std::filesystem::path& dir);
+// The same from a journal already open (the run's own, at its end).
+RunFolder read_run(const std::filesystem::path& dir, const Journal& journal);
+
+// The summary results.json carries: the run's (meta `summary`), else counts
+// of jobs by status and the sum of their times (a run killed before its end).
+nlohmann::json run_summary(const RunFolder& run);
+
+// Writes DIR/results.csv and DIR/results.json (atomically), with the
+// sweep's columns (result_columns).
+void write_results(const RunFolder& run);
 
 // Writes DIR/report.html (atomically).
 void write_report(const RunFolder& run);
 
-// Writes DIR/trace.json (atomically) from the attempts and the samples in
-// utilization.csv. Returns false, writing nothing, when the folder has no
+// Writes DIR/trace.json (atomically) from the attempts, the cores lent to
+// elastic jobs (lent.csv) and the samples in utilization.csv. Returns false, writing nothing, when the folder has no
 // utilization.csv (an existing trace.json is then the best there is).
 bool write_trace(const RunFolder& run);
 

@@ -40,6 +40,8 @@ namespace packtrain::dashboard {
 //   plot_x          spec key on the x axis of a line plot: "sparsity" (optional)
 //   plot_series     spec key, one line per value: "reset_epoch" (optional)
 //   plot_reference  a number drawn as a dashed line: the dense accuracy (optional)
+//   columns         JSON array: results.csv's columns, as the sweep chose them (optional)
+//   cores           JSON array: the cores the run had, each a track even if idle (optional)
 struct SweepMeta {
   std::string command;
   std::vector<std::string> group_by;
@@ -47,6 +49,11 @@ struct SweepMeta {
   bool higher_is_better = true;
   std::string plot_x, plot_series;
   std::optional<double> plot_reference;
+  std::vector<std::string> columns;
+  std::vector<int> cores;
+
+  // The meta keys above: what a report, a rebuild and a merge read.
+  static const std::vector<std::string>& keys();
 
   // Reads the keys above; absent keys keep their defaults. Malformed values
   // (group_by not a JSON array of strings, plot_reference not a number)
@@ -119,7 +126,7 @@ struct ReportInput {
   // Run totals: done, failed, ..., makespan_s, job_seconds, cores (the keys
   // of the CLI's summary JSON); missing ones are computed from `jobs`.
   nlohmann::json summary = nlohmann::json::object();
-  std::vector<std::string> columns;   // of the results table (kResultColumns when empty)
+  std::vector<std::string> columns;   // of the results table (result_columns(sweep) when empty)
   std::vector<int> cores;             // a track for each, even a core that ran no job
   int rank = 0;
 };
@@ -139,6 +146,11 @@ ReportInput report_input(const std::filesystem::path& dir, std::vector<JobRecord
 // The results table's columns: `base`, plus the group_by and plot keys of
 // `sweep` that are missing from it.
 std::vector<std::string> report_columns(const std::vector<std::string>& base, const SweepMeta& sweep);
+
+// The columns of results.csv: the sweep's (meta `columns`), else, for a run
+// that did not record them, job, status, the group_by and plot keys, the
+// metric, seconds, cores and rank.
+std::vector<std::string> result_columns(const SweepMeta& sweep);
 
 std::string render_report_html(const ReportInput& input);
 

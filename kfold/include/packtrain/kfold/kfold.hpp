@@ -106,7 +106,9 @@ KFoldResult result_of(RunSummary run);
 // Groups records of kfold jobs by (model, schedule), in first-seen order.
 std::vector<GroupSummary> summarize(const std::vector<JobRecord>& records);
 
-// The summary table the CLI prints: one line per (model, schedule), the best marked.
-std::string format_summary(const KFoldResult& result, int cores);
+// The summary table the CLI prints: one line per (model, schedule), the best
+// marked, "—" for a group with no finished fold; then the speed line
+// (format_speedup) over `cores` in all, on `ranks` ranks.
+std::string format_summary(const KFoldResult& result, int cores, int ranks = 1);
 
 }  // namespace packtrain::kfold
