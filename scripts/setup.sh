@@ -19,8 +19,10 @@ packages=(
   libcpp-httplib-dev
   # MPI
   libopenmpi-dev openmpi-bin
-  # tests and benchmarks
+  # tests and benchmarks; clang builds the ThreadSanitizer test with
+  # -Wthread-safety (its OpenMP and sanitizer runtimes with it)
   libgtest-dev libgmock-dev libbenchmark-dev
+  clang libomp-dev libclang-rt-dev
   # data
   dataset-fashion-mnist
   # the dashboard's browser test
