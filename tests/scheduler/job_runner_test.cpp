@@ -42,6 +42,27 @@ Job recorded(Job job, std::mutex& m, std::map<std::string, Span>& spans) {
   return job;
 }
 
+// A job that counts its start, then works until a stop is asked for and
+// returns `cancelled` (a job checks for a stop between steps of its work).
+Job stops_when_asked(const std::string& name, Counter& started) {
+  Job job = sleeping_job(name, 0);
+  job.run = [&started](JobContext& ctx) {
+    started.add(1);
+    const auto deadline = Clock::now() + packtrain::testing::kPatience;
+    while (!ctx.stop_requested() && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    return JobOutcome{.status = JobStatus::cancelled};
+  };
+  return job;
+}
+
+// Asks `runner` to stop (as Ctrl-C does) once `jobs` have started.
+std::thread stop_once_started(JobRunner& runner, Counter& started, int jobs) {
+  return std::thread([&runner, &started, jobs] {
+    EXPECT_TRUE(started.wait_for(jobs));
+    runner.request_stop();
+  });
+}
+
 std::string error_of(const std::function<void()>& fn) {
   try {
     fn();
@@ -201,19 +222,9 @@ TEST(JobRunner, StopLetsRunningJobsFinishAndStartsNothingNew) {
   auto journal = Journal::open(dir / "journal.sqlite");
   Counter started;
   for (int i = 0; i < 10; ++i) {
-    Job job = sleeping_job("j" + std::to_string(i), 1);
-    job.run = [&](JobContext& ctx) {
-      started.add(1);
-      const auto deadline = Clock::now() + std::chrono::seconds(20);
-      while (!ctx.stop_requested() && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-      return JobOutcome{.status = JobStatus::cancelled};
-    };
-    r.runner->add(job);
+    r.runner->add(stops_when_asked("j" + std::to_string(i), started));
   }
-  std::thread stopper([&] {
-    EXPECT_TRUE(started.wait_for(2));
-    r.runner->request_stop();
-  });
+  std::thread stopper = stop_once_started(*r.runner, started, 2);
   r.options.journal = journal.get();
   const auto s = r.runner->run(r.options);
   stopper.join();
@@ -374,19 +385,8 @@ TEST(JobRunner, DependentsOfACancelledJobAreSkippedNotLeftWaiting) {
 TEST(JobRunner, StoppingTheOnlyJobStillReportsAnInterruptedRun) {
   VirtualRun r(1);
   Counter started;
-  auto job = sleeping_job("only", 1);
-  job.run = [&](JobContext& ctx) {
-    started.add(1);
-    // A job checks for a stop between steps of its work.
-    const auto deadline = Clock::now() + packtrain::testing::kPatience;
-    while (!ctx.stop_requested() && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    return JobOutcome{.status = JobStatus::cancelled};
-  };
-  r.runner->add(job);
-  std::thread stopper([&] {
-    EXPECT_TRUE(started.wait_for(1));
-    r.runner->request_stop();
-  });
+  r.runner->add(stops_when_asked("only", started));
+  std::thread stopper = stop_once_started(*r.runner, started, 1);
   const auto s = r.runner->run(r.options);
   stopper.join();
   EXPECT_TRUE(s.interrupted);

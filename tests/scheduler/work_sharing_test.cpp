@@ -141,8 +141,11 @@ TEST(WorkSharing, AnIdleRunnerStealsAndEveryJobRunsExactlyOnce) {
   EXPECT_GT(on_b, 0);
   EXPECT_LT(on_b, 24);
   // b started with nothing: everything it ran was handed to it.
-  for (const auto& [job, side] : where)
-    if (side == 1) EXPECT_EQ(handed_to_b.count(job), 1u) << "job " << job << " ran on b unasked";
+  for (const auto& [job, side] : where) {
+    if (side == 1) {
+      EXPECT_EQ(handed_to_b.count(job), 1u) << "job " << job << " ran on b unasked";
+    }
+  }
   // Both runners end knowing every job's result, with the rank that ran it.
   for (const auto* s : {&sa, &sb}) {
     EXPECT_EQ(s->done, 24);
