@@ -12,7 +12,6 @@
 
 #include <chrono>
 #include <cmath>
-#include <thread>
 
 namespace packtrain::hogwild {
 namespace {
@@ -24,11 +23,46 @@ double seconds_since(Clock::time_point t) { return std::chrono::duration<double>
 // Salts of the seeds derived from the job's seed (data::mix_seed).
 constexpr std::uint64_t kOrderSalt = 1000;
 
+// How often a waiting worker looks at what cannot wake it: its lease
+// (CoreLease has no way to notify) and the run's stop flag (Ctrl-C).
+constexpr auto kLeasePoll = std::chrono::milliseconds(2);
+constexpr auto kStopPoll = std::chrono::milliseconds(20);
+
 void raise_to(std::atomic<int>& peak, int value) {
   int p = peak.load(std::memory_order_relaxed);
   while (value > p && !peak.compare_exchange_weak(p, value, std::memory_order_relaxed)) {
   }
 }
+
+// A work-pool slot, held for as long as this object lives: an exception
+// cannot leave it taken (STYLE.md, "Ownership of a slot").
+class PoolSlot {
+ public:
+  explicit PoolSlot(WorkPool& pool) : pool_(pool), slot_(pool.join()) {}
+  ~PoolSlot() {
+    if (slot_ >= 0) pool_.leave(slot_);  // what it was dealt and did not start stays for the others
+  }
+  PoolSlot(const PoolSlot&) = delete;
+  PoolSlot& operator=(const PoolSlot&) = delete;
+  int index() const { return slot_; }  // -1: every slot taken
+
+ private:
+  WorkPool& pool_;
+  int slot_;
+};
+
+// Runs `fn` when the scope ends, also by an exception.
+template <typename F>
+class AtScopeEnd {
+ public:
+  explicit AtScopeEnd(F fn) : fn_(std::move(fn)) {}
+  ~AtScopeEnd() { fn_(); }
+  AtScopeEnd(const AtScopeEnd&) = delete;
+  AtScopeEnd& operator=(const AtScopeEnd&) = delete;
+
+ private:
+  F fn_;
+};
 
 }  // namespace
 
@@ -143,8 +177,44 @@ void HogwildTrainer::train_minibatch(int slot, std::int64_t epoch, std::int64_t 
   }
   loss_sum_[e]->fetch_add(loss.item<double>(), std::memory_order_relaxed);
   hits_[e][static_cast<std::size_t>(index)].fetch_add(1, std::memory_order_relaxed);
+}
+
+void HogwildTrainer::train_counted(int slot, std::int64_t epoch, std::int64_t index) {
+  // Counted however it ends, so the epoch's end never waits for it; after a
+  // throw, counted once the failure is recorded (the handler runs first), so
+  // whoever sees the count also sees the failure.
+  const AtScopeEnd count([&] { minibatch_done(epoch); });
+  try {
+    train_minibatch(slot, epoch, index);
+  } catch (const std::exception& e) {
+    fail(e.what());
+    throw;
+  } catch (...) {
+    fail("unknown exception");
+    throw;
+  }
+}
+
+void HogwildTrainer::minibatch_done(std::int64_t epoch) {
   // release: the epoch's end (acquire) sees this minibatch's counts.
-  trained_[e]->fetch_add(1, std::memory_order_release);
+  if (trained_[static_cast<std::size_t>(epoch)]->fetch_add(1, std::memory_order_release) + 1 < batches_) return;
+  { std::lock_guard lock(wake_mutex_); }
+  epoch_done_.notify_all();
+}
+
+void HogwildTrainer::fail(const std::string& message) {
+  {
+    std::lock_guard lock(wake_mutex_);
+    if (failure_.empty()) failure_ = message.substr(0, message.find('\n'));
+    failed_.store(true, std::memory_order_release);
+  }
+  epoch_done_.notify_all();
+  next_round_.notify_all();
+}
+
+void HogwildTrainer::throw_failure() {
+  std::lock_guard lock(wake_mutex_);
+  throw Error("a Hogwild worker failed: " + failure_);
 }
 
 void HogwildTrainer::enter() {
@@ -155,13 +225,23 @@ void HogwildTrainer::leave() { workers_.fetch_sub(1, std::memory_order_acq_rel);
 
 HogwildResult HogwildTrainer::run(const JobContext* ctx) {
   at::set_num_threads(1);  // one intra-op thread per worker: the workers are the parallelism
-  const int slot = pool_->join();
-  PACKTRAIN_CHECK(slot >= 0, "Hogwild: no work pool slot for the run's own thread");
+  const PoolSlot slot(*pool_);
+  PACKTRAIN_CHECK(slot.index() >= 0, "Hogwild: no work pool slot for the run's own thread");
   enter();
+  // However run ends (an exception too): the helpers stop, this worker leaves.
+  const AtScopeEnd end([this] {
+    {
+      std::lock_guard lock(wake_mutex_);
+      finished_.store(true, std::memory_order_release);
+    }
+    next_round_.notify_all();
+    leave();
+  });
   HogwildResult result;
   double train_seconds = 0;
   std::int64_t samples = 0;
   const auto stop = [ctx] { return ctx && ctx->stop_requested(); };
+  const auto failed = [this] { return failed_.load(std::memory_order_acquire); };
   for (int epoch = 1; epoch <= options_.epochs(); ++epoch) {
     if (stop()) {
       result.status = JobStatus::cancelled;
@@ -177,21 +257,25 @@ HogwildResult HogwildTrainer::run(const JobContext* ctx) {
     {
       std::lock_guard lock(wake_mutex_);
     }
-    wake_.notify_all();
-    bool stopped = false;
-    while (auto item = pool_->take(slot)) {
-      train_minibatch(slot, item->round, item->index);
-      if (stop()) {
-        stopped = true;
-        break;
-      }
+    next_round_.notify_all();
+    while (!stop() && !failed()) {
+      const auto item = pool_->take(slot.index());
+      if (!item) break;
+      train_counted(slot.index(), item->round, item->index);
     }
-    if (stopped) {
+    // The others finish the minibatches they hold; a helper that throws
+    // counts its minibatch and says so; Ctrl-C is looked at meanwhile.
+    {
+      std::unique_lock lock(wake_mutex_);
+      // acquire: pairs with minibatch_done's release; their counts are visible.
+      while (trained_[e]->load(std::memory_order_acquire) < batches_ && !failed() && !stop())
+        epoch_done_.wait_for(lock, kStopPoll);
+    }
+    if (failed()) throw_failure();
+    if (stop()) {
       result.status = JobStatus::cancelled;
       break;
     }
-    // The others finish the minibatches they hold.
-    while (trained_[e]->load(std::memory_order_acquire) < batches_) std::this_thread::yield();
     EpochRecord record;
     record.epoch = epoch;
     record.seconds = seconds_since(start);
@@ -219,13 +303,6 @@ HogwildResult HogwildTrainer::run(const JobContext* ctx) {
                    {"workers", record.peak_workers}, {"samples_per_s", record.samples / record.seconds},
                    {"seconds", record.seconds}});
   }
-  {
-    std::lock_guard lock(wake_mutex_);
-    finished_.store(true, std::memory_order_release);
-  }
-  wake_.notify_all();
-  leave();
-  pool_->leave(slot);
   if (!result.epochs.empty()) {
     result.test_top1 = result.epochs.back().test_top1;
     result.test_loss = result.epochs.back().test_loss;
@@ -236,26 +313,26 @@ HogwildResult HogwildTrainer::run(const JobContext* ctx) {
 }
 
 void HogwildTrainer::help(const CoreLease& lease) {
-  if (finished_.load(std::memory_order_acquire)) return;
-  const int slot = pool_->join();
-  if (slot < 0) return;  // max_workers already at work
+  const auto over = [this] {
+    return finished_.load(std::memory_order_acquire) || failed_.load(std::memory_order_acquire);
+  };
+  if (over()) return;
+  const PoolSlot slot(*pool_);
+  if (slot.index() < 0) return;  // max_workers already at work
   at::set_num_threads(1);
   enter();
-  while (!lease.should_return() && !finished_.load(std::memory_order_acquire)) {
-    if (auto item = pool_->take(slot)) {
-      train_minibatch(slot, item->round, item->index);
+  const AtScopeEnd left([this] { leave(); });
+  while (!lease.should_return() && !over()) {
+    const std::int64_t dealt = pool_->dealt();  // before take: a deal after it is not missed
+    if (auto item = pool_->take(slot.index())) {
+      train_counted(slot.index(), item->round, item->index);  // a throw leaves the slot (PoolSlot) and fails the job
       continue;
     }
-    // Between epochs: sleep until the next deal or the end, looking at the
-    // lease now and then (the runner does not wake us).
+    // Between epochs: sleep until the next deal, the end or a failure,
+    // looking at the lease now and then (it cannot wake us).
     std::unique_lock lock(wake_mutex_);
-    wake_.wait_for(lock, std::chrono::milliseconds(2), [&] {
-      return finished_.load(std::memory_order_acquire) || pool_->dealt() > pool_->taken();
-    });
+    next_round_.wait_for(lock, kLeasePoll, [&] { return over() || pool_->dealt() != dealt; });
   }
-  leave();
-  // What this worker was dealt and did not start stays in its deque for the others.
-  pool_->leave(slot);
 }
 
 Job make_hogwild_job(std::shared_ptr<const data::DatasetSplit> data, HogwildOptions options, int min_cores,

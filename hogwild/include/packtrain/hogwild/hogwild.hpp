@@ -88,11 +88,14 @@ class HogwildTrainer {
   // Trains on the calling thread (one worker), with every thread that calls
   // help() meanwhile; returns after the last epoch's evaluation. `ctx` (may
   // be null) gives the stop request and receives each epoch's report.
+  // Throws packtrain::Error naming the first failure of a helper's minibatch.
   HogwildResult run(const JobContext* ctx = nullptr);
 
   // One more worker, on the calling thread: trains minibatches until
   // lease.should_return() or the training ends. Any number of threads at
-  // once; those beyond max_workers return at once.
+  // once; those beyond max_workers return at once. If a minibatch throws,
+  // the minibatch is counted, the worker's slot is given back, run() throws
+  // packtrain::Error with the message (the job fails) and help rethrows.
   void help(const CoreLease& lease);
 
   // Workers training now (the run's own thread included).
@@ -104,6 +107,11 @@ class HogwildTrainer {
   struct Replica;
   Replica& replica(int slot);   // the slot's owner only
   void train_minibatch(int slot, std::int64_t epoch, std::int64_t index);
+  // train_minibatch, counted even when it throws.
+  void train_counted(int slot, std::int64_t epoch, std::int64_t index);
+  void minibatch_done(std::int64_t epoch);
+  void fail(const std::string& message);
+  [[noreturn]] void throw_failure();
   void enter();
   void leave();
 
@@ -126,8 +134,12 @@ class HogwildTrainer {
   std::atomic<int> workers_{0};
   std::atomic<int> peak_workers_{0};
   std::atomic<bool> finished_{false};
-  std::mutex wake_mutex_;                       // with wake_: a new epoch or the end
-  std::condition_variable wake_;
+  std::atomic<bool> failed_{false};             // a minibatch threw: the run fails
+  std::mutex wake_mutex_;
+  std::string failure_;                         // the first failure's message (guarded by wake_mutex_)
+  // One condition per kind of waiter (STYLE.md, "Waiting"):
+  std::condition_variable next_round_;          // helpers: a new epoch, the end or a failure
+  std::condition_variable epoch_done_;          // the run's thread: the epoch's last minibatch or a failure
 };
 
 // A new model `name` of `shape` whose parameters and buffers are `shared`'s
