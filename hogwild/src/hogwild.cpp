@@ -316,22 +316,27 @@ void HogwildTrainer::help(const CoreLease& lease) {
   const auto over = [this] {
     return finished_.load(std::memory_order_acquire) || failed_.load(std::memory_order_acquire);
   };
-  if (over()) return;
   const PoolSlot slot(*pool_);
   if (slot.index() < 0) return;  // max_workers already at work
   at::set_num_threads(1);
   enter();
   const AtScopeEnd left([this] { leave(); });
-  while (!lease.should_return() && !over()) {
+  // Until the lease is asked back, also once the training is over: the job
+  // is then ending and its runner asks every lease back at once, while a
+  // helper that returned by itself would be lent the same idle core again
+  // and again until then.
+  while (!lease.should_return()) {
     const std::int64_t dealt = pool_->dealt();  // before take: a deal after it is not missed
-    if (auto item = pool_->take(slot.index())) {
-      train_counted(slot.index(), item->round, item->index);  // a throw leaves the slot (PoolSlot) and fails the job
-      continue;
+    if (!over()) {
+      if (auto item = pool_->take(slot.index())) {
+        train_counted(slot.index(), item->round, item->index);  // a throw leaves the slot (PoolSlot) and fails the job
+        continue;
+      }
     }
-    // Between epochs: sleep until the next deal, the end or a failure,
-    // looking at the lease now and then (it cannot wake us).
+    // Between epochs or after the end: sleep until the next deal, looking
+    // at the lease now and then (it cannot wake us).
     std::unique_lock lock(wake_mutex_);
-    next_round_.wait_for(lock, kLeasePoll, [&] { return over() || pool_->dealt() != dealt; });
+    next_round_.wait_for(lock, kLeasePoll, [&] { return !over() && pool_->dealt() != dealt; });
   }
 }
 

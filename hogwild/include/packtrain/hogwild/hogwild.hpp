@@ -92,8 +92,9 @@ class HogwildTrainer {
   HogwildResult run(const JobContext* ctx = nullptr);
 
   // One more worker, on the calling thread: trains minibatches until
-  // lease.should_return() or the training ends. Any number of threads at
-  // once; those beyond max_workers return at once. If a minibatch throws,
+  // lease.should_return() (after the training ends too: it waits to be
+  // asked back). Any number of threads at once; those beyond max_workers
+  // return at once. If a minibatch throws,
   // the minibatch is counted, the worker's slot is given back, run() throws
   // packtrain::Error with the message (the job fails) and help rethrows.
   void help(const CoreLease& lease);
