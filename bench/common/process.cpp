@@ -43,6 +43,15 @@ ProcessResult run_process(const std::vector<std::string>& argv, bool keep_stdout
   return r;
 }
 
+ProcessResult run_packtrain(const std::string& packtrain, const std::string& subcommand,
+                            const std::filesystem::path& out, const std::vector<std::string>& extra, bool serial) {
+  std::filesystem::remove_all(out);
+  std::vector<std::string> argv = {packtrain, subcommand, "--out", out.string(), "--quiet"};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  if (serial) argv.push_back("--serial");
+  return run_process(argv);
+}
+
 BusyProcesses::BusyProcesses(int count) {
   const pid_t parent = getpid();
   for (int i = 0; i < count; ++i) {

@@ -3,12 +3,13 @@
 // mpirun) command to its end, and CPU-bound busy loops that compete with a
 // bench for the cores.
 //
-//   auto r = packtrain::bench::run_process({"/path/packtrain", "kfold", "--out", "x"});
+//   auto r = packtrain::bench::run_packtrain("/path/packtrain", "kfold", out, {"--folds", "4"}, /*serial=*/false);
 //   if (!r.ok()) ...;                        // r.wall_s, r.max_rss_mb
 //
 //   packtrain::bench::BusyProcesses load(2);  // two `while (true) {}` children
 //   ...                                       // measure under load
 //   // killed and reaped when `load` goes out of scope
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,11 @@ struct ProcessResult {
 // Runs argv[0] (a path, not looked up in PATH) with `argv`, its stdout sent
 // to /dev/null unless `keep_stdout`; waits for it to end.
 ProcessResult run_process(const std::vector<std::string>& argv, bool keep_stdout = false);
+
+// `packtrain SUBCOMMAND --out OUT --quiet EXTRA... [--serial]`, run in a
+// fresh OUT (removed first) by run_process.
+ProcessResult run_packtrain(const std::string& packtrain, const std::string& subcommand,
+                            const std::filesystem::path& out, const std::vector<std::string>& extra, bool serial);
 
 // `count` child processes, each spinning on the CPU until this object is
 // destroyed (SIGKILL, then reaped). The children also die with the bench

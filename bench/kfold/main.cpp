@@ -31,11 +31,7 @@ struct Measure {
 
 Measure run_sweep(const std::string& packtrain, const std::vector<std::string>& extra, bool serial,
                   const std::filesystem::path& out) {
-  std::filesystem::remove_all(out);
-  std::vector<std::string> argv = {packtrain, "kfold", "--out", out.string(), "--quiet"};
-  argv.insert(argv.end(), extra.begin(), extra.end());
-  if (serial) argv.push_back("--serial");
-  const auto run = packtrain::bench::run_process(argv);
+  const auto run = packtrain::bench::run_packtrain(packtrain, "kfold", out, extra, serial);
   Measure m;
   m.wall_s = run.wall_s;
   m.max_rss_mb = run.max_rss_mb;

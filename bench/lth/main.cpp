@@ -103,11 +103,7 @@ struct Sweep {
 
 Sweep run_sweep(const std::string& packtrain, const std::vector<std::string>& extra, bool serial,
                 const std::filesystem::path& out) {
-  std::filesystem::remove_all(out);
-  std::vector<std::string> argv = {packtrain, "lth", "--out", out.string(), "--quiet"};
-  argv.insert(argv.end(), extra.begin(), extra.end());
-  if (serial) argv.push_back("--serial");
-  if (!packtrain::bench::run_process(argv).ok()) {
+  if (!packtrain::bench::run_packtrain(packtrain, "lth", out, extra, serial).ok()) {
     std::fprintf(stderr, "bench_lth: packtrain lth%s failed\n", serial ? " --serial" : "");
     std::exit(1);
   }

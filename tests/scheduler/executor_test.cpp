@@ -37,6 +37,27 @@ std::int64_t fib(Executor& ex, int n) {
   return x + y;
 }
 
+// Spawns `tasks` runs of `work` from a task on the executor; returns the
+// workers that ran them.
+template <typename F>
+std::set<int> workers_that_ran(Executor& ex, int tasks, F work) {
+  std::mutex m;
+  std::set<int> workers;
+  TaskGroup root(ex);
+  root.run([&] {
+    TaskGroup g(ex);
+    for (int i = 0; i < tasks; ++i)
+      g.run([&] {
+        work();
+        std::lock_guard lock(m);
+        workers.insert(ex.current_worker());
+      });
+    g.wait();
+  });
+  root.wait();
+  return workers;
+}
+
 void busy_for(std::chrono::microseconds d) {
   const auto until = std::chrono::steady_clock::now() + d;
   while (std::chrono::steady_clock::now() < until) {
@@ -106,21 +127,10 @@ TEST(Executor, NestedForkJoinComputesFibonacci) {
 
 TEST(Executor, TasksSpawnedOnAWorkerAreStolenByOthers) {
   Executor ex({0, 0}, ExecutorOptions{.pin = false});
-  std::mutex m;
-  std::set<int> workers;
-  TaskGroup root(ex);
-  root.run([&] {
-    TaskGroup g(ex);
-    for (int i = 0; i < 2000; ++i)
-      g.run([&] {
-        volatile double x = 0;
-        for (int k = 0; k < 20000; ++k) x = x + k;
-        std::lock_guard lock(m);
-        workers.insert(ex.current_worker());
-      });
-    g.wait();
+  const auto workers = workers_that_ran(ex, 2000, [] {
+    volatile double x = 0;
+    for (int k = 0; k < 20000; ++k) x = x + k;
   });
-  root.wait();
   EXPECT_EQ(workers.size(), 2u);
   EXPECT_GT(ex.steal_count(), 0u);
 }
@@ -168,20 +178,7 @@ TEST(Executor, ReservedWorkerRunsNothingUntilReleased) {
   Executor ex({0, 0}, ExecutorOptions{.pin = false});
   ex.set_reserved(1, true);
   // Fine-grained tasks must all run on worker 0 while worker 1 is lent out.
-  std::mutex m;
-  std::set<int> workers;
-  TaskGroup root(ex);
-  root.run([&] {
-    TaskGroup g(ex);
-    for (int i = 0; i < 500; ++i)
-      g.run([&] {
-        std::lock_guard lock(m);
-        workers.insert(ex.current_worker());
-      });
-    g.wait();
-  });
-  root.wait();
-  EXPECT_EQ(workers, (std::set<int>{0}));
+  EXPECT_EQ(workers_that_ran(ex, 500, [] {}), (std::set<int>{0}));
   ex.set_reserved(1, false);
 }
 
