@@ -136,6 +136,8 @@ RunSummary JobRunner::run(const RunOptions& options) {
       if (auto prior = options.journal->find(r.id); prior && prior->status == JobStatus::done) {
         r = *prior;
         nodes[j].done_before = true;
+      } else if (prior) {
+        r.attempts = prior->attempts;  // cancelled, failed or killed while running: numbering goes on
       }
     }
     if (std::find(options.already_done.begin(), options.already_done.end(), r.id) != options.already_done.end()) {
@@ -176,6 +178,9 @@ RunSummary JobRunner::run(const RunOptions& options) {
         emit({.kind = EventKind::queued, .job_id = records[j].id, .name = jobs_[j].name, .time = now(),
               .rank = options.rank});
 
+    earlier_attempts_.assign(n, 0);
+    for (int j = 0; j < n; ++j)
+      if (!nodes[j].done_before) earlier_attempts_[j] = records[j].attempts;
     records_ = std::move(records);
     graph_ = JobGraph(std::move(nodes));
     ledger_ = ResourceLedger(node_.core_count(), node_.gpus, node_.memory_mb);
@@ -248,7 +253,7 @@ void JobRunner::dispatch() {
 
 void JobRunner::start(int j, std::vector<int> workers) {
   const auto& job = jobs_[j];
-  const int attempt = graph_.start(j);
+  const int attempt = earlier_attempts_[j] + graph_.start(j);
   ledger_.hold(j, workers, {.cores = job.cores, .gpus = job.gpus, .memory_mb = job.memory_mb});
   std::vector<int> cores;
   for (int w : workers) cores.push_back(executor_.cores()[w]);

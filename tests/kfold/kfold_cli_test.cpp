@@ -1,7 +1,7 @@
 // packtrain kfold, run as a user runs it: a real process, real data, real files.
 #include <packtrain/scheduler/journal.hpp>
 
-#include "common/test_util.hpp"
+#include "common/cli_run.hpp"
 #include "packtrain_paths.hpp"
 
 #include <gtest/gtest.h>
@@ -30,27 +30,8 @@ std::vector<std::string> small_sweep(const std::filesystem::path& out, std::vect
   return argv;
 }
 
-// results.csv as job id -> column -> cell.
-std::map<std::string, std::map<std::string, std::string>> read_results(const std::filesystem::path& csv) {
-  std::istringstream in(read_file(csv));
-  std::string line;
-  std::getline(in, line);
-  std::vector<std::string> header;
-  std::stringstream h(line);
-  for (std::string c; std::getline(h, c, ',');) header.push_back(c);
-  std::map<std::string, std::map<std::string, std::string>> rows;
-  while (std::getline(in, line)) {
-    std::stringstream cells(line);
-    std::map<std::string, std::string> row;
-    std::size_t i = 0;
-    for (std::string c; std::getline(cells, c, ',') && i < header.size(); ++i) row[header[i]] = c;
-    rows[row["job"]] = row;
-  }
-  return rows;
-}
-
 void expect_same_numbers(const std::filesystem::path& a, const std::filesystem::path& b) {
-  const auto ra = read_results(a), rb = read_results(b);
+  const auto ra = packtrain::testing::results_by_id(a), rb = packtrain::testing::results_by_id(b);
   ASSERT_EQ(ra.size(), rb.size());
   for (const auto& [id, row] : ra) {
     ASSERT_TRUE(rb.count(id)) << "job " << id << " missing";
@@ -67,7 +48,7 @@ TEST(KFoldCli, PackedAndSerialGiveTheSameNumbers) {
   ASSERT_EQ(packed.exit_code, 0) << packed.err;
   const auto serial = run_command(small_sweep(dir / "serial", {"--serial"}));
   ASSERT_EQ(serial.exit_code, 0) << serial.err;
-  const auto rows = read_results(dir / "packed/results.csv");
+  const auto rows = packtrain::testing::results_by_id(dir / "packed/results.csv");
   ASSERT_EQ(rows.size(), 8u);
   std::set<std::string> cores_used;
   for (const auto& [id, row] : rows) {
@@ -183,7 +164,7 @@ TEST(KFoldCli, ConfigFileGivesTheSameOptions) {
   const auto r = run_command({PACKTRAIN_CLI, "kfold", "--config", (dir / "sweep.conf").string(), "--out",
                               (dir / "run").string(), "--quiet"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  const auto rows = read_results(dir / "run/results.csv");
+  const auto rows = packtrain::testing::results_by_id(dir / "run/results.csv");
   ASSERT_EQ(rows.size(), 2u);
   for (const auto& [id, row] : rows) {
     EXPECT_EQ(row.at("model"), "mlp");
@@ -223,7 +204,7 @@ TEST(KFoldCli, CtrlCRecordsWhatFinishedExits130AndResumeFinishes) {
   EXPECT_EQ(running, 0);  // the running job stopped at a checkpoint and was recorded
   const auto resumed = run_command(small_sweep(out, {"--resume"}));
   ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
-  EXPECT_EQ(read_results(out / "results.csv").size(), 8u);
+  EXPECT_EQ(packtrain::testing::results_by_id(out / "results.csv").size(), 8u);
   // attempts.csv numbers a job's attempts on across runs: a cancelled
   // attempt 1 is followed by attempt 2, never a second attempt 1.
   std::map<std::string, std::set<std::string>> attempts;  // job -> attempt numbers

@@ -200,6 +200,10 @@ class JobRunner {
   JobGraph graph_ PACKTRAIN_GUARDED_BY(mutex_);
   ResourceLedger ledger_ PACKTRAIN_GUARDED_BY(mutex_);
   std::vector<JobRecord> records_ PACKTRAIN_GUARDED_BY(mutex_);
+  // Attempts a job made in earlier runs (--resume): its attempts go on from
+  // there (attempts.csv never holds two attempt 1s), while its retries count
+  // this run's failures only.
+  std::vector<int> earlier_attempts_ PACKTRAIN_GUARDED_BY(mutex_);
   std::map<int, Helpers> helpers_ PACKTRAIN_GUARDED_BY(mutex_);  // running jobs that lend_cores_to
   CondVar lease_ended_;                               // close_leases waits here (notify_all)
   RunSummary summary_ PACKTRAIN_GUARDED_BY(mutex_);
