@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <numeric>
 #include <sstream>
@@ -150,6 +151,34 @@ void check_same_run(const std::filesystem::path& dir, const std::string& command
   throw Error(refuse + "its job list differs from this command's (first: " + first + ")" + advice);
 }
 
+// Under MPI every rank must have built the same job list (the same flags
+// and data): rank 0's list goes to every rank, each finds where its own
+// first differs, and the first difference anywhere is every rank's one-line
+// error. Jobs travel between ranks by id, so ranks with other lists would
+// run jobs nobody asked for, or wait for jobs that do not exist.
+void check_same_jobs_on_every_rank(distributed::MpiSession& mpi, const nlohmann::json& jobs) {
+  const auto theirs = nlohmann::json::parse(mpi.broadcast(mpi.rank() == 0 ? jobs.dump() : std::string()), nullptr, false);
+  constexpr int kSame = std::numeric_limits<int>::max();
+  int mine = kSame;
+  if (!theirs.is_array()) {
+    mine = 0;
+  } else {
+    for (std::size_t k = 0; k < std::max(theirs.size(), jobs.size()) && mine == kSame; ++k) {
+      const auto a = k < theirs.size() ? theirs[k].value("id", "") : "";
+      const auto b = k < jobs.size() ? jobs[k].value("id", "") : "";
+      if (a != b) mine = static_cast<int>(std::min<std::size_t>(k, kSame - 1));
+    }
+  }
+  const int first = mpi.min(mine);
+  if (first == kSame) return;
+  const auto k = static_cast<std::size_t>(first);
+  const std::string name = theirs.is_array() && k < theirs.size()
+                               ? theirs[k].value("name", "") + " (" + theirs[k].value("id", "") + ")"
+                               : "the end of rank 0's list";
+  throw Error("the ranks built different jobs (other flags or data on some rank?): job " + std::to_string(k + 1) +
+              " is " + name + " on rank 0 but not on every rank; start every rank with the same command");
+}
+
 // Whether --out may hold this run, decided before anything is written:
 // a new or empty folder, or (with --resume) a folder holding this same run.
 // Returns true when the folder holds a run to resume.
@@ -227,6 +256,8 @@ void RunSetup::open_run(const nlohmann::json& meta, std::vector<Job> jobs, const
   const std::string shard = std::to_string(shard_) + "/" + std::to_string(shards_);
   nlohmann::json job_list = nlohmann::json::array();
   for (const auto& job : jobs) job_list.push_back({{"id", job.id()}, {"name", job.name}});
+
+  if (mpi_) check_same_jobs_on_every_rank(*mpi_, job_list);
 
   // Everything that can refuse the run, before anything is written.
   std::string problem;

@@ -1,7 +1,7 @@
 // packtrain kfold under mpirun, and split into --shard parts, as users run it.
 #include <packtrain/scheduler/journal.hpp>
 
-#include "common/test_util.hpp"
+#include "common/cli_run.hpp"
 #include "packtrain_paths.hpp"
 
 #include <gtest/gtest.h>
@@ -10,6 +10,7 @@
 #include <set>
 
 using namespace packtrain;
+using packtrain::testing::journal_by_id;
 using packtrain::testing::run_command;
 using packtrain::testing::TempDir;
 
@@ -23,12 +24,6 @@ std::vector<std::string> sweep(const std::filesystem::path& out, std::vector<std
   return argv;
 }
 
-std::map<std::string, JobRecord> records(const std::filesystem::path& journal) {
-  std::map<std::string, JobRecord> out;
-  for (auto& r : Journal::open(journal)->records()) out[r.id] = r;
-  return out;
-}
-
 }  // namespace
 
 TEST(KFoldMpi, TwoRanksShareTheSweepAndMatchOneProcess) {
@@ -40,8 +35,8 @@ TEST(KFoldMpi, TwoRanksShareTheSweepAndMatchOneProcess) {
   argv.insert(argv.end(), inner.begin(), inner.end());
   const auto mpi = run_command(argv);
   ASSERT_EQ(mpi.exit_code, 0) << mpi.out << mpi.err;
-  const auto one = records(dir / "single/journal.sqlite");
-  const auto two = records(dir / "mpi/journal.sqlite");
+  const auto one = journal_by_id(dir / "single");
+  const auto two = journal_by_id(dir / "mpi");
   ASSERT_EQ(two.size(), 6u);
   std::set<int> ranks;
   for (const auto& [id, r] : two) {
@@ -66,14 +61,14 @@ TEST(KFoldShards, ShardsCoverEveryJobExactlyOnce) {
   for (int i = 0; i < 3; ++i) {
     const auto r = run_command(sweep(dir / ("shard" + std::to_string(i)), {"--shard", std::to_string(i) + "/3"}));
     ASSERT_EQ(r.exit_code, 0) << r.err;
-    for (const auto& [id, rec] : records(dir / ("shard" + std::to_string(i)) / "journal.sqlite")) {
+    for (const auto& [id, rec] : journal_by_id(dir / ("shard" + std::to_string(i)))) {
       EXPECT_EQ(rec.status, JobStatus::done);
       ++seen[id];
     }
   }
   const auto full = run_command(sweep(dir / "full"));
   ASSERT_EQ(full.exit_code, 0) << full.err;
-  const auto all = records(dir / "full/journal.sqlite");
+  const auto all = journal_by_id(dir / "full");
   ASSERT_EQ(seen.size(), all.size());
   for (const auto& [id, n] : seen) {
     EXPECT_EQ(n, 1) << id;
@@ -89,4 +84,24 @@ TEST(KFoldShards, BadShardIsOneLineExit2) {
     EXPECT_NE(r.err.find("--shard must be I/N"), std::string::npos) << bad << ": " << r.err;
   }
   EXPECT_FALSE(std::filesystem::exists(dir / "bad"));
+}
+
+TEST(KFoldMpi, RanksStartedWithDifferentFlagsBothRefuseWithOneLine) {
+  TempDir dir;
+  // One rank with --folds 2, the other with --folds 3 (mpirun's MPMD form).
+  std::vector<std::string> argv = {PACKTRAIN_MPIEXEC, "--allow-run-as-root", "--oversubscribe", "-np", "1"};
+  for (const char* folds : {"2", "3"}) {
+    if (folds[0] == '3') argv.insert(argv.end(), {":", "-np", "1"});
+    argv.insert(argv.end(), {PACKTRAIN_CLI, "kfold", "--models", "mlp", "--schedules", "cosine", "--folds", folds,
+                             "--epochs", "1", "--limit", "600", "--cores", "1", "--out", (dir / "run").string()});
+  }
+  const auto mpi = run_command(argv);
+  EXPECT_EQ(mpi.exit_code, 2) << mpi.out << mpi.err;
+  // Every rank says the same one line, naming the first job that differs.
+  const std::string line = "packtrain kfold: error: the ranks built different jobs";
+  std::size_t count = 0;
+  for (auto at = mpi.err.find(line); at != std::string::npos; at = mpi.err.find(line, at + 1)) ++count;
+  EXPECT_EQ(count, 2u) << mpi.err;
+  EXPECT_NE(mpi.err.find("on rank 0 but not on every rank"), std::string::npos) << mpi.err;
+  EXPECT_FALSE(std::filesystem::exists(dir / "run")) << "a refused run left its folder";
 }

@@ -98,6 +98,12 @@ bool MpiSession::all_ok(bool ok) {
   return all == 1;
 }
 
+int MpiSession::min(int value) {
+  int least = 0;
+  check_mpi(MPI_Allreduce(&value, &least, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD), "allreduce");
+  return least;
+}
+
 int MpiSession::sum(int value) {
   int total = 0;
   check_mpi(MPI_Allreduce(&value, &total, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD), "allreduce");

@@ -26,6 +26,7 @@ MpiSession::~MpiSession() = default;
 std::string MpiSession::broadcast(const std::string& text) { return text; }
 bool MpiSession::all_ok(bool ok) { return ok; }
 int MpiSession::sum(int value) { return value; }
+int MpiSession::min(int value) { return value; }
 
 struct MpiWorkSharing::Impl {};
 MpiWorkSharing::MpiWorkSharing(MpiSession&, JobRunner&, std::filesystem::path, std::function<int(int)>) { no_mpi(); }

@@ -68,6 +68,8 @@ class MpiSession {
   bool all_ok(bool ok);
   // Collective: the sum of `value` over every rank (e.g. the run's cores).
   int sum(int value);
+  // Collective: the smallest `value` over every rank.
+  int min(int value);
 
  private:
   int rank_ = 0;
