@@ -49,16 +49,19 @@ void add_common_options(po::options_description& desc, CommonOptions& o) {
     ("data", po::value(&o.data)->default_value(o.data),
      "dataset: fashion-mnist, mnist-digits, or a folder of MNIST-format IDX files (gz or raw) or of CIFAR-10 "
      "binary batches (data_batch_1.bin ... test_batch.bin)")
-    ("out", po::value(&o.out), "output folder of the run (journal, results, checkpoints)")
+    ("out", po::value(&o.out), "the run's folder (journal, results, report): a new or empty folder, or with "
+     "--resume one holding this same run")
     ("cores", po::value<int>()->notifier([&o](int n) { o.cores = n; }),
      "cores to use (default: every usable core)")
     ("seed", po::value(&o.seed)->default_value(o.seed), "base seed; each job derives its own from it")
     ("batch-size", po::value(&o.batch_size)->default_value(o.batch_size), "minibatch size")
     ("optimizer", po::value(&o.optimizer)->default_value(o.optimizer), "sgd (momentum 0.9) or adam")
     ("lr", po::value(&o.lr)->default_value(o.lr, number_text(o.lr)), "learning rate (0: 0.05 for sgd, 0.001 for adam)")
-    ("resume", po::bool_switch(&o.resume), "skip the jobs the journal in --out records as done")
+    ("resume", po::bool_switch(&o.resume),
+     "go on with the run in --out, skipping the jobs its journal records as done; refused unless it is the same "
+     "run (command, job-defining flags, shard)")
     ("serve", po::value(&o.serve_port)->default_value(o.serve_port),
-     "serve a live dashboard on 127.0.0.1:PORT while the run goes (0: off)")
+     "serve a live dashboard on --bind's address, port PORT, while the run goes (0: off)")
     ("bind", po::value(&o.bind)->default_value(o.bind), "the address --serve listens on")
     ("sample-ms", po::value(&o.sample_ms)->default_value(o.sample_ms),
      "milliseconds between utilization samples (trace.json, report.html)")

@@ -31,7 +31,7 @@ int hogwild_command(int argc, char** argv) {
   add_common_options(desc, common);
   desc.add_options()
     ("model", po::value(&model)->default_value(model), "model: mlp, lenet5, vgg11, resnet18, mobilenetv2")
-    ("epochs", po::value(&epochs)->default_value(epochs), "epochs")
+    ("epochs", po::value(&epochs)->default_value(epochs), "epochs to train (at least 1)")
     ("threads", po::value<int>()->notifier([&](int v) { threads = v; }),
      "the most workers (cores) at once; default: every core of the run. The job has more than --min-threads only "
      "while no other job could use the cores")

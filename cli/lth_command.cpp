@@ -72,8 +72,8 @@ int lth_command(int argc, char** argv) {
     ("per-layer", po::bool_switch(&per_layer),
      "remove that fraction from every layer alike instead of by one global magnitude threshold")
     ("rounds", po::value(&rounds),
-     "iterative pruning: R >= 1 rounds per reset epoch, each removing --prune-rate of the weights left (replaces "
-     "--sparsities)")
+     "iterative pruning: R >= 1 rounds per reset epoch, each removing --prune-rate of the weights left (instead "
+     "of --sparsities, which it cannot be given with)")
     ("prune-rate", po::value(&prune_rate)->default_value(prune_rate, number_text(prune_rate)),
      "with --rounds: the fraction of the remaining weights each round removes, in (0, 1)")
     ("tolerance", po::value(&tolerance)->default_value(tolerance, number_text(tolerance)),
