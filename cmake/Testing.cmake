@@ -1,6 +1,6 @@
 include(GoogleTest)
 
-# packtrain_add_test(NAME n SOURCES a.cpp ... LIBS lib ... LABELS unit|slow|mpi|gpu|tsan|browser [TIMEOUT s] [PCH])
+# packtrain_add_test(NAME n SOURCES a.cpp ... LIBS lib ... LABELS unit|cli|slow|mpi|gpu|tsan|browser [TIMEOUT s] [PCH])
 # One GoogleTest binary; each TEST in it becomes a ctest test carrying LABELS.
 # PCH reuses the LibTorch precompiled header (for sources that include torch).
 function(packtrain_add_test)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test (ctest labels unit,
-# slow, tsan, ...). Extra arguments go to ctest, e.g. -L unit.
+# cli, slow, mpi, tsan, browser). Extra arguments go to ctest, e.g. -L unit.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 "$here/scripts/setup.sh"

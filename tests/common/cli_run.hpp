@@ -6,6 +6,8 @@
 #include "common/test_util.hpp"
 #include "packtrain_paths.hpp"
 
+#include <packtrain/scheduler/journal.hpp>
+
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
@@ -47,6 +49,23 @@ inline std::pair<std::vector<std::string>, std::vector<ResultRow>> read_results_
 
 inline nlohmann::json read_json_file(const std::filesystem::path& path) {
   return nlohmann::json::parse(read_file(path), nullptr, false);
+}
+
+// A run's journal rows (DIR/journal.sqlite), in insertion order, and by job id.
+inline std::vector<JobRecord> journal_records(const std::filesystem::path& dir) {
+  return Journal::open(dir / "journal.sqlite")->records();
+}
+inline std::map<std::string, JobRecord> journal_by_id(const std::filesystem::path& dir) {
+  std::map<std::string, JobRecord> out;
+  for (auto& r : journal_records(dir)) out[r.id] = r;
+  return out;
+}
+
+// results.csv's rows by job id.
+inline std::map<std::string, ResultRow> results_by_id(const std::filesystem::path& csv) {
+  std::map<std::string, ResultRow> out;
+  for (auto& row : read_results_csv(csv).second) out[row["job"]] = row;
+  return out;
 }
 
 // Every file under `dir` (relative path -> bytes): equal snapshots mean

@@ -3,7 +3,7 @@
 // results equal a single process's (job seeds come from job ids).
 #include <packtrain/scheduler/journal.hpp>
 
-#include "common/test_util.hpp"
+#include "common/cli_run.hpp"
 #include "packtrain_paths.hpp"
 
 #include <gtest/gtest.h>
@@ -13,6 +13,7 @@
 
 using namespace packtrain;
 using packtrain::testing::read_file;
+using packtrain::testing::journal_by_id;
 using packtrain::testing::run_command;
 using packtrain::testing::TempDir;
 
@@ -24,12 +25,6 @@ std::vector<std::string> sweep(const std::filesystem::path& out) {
   return {PACKTRAIN_CLI, "lth",          "--model",       "mlp",     "--epochs", "2",     "--reset-epochs",
           "0,1",         "--sparsities", "0.5,0.8",       "--limit", "600",      "--out", out.string(),
           "--cores",     "1"};
-}
-
-std::map<std::string, JobRecord> records(const std::filesystem::path& journal) {
-  std::map<std::string, JobRecord> out;
-  for (auto& r : Journal::open(journal)->records()) out[r.id] = r;
-  return out;
 }
 
 }  // namespace
@@ -44,8 +39,8 @@ TEST(LthMpi, RetrainsOnAnotherRankThanTheDenseJobMatchOneProcess) {
   const auto mpi = run_command(argv);
   ASSERT_EQ(mpi.exit_code, 0) << mpi.out << mpi.err;
 
-  const auto one = records(dir / "single/journal.sqlite");
-  const auto two = records(dir / "mpi/journal.sqlite");
+  const auto one = journal_by_id(dir / "single");
+  const auto two = journal_by_id(dir / "mpi");
   ASSERT_EQ(one.size(), 5u);
   ASSERT_EQ(two.size(), 5u);
   std::string dense_id;
@@ -119,7 +114,7 @@ TEST(LthMpi, ResumeUnderMpirunSendsTheDoneJobsFilesToTheOtherRanks) {
   const auto resumed = run_command(argv);
   ASSERT_EQ(resumed.exit_code, 0) << resumed.out << resumed.err;
 
-  const auto after = records(dir / "run/journal.sqlite");
+  const auto after = journal_by_id(dir / "run");
   ASSERT_EQ(after.size(), 5u);
   std::set<int> retrain_ranks;
   for (const auto& [id, r] : after) {

@@ -3,7 +3,7 @@
 // chains whole, and merge into one run equal to a single run.
 #include <packtrain/scheduler/journal.hpp>
 
-#include "common/test_util.hpp"
+#include "common/cli_run.hpp"
 #include "packtrain_paths.hpp"
 
 #include <gtest/gtest.h>
@@ -12,6 +12,8 @@
 #include <map>
 
 using namespace packtrain;
+using packtrain::testing::journal_by_id;
+using packtrain::testing::journal_records;
 using packtrain::testing::read_file;
 using packtrain::testing::run_command;
 using packtrain::testing::TempDir;
@@ -43,16 +45,6 @@ std::vector<std::string> merge(const std::vector<std::filesystem::path>& dirs, c
   return argv;
 }
 
-std::vector<JobRecord> journal_of(const std::filesystem::path& dir) {
-  return Journal::open(dir / "journal.sqlite")->records();
-}
-
-std::map<std::string, JobRecord> by_id(const std::vector<JobRecord>& records) {
-  std::map<std::string, JobRecord> out;
-  for (const auto& r : records) out[r.id] = r;
-  return out;
-}
-
 void run_ok(const std::vector<std::string>& argv) {
   const auto r = run_command(argv);
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
@@ -65,16 +57,16 @@ TEST(ShardMerge, KFoldShardsMergeIntoOneRunEqualToASingleRun) {
   ASSERT_NO_FATAL_FAILURE(run_ok(kfold(dir / "shard0", {"--shard", "0/2"})));
   ASSERT_NO_FATAL_FAILURE(run_ok(kfold(dir / "shard1", {"--shard", "1/2"})));
   ASSERT_NO_FATAL_FAILURE(run_ok(kfold(dir / "single")));
-  const auto s0 = journal_of(dir / "shard0"), s1 = journal_of(dir / "shard1");
+  const auto s0 = journal_records(dir / "shard0"), s1 = journal_records(dir / "shard1");
   ASSERT_FALSE(s0.empty());
   ASSERT_FALSE(s1.empty());
   ASSERT_EQ(s0.size() + s1.size(), 6u);
 
   ASSERT_NO_FATAL_FAILURE(run_ok(merge({dir / "shard0", dir / "shard1"}, dir / "merged")));
-  const auto merged = journal_of(dir / "merged");
-  const auto single = by_id(journal_of(dir / "single"));
+  const auto merged = journal_records(dir / "merged");
+  const auto single = journal_by_id(dir / "single");
   ASSERT_EQ(merged.size(), 6u);
-  EXPECT_EQ(by_id(merged).size(), 6u) << "a job appears twice";
+  EXPECT_EQ(journal_by_id(dir / "merged").size(), 6u) << "a job appears twice";
   for (const auto& r : merged) {
     ASSERT_TRUE(single.count(r.id)) << r.name;
     EXPECT_EQ(r.status, JobStatus::done) << r.name;
@@ -92,13 +84,13 @@ TEST(ShardMerge, KFoldShardsMergeIntoOneRunEqualToASingleRun) {
 
   // The same shard twice: each job still once, with its done record.
   ASSERT_NO_FATAL_FAILURE(run_ok(merge({dir / "shard0", dir / "shard1", dir / "shard0"}, dir / "twice")));
-  EXPECT_EQ(journal_of(dir / "twice").size(), 6u);
+  EXPECT_EQ(journal_records(dir / "twice").size(), 6u);
 }
 
 TEST(ShardMerge, RefusesMissingShardsOtherSweepsAndAFullOut) {
   TempDir dir;
   ASSERT_NO_FATAL_FAILURE(run_ok(kfold(dir / "shard0", {"--shard", "0/2"})));
-  const auto s0 = journal_of(dir / "shard0");
+  const auto s0 = journal_records(dir / "shard0");
 
   const auto missing = run_command(merge({dir / "shard0"}, dir / "merged"));
   EXPECT_EQ(missing.exit_code, 2);
@@ -131,11 +123,11 @@ TEST(ShardMerge, LthShardsKeepChainsWholeAndMerge) {
   ASSERT_NO_FATAL_FAILURE(run_ok(lth(dir / "shard0", {"--shard", "0/2"})));
   ASSERT_NO_FATAL_FAILURE(run_ok(lth(dir / "shard1", {"--shard", "1/2"})));
   ASSERT_NO_FATAL_FAILURE(run_ok(lth(dir / "single")));
-  const auto single = by_id(journal_of(dir / "single"));
+  const auto single = journal_by_id(dir / "single");
   ASSERT_EQ(single.size(), 5u);
   // Every job depends on the dense one: one shard runs them all, the other
   // none (split, the second round would wait for a dense job it never runs).
-  const auto s0 = journal_of(dir / "shard0"), s1 = journal_of(dir / "shard1");
+  const auto s0 = journal_records(dir / "shard0"), s1 = journal_records(dir / "shard1");
   EXPECT_EQ(std::min(s0.size(), s1.size()), 0u);
   std::map<std::string, int> seen;
   for (const auto* shard : {&s0, &s1})
@@ -149,7 +141,7 @@ TEST(ShardMerge, LthShardsKeepChainsWholeAndMerge) {
   for (const auto& [id, n] : seen) EXPECT_EQ(n, 1) << id;
 
   ASSERT_NO_FATAL_FAILURE(run_ok(merge({dir / "shard0", dir / "shard1"}, dir / "merged")));
-  EXPECT_EQ(by_id(journal_of(dir / "merged")).size(), 5u);
+  EXPECT_EQ(journal_by_id(dir / "merged").size(), 5u);
   // The dense accuracy line of the plot comes from the shard that had it.
   EXPECT_TRUE(Journal::open(dir / "merged/journal.sqlite")->meta("plot_reference").has_value());
 }

@@ -1,7 +1,7 @@
 // packtrain lth, run as a user runs it: a real process, real data, real files.
 #include <packtrain/scheduler/journal.hpp>
 
-#include "common/test_util.hpp"
+#include "common/cli_run.hpp"
 #include "packtrain_paths.hpp"
 
 #include <gtest/gtest.h>
@@ -149,17 +149,6 @@ TEST(LthCli, IterativePerLayerSerialRunKeepsChainsInOrder) {
   EXPECT_NE(r.out.find(" r2  75.0%"), std::string::npos) << r.out;
 }
 
-namespace {
-
-// Every record of a run's journal, by job id.
-std::map<std::string, JobRecord> journal_records(const std::filesystem::path& out) {
-  std::map<std::string, JobRecord> records;
-  for (auto& r : Journal::open(out / "journal.sqlite")->records()) records[r.id] = r;
-  return records;
-}
-
-}  // namespace
-
 TEST(LthCli, AKilledRunResumesWithEveryJobDoneOnceAndNothingDoneRunAgain) {
   // One core: the retrains run one after another, so the kill lands between
   // some finished and some unstarted ones, one of them running.
@@ -177,7 +166,7 @@ TEST(LthCli, AKilledRunResumesWithEveryJobDoneOnceAndNothingDoneRunAgain) {
   TempDir dir;
   const auto full = run_command(sweep(dir / "full", false));
   ASSERT_EQ(full.exit_code, 0) << full.err;
-  const auto uninterrupted = journal_records(dir / "full");
+  const auto uninterrupted = packtrain::testing::journal_by_id(dir / "full");
   ASSERT_EQ(uninterrupted.size(), names.size());
 
   for (const int signal : {SIGKILL, SIGINT}) {
@@ -192,7 +181,7 @@ TEST(LthCli, AKilledRunResumesWithEveryJobDoneOnceAndNothingDoneRunAgain) {
       if (!std::filesystem::exists(out / "journal.sqlite")) continue;
       try {
         done = 0;
-        for (const auto& [id, r] : journal_records(out)) done += r.status == JobStatus::done;
+        for (const auto& [id, r] : packtrain::testing::journal_by_id(out)) done += r.status == JobStatus::done;
       } catch (const std::exception&) {
       }
     }
@@ -203,7 +192,7 @@ TEST(LthCli, AKilledRunResumesWithEveryJobDoneOnceAndNothingDoneRunAgain) {
     ASSERT_GE(done, 2);
 
     // What the journal holds once the process is gone: the jobs done before.
-    const auto before = journal_records(out);
+    const auto before = packtrain::testing::journal_by_id(out);
     std::map<std::string, JobRecord> done_before;
     for (const auto& [id, r] : before)
       if (r.status == JobStatus::done) done_before[id] = r;
@@ -214,7 +203,7 @@ TEST(LthCli, AKilledRunResumesWithEveryJobDoneOnceAndNothingDoneRunAgain) {
 
     const auto resumed = run_command(sweep(out, true));
     ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
-    const auto after = journal_records(out);
+    const auto after = packtrain::testing::journal_by_id(out);
     std::set<std::string> seen;
     for (const auto& [id, r] : after) {
       seen.insert(r.name);
