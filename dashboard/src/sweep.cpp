@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 namespace packtrain::dashboard {
 namespace {
@@ -26,20 +27,28 @@ bool ends_with(const std::string& text, const std::string& suffix) {
   return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
+// A meta value that must be a JSON array of T (strings or integers):
+// anything else is an Error naming the key.
+template <typename T>
+std::vector<T> meta_list(const nlohmann::json& meta, const std::string& key, const std::string& what) {
+  const auto list = meta_value(meta[key]);
+  if (!list.is_array()) throw Error("meta " + key + " is not a JSON array of " + what + "s: " + meta_string(meta[key]));
+  std::vector<T> out;
+  for (const auto& item : list) {
+    const bool ok = std::is_same_v<T, std::string> ? item.is_string() : item.is_number_integer();
+    if (!ok) throw Error("meta " + key + " holds a " + what + " of the wrong type: " + item.dump());
+    out.push_back(item.get<T>());
+  }
+  return out;
+}
+
 }  // namespace
 
 SweepMeta SweepMeta::from_json(const nlohmann::json& meta) {
   SweepMeta s;
   if (!meta.is_object()) return s;
   if (meta.contains("command")) s.command = meta_string(meta["command"]);
-  if (meta.contains("group_by")) {
-    const auto keys = meta_value(meta["group_by"]);
-    if (!keys.is_array()) throw Error("meta group_by is not a JSON array of spec keys: " + meta_string(meta["group_by"]));
-    for (const auto& k : keys) {
-      if (!k.is_string()) throw Error("meta group_by holds a key that is not a string: " + k.dump());
-      s.group_by.push_back(k.get<std::string>());
-    }
-  }
+  if (meta.contains("group_by")) s.group_by = meta_list<std::string>(meta, "group_by", "spec key");
   if (meta.contains("metric")) s.metric = meta_string(meta["metric"]);
   s.higher_is_better = !(ends_with(s.metric, "loss") || ends_with(s.metric, "error"));
   if (meta.contains("metric_goal")) {
@@ -54,22 +63,8 @@ SweepMeta SweepMeta::from_json(const nlohmann::json& meta) {
     if (!ref.is_number()) throw Error("meta plot_reference is not a number: " + meta_string(meta["plot_reference"]));
     s.plot_reference = ref.get<double>();
   }
-  if (meta.contains("columns")) {
-    const auto columns = meta_value(meta["columns"]);
-    if (!columns.is_array()) throw Error("meta columns is not a JSON array of names: " + meta_string(meta["columns"]));
-    for (const auto& c : columns) {
-      if (!c.is_string()) throw Error("meta columns holds a name that is not a string: " + c.dump());
-      s.columns.push_back(c.get<std::string>());
-    }
-  }
-  if (meta.contains("cores")) {
-    const auto cores = meta_value(meta["cores"]);
-    if (!cores.is_array()) throw Error("meta cores is not a JSON array of core ids: " + meta_string(meta["cores"]));
-    for (const auto& c : cores) {
-      if (!c.is_number_integer()) throw Error("meta cores holds an id that is not an integer: " + c.dump());
-      s.cores.push_back(c.get<int>());
-    }
-  }
+  if (meta.contains("columns")) s.columns = meta_list<std::string>(meta, "columns", "column name");
+  if (meta.contains("cores")) s.cores = meta_list<int>(meta, "cores", "core id");
   return s;
 }
 

@@ -35,14 +35,22 @@ TEST(LiveServer, MetricsAndStatusMatchTheRun) {
   EXPECT_EQ(h.dash->url(), "http://127.0.0.1:" + std::to_string(port) + "/");
 
   // One job reports its throughput and then waits until the test has looked.
-  std::promise<void> reported, release;
+  // Sinks hear events in order, after the job goes on: once a sink placed
+  // after the dashboard hears the report, the dashboard has taken it in.
+  struct Heard : EventSink {
+    std::promise<void> reported;
+    void on_event(const JobEvent& e) override {
+      if (e.kind == EventKind::progress && e.name == "fast") reported.set_value();
+    }
+  } heard;
+  h.run.options.sinks.push_back(&heard);
+  std::promise<void> release;
   auto released = release.get_future().share();
   Job fast;
   fast.name = "fast";
   fast.spec = {{"model", "mlp"}, {"schedule", "cosine"}, {"fold", 9}};
-  fast.run = [&reported, released](JobContext& ctx) {
+  fast.run = [released](JobContext& ctx) {
     ctx.report({{"epoch", 1}, {"samples_per_s", 1234.5}});
-    reported.set_value();
     released.wait();
     return JobOutcome{.metrics = {{"val_top1", 0.9}}};
   };
@@ -53,7 +61,7 @@ TEST(LiveServer, MetricsAndStatusMatchTheRun) {
 
   RunSummary summary;
   std::thread runner([&] { summary = h.run_and_finish(); });
-  reported.get_future().wait();
+  heard.reported.get_future().wait();
 
   {  // While it runs: Prometheus sees the job's samples/s.
     const auto res = get(port, "/metrics");

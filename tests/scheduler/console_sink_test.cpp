@@ -23,7 +23,7 @@ std::string run_with_console(int live, bool quiet = false) {
   auto bad = sleeping_job("bad", 1);
   bad.run = [](JobContext&) -> JobOutcome { throw std::runtime_error("no data"); };
   r.runner->add(bad);
-  ConsoleSink sink(ConsoleOptions{.quiet = quiet, .live = live, .out = out});
+  ConsoleSink sink(ConsoleOptions{.quiet = quiet, .live = live, .out = out, .metric = "val_top1"});
   r.options.sinks = {&sink};
   r.runner->run(r.options);
   std::string text(static_cast<std::size_t>(std::ftell(out)), '\0');
@@ -58,4 +58,21 @@ TEST(ConsoleSink, FormatsDurations) {
   EXPECT_EQ(format_duration(12.4), "12s");
   EXPECT_EQ(format_duration(200), "3m20s");
   EXPECT_EQ(format_duration(3720), "1h02m");
+}
+
+TEST(ConsoleSink, SpeedLineSaysWhenThereWasNothingToRun) {
+  RunSummary run;
+  EXPECT_EQ(format_speedup(run, 2), "nothing to run: this share of the sweep holds none of its jobs");
+  run.jobs.resize(3);
+  run.resumed = 3;
+  EXPECT_EQ(format_speedup(run, 2), "nothing to run: all 3 jobs were done before (--resume)");
+  run.resumed = 1;
+  run.interrupted = true;
+  EXPECT_EQ(format_speedup(run, 2), "interrupted before any job ended");
+  run.interrupted = false;
+  run.makespan_s = 10;
+  run.job_seconds = 19.9;
+  EXPECT_EQ(format_speedup(run, 4, 2),
+            "makespan 10s, jobs' own time 20s: 1.99x the speed of one job at a time on 4 cores (2 ranks)");
+  EXPECT_EQ(format_speedup(run, 1), "makespan 10s, jobs' own time 20s: 1.99x the speed of one job at a time on 1 core");
 }
