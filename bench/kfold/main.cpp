@@ -6,6 +6,7 @@
 //
 // Usage: bench_kfold [--rounds N] [--packtrain PATH] [-- extra kfold options]
 #include <common/process.hpp>
+#include <packtrain/scheduler/resources.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -73,7 +74,7 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  const int cores = static_cast<int>(std::thread::hardware_concurrency());
+  const int cores = packtrain::detect_node_resources().core_count();
   const auto work = std::filesystem::temp_directory_path() / ("bench_kfold." + std::to_string(getpid()));
   std::vector<double> speedup, speedup_wall, rss_ratio;
   Measure s, p;

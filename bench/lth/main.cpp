@@ -17,6 +17,7 @@
 // Usage: bench_lth [--steps N] [--blocks N] [--packtrain PATH] [--no-sweep] [-- extra lth options]
 #include <packtrain/lth/mask.hpp>
 #include <packtrain/models/models.hpp>
+#include <packtrain/scheduler/resources.hpp>
 
 #include <common/process.hpp>
 
@@ -174,7 +175,7 @@ int main(int argc, char** argv) {
   if (!sweep) return 0;
 
   // (2) the sweep packed against --serial.
-  const int cores = static_cast<int>(std::thread::hardware_concurrency());
+  const int cores = packtrain::detect_node_resources().core_count();
   const auto work = std::filesystem::temp_directory_path() / ("bench_lth." + std::to_string(getpid()));
   const auto serial = run_sweep(packtrain, extra, true, work / "serial");
   const auto packed = run_sweep(packtrain, extra, false, work / "packed");
