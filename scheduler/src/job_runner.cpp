@@ -471,6 +471,7 @@ void JobRunner::run_lease(int j, const std::shared_ptr<CoreLease>& lease, int wo
     if (!h.closed && !lease->should_return()) helper = h.helper;
   }
   std::string error;
+  bool returned_unasked = false;
   if (helper) {
     if (options_->pin_threads) apply_thread_budget({lease->core()});
     if (options_->thread_budget) options_->thread_budget(1);
@@ -481,6 +482,7 @@ void JobRunner::run_lease(int j, const std::shared_ptr<CoreLease>& lease, int wo
     } catch (...) {
       error = "unknown exception";
     }
+    returned_unasked = !lease->should_return();
   }
   MutexLock lock(mutex_);
   auto& h = helpers_.at(j);
@@ -492,6 +494,9 @@ void JobRunner::run_lease(int j, const std::shared_ptr<CoreLease>& lease, int wo
     executor_.set_reserved(worker, true);  // the job's own core again, until complete() frees it
   } else {
     ledger_.end_lease(worker);
+    // A helper that returns by itself has no use for more cores: lending it
+    // the same idle core again would only loop (helper, return, lend, ...).
+    if (returned_unasked) ledger_.stop_lending(j);
     emit_resized(j);
   }
   lease_ended_.notify_all();

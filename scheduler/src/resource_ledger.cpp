@@ -58,9 +58,13 @@ void ResourceLedger::open_elastic(int job, int cores, int max_cores) {
   elastic_.push_back({.job = job, .cores = cores, .max_cores = max_cores});
 }
 
-void ResourceLedger::close_elastic(int job) {
+void ResourceLedger::stop_lending(int job) {
   elastic_.erase(std::remove_if(elastic_.begin(), elastic_.end(), [&](const Elastic& e) { return e.job == job; }),
                  elastic_.end());
+}
+
+void ResourceLedger::close_elastic(int job) {
+  stop_lending(job);
   for (auto& l : leases_)
     if (l.job == job && !l.asked_back) {
       l.asked_back = true;

@@ -234,6 +234,25 @@ TEST(Elastic, AHelperThatThrowsFailsTheJob) {
   EXPECT_NE(summary.jobs[0].message.find("helper broke"), std::string::npos) << summary.jobs[0].message;
 }
 
+TEST(Elastic, AHelperThatReturnsByItselfIsNotLentAnotherCore) {
+  VirtualRun r(2);
+  Counter calls;
+  Job job = sleeping_job("elastic", 0, 1);
+  job.max_cores = 2;
+  job.run = [&](JobContext& ctx) {
+    ctx.lend_cores_to([&](const CoreLease&) { calls.add(1); });  // returns at once, unasked
+    EXPECT_TRUE(calls.wait_for(1)) << "the idle core was not lent";
+    // Lending the idle core again would call the helper again at once (it
+    // did, hundreds of times a run); give it a moment to show it does not.
+    EXPECT_FALSE(calls.wait_for(2, std::chrono::milliseconds(300))) << "lent again after its helper returned";
+    return JobOutcome{};
+  };
+  r.runner->add(job);
+  const auto summary = r.runner->run(r.options);
+  EXPECT_EQ(summary.done, 1);
+  EXPECT_EQ(calls.value(), 1);
+}
+
 TEST(Elastic, RefusesImpossibleLimits) {
   {
     VirtualRun r(2);

@@ -59,9 +59,9 @@ class Counter {
     return value_;
   }
   // True once the count is at least `target`; false if kPatience passed first.
-  bool wait_for(int target) {
+  bool wait_for(int target, std::chrono::milliseconds patience = kPatience) {
     std::unique_lock lock(mutex_);
-    return changed_.wait_for(lock, kPatience, [&] { return value_ >= target; });
+    return changed_.wait_for(lock, patience, [&] { return value_ >= target; });
   }
 
  private:

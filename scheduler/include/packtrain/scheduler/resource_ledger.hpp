@@ -71,6 +71,9 @@ class ResourceLedger {
   void open_elastic(int job, int cores, int max_cores);
   // The job is ending: it gets no more cores, and its leases count as asked back.
   void close_elastic(int job);
+  // The job wants no more cores (a helper of it returned without being asked
+  // back); the cores lent to it now stay until their helpers return.
+  void stop_lending(int job);
   const std::vector<Elastic>& elastic() const { return elastic_; }
 
   void lend(int worker, int job);
