@@ -2,6 +2,7 @@
 
 #include <packtrain/dashboard/live_server.hpp>
 #include <packtrain/dashboard/rebuild.hpp>
+#include <packtrain/distributed/job_files.hpp>
 #include <packtrain/scheduler/console_sink.hpp>
 #include <packtrain/scheduler/error.hpp>
 #include <packtrain/scheduler/resources.hpp>
@@ -32,44 +33,32 @@ train::TrainOptions trainer_options(const CommonOptions& common) {
 namespace {
 
 // Resuming under MPI: the ids of the jobs done before, and the files they
-// made (JobRecord metrics "artifacts", relative to the run's folder), as
-// one message: a 4-byte header length, the JSON header, the files' bytes.
-// Rank 0 has every artifact (the job-end messages brought them), and a
-// job dealt to another rank now may need them there.
+// made, as one job-files message (packtrain/distributed/job_files.hpp, the
+// codec job ends travel in too). Rank 0 has every job's files (the job-end
+// messages brought them), and a job dealt to another rank now may need
+// them there. A file missing here is an error naming the job and the file.
 std::string pack_done_jobs(const std::vector<JobRecord>& records, const std::filesystem::path& root) {
-  nlohmann::json header{{"done", nlohmann::json::array()}, {"files", nlohmann::json::array()}};
-  std::string bytes;
-  for (const auto& r : records) {
-    if (r.status != JobStatus::done) continue;
-    header["done"].push_back(r.id);
-    if (!r.metrics.is_object() || !r.metrics.contains("artifacts")) continue;
-    for (const auto& path : r.metrics["artifacts"]) {
-      std::ifstream in(root / path.get<std::string>(), std::ios::binary);
-      if (!in) continue;  // a job needing it fails naming the file
-      std::ostringstream data;
-      data << in.rdbuf();
-      header["files"].push_back({{"path", path}, {"size", data.str().size()}});
-      bytes += data.str();
+  std::vector<JobRecord> done;
+  auto ids = nlohmann::json::array();
+  for (const auto& r : records)
+    if (r.status == JobStatus::done) {
+      done.push_back(r);
+      ids.push_back(r.id);
     }
-  }
-  const auto text = header.dump();
-  const auto n = static_cast<std::uint32_t>(text.size());
-  return std::string(reinterpret_cast<const char*>(&n), sizeof(n)) + text + bytes;
+  return distributed::encode_job_files({{"done", ids}}, done, root);
 }
 
 std::vector<std::string> unpack_done_jobs(const std::string& message, const std::filesystem::path& root) {
-  std::uint32_t n = 0;
-  std::memcpy(&n, message.data(), sizeof(n));
-  const auto header = nlohmann::json::parse(message.substr(sizeof(n), n));
-  std::size_t offset = sizeof(n) + n;
-  for (const auto& f : header["files"]) {
-    const auto size = f["size"].get<std::size_t>();
-    const auto path = root / f["path"].get<std::string>();
-    std::filesystem::create_directories(path.parent_path());
-    write_file_atomically(path, message.substr(offset, size));
-    offset += size;
+  const auto header = distributed::decode_job_files(message, root);
+  const auto it = header.find("done");
+  if (it == header.end() || !it->is_array())
+    throw Error("damaged job-files message from rank 0: no list of the jobs done before");
+  std::vector<std::string> ids;
+  for (const auto& id : *it) {
+    if (!id.is_string()) throw Error("damaged job-files message from rank 0: a job id " + id.dump() + " is not text");
+    ids.push_back(id.get<std::string>());
   }
-  return header["done"].get<std::vector<std::string>>();
+  return ids;
 }
 
 // "i/n" from --shard, else SLURM's job array variables, else 0/1.
@@ -308,11 +297,29 @@ void RunSetup::open_run(const nlohmann::json& meta, std::vector<Job> jobs, const
       throw Error(problem.empty() ? "another rank could not start the run (rank 0 says why)" : problem);
     total_cores_ = mpi_->sum(node_.core_count());
     // Resuming: rank 0 tells the others which jobs are done and sends the
-    // files those made (rank 0 itself resumes from its journal).
+    // files those made (rank 0 itself resumes from its journal). Each step
+    // that can fail on one rank is followed by a collective check, so no
+    // rank waits for one that has stopped.
     std::string done;
-    if (rank_ == 0) done = pack_done_jobs(common_.resume ? journal_->records() : std::vector<JobRecord>{}, out_);
+    if (rank_ == 0) {
+      try {
+        done = pack_done_jobs(common_.resume ? journal_->records() : std::vector<JobRecord>{}, out_);
+      } catch (const Error& e) {
+        problem = e.what();
+      }
+    }
+    if (!mpi_->all_ok(problem.empty()))
+      throw Error(problem.empty() ? "rank 0 could not send the jobs done before (rank 0 says why)" : problem);
     done = mpi_->broadcast(done);
-    if (rank_ > 0) run_options_.already_done = unpack_done_jobs(done, out_);
+    if (rank_ > 0) {
+      try {
+        run_options_.already_done = unpack_done_jobs(done, out_);
+      } catch (const Error& e) {
+        problem = e.what();
+      }
+    }
+    if (!mpi_->all_ok(problem.empty()))
+      throw Error(problem.empty() ? "another rank could not take the jobs done before (it says why)" : problem);
   } else if (!problem.empty()) {
     throw Error(problem);
   }

@@ -4,6 +4,10 @@
 // jobs (which depend on it, and may run on other ranks) read back.
 //
 //   mpirun -np 3 mpi_driver --out DIR [--jobs 32] [--cores 1] [--scale 1] [--skew | --consumers-elsewhere]
+//                           [--lose-a-file]
+//
+// --lose-a-file: the producer lists a file it never wrote, which its job
+// end cannot carry: every rank must stop, with one line naming it.
 //
 // Every rank writes DIR/rank-R/ran.txt (the jobs it ran); rank 0 writes
 // DIR/journal.sqlite and DIR/summary.json (records and sharing stats).
@@ -37,7 +41,7 @@ void burn_cpu_ms(double ms) {
 int main(int argc, char** argv) {
   std::filesystem::path out;
   int n_jobs = 32;
-  bool skew = false, consumers_elsewhere = false;
+  bool skew = false, consumers_elsewhere = false, lose_a_file = false;
   int cores = 1;
   double scale = 1.0;  // job length multiplier
   for (int i = 1; i < argc; ++i) {
@@ -45,6 +49,7 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--jobs") && i + 1 < argc) n_jobs = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--skew")) skew = true;
     else if (!std::strcmp(argv[i], "--consumers-elsewhere")) consumers_elsewhere = true;
+    else if (!std::strcmp(argv[i], "--lose-a-file")) lose_a_file = true;
     else if (!std::strcmp(argv[i], "--cores") && i + 1 < argc) cores = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--scale") && i + 1 < argc) scale = std::atof(argv[++i]);
     else {
@@ -90,7 +95,9 @@ int main(int argc, char** argv) {
       std::lock_guard lock(ran_mutex);
       ran << ctx.id() << "\n" << std::flush;
     }
-    return JobOutcome{.metrics = {{"artifacts", {rel}}, {"ran_on", ctx.rank()}}};
+    auto artifacts = nlohmann::json::array({rel});
+    if (lose_a_file) artifacts.push_back("artifacts/producer/never-written.txt");
+    return JobOutcome{.metrics = {{"artifacts", artifacts}, {"ran_on", ctx.rank()}}};
   };
   const auto producer_id = runner.add(producer);
   for (int c = 0; c < 4; ++c) {

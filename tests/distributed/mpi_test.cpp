@@ -111,3 +111,13 @@ TEST(Mpi, ARankGivenEveryJobIsRelievedByStealing) {
   EXPECT_GT(on_rank1, 0);
   for (const auto& [id, n] : run.times_ran) EXPECT_EQ(n, 1) << id;
 }
+
+TEST(Mpi, AJobFileThatCannotBeSentStopsEveryRankWithOneLine) {
+  TempDir dir;
+  const auto r = run_command({PACKTRAIN_MPIEXEC, "--allow-run-as-root", "--oversubscribe", "-np", "2",
+                              PACKTRAIN_MPI_DRIVER, "--out", dir.path().string(), "--lose-a-file"});
+  EXPECT_NE(r.exit_code, 0) << r.out << r.err;
+  const auto output = r.out + r.err;
+  EXPECT_NE(output.find("): its file artifacts/producer/never-written.txt is missing"), std::string::npos) << output;
+  EXPECT_NE(output.find("aborting every rank"), std::string::npos) << output;
+}

@@ -1,8 +1,9 @@
 // The MPI implementation of work sharing (the protocol is in mpi_sharing.hpp).
 #include <packtrain/distributed/mpi_sharing.hpp>
 
+#include <packtrain/distributed/job_files.hpp>
 #include <packtrain/scheduler/error.hpp>
-#include <packtrain/scheduler/results.hpp>
+#include <packtrain/scheduler/mutex.hpp>
 
 #include <mpi.h>
 
@@ -11,17 +12,17 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <deque>
-#include <fstream>
 #include <limits>
 #include <list>
-#include <mutex>
+#include <map>
 #include <numeric>
+#include <optional>
 #include <random>
 #include <set>
-#include <sstream>
+#include <string>
 #include <thread>
+#include <utility>
 
 namespace packtrain::distributed {
 namespace {
@@ -36,16 +37,9 @@ void check_mpi(int rc, const char* what) {
   if (rc == MPI_SUCCESS) return;
   char text[MPI_MAX_ERROR_STRING];
   int len = 0;
-  MPI_Error_string(rc, text, &len);
+  if (MPI_Error_string(rc, text, &len) != MPI_SUCCESS || len < 0 || len > MPI_MAX_ERROR_STRING)
+    throw Error(std::string("MPI ") + what + ": error code " + std::to_string(rc));
   throw Error(std::string("MPI ") + what + ": " + std::string(text, static_cast<std::size_t>(len)));
-}
-
-std::string read_whole(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("cannot read job artifact " + path.string());
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
 }
 
 }  // namespace
@@ -63,20 +57,24 @@ MpiSession::MpiSession() {
     MPI_Finalize();
     throw Error("this MPI library does not support MPI_THREAD_SERIALIZED");
   }
-  MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+  check_mpi(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN), "error handler");
   check_mpi(MPI_Comm_rank(MPI_COMM_WORLD, &rank_), "rank");
   check_mpi(MPI_Comm_size(MPI_COMM_WORLD, &size_), "size");
 }
 
 MpiSession::~MpiSession() {
+  // A destructor cannot throw: a failed query or finalize is left as it is.
   int finalized = 0;
-  MPI_Finalized(&finalized);
-  if (!finalized) MPI_Finalize();
+  if (MPI_Finalized(&finalized) == MPI_SUCCESS && !finalized) MPI_Finalize();
 }
 
 std::string MpiSession::broadcast(const std::string& text) {
-  long long n = static_cast<long long>(text.size());
-  check_mpi(MPI_Bcast(&n, 1, MPI_LONG_LONG, 0, MPI_COMM_WORLD), "broadcast");
+  // The size goes first, and every rank checks it the same way: all of
+  // them throw, or none does.
+  unsigned long long n = text.size();
+  check_mpi(MPI_Bcast(&n, 1, MPI_UNSIGNED_LONG_LONG, 0, MPI_COMM_WORLD), "broadcast");
+  if (n > static_cast<unsigned long long>(std::numeric_limits<int>::max()))
+    throw Error("a broadcast of " + std::to_string(n) + " bytes is too large for one MPI call");
   std::string out = rank_ == 0 ? text : std::string(static_cast<std::size_t>(n), '\0');
   if (n > 0) check_mpi(MPI_Bcast(out.data(), static_cast<int>(n), MPI_CHAR, 0, MPI_COMM_WORLD), "broadcast");
   return out;
@@ -111,11 +109,18 @@ int MpiSession::sum(int value) {
 }
 
 struct MpiWorkSharing::Impl {
+  using Buffer = std::shared_ptr<const std::string>;
+
   Impl(MpiSession& s, JobRunner& r, std::filesystem::path root, const std::function<int(int)>& deal)
       : session(s), runner(r), root(std::move(root)), rank(s.rank()), size(s.size()),
         rng(static_cast<unsigned>(s.rank()) * 7919u + 17u) {
-    // Deal the jobs, longest first, round-robin over the ranks.
+    // Messages name jobs by id: map each id to its place in this rank's list.
     const auto& jobs = runner.jobs();
+    for (std::size_t j = 0; j < jobs.size(); ++j) {
+      ids.push_back(jobs[j].id());
+      index.emplace(ids.back(), static_cast<int>(j));
+    }
+    // Deal the jobs, longest first, round-robin over the ranks.
     std::vector<int> order(jobs.size());
     std::iota(order.begin(), order.end(), 0);
     std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return jobs[a].cost > jobs[b].cost; });
@@ -123,19 +128,124 @@ struct MpiWorkSharing::Impl {
     for (std::size_t p = 0; p < order.size(); ++p) first_owner[order[p]] = static_cast<int>(p % size);
     if (deal)
       for (std::size_t j = 0; j < jobs.size(); ++j) first_owner[j] = deal(static_cast<int>(j));
-    thread = std::thread([this] { loop(); });
+    io_thread = std::thread([this] { io_loop(); });
+    comm_thread = std::thread([this] { comm_loop(); });
   }
 
   // --- called by the runner (its lock held): only queue and notify ---
-  void post_ended(int job, const JobRecord& record) {
-    std::lock_guard lock(mutex);
-    ended_queue.emplace_back(job, record);
-    cv.notify_one();
+  void post_ended(int job, const JobRecord& record) PACKTRAIN_EXCLUDES(mutex) {
+    if (size == 1) return;  // nobody to tell
+    MutexLock lock(mutex);
+    to_encode.emplace_back(job, record);
+    ++unsent_ends;
+    io_wake.notify_one();
   }
-  void post_flag(bool Impl::*flag) {
-    std::lock_guard lock(mutex);
+  void post_flag(bool Impl::*flag) PACKTRAIN_EXCLUDES(mutex) {
+    MutexLock lock(mutex);
     this->*flag = true;
-    cv.notify_one();
+    comm_wake.notify_one();
+  }
+
+  // After the communication thread has returned: the I/O thread finishes
+  // what is queued and stops.
+  void stop_io() PACKTRAIN_EXCLUDES(mutex) {
+    {
+      MutexLock lock(mutex);
+      io_stop = true;
+      io_wake.notify_one();
+    }
+    io_thread.join();
+  }
+
+  // --- the job-list and job-end messages (job_files.hpp carries the files) ---
+  int index_of(const nlohmann::json& id, int source) const {
+    if (!id.is_string()) throw Error("rank " + std::to_string(source) + " sent a job id that is not text: " + id.dump());
+    const auto it = index.find(id.get<std::string>());
+    if (it == index.end())
+      throw Error("rank " + std::to_string(source) + " sent job " + id.get<std::string>() +
+                  ", which is not in this rank's job list");
+    return it->second;
+  }
+
+  std::string encode_jobs(const std::vector<int>& jobs) const {
+    auto list = nlohmann::json::array();
+    for (int j : jobs) list.push_back(ids[static_cast<std::size_t>(j)]);
+    return list.dump();
+  }
+
+  std::vector<int> decode_jobs(const std::string& bytes, int source) const {
+    nlohmann::json list;
+    try {
+      list = nlohmann::json::parse(bytes);
+    } catch (const nlohmann::json::exception& e) {
+      throw Error("rank " + std::to_string(source) + " sent a job list that is not JSON (" + e.what() + ")");
+    }
+    if (!list.is_array()) throw Error("rank " + std::to_string(source) + " sent a job list that is not a list");
+    std::vector<int> jobs;
+    for (const auto& id : list) jobs.push_back(index_of(id, source));
+    return jobs;
+  }
+
+  // I/O thread: reads the job's files.
+  Buffer encode_end(int job, const JobRecord& record) const {
+    return std::make_shared<const std::string>(encode_job_files(
+        {{"job", ids[static_cast<std::size_t>(job)]}, {"record", record_to_json(record)}}, {&record, 1}, root));
+  }
+
+  // I/O thread: writes the job's files, then tells the runner.
+  void decode_end(const std::string& bytes, int source) {
+    const auto from = "a job end from rank " + std::to_string(source) + ": ";
+    nlohmann::json header;
+    try {
+      header = decode_job_files(bytes, root);
+    } catch (const Error& e) {
+      throw Error(from + e.what());
+    }
+    const int job = index_of(header.contains("job") ? header["job"] : nlohmann::json(), source);
+    JobRecord record;
+    try {
+      record = record_from_json(header.at("record"));
+    } catch (const nlohmann::json::exception& e) {
+      throw Error(from + "its record is damaged (" + e.what() + ")");
+    }
+    runner.ended_elsewhere(job, record);
+  }
+
+  // --- the I/O thread: file reads and writes, off the communication thread ---
+  void io_loop() PACKTRAIN_EXCLUDES(mutex) {
+    while (true) {
+      std::optional<std::pair<int, JobRecord>> end;
+      std::optional<Incoming> incoming;
+      {
+        MutexLock lock(mutex);
+        while (to_encode.empty() && to_decode.empty() && !io_stop) io_wake.wait(mutex);
+        if (!to_encode.empty()) {
+          end = std::move(to_encode.front());
+          to_encode.pop_front();
+        } else if (!to_decode.empty()) {
+          incoming = std::move(to_decode.front());
+          to_decode.pop_front();
+        } else {
+          return;  // stopping, and nothing is left
+        }
+        io_busy = true;
+      }
+      Buffer buffer;
+      std::string error;
+      try {
+        if (end) buffer = encode_end(end->first, end->second);
+        else decode_end(incoming->bytes, incoming->source);
+      } catch (const std::exception& e) {
+        error = e.what();
+      }
+      MutexLock lock(mutex);
+      io_busy = false;
+      ++io_items_done;
+      if (buffer) encoded.push_back(std::move(buffer));
+      if (!error.empty() && io_error.empty()) io_error = error;
+      comm_wake.notify_one();
+      if (!error.empty()) return;  // the communication thread aborts every rank
+    }
   }
 
   // --- communication thread only below ---
@@ -146,7 +256,7 @@ struct MpiWorkSharing::Impl {
     stats.mpi_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
 
-  void send(int dest, int tag, std::shared_ptr<const std::vector<char>> buffer) {
+  void send(int dest, int tag, Buffer buffer) {
     if (buffer->size() > static_cast<std::size_t>(std::numeric_limits<int>::max()))
       throw Error("a message of " + std::to_string(buffer->size()) + " bytes is too large for one MPI send");
     sends.push_back({MPI_REQUEST_NULL, buffer});
@@ -160,50 +270,7 @@ struct MpiWorkSharing::Impl {
   }
 
   void send_jobs(int dest, int tag, const std::vector<int>& jobs) {
-    auto buffer = std::make_shared<std::vector<char>>(jobs.size() * sizeof(int));
-    if (!jobs.empty()) std::memcpy(buffer->data(), jobs.data(), buffer->size());
-    send(dest, tag, buffer);
-  }
-
-  std::vector<int> jobs_of(const std::vector<char>& bytes) {
-    std::vector<int> jobs(bytes.size() / sizeof(int));
-    if (!jobs.empty()) std::memcpy(jobs.data(), bytes.data(), jobs.size() * sizeof(int));
-    return jobs;
-  }
-
-  void broadcast_ended(int job, const JobRecord& record) {
-    nlohmann::json header{{"job", job}, {"record", record_to_json(record)}, {"files", nlohmann::json::array()}};
-    std::string files;
-    if (record.metrics.is_object() && record.metrics.contains("artifacts")) {
-      for (const auto& path : record.metrics["artifacts"]) {
-        const auto data = read_whole(root / path.get<std::string>());
-        header["files"].push_back({{"path", path}, {"size", data.size()}});
-        files += data;
-      }
-    }
-    const auto text = header.dump();
-    auto buffer = std::make_shared<std::vector<char>>(sizeof(std::uint32_t) + text.size() + files.size());
-    const auto n = static_cast<std::uint32_t>(text.size());
-    std::memcpy(buffer->data(), &n, sizeof(n));
-    std::memcpy(buffer->data() + sizeof(n), text.data(), text.size());
-    std::memcpy(buffer->data() + sizeof(n) + text.size(), files.data(), files.size());
-    for (int r = 0; r < size; ++r)
-      if (r != rank) send(r, kJobEnded, buffer);
-  }
-
-  void receive_ended(const std::vector<char>& bytes) {
-    std::uint32_t n = 0;
-    std::memcpy(&n, bytes.data(), sizeof(n));
-    const auto header = nlohmann::json::parse(std::string(bytes.data() + sizeof(n), n));
-    std::size_t offset = sizeof(n) + n;
-    for (const auto& f : header["files"]) {
-      const auto size_bytes = f["size"].get<std::size_t>();
-      const auto path = root / f["path"].get<std::string>();
-      std::filesystem::create_directories(path.parent_path());
-      write_file_atomically(path, std::string(bytes.data() + offset, size_bytes));
-      offset += size_bytes;
-    }
-    runner.ended_elsewhere(header["job"].get<int>(), record_from_json(header["record"]));
+    send(dest, tag, std::make_shared<const std::string>(encode_jobs(jobs)));
   }
 
   void hand_out_to_lifelines() {
@@ -220,7 +287,7 @@ struct MpiWorkSharing::Impl {
   void ask_for_work() {
     int victim = static_cast<int>(rng() % static_cast<unsigned>(size - 1));
     if (victim >= rank) ++victim;
-    send_jobs(victim, kStealRequest, {});
+    send(victim, kStealRequest, std::make_shared<const std::string>());
     ++stats.steal_requests_sent;
     request_outstanding = true;
   }
@@ -232,20 +299,20 @@ struct MpiWorkSharing::Impl {
     runner.take(jobs);
   }
 
-  bool handle_incoming() {
+  bool handle_incoming() PACKTRAIN_EXCLUDES(mutex) {
     int flag = 0;
     MPI_Status status;
     timed([&] { check_mpi(MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &status), "probe"); });
     if (!flag) return false;
-    int count = 0;
-    MPI_Get_count(&status, MPI_BYTE, &count);
-    std::vector<char> bytes(static_cast<std::size_t>(count));
+    const int source = status.MPI_SOURCE;
+    int count = MPI_UNDEFINED;
+    check_mpi(MPI_Get_count(&status, MPI_BYTE, &count), "message size");
+    if (count < 0) throw Error("rank " + std::to_string(source) + " sent a message whose size in bytes MPI cannot tell");
+    std::string bytes(static_cast<std::size_t>(count), '\0');
     timed([&] {
-      check_mpi(MPI_Recv(bytes.data(), count, MPI_BYTE, status.MPI_SOURCE, status.MPI_TAG, MPI_COMM_WORLD,
-                         MPI_STATUS_IGNORE),
+      check_mpi(MPI_Recv(bytes.data(), count, MPI_BYTE, source, status.MPI_TAG, MPI_COMM_WORLD, MPI_STATUS_IGNORE),
                 "receive");
     });
-    const int source = status.MPI_SOURCE;
     switch (status.MPI_TAG) {
       case kStealRequest: {
         const auto jobs = runner.give_away();
@@ -255,13 +322,13 @@ struct MpiWorkSharing::Impl {
       }
       case kStealReply: {
         request_outstanding = false;
-        const auto jobs = jobs_of(bytes);
+        const auto jobs = decode_jobs(bytes, source);
         if (!jobs.empty()) {
           ++stats.steals;
           got_jobs(jobs);
         } else if (++failed_asks >= kMaxFailedAsks) {
           for (int r = 0; r < size; ++r)
-            if (r != rank) send_jobs(r, kLifeline, {});
+            if (r != rank) send(r, kLifeline, std::make_shared<const std::string>());
           stats.lifelines_sent += size - 1;
           waiting_on_lifeline = true;
         } else {
@@ -274,10 +341,13 @@ struct MpiWorkSharing::Impl {
         hand_out_to_lifelines();
         break;
       case kLifelineGift:
-        got_jobs(jobs_of(bytes));
+        got_jobs(decode_jobs(bytes, source));
         break;
-      case kJobEnded:
-        receive_ended(bytes);
+      case kJobEnded: {
+        MutexLock lock(mutex);
+        to_decode.push_back({source, std::move(bytes)});
+        io_wake.notify_one();
+      }
         // A job ending anywhere may make work ready somewhere: ask again.
         if (waiting_on_lifeline) {
           waiting_on_lifeline = false;
@@ -286,7 +356,8 @@ struct MpiWorkSharing::Impl {
         }
         break;
       default:
-        PACKTRAIN_CHECK(false, "unknown MPI tag " + std::to_string(status.MPI_TAG));
+        throw Error("rank " + std::to_string(source) + " sent a message with unknown tag " +
+                    std::to_string(status.MPI_TAG));
     }
     return true;
   }
@@ -299,56 +370,73 @@ struct MpiWorkSharing::Impl {
     }
   }
 
-  void loop() {
+  void comm_loop() PACKTRAIN_EXCLUDES(mutex) {
     try {
-      bool barrier_started = false;
+      bool barrier_started = false, barrier_done = false;
       MPI_Request barrier = MPI_REQUEST_NULL;
       while (true) {
-        std::deque<std::pair<int, JobRecord>> ended;
-        bool fin;
+        std::deque<Buffer> ends;
+        bool fin = false, ends_unsent = false, io_idle = false;
+        std::uint64_t io_seen = 0;
         {
-          std::lock_guard lock(mutex);
-          std::swap(ended, ended_queue);
+          MutexLock lock(mutex);
+          if (!io_error.empty()) throw Error(io_error);
+          std::swap(ends, encoded);
+          unsent_ends -= static_cast<int>(ends.size());
+          ends_unsent = unsent_ends > 0;
           want_more |= want_work;
           want_work = false;
           if (work_ready) lifeline_check = true;
           work_ready = false;
           fin = finishing;
+          io_idle = to_decode.empty() && !io_busy;
+          io_seen = io_items_done;
         }
-        bool busy = !ended.empty();
-        for (const auto& [job, record] : ended) broadcast_ended(job, record);
-        if (want_more && !request_outstanding && !waiting_on_lifeline && size > 1 && !fin) {
-          want_more = false;
-          ask_for_work();
-          busy = true;
-        }
-        if (lifeline_check) {
-          lifeline_check = false;
-          hand_out_to_lifelines();
-        }
-        while (handle_incoming()) busy = true;
-        complete_sends();
-        if (fin) {
-          if (!barrier_started && sends.empty() && !request_outstanding) {
-            timed([&] { check_mpi(MPI_Ibarrier(MPI_COMM_WORLD, &barrier), "barrier"); });
-            barrier_started = true;
+        if (barrier_done) {
+          // Every message has arrived; the last job ends are being written.
+          if (io_idle) return;
+        } else {
+          bool busy = !ends.empty();
+          for (const auto& buffer : ends)
+            for (int r = 0; r < size; ++r)
+              if (r != rank) send(r, kJobEnded, buffer);
+          if (want_more && !request_outstanding && !waiting_on_lifeline && size > 1 && !fin) {
+            want_more = false;
+            ask_for_work();
+            busy = true;
           }
-          if (barrier_started) {
-            int done = 0;
-            timed([&] { check_mpi(MPI_Test(&barrier, &done, MPI_STATUS_IGNORE), "barrier"); });
-            if (done) {
-              // Every send was matched before the barrier could complete; finish them.
-              for (auto& pending : sends) MPI_Wait(&pending.request, MPI_STATUS_IGNORE);
-              sends.clear();
-              return;
+          if (lifeline_check) {
+            lifeline_check = false;
+            hand_out_to_lifelines();
+          }
+          while (handle_incoming()) busy = true;
+          complete_sends();
+          if (fin) {
+            // Every job end this rank owes is encoded and sent before the barrier.
+            if (!barrier_started && !ends_unsent && sends.empty() && !request_outstanding) {
+              timed([&] { check_mpi(MPI_Ibarrier(MPI_COMM_WORLD, &barrier), "barrier"); });
+              barrier_started = true;
+            }
+            if (barrier_started) {
+              int done = 0;
+              timed([&] { check_mpi(MPI_Test(&barrier, &done, MPI_STATUS_IGNORE), "barrier"); });
+              if (done) {
+                // Every send was matched before the barrier could complete; finish them.
+                for (auto& pending : sends) check_mpi(MPI_Wait(&pending.request, MPI_STATUS_IGNORE), "send completion");
+                sends.clear();
+                barrier_done = true;
+                continue;
+              }
             }
           }
+          if (busy) continue;
         }
-        if (!busy) {
-          std::unique_lock lock(mutex);
-          cv.wait_for(lock, std::chrono::milliseconds(1),
-                      [&] { return !ended_queue.empty() || want_work || work_ready || finishing != fin; });
-        }
+        // Nothing to do: sleep until the runner or the I/O thread has news,
+        // or for a millisecond, to probe for messages again.
+        MutexLock lock(mutex);
+        if (encoded.empty() && !want_work && !work_ready && finishing == fin && io_error.empty() &&
+            io_items_done == io_seen)
+          comm_wake.wait_for(mutex, std::chrono::milliseconds(1));
       }
     } catch (const std::exception& e) {
       // The other ranks would wait forever for this rank's jobs: end the
@@ -361,21 +449,35 @@ struct MpiWorkSharing::Impl {
 
   MpiSession& session;
   JobRunner& runner;
-  std::filesystem::path root;
+  const std::filesystem::path root;
   const int rank, size;
   std::vector<int> first_owner;
+  std::vector<std::string> ids;          // job index -> id; read-only after construction
+  std::map<std::string, int> index;      // id -> job index; read-only after construction
 
-  std::mutex mutex;
-  std::condition_variable cv;
-  std::deque<std::pair<int, JobRecord>> ended_queue;  // guarded by mutex
-  bool want_work = false;                              // guarded by mutex
-  bool work_ready = false;                             // guarded by mutex
-  bool finishing = false;                              // guarded by mutex
+  struct Incoming {
+    int source = 0;
+    std::string bytes;
+  };
+  Mutex mutex;
+  CondVar io_wake;                         // the I/O thread waits here
+  std::condition_variable_any comm_wake;   // the communication thread waits here (for at most 1 ms)
+  std::deque<std::pair<int, JobRecord>> to_encode PACKTRAIN_GUARDED_BY(mutex);  // ends of jobs run here
+  std::deque<Incoming> to_decode PACKTRAIN_GUARDED_BY(mutex);                 // kJobEnded messages received
+  std::deque<Buffer> encoded PACKTRAIN_GUARDED_BY(mutex);                     // kJobEnded messages to send
+  int unsent_ends PACKTRAIN_GUARDED_BY(mutex) = 0;      // posted by ended(), not yet taken by the comm thread
+  bool io_busy PACKTRAIN_GUARDED_BY(mutex) = false;     // the I/O thread holds an item
+  std::uint64_t io_items_done PACKTRAIN_GUARDED_BY(mutex) = 0;
+  std::string io_error PACKTRAIN_GUARDED_BY(mutex);      // the I/O thread's first failure
+  bool io_stop PACKTRAIN_GUARDED_BY(mutex) = false;
+  bool want_work PACKTRAIN_GUARDED_BY(mutex) = false;
+  bool work_ready PACKTRAIN_GUARDED_BY(mutex) = false;
+  bool finishing PACKTRAIN_GUARDED_BY(mutex) = false;
 
   // Communication thread only:
   struct Send {
     MPI_Request request;
-    std::shared_ptr<const std::vector<char>> buffer;
+    Buffer buffer;
   };
   std::list<Send> sends;
   bool request_outstanding = false, waiting_on_lifeline = false, want_more = false, lifeline_check = false;
@@ -383,7 +485,7 @@ struct MpiWorkSharing::Impl {
   std::set<int> lifelines;
   std::minstd_rand rng;
   SharingStats stats;
-  std::thread thread;
+  std::thread io_thread, comm_thread;
 };
 
 MpiWorkSharing::MpiWorkSharing(MpiSession& session, JobRunner& runner, std::filesystem::path run_root,
@@ -391,15 +493,17 @@ MpiWorkSharing::MpiWorkSharing(MpiSession& session, JobRunner& runner, std::file
     : impl_(std::make_unique<Impl>(session, runner, std::move(run_root), first_owner)) {}
 
 MpiWorkSharing::~MpiWorkSharing() {
-  if (impl_->thread.joinable()) {
+  if (impl_->comm_thread.joinable()) {
     impl_->post_flag(&Impl::finishing);
-    impl_->thread.join();
+    impl_->comm_thread.join();
   }
+  if (impl_->io_thread.joinable()) impl_->stop_io();
 }
 
 void MpiWorkSharing::finish() {
   impl_->post_flag(&Impl::finishing);
-  impl_->thread.join();
+  impl_->comm_thread.join();
+  impl_->stop_io();
 }
 
 SharingStats MpiWorkSharing::stats() const { return impl_->stats; }

@@ -2,36 +2,55 @@
 // Work sharing between processes (one per node, or per rank) over MPI.
 //
 // Protocol (DESIGN.md decisions 4, 6 and 8):
-//  - Every rank builds the same job list. Rank r starts with the jobs at
-//    positions p = r, r + size, ... of the list sorted longest first, so
-//    every rank starts with a mix of long and short jobs.
+//  - Every rank builds the same job list (run setup checks it). Rank r
+//    starts with the jobs at positions p = r, r + size, ... of the list
+//    sorted longest first, so every rank starts with a mix of long and
+//    short jobs.
+//  - Messages name jobs by id (Job::id(), the hash of the job's spec),
+//    never by a position in a list; each rank maps ids to its own jobs
+//    once, when sharing starts.
 //  - A rank whose runner has idle cores and nothing ready asks a random
 //    other rank for work (kStealRequest). The victim answers with half of
-//    its ready, unstarted jobs (kStealReply, possibly empty); the thief then
-//    owns them. After a few empty answers in a row the thief stops asking
-//    and registers a lifeline with every other rank (kLifeline): whoever
-//    next has jobs become ready hands it half of them, unasked. A job
-//    ending anywhere may make work ready, so it re-arms the asking.
+//    its ready, unstarted jobs (kStealReply, a JSON list of ids, possibly
+//    empty); the thief then owns them. After a few empty answers in a row
+//    the thief stops asking and registers a lifeline with every other rank
+//    (kLifeline): whoever next has jobs become ready hands it half of them,
+//    unasked (kLifelineGift, a list of ids). A job ending anywhere may make
+//    work ready, so it re-arms the asking.
 //  - The rank that ran a job tells every other rank that it ended
-//    (kJobEnded: the job's record, and the files it produced, listed in its
-//    metrics as "artifacts", paths relative to the run's folder). Every
+//    (kJobEnded: a job-files message, job_files.hpp, whose header holds the
+//    job's id and record, and which carries the files the record lists in
+//    its metrics as "artifacts", paths relative to the run's folder). Every
 //    rank so knows every job's status: dependencies on jobs run elsewhere
 //    resolve locally, with their files copied into this rank's own folder
-//    (no shared filesystem is assumed), and every rank knows when the run
-//    is over. Rank 0 writes the journal.
-//  - A rank whose communication fails (a file it cannot read, an MPI error)
-//    aborts every rank: the others would otherwise wait for its jobs forever.
-//  - Shutdown: each rank, once its runner is done, waits for its own sends
-//    to be received (they are synchronous sends), then enters a
-//    non-blocking barrier and keeps answering until the barrier completes:
-//    no message is left unmatched at MPI_Finalize.
+//    (no shared filesystem is assumed) before the runner hears of the end,
+//    and every rank knows when the run is over. Rank 0 writes the journal.
+//  - A rank whose communication fails aborts every rank (the others would
+//    otherwise wait for its jobs forever): an MPI error, a file it cannot
+//    read or write, or a message that does not check out (a size past its
+//    end, bytes left over, a path leaving the run's folder, a job id not in
+//    its list). The rank prints one line saying which.
+//  - Shutdown: each rank, once its runner is done, waits until every job
+//    end it owes is encoded and its own sends are received (they are
+//    synchronous sends), then enters a non-blocking barrier and keeps
+//    answering until the barrier completes: no message is left unmatched at
+//    MPI_Finalize. It then lets the I/O thread write the last files it
+//    received and stop.
 //
-// Every MPI call happens on one communication thread per process (MPI is
-// initialized with MPI_THREAD_SERIALIZED, and only that thread calls it
-// after initialization): the runner's hooks only queue work for it. The
-// thread checks for incoming messages every millisecond while it has
-// nothing else to do; MPI offers no way to sleep until either a message or
-// a local event arrives.
+// Two threads per process:
+//  - The communication thread makes every MPI call (MPI is initialized
+//    with MPI_THREAD_SERIALIZED, and only that thread calls it after
+//    initialization): the runner's hooks only queue work for it. It checks
+//    for incoming messages every millisecond while it has nothing else to
+//    do; MPI offers no way to sleep until either a message or a local
+//    event arrives.
+//  - The I/O thread reads and writes the jobs' files, so that a large
+//    checkpoint never stalls MPI progress: it encodes this rank's job ends
+//    into messages for the communication thread, and decodes those
+//    received (writes the files, then tells the runner the job ended). It
+//    reports a failure to the communication thread, which aborts the run.
+//    The runner's ended() hook only queues for it (the runner calls it with
+//    its lock held, where no file may be read).
 #include <packtrain/scheduler/job_runner.hpp>
 
 #include <cstdint>
@@ -89,7 +108,7 @@ struct SharingStats {
 class MpiWorkSharing final : public WorkSharing {
  public:
   // `runner` must have every job added; `run_root` is this rank's folder,
-  // which job artifacts' paths are relative to. `first_owner` (job index ->
+  // which the paths of jobs' files are relative to. `first_owner` (job index ->
   // rank) replaces the longest-first round-robin deal, e.g. in tests.
   MpiWorkSharing(MpiSession& session, JobRunner& runner, std::filesystem::path run_root,
                  std::function<int(int job)> first_owner = {});
