@@ -16,6 +16,7 @@
 #include <limits>
 #include <map>
 #include <numeric>
+#include <optional>
 #include <sstream>
 #include <tuple>
 
@@ -99,6 +100,17 @@ std::string first_flag_difference(const nlohmann::json& there, const nlohmann::j
   return "";
 }
 
+// Where two job lists ([{"id", "name"}, ...]) first differ by id: an index
+// into the longer one; none when they are the same.
+std::optional<std::size_t> first_job_difference(const nlohmann::json& a, const nlohmann::json& b) {
+  for (std::size_t k = 0; k < std::max(a.size(), b.size()); ++k) {
+    const auto x = k < a.size() ? a[k].value("id", "") : "";
+    const auto y = k < b.size() ? b[k].value("id", "") : "";
+    if (x != y) return k;
+  }
+  return std::nullopt;
+}
+
 // Refuses (Error) to resume the run in `dir` unless it is this run: the
 // same command, the same shard and the same job list. Reads the journal
 // and changes nothing.
@@ -120,23 +132,15 @@ void check_same_run(const std::filesystem::path& dir, const std::string& command
     for (const auto& r : journal->records()) their_jobs.push_back({{"id", r.id}, {"name", r.name}});
   }
   const auto their_shard = journal->meta("shard").value_or("0/1");
-  const auto ids = [](const nlohmann::json& list) {
-    std::vector<std::string> out;
-    for (const auto& j : list) out.push_back(j.value("id", ""));
-    return out;
-  };
-  const bool same_jobs = ids(their_jobs) == ids(jobs);
-  if (same_jobs && their_shard == shard) return;
+  const auto differ = first_job_difference(their_jobs, jobs);
+  if (!differ && their_shard == shard) return;
   if (const auto flag = first_flag_difference(their_flags, flags); !flag.empty())
     throw Error(refuse + flag + advice);
   if (their_shard != shard) throw Error(refuse + "--shard " + their_shard + " there, " + shard + " here" + advice);
   // Same flags, other jobs: other data under the same name, or another version's jobs.
-  std::string first;
-  for (std::size_t k = 0; k < std::max(their_jobs.size(), jobs.size()) && first.empty(); ++k) {
-    const auto a = k < their_jobs.size() ? their_jobs[k].value("id", "") : "";
-    const auto b = k < jobs.size() ? jobs[k].value("id", "") : "";
-    if (a != b) first = k < jobs.size() ? jobs[k].value("name", "") + " (" + b + ")" : "job " + std::to_string(k + 1);
-  }
+  const auto k = *differ;
+  const std::string first =
+      k < jobs.size() ? jobs[k].value("name", "") + " (" + jobs[k].value("id", "") + ")" : "job " + std::to_string(k + 1);
   throw Error(refuse + "its job list differs from this command's (first: " + first + ")" + advice);
 }
 
@@ -151,12 +155,8 @@ void check_same_jobs_on_every_rank(distributed::MpiSession& mpi, const nlohmann:
   int mine = kSame;
   if (!theirs.is_array()) {
     mine = 0;
-  } else {
-    for (std::size_t k = 0; k < std::max(theirs.size(), jobs.size()) && mine == kSame; ++k) {
-      const auto a = k < theirs.size() ? theirs[k].value("id", "") : "";
-      const auto b = k < jobs.size() ? jobs[k].value("id", "") : "";
-      if (a != b) mine = static_cast<int>(std::min<std::size_t>(k, kSame - 1));
-    }
+  } else if (const auto k = first_job_difference(theirs, jobs)) {
+    mine = static_cast<int>(std::min<std::size_t>(*k, kSame - 1));
   }
   const int first = mpi.min(mine);
   if (first == kSame) return;
