@@ -6,6 +6,7 @@
 //
 // Usage: bench_kfold [--rounds N] [--packtrain PATH] [-- extra kfold options]
 #include <common/process.hpp>
+#include <common/stats.hpp>
 #include <packtrain/scheduler/resources.hpp>
 
 #include <nlohmann/json.hpp>
@@ -47,10 +48,7 @@ Measure run_sweep(const std::string& packtrain, const std::vector<std::string>& 
   return m;
 }
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
+using packtrain::bench::median;
 
 }  // namespace
 

@@ -20,6 +20,7 @@
 #include <packtrain/scheduler/resources.hpp>
 
 #include <common/process.hpp>
+#include <common/stats.hpp>
 
 #include <unistd.h>
 
@@ -43,10 +44,7 @@ using Clock = std::chrono::steady_clock;
 constexpr std::int64_t kBatch = 64;
 constexpr double kSparsity = 0.9;
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
+using packtrain::bench::median;
 
 enum class Masking { none, gradients, after_step };
 

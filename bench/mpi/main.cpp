@@ -5,6 +5,7 @@
 //
 // Usage: bench_mpi [--rounds N] [--scale S]   (default 3 rounds, scale 4)
 #include <common/process.hpp>
+#include <common/stats.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -44,10 +45,7 @@ Result run(int ranks, int cores, const std::string& scale, const std::filesystem
   return r;
 }
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
+using packtrain::bench::median;
 
 }  // namespace
 

@@ -18,6 +18,7 @@
 #include <packtrain/scheduler/resources.hpp>
 
 #include <common/process.hpp>
+#include <common/stats.hpp>
 
 #include <tbb/global_control.h>
 #include <tbb/task_arena.h>
@@ -46,10 +47,7 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
+using packtrain::bench::median;
 
 std::int64_t fib_serial(int n) { return n < 2 ? n : fib_serial(n - 1) + fib_serial(n - 2); }
 

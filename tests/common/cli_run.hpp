@@ -24,6 +24,14 @@ inline CommandResult run_packtrain(std::vector<std::string> args) {
   return run_command(args);
 }
 
+// The argv of `packtrain ARGS... EXTRA...`: a test's sweep (ARGS) and what
+// one case changes or adds to it (EXTRA), for run_command.
+inline std::vector<std::string> packtrain_argv(std::vector<std::string> args, const std::vector<std::string>& extra = {}) {
+  args.insert(args.begin(), PACKTRAIN_CLI);
+  args.insert(args.end(), extra.begin(), extra.end());
+  return args;
+}
+
 // One results.csv row: column -> cell (RFC 4180 quoting is not needed: the
 // tests' cells hold no commas).
 using ResultRow = std::map<std::string, std::string>;

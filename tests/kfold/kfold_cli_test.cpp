@@ -22,12 +22,11 @@ using packtrain::testing::TempDir;
 namespace {
 
 // A small sweep: 2 models x 2 schedules x 2 folds on 2,000 samples, 1 epoch.
-std::vector<std::string> small_sweep(const std::filesystem::path& out, std::vector<std::string> extra = {}) {
-  std::vector<std::string> argv = {PACKTRAIN_CLI, "kfold",     "--models", "mlp,lenet5", "--schedules",
-                                   "cosine,warm", "--folds",   "2",        "--epochs",   "1",
-                                   "--limit",     "2000",      "--out",    out.string(), "--quiet"};
-  argv.insert(argv.end(), extra.begin(), extra.end());
-  return argv;
+std::vector<std::string> small_sweep(const std::filesystem::path& out, const std::vector<std::string>& extra = {}) {
+  return packtrain::testing::packtrain_argv(
+      {"kfold", "--models", "mlp,lenet5", "--schedules", "cosine,warm", "--folds", "2", "--epochs", "1",
+       "--limit", "2000", "--out", out.string(), "--quiet"},
+      extra);
 }
 
 void expect_same_numbers(const std::filesystem::path& a, const std::filesystem::path& b) {

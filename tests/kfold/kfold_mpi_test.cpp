@@ -16,12 +16,11 @@ using packtrain::testing::TempDir;
 
 namespace {
 
-std::vector<std::string> sweep(const std::filesystem::path& out, std::vector<std::string> extra = {}) {
-  std::vector<std::string> argv = {PACKTRAIN_CLI, "kfold",   "--models", "mlp,lenet5", "--schedules", "cosine",
-                                   "--folds",     "3",       "--epochs", "1",          "--limit",     "1500",
-                                   "--out",       out.string(), "--quiet"};
-  argv.insert(argv.end(), extra.begin(), extra.end());
-  return argv;
+std::vector<std::string> sweep(const std::filesystem::path& out, const std::vector<std::string>& extra = {}) {
+  return packtrain::testing::packtrain_argv(
+      {"kfold", "--models", "mlp,lenet5", "--schedules", "cosine", "--folds", "3", "--epochs", "1", "--limit",
+       "1500", "--out", out.string(), "--quiet"},
+      extra);
 }
 
 }  // namespace

@@ -21,12 +21,11 @@ using packtrain::testing::TempDir;
 
 namespace {
 
-std::vector<std::string> small_sweep(const std::filesystem::path& out, std::vector<std::string> extra = {}) {
-  std::vector<std::string> argv = {PACKTRAIN_CLI, "lth",   "--model", "mlp",   "--epochs",       "2",
-                                   "--reset-epochs", "0,1", "--sparsities", "0.5,0.9", "--limit", "600",
-                                   "--out",          out.string()};
-  argv.insert(argv.end(), extra.begin(), extra.end());
-  return argv;
+std::vector<std::string> small_sweep(const std::filesystem::path& out, const std::vector<std::string>& extra = {}) {
+  return packtrain::testing::packtrain_argv(
+      {"lth", "--model", "mlp", "--epochs", "2", "--reset-epochs", "0,1", "--sparsities", "0.5,0.9", "--limit",
+       "600", "--out", out.string()},
+      extra);
 }
 
 std::vector<std::string> csv_header(const std::filesystem::path& csv) {
