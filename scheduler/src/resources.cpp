@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 namespace packtrain {
@@ -124,6 +125,38 @@ int hwloc_physical_cores() {
 
 }  // namespace
 
+std::vector<std::vector<int>> share_node_cores(const std::vector<std::vector<int>>& usable) {
+  const int n = static_cast<int>(usable.size());
+  std::vector<std::vector<int>> shares(static_cast<std::size_t>(n));
+  std::set<int> given;
+  for (int i = 0; i < n; ++i) {
+    auto mine = usable[i];
+    std::sort(mine.begin(), mine.end());
+    // The processes that found the same cores, and where this one is among them.
+    int group = 0, position = 0;
+    for (int j = 0; j < n; ++j) {
+      auto theirs = usable[j];
+      std::sort(theirs.begin(), theirs.end());
+      if (theirs != mine) continue;
+      if (j < i) ++position;
+      ++group;
+    }
+    const std::size_t size = mine.size();
+    const std::size_t begin = size * static_cast<std::size_t>(position) / static_cast<std::size_t>(group);
+    const std::size_t end = size * static_cast<std::size_t>(position + 1) / static_cast<std::size_t>(group);
+    for (std::size_t k = begin; k < end; ++k)
+      if (given.insert(mine[k]).second) shares[i].push_back(mine[k]);
+    if (shares[i].empty()) {
+      std::set<int> all;
+      for (const auto& u : usable) all.insert(u.begin(), u.end());
+      throw Error("this node has " + std::to_string(all.size()) + " usable core(s) for " + std::to_string(n) +
+                  " processes of the run (MPI ranks on one node share its cores, one at least each): start at "
+                  "most " + std::to_string(all.size()) + " rank(s) per node");
+    }
+  }
+  return shares;
+}
+
 NodeResources detect_node_resources(const ResourceProbe& probe) {
   NodeResources node;
   node.cores = probe.affinity ? *probe.affinity : affinity_cores();
@@ -136,12 +169,21 @@ NodeResources detect_node_resources(const ResourceProbe& probe) {
     if (quota_cores < node.core_count()) node.cores.resize(quota_cores);
   }
 
+  int processes = 1;
+  if (probe.share) {
+    auto share = probe.share(node.cores);
+    node.cores = std::move(share.cores);
+    processes = std::max(1, share.processes);
+  }
+
   if (probe.requested_cores) {
     const int n = *probe.requested_cores;
     if (n < 1) throw Error("--cores must be at least 1 (got " + std::to_string(n) + ")");
     if (n > node.core_count())
       throw Error("--cores " + std::to_string(n) + " is more than the " + std::to_string(node.core_count()) +
-                  " usable core(s) of this node");
+                  (processes > 1 ? " core(s) this process has of the " + std::to_string(processes) +
+                                       " processes' node (ranks on one node share its cores)"
+                                 : " usable core(s) of this node"));
     node.cores.resize(n);
   }
 
@@ -153,7 +195,7 @@ NodeResources detect_node_resources(const ResourceProbe& probe) {
     physical = pages > 0 && page > 0 ? (static_cast<std::uint64_t>(pages) * page) >> 20 : 0;
   }
   const auto cgroup_memory = cgroup_memory_limit_mb(probe.cgroup_root, probe.proc_self_cgroup);
-  node.memory_mb = cgroup_memory ? std::min(physical, *cgroup_memory) : physical;
+  node.memory_mb = (cgroup_memory ? std::min(physical, *cgroup_memory) : physical) / static_cast<std::uint64_t>(processes);
   node.physical_cores = probe.affinity ? 0 : hwloc_physical_cores();
   node.gpus = 0;  // GPU discovery lives in gpu/, built only with CUDA.
   return node;

@@ -128,3 +128,57 @@ TEST(Resources, RealMachineHasAtLeastOneCore) {
   EXPECT_GT(node.memory_mb, 0u);
   EXPECT_EQ(node.gpus, 0);
 }
+
+// Ranks on one node (MPI) that each found every core divide them, in
+// contiguous blocks, none shared.
+TEST(NodeShare, RanksThatSeeTheSameCoresDivideThemWithoutOverlap) {
+  using packtrain::share_node_cores;
+  EXPECT_EQ(share_node_cores({{0, 1}, {0, 1}}), (std::vector<std::vector<int>>{{0}, {1}}));
+  EXPECT_EQ(share_node_cores({{0, 1, 2, 3, 4}, {0, 1, 2, 3, 4}}), (std::vector<std::vector<int>>{{0, 1}, {2, 3, 4}}));
+  EXPECT_EQ(share_node_cores({{3, 1, 2, 0}, {0, 1, 2, 3}, {0, 1, 2, 3}}),
+            (std::vector<std::vector<int>>{{0}, {1}, {2, 3}}));
+  EXPECT_EQ(share_node_cores({{0, 1, 2, 3}}), (std::vector<std::vector<int>>{{0, 1, 2, 3}}));
+}
+
+// mpirun --bind-to core (or socket) already gave each rank its own cores:
+// they are kept; cores two masks share go to the first rank only.
+TEST(NodeShare, RanksBoundToTheirOwnCoresKeepThemAndOverlapsGoToOneRank) {
+  using packtrain::share_node_cores;
+  EXPECT_EQ(share_node_cores({{0}, {1}}), (std::vector<std::vector<int>>{{0}, {1}}));
+  EXPECT_EQ(share_node_cores({{0, 1}, {0, 1}, {2, 3}, {2, 3}}), (std::vector<std::vector<int>>{{0}, {1}, {2}, {3}}));
+  EXPECT_EQ(share_node_cores({{0, 1, 2}, {2, 3}}), (std::vector<std::vector<int>>{{0, 1, 2}, {3}}));
+}
+
+TEST(NodeShare, FewerCoresThanRanksIsAnErrorNamingBothCounts) {
+  try {
+    packtrain::share_node_cores({{0, 1}, {0, 1}, {0, 1}, {0, 1}});
+    FAIL() << "expected an error";
+  } catch (const packtrain::Error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("2 usable core(s) for 4 processes"), std::string::npos) << what;
+    EXPECT_NE(what.find("at most 2 rank(s) per node"), std::string::npos) << what;
+  }
+}
+
+// --cores counts within the process's share, and the node's memory is divided.
+TEST(NodeShare, CoresAndMemoryCountWithinTheShare) {
+  TempDir dir;
+  write_file(dir / "proc_self_cgroup", "0::/\n");
+  auto probe = fake(dir, {0, 1, 2, 3});
+  probe.share = [](const std::vector<int>& usable) {
+    return packtrain::NodeShare{.cores = packtrain::share_node_cores({usable, usable})[1], .processes = 2};
+  };
+  auto node = detect_node_resources(probe);
+  EXPECT_EQ(node.cores, (std::vector<int>{2, 3}));
+  EXPECT_EQ(node.memory_mb, 32u * 1024u);
+  probe.requested_cores = 1;
+  EXPECT_EQ(detect_node_resources(probe).cores, (std::vector<int>{2}));
+  probe.requested_cores = 3;
+  try {
+    detect_node_resources(probe);
+    FAIL() << "expected an error";
+  } catch (const packtrain::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--cores 3 is more than the 2 core(s) this process has"), std::string::npos)
+        << e.what();
+  }
+}

@@ -11,6 +11,7 @@
 //   auto four = packtrain::detect_node_resources({.requested_cores = 4});
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -27,8 +28,20 @@ struct NodeResources {
   int core_count() const { return static_cast<int>(cores.size()); }
 };
 
+// This process's part of a node that other processes of the run share
+// (MPI ranks on one node): its cores, and how many processes divide the
+// node's memory.
+struct NodeShare {
+  std::vector<int> cores;
+  int processes = 1;
+};
+
 struct ResourceProbe {
   std::optional<int> requested_cores;  // --cores: none = all usable; < 1 or more than usable is an Error
+  // Given the usable cores, this process's share of the node (MPI: see
+  // share_node_cores); --cores then counts within the share. None: the
+  // process has the node to itself.
+  std::function<NodeShare(const std::vector<int>& usable)> share;
   std::string cgroup_root = "/sys/fs/cgroup";       // where cgroup files are read
   std::string proc_self_cgroup = "/proc/self/cgroup";
   std::optional<std::vector<int>> affinity;          // fake affinity mask (tests); else sched_getaffinity
@@ -38,6 +51,17 @@ struct ResourceProbe {
 // Throws packtrain::Error when requested_cores is below 1 or above the usable
 // count (naming both numbers).
 NodeResources detect_node_resources(const ResourceProbe& probe = {});
+
+// Divides a node's cores between the processes on it (MPI ranks), so that
+// no two share a core. usable[i] is what local process i found usable (its
+// affinity mask and the cgroup quota): with `mpirun --bind-to none` every
+// rank finds every core, with `--bind-to core` each finds its own. Processes
+// that found the same cores divide them in order, in contiguous blocks as
+// even as whole cores allow (5 cores for 2: 2 and 3); a core already given
+// to an earlier process is never given again. Throws Error naming the counts
+// when a process would get no core. The result is the same on every process
+// given the same `usable`, so all of them refuse together.
+std::vector<std::vector<int>> share_node_cores(const std::vector<std::vector<int>>& usable);
 
 // The CPU quota of the cgroup this process is in, as a core count
 // (e.g. 1.5 for "150000 100000"), or nothing when unlimited or unknown.
