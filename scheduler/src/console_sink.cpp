@@ -34,6 +34,12 @@ std::string format_speedup(const RunSummary& run, int cores, int ranks) {
                 format_duration(run.makespan_s).c_str(), format_duration(run.job_seconds).c_str(),
                 run.job_seconds / run.makespan_s, plural(cores, "core").c_str(),
                 ranks > 1 ? (" (" + std::to_string(ranks) + " ranks)").c_str() : "");
+  // Jobs on cores of their own cannot together go faster than the cores
+  // (5% for clocks): more means they shared cores with other work, and
+  // their own times counted its waiting as theirs. Say so, not a speedup.
+  if (run.job_seconds / run.makespan_s > cores * 1.05)
+    return std::string(line) + ": more than " + plural(cores, "core") +
+           " can give, so the cores were shared with other work (other processes, or ranks given the same cores)";
   return line;
 }
 

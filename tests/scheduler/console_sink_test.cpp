@@ -74,5 +74,8 @@ TEST(ConsoleSink, SpeedLineSaysWhenThereWasNothingToRun) {
   run.job_seconds = 19.9;
   EXPECT_EQ(format_speedup(run, 4, 2),
             "makespan 10s, jobs' own time 20s: 1.99x the speed of one job at a time on 4 cores (2 ranks)");
-  EXPECT_EQ(format_speedup(run, 1), "makespan 10s, jobs' own time 20s: 1.99x the speed of one job at a time on 1 core");
+  EXPECT_EQ(format_speedup(run, 2), "makespan 10s, jobs' own time 20s: 1.99x the speed of one job at a time on 2 cores");
+  EXPECT_EQ(format_speedup(run, 1),
+            "makespan 10s, jobs' own time 20s: 1.99x the speed of one job at a time on 1 core: more than 1 core can "
+            "give, so the cores were shared with other work (other processes, or ranks given the same cores)");
 }

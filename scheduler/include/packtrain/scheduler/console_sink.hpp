@@ -41,6 +41,8 @@ std::string format_duration(double seconds);
 // many cores in all (over every rank), with no newline:
 //   "makespan 2m50s, jobs' own time 5m38s: 1.99x the speed of one job at a time on 2 cores"
 // or, when no job ran in this run, why: "nothing to run: all 20 jobs were done before (--resume)".
+// A ratio above the cores is not called a speedup: the line then says the
+// cores were shared with other work.
 std::string format_speedup(const RunSummary& run, int cores, int ranks = 1);
 
 }  // namespace packtrain
