@@ -76,8 +76,12 @@ std::int64_t WorkPool::deal(std::int64_t n) {
   } else {
     const auto k = static_cast<std::int64_t>(joined.size());
     for (std::int64_t i = 0; i < k; ++i) {
+      const std::int64_t begin = n * i / k, end = n * (i + 1) / k;
+      // Fewer items than takers: no empty share, which the take-from-a-share
+      // path below would decrement past its beginning (negative indices).
+      if (begin == end) continue;
       Slot& s = *joined[static_cast<std::size_t>(i)];
-      s.shares.push_back({round, n * i / k, n * (i + 1) / k});
+      s.shares.push_back({round, begin, end});
       s.pending.store(true, std::memory_order_release);
     }
   }
