@@ -118,6 +118,14 @@ std::optional<Batch> BatchLoader::next() {
   return batch;
 }
 
+Batch BatchLoader::batch(std::int64_t number) const {
+  if (epoch_ < 0) throw Error("BatchLoader::batch() before start_epoch()");
+  if (options_.prefetch()) throw Error("BatchLoader::batch() needs prefetch off");
+  if (number < 0 || number >= batches_per_epoch())
+    throw Error("batch " + std::to_string(number) + " of an epoch of " + std::to_string(batches_per_epoch()));
+  return gather(number);
+}
+
 Batch BatchLoader::gather(std::int64_t batch) const {
   // Reads epoch_ and order_: the worker only runs while they stay put
   // (start_epoch waits for it to be idle before changing them).

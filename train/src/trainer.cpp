@@ -67,29 +67,39 @@ Trainer::Trainer(std::shared_ptr<models::Model> model, TrainOptions options)
     : model_(std::move(model)), options_(std::move(options)) {
   if (!model_) throw Error("Trainer needs a model");
   options_.validate();
-  const double lr = options_.effective_lr();
-  const double decay = options_.effective_weight_decay();
-  if (options_.optimizer() == OptimizerKind::sgd) {
-    optimizer_ = std::make_unique<torch::optim::SGD>(
-        model_->parameters(),
-        torch::optim::SGDOptions(lr).momentum(options_.momentum()).weight_decay(decay).nesterov(false));
-  } else {
-    optimizer_ = std::make_unique<torch::optim::Adam>(model_->parameters(), torch::optim::AdamOptions(lr).weight_decay(decay));
-  }
+  optimizer_ = make_optimizer(options_, model_->parameters());
+}
+
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainOptions& options, std::vector<at::Tensor> parameters) {
+  const double lr = options.effective_lr();
+  const double decay = options.effective_weight_decay();
+  if (options.optimizer() == OptimizerKind::sgd)
+    return std::make_unique<torch::optim::SGD>(
+        std::move(parameters),
+        torch::optim::SGDOptions(lr).momentum(options.momentum()).weight_decay(decay).nesterov(false));
+  return std::make_unique<torch::optim::Adam>(std::move(parameters), torch::optim::AdamOptions(lr).weight_decay(decay));
+}
+
+bool checkpoint_due(const TrainOptions& options, int epoch) {
+  const auto& listed = options.checkpoint_epochs();
+  const bool every = options.checkpoint_every() > 0 && epoch > 0 && epoch % options.checkpoint_every() == 0;
+  return every || std::find(listed.begin(), listed.end(), epoch) != listed.end();
+}
+
+void check_data_fits(const models::Model& model, const TrainData& data) {
+  check_fits(model, data.train, data.train_idx, "training");
+  if (!data.train_idx.defined() || data.train_idx.numel() == 0) throw Error("the training index view is empty");
+  if (data.val_idx.defined() && data.val_idx.numel() > 0) check_fits(model, data.val, data.val_idx, "validation");
 }
 
 void Trainer::save_if_due(int epoch) {
-  const auto& listed = options_.checkpoint_epochs();
-  const bool every = options_.checkpoint_every() > 0 && epoch > 0 && epoch % options_.checkpoint_every() == 0;
-  if (!every && std::find(listed.begin(), listed.end(), epoch) == listed.end()) return;
+  if (!checkpoint_due(options_, epoch)) return;
   save_checkpoint(checkpoint_path(options_.checkpoint_dir(), epoch), *model_, optimizer_.get(), epoch);
 }
 
 TrainResult Trainer::fit(const TrainData& data, const TrainCallbacks& callbacks) {
   const auto started = std::chrono::steady_clock::now();
-  check_fits(*model_, data.train, data.train_idx, "training");
-  if (!data.train_idx.defined() || data.train_idx.numel() == 0) throw Error("the training index view is empty");
-  if (data.val_idx.defined() && data.val_idx.numel() > 0) check_fits(*model_, data.val, data.val_idx, "validation");
+  check_data_fits(*model_, data);
 
   if (options_.threads() > 0) {
     // LibTorch initializes a thread's OpenMP count lazily, from a process-wide

@@ -69,6 +69,13 @@ class BatchLoader {
   // The epoch's next batch, or nothing after its last one.
   std::optional<Batch> next();
 
+  // Batch `number` (0-based) of the epoch started last, gathered on the
+  // calling thread: the same batch next() would give. Several threads may
+  // call it at once (data-parallel replicas taking micro-batches), while no
+  // start_epoch() runs. Throws packtrain::Error before start_epoch(), with
+  // prefetch on, or for a number outside the epoch.
+  Batch batch(std::int64_t number) const;
+
   std::int64_t size() const { return indices_.size(0); }
   std::int64_t batches_per_epoch() const;
   const LoaderOptions& options() const { return options_; }

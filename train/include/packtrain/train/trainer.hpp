@@ -82,6 +82,14 @@ struct TrainResult {
   nlohmann::json metrics() const;
 };
 
+// The optimizer a Trainer builds over `parameters` (SGD with momentum or Adam, base rate and decay from `options`).
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainOptions& options, std::vector<at::Tensor> parameters);
+// Whether `options` asks for a checkpoint after `epoch` (checkpoint_every, checkpoint_epochs).
+bool checkpoint_due(const TrainOptions& options, int epoch);
+// Throws packtrain::Error when `data` does not fit `model` (shapes, classes,
+// index views) or the training view is empty: what fit() checks first.
+void check_data_fits(const models::Model& model, const TrainData& data);
+
 class Trainer {
  public:
   // Throws packtrain::Error for bad options. The optimizer is built here, over
