@@ -1,0 +1,542 @@
+#include <packtrain/dataparallel/data_parallel.hpp>
+
+#include <packtrain/data/loader.hpp>
+#include <packtrain/dataparallel/step_sync.hpp>
+#include <packtrain/scheduler/error.hpp>
+#include <packtrain/train/checkpoint.hpp>
+#include <packtrain/train/evaluate.hpp>
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <limits>
+
+namespace packtrain::dataparallel {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+constexpr double kBackwardFactor = 3.0;  // a training step costs about 3 forward passes
+// How often a helper with nothing to do looks at its lease (which cannot wake it).
+constexpr auto kLeasePoll = std::chrono::milliseconds(2);
+
+std::int64_t ns_since(Clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t).count();
+}
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double seconds(std::int64_t ns) { return static_cast<double>(ns) * 1e-9; }
+
+// Runs `fn` when the scope ends, also by an exception.
+template <typename F>
+class AtScopeEnd {
+ public:
+  explicit AtScopeEnd(F fn) : fn_(std::move(fn)) {}
+  ~AtScopeEnd() { fn_(); }
+  AtScopeEnd(const AtScopeEnd&) = delete;
+  AtScopeEnd& operator=(const AtScopeEnd&) = delete;
+
+ private:
+  F fn_;
+};
+
+// One intra-op thread on the calling thread. LibTorch initializes a thread's
+// count lazily from a process-wide value: trigger that first, then set ours.
+void one_intra_op_thread() {
+  (void)at::get_num_threads();
+  at::set_num_threads(1);
+}
+
+// Dropout draws from LibTorch's global generator, whichever thread runs it:
+// its masks would depend on the replica, not on (seed, step, micro-batch).
+bool draws_from_global_generator(torch::nn::Module& model) {
+  for (const auto& m : model.modules()) {
+    if (m->as<torch::nn::DropoutImpl>() || m->as<torch::nn::Dropout2dImpl>() || m->as<torch::nn::Dropout3dImpl>() ||
+        m->as<torch::nn::AlphaDropoutImpl>() || m->as<torch::nn::FeatureAlphaDropoutImpl>())
+      return true;
+  }
+  return false;
+}
+
+nlohmann::json number(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
+
+}  // namespace
+
+// --- options -----------------------------------------------------------------
+
+LrScaling lr_scaling_from_string(std::string_view name) {
+  if (name == "none") return LrScaling::none;
+  if (name == "linear") return LrScaling::linear;
+  throw Error("unknown learning-rate scaling '" + std::string(name) + "' (known: none, linear)");
+}
+
+Parallelism parallelism_from_string(std::string_view name) {
+  if (name == "replicas") return Parallelism::replicas;
+  if (name == "threads") return Parallelism::threads;
+  throw Error("unknown parallelism '" + std::string(name) + "' (known: replicas, threads)");
+}
+
+std::string_view to_string(LrScaling scaling) { return scaling == LrScaling::none ? "none" : "linear"; }
+std::string_view to_string(Parallelism parallelism) {
+  return parallelism == Parallelism::replicas ? "replicas" : "threads";
+}
+
+Parallelism default_parallelism(const std::string& model) {
+  // bench/dataparallel on 2 cores: replicas beat intra-op threads for every
+  // zoo model at batch 64 and 256 (see its README table).
+  (void)model;
+  return Parallelism::replicas;
+}
+
+void DataParallelOptions::validate() const {
+  train().validate();
+  const auto batch = train().batch_size();
+  if (micro_batch() < 1) throw Error("micro-batch must be at least 1, not " + std::to_string(micro_batch()));
+  if (micro_batch() > batch)
+    throw Error("micro-batch " + std::to_string(micro_batch()) + " is larger than the batch size " + std::to_string(batch));
+  if (batch % micro_batch() != 0)
+    throw Error("micro-batch " + std::to_string(micro_batch()) + " does not divide the batch size " + std::to_string(batch));
+  if (max_replicas() < 1) throw Error("data-parallel training needs at least 1 replica");
+  if (reference_batch() < 1) throw Error("the reference batch must be at least 1");
+  if (warmup_epochs() < 0 || warmup_epochs() > train().epochs())
+    throw Error("warm-up epochs must be in 0.." + std::to_string(train().epochs()) + ", not " +
+                std::to_string(warmup_epochs()));
+  if (!(width_multiplier() > 0)) throw Error("the width multiplier must be above 0");
+  if (limit() < 0) throw Error("limit must not be negative");
+}
+
+double DataParallelOptions::lr_at(std::int64_t step, std::int64_t steps_per_epoch, std::int64_t total_steps) const {
+  const auto batch = static_cast<double>(train().batch_size());
+  const auto reference = static_cast<double>(reference_batch());
+  double base = train().effective_lr();
+  if (lr_scaling() == LrScaling::linear) base *= batch / reference;
+  double lr = train::scheduled_lr(train().schedule(), base, step, total_steps);
+  const std::int64_t warmup_steps = static_cast<std::int64_t>(warmup_epochs()) * steps_per_epoch;
+  if (step < warmup_steps) {
+    const double r = std::min(1.0, reference / batch);
+    lr *= r + (1.0 - r) * static_cast<double>(step) / static_cast<double>(warmup_steps);
+  }
+  return lr;
+}
+
+nlohmann::json DataParallelOptions::spec() const {
+  nlohmann::json spec = {{"model", model()},
+                         {"epochs", train().epochs()},
+                         {"batch_size", train().batch_size()},
+                         {"micro_batch", micro_batch()},
+                         {"optimizer", train::to_string(train().optimizer())},
+                         {"lr", train().effective_lr()},
+                         {"schedule", train::to_string(train().schedule())},
+                         {"lr_scaling", to_string(lr_scaling())},
+                         {"warmup_epochs", warmup_epochs()},
+                         {"parallelism", to_string(parallelism())}};
+  if (lr_scaling() == LrScaling::linear || warmup_epochs() > 0) spec["reference_batch"] = reference_batch();
+  if (model() == "mobilenetv2") spec["width_multiplier"] = width_multiplier();
+  if (train().augment()) spec["augment"] = true;
+  if (limit() > 0) spec["limit"] = limit();
+  return spec;
+}
+
+nlohmann::json DataParallelResult::metrics() const {
+  auto m = train.metrics();
+  double compute = 0, reduce = 0, wait = 0, secs = 0, samples = 0;
+  nlohmann::json per_epoch = nlohmann::json::array();
+  for (std::size_t i = 0; i < costs.size(); ++i) {
+    const auto& c = costs[i];
+    compute += c.compute_seconds;
+    reduce += c.reduce_seconds;
+    wait += c.wait_seconds;
+    secs += c.seconds;
+    samples += c.samples_per_second * c.seconds;
+    nlohmann::json e = {{"epoch", c.epoch},
+                        {"seconds", c.seconds},
+                        {"compute_s", c.compute_seconds},
+                        {"reduce_s", c.reduce_seconds},
+                        {"wait_s", c.wait_seconds},
+                        {"sync_share", number(c.sync_share)},
+                        {"peak_replicas", c.peak_replicas},
+                        {"samples_per_s", number(c.samples_per_second)}};
+    if (i < train.history.size()) {
+      const auto& h = train.history[i];
+      e["train_loss"] = number(h.train_loss);
+      e["val_top1"] = number(h.val_top1);
+      e["val_loss"] = number(h.val_loss);
+      e["lr"] = h.lr;
+    }
+    per_epoch.push_back(e);
+  }
+  const double busy = compute + reduce + wait;
+  m["compute_seconds"] = compute;
+  m["reduce_seconds"] = reduce;
+  m["wait_seconds"] = wait;
+  m["sync_share"] = number(busy > 0 ? (reduce + wait) / busy : kNaN);
+  m["peak_replicas"] = peak_replicas;
+  m["samples_per_s"] = number(secs > 0 ? samples / secs : kNaN);
+  m["per_epoch"] = per_epoch;
+  return m;
+}
+
+// --- the trainer ---------------------------------------------------------------
+
+// A replica's model: its parameters are the master's storage (set_data), its
+// gradients and buffers (BatchNorm statistics) its own.
+struct DataParallelTrainer::Replica {
+  std::shared_ptr<models::Model> model;
+  std::vector<at::Tensor> params;
+  std::vector<at::Tensor> buffers;  // all of them, in the master's order
+  std::vector<at::Tensor> stats;    // the floating ones, in master_stats_'s order
+};
+
+// What one micro-batch of the step produced; after the tree, the sum of a
+// node's micro-batches sits in the buffer of its first one.
+struct DataParallelTrainer::Buffer {
+  std::vector<at::Tensor> grads;  // one per parameter, scaled by samples / the step's samples
+  std::vector<at::Tensor> stats;  // the replica's running statistics after this micro-batch
+  double loss = 0;                // mean over its samples
+  std::int64_t samples = 0;
+};
+
+DataParallelTrainer::DataParallelTrainer(models::ModelOptions shape, DataParallelOptions options)
+    : shape_(shape), options_(std::move(options)) {
+  options_.validate();
+  master_ = models::make_model(options_.model(), shape_);
+  if (draws_from_global_generator(*master_))
+    throw Error("data-parallel: model " + options_.model() +
+                " has dropout, whose masks would depend on the replica that draws them");
+  master_->train();
+  master_params_ = master_->parameters();
+  for (auto& b : master_->buffers()) (b.is_floating_point() ? master_stats_ : master_counts_).push_back(b);
+  optimizer_ = train::make_optimizer(options_.train(), master_params_);
+  const auto micro_batches = options_.train().batch_size() / options_.micro_batch();
+  if (micro_batches > std::numeric_limits<int>::max() / 2) throw Error("data-parallel: too many micro-batches a step");
+  sync_ = std::make_unique<StepSync>(options_.max_replicas(), static_cast<int>(micro_batches));
+  replicas_.resize(static_cast<std::size_t>(options_.max_replicas()));
+  for (std::int64_t i = 0; i < micro_batches; ++i) buffers_.push_back(std::make_unique<Buffer>());
+}
+
+DataParallelTrainer::~DataParallelTrainer() = default;
+
+int DataParallelTrainer::replicas() const { return sync_->replicas(); }
+
+DataParallelTrainer::Replica& DataParallelTrainer::replica(int slot) {
+  // Only the seat's owner gets here, and a seat changes owner under the
+  // pool's lock: no lock needed for the entry.
+  auto& r = replicas_[static_cast<std::size_t>(slot)];
+  if (!r) {
+    auto made = std::make_unique<Replica>();
+    made->model = models::make_model(options_.model(), shape_);
+    made->params = made->model->parameters();
+    PACKTRAIN_CHECK(made->params.size() == master_params_.size(), "data-parallel: a replica differs from the master");
+    for (std::size_t i = 0; i < made->params.size(); ++i) made->params[i].set_data(master_params_[i]);
+    made->buffers = made->model->buffers();
+    for (auto& b : made->buffers)
+      if (b.is_floating_point()) made->stats.push_back(b);
+    PACKTRAIN_CHECK(made->stats.size() == master_stats_.size(), "data-parallel: a replica differs from the master");
+    made->model->train();
+    r = std::move(made);
+  }
+  return *r;
+}
+
+void DataParallelTrainer::compute(int slot, const MicroBatch& mb) {
+  if (callbacks_.on_micro_batch) callbacks_.on_micro_batch(mb.step, mb.index, slot);
+  auto& r = replica(slot);
+  auto& out = *buffers_[static_cast<std::size_t>(mb.index)];
+  const auto batch = loader_->batch(first_batch_ + mb.index);
+  const auto samples = batch.labels.size(0);
+  if (!r.buffers.empty()) {
+    // Every micro-batch starts from the master's running statistics.
+    torch::NoGradGuard no_grad;
+    const auto master = master_->buffers();
+    for (std::size_t i = 0; i < r.buffers.size(); ++i) r.buffers[i].copy_(master[i]);
+  }
+  for (auto& p : r.params) p.mutable_grad().reset();
+  const auto logits = r.model->forward(batch.images);
+  const auto& loss_fn = options_.train().loss();
+  const auto loss = loss_fn ? loss_fn(logits, batch.labels) : torch::nn::functional::cross_entropy(logits, batch.labels);
+  // Scaled so the micro-batches' gradients add up to the step's mean-loss gradient.
+  (loss * (static_cast<double>(samples) / static_cast<double>(step_samples_))).backward();
+  out.loss = loss.item<double>();
+  out.samples = samples;
+  out.grads.resize(r.params.size());
+  for (std::size_t i = 0; i < r.params.size(); ++i) {
+    auto& g = r.params[i].mutable_grad();
+    out.grads[i] = g.defined() ? std::move(g) : torch::zeros_like(r.params[i]);  // taken, not copied
+    g = at::Tensor();
+  }
+  out.stats.resize(r.stats.size());
+  for (std::size_t i = 0; i < r.stats.size(); ++i) out.stats[i] = r.stats[i].clone();
+}
+
+void DataParallelTrainer::combine(int left, int right) {
+  torch::NoGradGuard no_grad;
+  auto& l = *buffers_[static_cast<std::size_t>(left)];
+  auto& r = *buffers_[static_cast<std::size_t>(right)];
+  for (std::size_t i = 0; i < l.grads.size(); ++i) l.grads[i].add_(r.grads[i]);
+  for (std::size_t i = 0; i < l.stats.size(); ++i) l.stats[i].add_(r.stats[i]);
+  r.grads.clear();
+  r.stats.clear();
+}
+
+void DataParallelTrainer::compute_counted(int slot, const MicroBatch& mb) {
+  try {
+    const auto started = Clock::now();
+    compute(slot, mb);
+    const auto computed = Clock::now();
+    compute_ns_.fetch_add(std::chrono::duration_cast<std::chrono::nanoseconds>(computed - started).count(),
+                          std::memory_order_relaxed);
+    sync_->finish(mb, [this](int left, int right) { combine(left, right); });
+    reduce_ns_.fetch_add(ns_since(computed), std::memory_order_relaxed);
+  } catch (const std::exception& e) {
+    sync_->fail(e.what());
+    throw;
+  } catch (...) {
+    sync_->fail("unknown exception");
+    throw;
+  }
+}
+
+void DataParallelTrainer::apply_step(int micro_batches) {
+  const auto started = Clock::now();
+  auto& root = *buffers_[0];
+  for (std::size_t i = 0; i < master_params_.size(); ++i) master_params_[i].mutable_grad() = std::move(root.grads[i]);
+  root.grads.clear();
+  optimizer_->step();
+  if (!master_stats_.empty() || !master_counts_.empty()) {
+    torch::NoGradGuard no_grad;
+    for (std::size_t i = 0; i < master_stats_.size(); ++i) master_stats_[i].copy_(root.stats[i].div_(micro_batches));
+    for (auto& c : master_counts_) c.add_(1);
+    root.stats.clear();
+  }
+  reduce_ns_.fetch_add(ns_since(started), std::memory_order_relaxed);
+}
+
+void DataParallelTrainer::save_if_due(int epoch) {
+  if (!train::checkpoint_due(options_.train(), epoch)) return;
+  train::save_checkpoint(train::checkpoint_path(options_.train().checkpoint_dir(), epoch), *master_, optimizer_.get(),
+                         epoch);
+}
+
+DataParallelResult DataParallelTrainer::fit(const train::TrainData& data, const DataParallelCallbacks& callbacks) {
+  const auto started = Clock::now();
+  PACKTRAIN_CHECK(!loader_, "DataParallelTrainer::fit called twice");
+  train::check_data_fits(*master_, data);
+  callbacks_ = callbacks;
+  one_intra_op_thread();
+  const auto& o = options_.train();
+
+  DataParallelResult out;
+  auto& result = out.train;
+  result.val = train::EvalMetrics{kNaN, kNaN, kNaN, 0};
+  result.train_loss = kNaN;
+  int first_epoch = 0;
+  if (!o.resume_from().empty()) {
+    first_epoch = train::load_checkpoint(o.resume_from(), *master_, optimizer_.get());
+    if (first_epoch < 0 || first_epoch > o.epochs())
+      throw Error("checkpoint " + o.resume_from() + " is at epoch " + std::to_string(first_epoch) + ", outside this run's 0.." +
+                  std::to_string(o.epochs()));
+  } else {
+    save_if_due(0);
+  }
+  result.epochs_completed = first_epoch;
+
+  // Micro-batches are the loader's batches: micro-batch j of step s of an
+  // epoch is batch s x (batch / micro) + j, so the data order is a one-core
+  // run's and augmentation comes from (seed, epoch, that number).
+  loader_ = std::make_unique<data::BatchLoader>(
+      data.train, data.train_idx,
+      data::LoaderOptions().batch_size(options_.micro_batch()).seed(o.seed()).augment(o.augment()).prefetch(false));
+  const std::int64_t samples = loader_->size();
+  const std::int64_t batch = o.batch_size();
+  const std::int64_t steps_per_epoch = (samples + batch - 1) / batch;
+  const std::int64_t total_steps = steps_per_epoch * o.epochs();
+  std::int64_t step = steps_per_epoch * first_epoch;
+  double lr = options_.lr_at(step, steps_per_epoch, total_steps);
+
+  const StepSync::Seat seat(*sync_);
+  PACKTRAIN_CHECK(seat.seated(), "data-parallel: no seat for the run's own thread");
+  // However fit ends (an exception too): the helpers stop taking work.
+  const AtScopeEnd end([this] { sync_->end(); });
+  const auto finish = [&](JobStatus status, std::string message) {
+    result.status = status;
+    result.message = std::move(message);
+    result.seconds = seconds_since(started);
+    master_->eval();
+    return out;
+  };
+
+  for (int epoch = first_epoch; epoch < o.epochs(); ++epoch) {
+    const auto epoch_started = Clock::now();
+    loader_->start_epoch(epoch);
+    const std::int64_t compute0 = compute_ns_.load(std::memory_order_relaxed);
+    const std::int64_t reduce0 = reduce_ns_.load(std::memory_order_relaxed);
+    const double present0 = sync_->replica_seconds();
+    (void)sync_->take_peak();
+    double loss_sum = 0;
+    std::int64_t seen = 0;
+    for (std::int64_t s = 0; s < steps_per_epoch; ++s) {
+      if (callbacks.should_stop && callbacks.should_stop())
+        return finish(JobStatus::cancelled, "stopped in epoch " + std::to_string(epoch + 1) + " after " +
+                                                std::to_string(result.steps) + " steps");
+      lr = options_.lr_at(step, steps_per_epoch, total_steps);
+      for (auto& group : optimizer_->param_groups()) group.options().set_lr(lr);
+      const std::int64_t begin = s * batch;
+      step_samples_ = std::min(batch, samples - begin);
+      first_batch_ = begin / options_.micro_batch();
+      const auto micro_batches = static_cast<int>((step_samples_ + options_.micro_batch() - 1) / options_.micro_batch());
+      sync_->begin_step(micro_batches);  // publishes step_samples_ and first_batch_ to the takers
+      for (;;) {
+        while (auto mb = sync_->take(seat)) compute_counted(seat.slot(), *mb);
+        const auto wake = sync_->wait_for_step();
+        if (wake == StepSync::Wake::reduced) break;
+        if (wake == StepSync::Wake::failed) throw Error("a data-parallel replica failed: " + sync_->failure());
+      }
+      // The step's loss, summed in micro-batch order.
+      double step_loss = 0;
+      for (int j = 0; j < micro_batches; ++j) {
+        const auto& b = *buffers_[static_cast<std::size_t>(j)];
+        step_loss += b.loss * static_cast<double>(b.samples);
+      }
+      if (!std::isfinite(step_loss))
+        return finish(JobStatus::diverged, "training loss became " + std::to_string(step_loss) + " in epoch " +
+                                               std::to_string(epoch + 1) + " (lr " + std::to_string(lr) + ")");
+      apply_step(micro_batches);
+      ++step;
+      ++result.steps;
+      if (callbacks.after_step) callbacks.after_step(*master_);
+      loss_sum += step_loss;
+      seen += step_samples_;
+    }
+    EpochCost cost;
+    cost.epoch = epoch + 1;
+    cost.seconds = seconds_since(epoch_started);
+    cost.compute_seconds = seconds(compute_ns_.load(std::memory_order_relaxed) - compute0);
+    cost.reduce_seconds = seconds(reduce_ns_.load(std::memory_order_relaxed) - reduce0);
+    cost.wait_seconds =
+        std::max(0.0, sync_->replica_seconds() - present0 - cost.compute_seconds - cost.reduce_seconds);
+    const double busy = cost.compute_seconds + cost.reduce_seconds + cost.wait_seconds;
+    cost.sync_share = busy > 0 ? (cost.reduce_seconds + cost.wait_seconds) / busy : kNaN;
+    cost.peak_replicas = sync_->take_peak();
+    cost.samples_per_second = cost.seconds > 0 ? static_cast<double>(seen) / cost.seconds : kNaN;
+    out.peak_replicas = std::max(out.peak_replicas, cost.peak_replicas);
+
+    const auto val = train::evaluate(*master_, data.val, data.val_idx, o.eval_batch_size());
+    if (val.samples > 0 && !std::isfinite(val.loss))
+      return finish(JobStatus::diverged,
+                    "validation loss became " + std::to_string(val.loss) + " after epoch " + std::to_string(epoch + 1));
+    train::EpochMetrics metrics;
+    metrics.epoch = epoch + 1;
+    metrics.train_loss = loss_sum / static_cast<double>(seen);
+    metrics.val_loss = val.loss;
+    metrics.val_top1 = val.top1;
+    metrics.val_top5 = val.top5;
+    metrics.lr = lr;
+    metrics.seconds = seconds_since(epoch_started);
+    result.history.push_back(metrics);
+    out.costs.push_back(cost);
+    result.val = val;
+    result.train_loss = metrics.train_loss;
+    result.epochs_completed = epoch + 1;
+    save_if_due(epoch + 1);
+    if (callbacks.on_epoch) callbacks.on_epoch(metrics, cost);
+  }
+  return finish(JobStatus::done, "");
+}
+
+void DataParallelTrainer::help(const CoreLease& lease) {
+  const StepSync::Seat seat(*sync_);
+  if (!seat.seated()) return;  // max_replicas already at work
+  one_intra_op_thread();
+  // Until the lease is asked back, also once the training is over (the
+  // runner then asks every lease back; a helper returning by itself would
+  // be lent the same idle core again and again).
+  while (!lease.should_return()) {
+    if (auto mb = sync_->take(seat)) {
+      compute_counted(seat.slot(), *mb);  // a throw gives the seat back (Seat) and fails the job
+      continue;
+    }
+    sync_->wait_for_work(kLeasePoll);
+  }
+}
+
+// --- jobs ------------------------------------------------------------------------
+
+DataParallelResult fit_in_job(JobContext& ctx, models::ModelOptions shape, DataParallelOptions options,
+                              const train::TrainData& data, DataParallelCallbacks callbacks) {
+  options.max_replicas(std::max(1, ctx.max_cores()));
+  // The helpers hold the trainer: it outlives this call until the runner
+  // has taken every lent core back.
+  auto trainer = std::make_shared<DataParallelTrainer>(shape, std::move(options));
+  ctx.lend_cores_to([trainer](const CoreLease& lease) { trainer->help(lease); });
+  auto user_stop = std::move(callbacks.should_stop);
+  callbacks.should_stop = [&ctx, user_stop] { return ctx.stop_requested() || (user_stop && user_stop()); };
+  auto user_epoch = std::move(callbacks.on_epoch);
+  callbacks.on_epoch = [&ctx, user_epoch](const train::EpochMetrics& m, const EpochCost& c) {
+    ctx.report({{"epoch", m.epoch},
+                {"train_loss", number(m.train_loss)},
+                {"val_top1", number(m.val_top1)},
+                {"val_loss", number(m.val_loss)},
+                {"seconds", m.seconds},
+                {"replicas", c.peak_replicas},
+                {"compute_s", c.compute_seconds},
+                {"sync_s", c.reduce_seconds + c.wait_seconds},
+                {"sync_share", number(c.sync_share)},
+                {"samples_per_s", number(c.samples_per_second)}});
+    if (user_epoch) user_epoch(m, c);
+  };
+  return trainer->fit(data, callbacks);
+}
+
+Job make_data_parallel_job(std::shared_ptr<const data::DatasetSplit> data, DataParallelOptions options, int min_cores,
+                           int max_cores) {
+  if (!data) throw Error("make_data_parallel_job: no dataset");
+  options.validate();
+  if (min_cores < 1) throw Error("data-parallel: --cores must be at least 1, not " + std::to_string(min_cores));
+  if (max_cores < min_cores)
+    throw Error("data-parallel: --max-cores (" + std::to_string(max_cores) + ") is below --cores (" +
+                std::to_string(min_cores) + ")");
+  const models::ModelOptions shape{.channels = data->channels, .height = data->height, .width = data->width,
+                                   .classes = data->classes, .width_multiplier = options.width_multiplier()};
+  const double flops = models::estimate_flops(options.model(), shape);  // Error: unknown model, inputs it cannot take
+  if (options.parallelism() == Parallelism::threads && options.warmup_epochs() > 0)
+    throw Error("data-parallel: warm-up needs --parallelism replicas");
+  const std::int64_t samples = options.limit() > 0 ? std::min(options.limit(), data->train.size()) : data->train.size();
+  Job job;
+  job.name = options.model() + "/dataparallel";
+  job.spec = options.spec();
+  job.spec["sweep"] = "dataparallel";
+  job.spec["data"] = data->name;
+  job.cores = min_cores;
+  job.max_cores = options.parallelism() == Parallelism::replicas ? max_cores : 0;
+  job.cost = kBackwardFactor * flops * static_cast<double>(samples) * options.train().epochs();
+  job.run = [data = std::move(data), options, shape, samples](JobContext& ctx) {
+    auto model_shape = shape;
+    model_shape.seed = ctx.seed();
+    auto train_options = options.train();
+    train_options.seed(ctx.seed());
+    auto train_data = train::TrainData::train_test(*data);
+    train_data.train_idx = train_data.train_idx.slice(0, 0, samples);
+    nlohmann::json metrics;
+    JobOutcome outcome;
+    if (options.parallelism() == Parallelism::threads) {
+      if (options.lr_scaling() == LrScaling::linear)
+        train_options.lr(train_options.effective_lr() * static_cast<double>(train_options.batch_size()) /
+                         static_cast<double>(options.reference_batch()));
+      train::Trainer trainer(models::make_model(options.model(), model_shape), train_options.threads(ctx.threads()));
+      train::TrainCallbacks callbacks;
+      callbacks.should_stop = [&ctx] { return ctx.stop_requested(); };
+      const auto result = trainer.fit(train_data, callbacks);
+      outcome = {.status = result.status, .metrics = result.metrics(), .message = result.message};
+    } else {
+      const auto result = fit_in_job(ctx, model_shape, DataParallelOptions(options).train(train_options), train_data);
+      outcome = {.status = result.train.status, .metrics = result.metrics(), .message = result.train.message};
+    }
+    outcome.metrics["epochs"] = options.train().epochs();
+    return outcome;
+  };
+  return job;
+}
+
+}  // namespace packtrain::dataparallel

@@ -1,0 +1,123 @@
+#include <packtrain/dataparallel/step_sync.hpp>
+
+#include <packtrain/scheduler/error.hpp>
+
+#include <algorithm>
+#include <utility>
+
+namespace packtrain::dataparallel {
+
+StepSync::Seat::Seat(StepSync& sync) : sync_(sync), slot_(sync.pool_.join()) {
+  if (slot_ < 0) return;
+  MutexLock lock(sync_.mutex_);
+  ++sync_.seated_;
+  sync_.peak_ = std::max(sync_.peak_, sync_.seated_);
+  entered_ns_ = now_ns();
+  sync_.enter_sum_ns_ += entered_ns_;
+}
+
+StepSync::Seat::~Seat() {
+  if (slot_ < 0) return;
+  // What was dealt to this slot and not started stays there for the others.
+  sync_.pool_.leave(slot_);
+  {
+    MutexLock lock(sync_.mutex_);
+    --sync_.seated_;
+    sync_.closed_ns_ += now_ns() - entered_ns_;
+    sync_.enter_sum_ns_ -= entered_ns_;
+  }
+  // A leader waiting for the step's last micro-batches may have to take them.
+  sync_.leader_wake_.notify_all();
+  sync_.helper_wake_.notify_all();
+}
+
+StepSync::StepSync(int max_replicas, int max_micro_batches) : pool_(max_replicas), tree_(max_micro_batches) {
+  if (max_micro_batches < 1) throw Error("a data-parallel step needs at least one micro-batch");
+}
+
+std::int64_t StepSync::now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+std::int64_t StepSync::begin_step(int micro_batches) {
+  if (micro_batches < 1 || micro_batches > tree_.max_leaves())
+    throw Error("a data-parallel step of " + std::to_string(micro_batches) + " micro-batches (at most " +
+                std::to_string(tree_.max_leaves()) + ")");
+  std::int64_t step = 0;
+  {
+    MutexLock lock(mutex_);
+    PACKTRAIN_CHECK(reduced_ == step_, "StepSync::begin_step before the previous step was reduced");
+    tree_.reset(micro_batches);
+    // The deal publishes the reset to whoever takes the step's items.
+    step = pool_.deal(micro_batches);
+    step_ = step;
+  }
+  helper_wake_.notify_all();
+  return step;
+}
+
+StepSync::Wake StepSync::wait_for_step() {
+  MutexLock lock(mutex_);
+  for (;;) {
+    if (failed()) return Wake::failed;
+    if (reduced_ == step_) return Wake::reduced;
+    if (pool_.taken() < pool_.dealt()) return Wake::work;
+    leader_wake_.wait(mutex_);
+  }
+}
+
+std::optional<MicroBatch> StepSync::take(const Seat& seat) {
+  if (!seat.seated() || failed() || over()) return std::nullopt;
+  const auto item = pool_.take(seat.slot());
+  if (!item) return std::nullopt;
+  return MicroBatch{item->round, static_cast<int>(item->index)};
+}
+
+void StepSync::wait_for_work(std::chrono::milliseconds poll) {
+  MutexLock lock(mutex_);
+  // After a failure or the end nothing comes: sleep out the poll.
+  if (!failed() && !over() && pool_.taken() < pool_.dealt()) return;
+  helper_wake_.wait_for(mutex_, poll);
+}
+
+void StepSync::fail(const std::string& message) {
+  {
+    MutexLock lock(mutex_);
+    if (!failed()) failure_ = message.substr(0, message.find('\n'));
+    failed_.store(true, std::memory_order_release);
+  }
+  leader_wake_.notify_all();
+  helper_wake_.notify_all();
+}
+
+std::string StepSync::failure() const {
+  MutexLock lock(mutex_);
+  return failure_;
+}
+
+void StepSync::end() {
+  {
+    MutexLock lock(mutex_);
+    over_.store(true, std::memory_order_release);
+  }
+  helper_wake_.notify_all();
+}
+
+int StepSync::replicas() const {
+  MutexLock lock(mutex_);
+  return seated_;
+}
+
+int StepSync::take_peak() {
+  MutexLock lock(mutex_);
+  return std::exchange(peak_, seated_);
+}
+
+double StepSync::replica_seconds() const {
+  MutexLock lock(mutex_);
+  const std::int64_t ns = closed_ns_ + static_cast<std::int64_t>(seated_) * now_ns() - enter_sum_ns_;
+  return static_cast<double>(ns) * 1e-9;
+}
+
+}  // namespace packtrain::dataparallel

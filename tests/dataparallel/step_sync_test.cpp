@@ -1,0 +1,261 @@
+// The torch-free synchronization of data-parallel steps: the reduction tree's
+// fixed order, and the hand-out, hand-over and reduction of micro-batches by
+// replicas that come and go. Built and run under ThreadSanitizer too
+// (tsan.dataparallel), where PACKTRAIN_STRESS_ITEMS makes the stress test long.
+#include <packtrain/dataparallel/reduction_tree.hpp>
+#include <packtrain/dataparallel/step_sync.hpp>
+#include <packtrain/scheduler/error.hpp>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <future>
+#include <numeric>
+#include <random>
+#include <thread>
+#include <vector>
+
+using packtrain::dataparallel::MicroBatch;
+using packtrain::dataparallel::ReductionTree;
+using packtrain::dataparallel::StepSync;
+using namespace std::chrono_literals;
+
+namespace {
+
+// The tree's sum of v[begin, end) written as a recursion: the reference order.
+float tree_sum(const std::vector<float>& v, int begin, int end, int span) {
+  if (span == 1) return v[static_cast<std::size_t>(begin)];
+  const int half = span / 2;
+  const int mid = begin + half;
+  if (mid >= end) return tree_sum(v, begin, end, half);
+  return tree_sum(v, begin, mid, half) + tree_sum(v, mid, end, half);
+}
+
+float reference_sum(const std::vector<float>& v) {
+  int span = 1;
+  while (span < static_cast<int>(v.size())) span *= 2;
+  return tree_sum(v, 0, static_cast<int>(v.size()), span);
+}
+
+std::int64_t stress_items(std::int64_t fallback) {
+  const char* env = std::getenv("PACKTRAIN_STRESS_ITEMS");
+  return env ? std::max<std::int64_t>(1, std::atoll(env)) : fallback;
+}
+
+}  // namespace
+
+TEST(ReductionTree, TheSumIsTheSameBitsInEveryArrivalOrder) {
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> mantissa(-1.0f, 1.0f);
+  std::uniform_int_distribution<int> exponent(-20, 20);
+  for (int n = 1; n <= 19; ++n) {
+    std::vector<float> leaves(static_cast<std::size_t>(n));
+    for (auto& x : leaves) x = std::ldexp(mantissa(rng), exponent(rng));  // sums that depend on their order
+    const float expected = reference_sum(leaves);
+    ReductionTree tree(19);
+    std::vector<int> order(static_cast<std::size_t>(n));
+    std::iota(order.begin(), order.end(), 0);
+    for (int trial = 0; trial < 40; ++trial) {
+      std::shuffle(order.begin(), order.end(), rng);
+      auto buffer = leaves;
+      int combines = 0;
+      tree.reset(n);
+      for (std::size_t k = 0; k < order.size(); ++k) {
+        const bool root = tree.arrive(order[k], [&](int left, int right) {
+          buffer[static_cast<std::size_t>(left)] += buffer[static_cast<std::size_t>(right)];
+          ++combines;
+        });
+        EXPECT_EQ(root, k + 1 == order.size()) << "n " << n << ": only the last arrival completes the root";
+      }
+      EXPECT_EQ(combines, n - 1) << "n " << n;
+      std::uint32_t got = 0, want = 0;
+      std::memcpy(&got, &buffer[0], sizeof got);
+      std::memcpy(&want, &expected, sizeof want);
+      EXPECT_EQ(got, want) << "n " << n << ", trial " << trial;
+    }
+  }
+}
+
+TEST(ReductionTree, RefusesARoundLargerThanItsLeaves) {
+  ReductionTree tree(4);
+  EXPECT_THROW(tree.reset(5), std::out_of_range);
+  EXPECT_THROW(tree.reset(0), std::out_of_range);
+}
+
+TEST(StepSync, ASeatBeyondMaxReplicasIsNotSeated) {
+  StepSync sync(2, 4);
+  StepSync::Seat a(sync), b(sync);
+  {
+    StepSync::Seat c(sync);
+    EXPECT_FALSE(c.seated());
+    EXPECT_EQ(sync.replicas(), 2);
+  }
+  EXPECT_TRUE(a.seated());
+  EXPECT_TRUE(b.seated());
+  EXPECT_THROW(StepSync(0, 4), packtrain::Error);
+  EXPECT_THROW(StepSync(1, 0), packtrain::Error);
+}
+
+// A replica leaves mid-step before starting its share: the leader takes it,
+// and each micro-batch is reduced once.
+TEST(StepSync, TheLeaderTakesWhatALeavingReplicaLeft) {
+  StepSync sync(2, 8);
+  StepSync::Seat leader(sync);
+  auto helper = std::make_unique<StepSync::Seat>(sync);
+  sync.begin_step(8);  // four each
+  helper.reset();      // gone before taking any of its four
+  std::vector<int> seen(8, 0);
+  int roots = 0;
+  for (;;) {
+    while (auto mb = sync.take(leader)) {
+      ++seen[static_cast<std::size_t>(mb->index)];
+      roots += sync.finish(*mb, [](int, int) {}) ? 1 : 0;
+    }
+    const auto wake = sync.wait_for_step();
+    ASSERT_NE(wake, StepSync::Wake::failed);
+    if (wake == StepSync::Wake::reduced) break;
+  }
+  EXPECT_EQ(roots, 1);
+  for (int i = 0; i < 8; ++i) EXPECT_EQ(seen[static_cast<std::size_t>(i)], 1) << "micro-batch " << i;
+}
+
+// Fewer micro-batches than replicas: the replicas dealt nothing find
+// nothing, and the one micro-batch is taken once (the work pool once dealt
+// empty shares, from which its take decremented to negative indices).
+TEST(StepSync, AStepOfFewerMicroBatchesThanReplicasIsTakenOnce) {
+  StepSync sync(3, 4);
+  StepSync::Seat a(sync), b(sync), c(sync);
+  for (int round = 0; round < 20; ++round) {
+    sync.begin_step(1);
+    const StepSync::Seat* seats[] = {&a, &b, &c};
+    int taken = 0;
+    for (int i = 0; i < 3; ++i) {
+      // Round-robin start, so each seat is first in some rounds.
+      while (auto mb = sync.take(*seats[(i + round) % 3])) {
+        EXPECT_EQ(mb->index, 0);
+        ++taken;
+        sync.finish(*mb, [](int, int) {});
+      }
+    }
+    EXPECT_EQ(taken, 1) << "round " << round;
+    ASSERT_EQ(sync.wait_for_step(), StepSync::Wake::reduced);
+  }
+}
+
+TEST(StepSync, AFailureWakesTheWaitingLeaderWithItsMessage) {
+  StepSync sync(2, 4);
+  StepSync::Seat leader(sync);
+  StepSync::Seat helper(sync);
+  sync.begin_step(4);
+  // The leader takes two and waits for the helper's two.
+  for (int i = 0; i < 2; ++i) {
+    auto mb = sync.take(leader);
+    ASSERT_TRUE(mb);
+    sync.finish(*mb, [](int, int) {});
+  }
+  // The helper holds both of its own: the leader has nothing to take and waits.
+  auto first = sync.take(helper), second = sync.take(helper);
+  ASSERT_TRUE(first && second);
+  auto waited = std::async(std::launch::async, [&] { return sync.wait_for_step(); });
+  sync.fail("boom\nsecond line");
+  ASSERT_EQ(waited.wait_for(20s), std::future_status::ready) << "the leader was not woken";
+  EXPECT_EQ(waited.get(), StepSync::Wake::failed);
+  EXPECT_EQ(sync.failure(), "boom");
+  EXPECT_FALSE(sync.take(helper)) << "nothing is taken after a failure";
+}
+
+TEST(StepSync, PeakAndPresenceCountSeatedReplicas) {
+  StepSync sync(3, 2);
+  StepSync::Seat a(sync);
+  {
+    StepSync::Seat b(sync), c(sync);
+    EXPECT_EQ(sync.replicas(), 3);
+  }
+  EXPECT_EQ(sync.take_peak(), 3);
+  EXPECT_EQ(sync.take_peak(), 1);
+  EXPECT_GE(sync.replica_seconds(), 0.0);
+}
+
+// The gold-set stress test (STYLE.md, "Concurrency"): a leader runs steps of
+// random sizes while helpers join, take, and leave at random moments (mid-
+// step too, leaving dealt shares behind). Every micro-batch of every step is
+// computed exactly once, its value reaches the root exactly once, and the
+// root's sum is the tree's. The values and counts are plain memory: under
+// ThreadSanitizer, any hand-over without happens-before is reported.
+TEST(StepSync, EveryMicroBatchIsReducedExactlyOncePerStepWhileReplicasComeAndGo) {
+  constexpr int kMaxMicroBatches = 13;
+  constexpr int kHelpers = 3;
+  const std::int64_t steps = std::max<std::int64_t>(200, stress_items(40000) / 8);
+  StepSync sync(kHelpers + 1, kMaxMicroBatches);
+  std::vector<std::int64_t> value(kMaxMicroBatches, 0);
+  std::vector<int> hits(kMaxMicroBatches, 0);
+  const auto combine = [&](int left, int right) {
+    value[static_cast<std::size_t>(left)] += value[static_cast<std::size_t>(right)];
+  };
+  const auto compute = [&](const MicroBatch& mb) {
+    ++hits[static_cast<std::size_t>(mb.index)];
+    value[static_cast<std::size_t>(mb.index)] = mb.step * 1000 + mb.index;
+    sync.finish(mb, combine);
+  };
+  std::atomic<bool> done{false};
+  std::atomic<std::int64_t> helper_items{0}, visits{0};
+  std::vector<std::thread> helpers;
+  for (int h = 0; h < kHelpers; ++h) {
+    helpers.emplace_back([&, h] {
+      std::minstd_rand rng(static_cast<unsigned>(h) * 31u + 5u);
+      while (!done.load(std::memory_order_relaxed)) {
+        StepSync::Seat seat(sync);  // leaves at the end of each visit, whatever it holds dealt
+        visits.fetch_add(1, std::memory_order_relaxed);
+        const int items = static_cast<int>(rng() % 6);
+        for (int i = 0; i < items && !done.load(std::memory_order_relaxed);) {
+          if (auto mb = sync.take(seat)) {
+            compute(*mb);
+            helper_items.fetch_add(1, std::memory_order_relaxed);
+            ++i;
+          } else {
+            sync.wait_for_work(1ms);
+          }
+        }
+      }
+    });
+  }
+  std::minstd_rand rng(3);
+  StepSync::Seat leader(sync);
+  std::int64_t mismatched = 0, not_once = 0;
+  for (std::int64_t s = 0; s < steps; ++s) {
+    const int m = 1 + static_cast<int>(rng() % kMaxMicroBatches);
+    std::fill(hits.begin(), hits.end(), 0);
+    const auto step = sync.begin_step(m);
+    // The leader computes only some of what it is dealt, so the helpers do most.
+    for (;;) {
+      if (rng() % 2 == 0) {
+        if (auto mb = sync.take(leader)) {
+          compute(*mb);
+          continue;
+        }
+      }
+      const auto wake = sync.wait_for_step();
+      ASSERT_NE(wake, StepSync::Wake::failed);
+      if (wake == StepSync::Wake::reduced) break;
+      if (auto mb = sync.take(leader)) compute(*mb);  // what a leaving helper left
+    }
+    std::int64_t expected = 0;
+    for (int j = 0; j < m; ++j) {
+      expected += step * 1000 + j;
+      if (hits[static_cast<std::size_t>(j)] != 1) ++not_once;
+    }
+    if (value[0] != expected) ++mismatched;
+  }
+  done.store(true);
+  sync.end();
+  for (auto& t : helpers) t.join();
+  EXPECT_EQ(not_once, 0) << "micro-batches computed 0 or 2+ times";
+  EXPECT_EQ(mismatched, 0) << "steps whose root is not the sum of their micro-batches";
+  EXPECT_GT(helper_items.load(), 0);
+  EXPECT_GT(visits.load(), kHelpers) << "helpers did not come and go";
+}
