@@ -171,6 +171,7 @@ Job LotteryTicketSweep::dense_job() const {
     const auto result = trainer.fit(td, callbacks_for(ctx, options.print_every()));
     auto metrics = metrics_of(result);
     metrics["sparsity"] = 0.0;
+    std::vector<std::string> artifacts;
     if (result.status == JobStatus::done) {
       std::sort(saves.begin(), saves.end());
       nlohmann::json files = nlohmann::json::array();
@@ -178,11 +179,10 @@ Job LotteryTicketSweep::dense_job() const {
       metrics["checkpoints"] = files;
       write_json(dir / "result.json", {{"job", ctx.id()}, {"test_top1", metrics["test_top1"]}, {"checkpoints", files}});
       // The retrains read the checkpoints, the transfer ticket job result.json.
-      auto artifacts = files;
+      artifacts = files.get<std::vector<std::string>>();
       artifacts.push_back(relative_to_run(dir / "result.json", root));
-      metrics["artifacts"] = artifacts;
     }
-    return JobOutcome{.status = result.status, .metrics = metrics, .message = result.message};
+    return JobOutcome{.status = result.status, .metrics = metrics, .message = result.message, .artifacts = artifacts};
   };
   return job;
 }
@@ -255,18 +255,20 @@ Job LotteryTicketSweep::retrain_job(int reset_epoch, double sparsity, int round,
     metrics["weights_total"] = mask.total();
     metrics["mask"] = relative_to_run(mask_path, root);
     metrics["ticket"] = relative_to_run(ticket_path, root);
+    std::vector<std::string> artifacts;
     if (result.status == JobStatus::done) {
-      metrics["checkpoints"] = nlohmann::json::array({relative_to_run(train::checkpoint_path(own_dir, epochs), root)});
+      const auto checkpoint = relative_to_run(train::checkpoint_path(own_dir, epochs), root);
+      metrics["checkpoints"] = nlohmann::json::array({checkpoint});
       const auto result_path = root / "tickets" / (stem + ".json");
       // The next round reads the mask and the trained weights, the transfer
       // ticket job the result, the winner's mask and ticket.
-      metrics["artifacts"] = {metrics["checkpoints"][0], metrics["mask"], metrics["ticket"],
-                              relative_to_run(result_path, root)};
+      artifacts = {checkpoint, relative_to_run(mask_path, root), relative_to_run(ticket_path, root),
+                   relative_to_run(result_path, root)};
       write_json(result_path,
                  {{"job", ctx.id()}, {"reset_epoch", reset_epoch}, {"round", round}, {"sparsity", mask.sparsity()},
                   {"test_top1", metrics["test_top1"]}, {"mask", metrics["mask"]}, {"ticket", metrics["ticket"]}});
     }
-    return JobOutcome{.status = result.status, .metrics = metrics, .message = result.message};
+    return JobOutcome{.status = result.status, .metrics = metrics, .message = result.message, .artifacts = artifacts};
   };
   return job;
 }

@@ -319,6 +319,7 @@ void JobRunner::complete(int j, JobStatus status, JobOutcome outcome) {
   r.ended_at = unix_now();
   r.metrics = outcome.metrics;
   r.message = outcome.message;
+  r.artifacts = outcome.artifacts;
   const auto ended = graph_.end(j, status, /*may_retry=*/!stop_.load());
   JobEvent ev{.job_id = r.id, .name = job.name, .time = now(), .cores = r.cores, .attempt = r.attempts,
               .rank = options_->rank, .status = status, .data = outcome.metrics, .message = outcome.message,
@@ -338,8 +339,8 @@ void JobRunner::complete(int j, JobStatus status, JobOutcome outcome) {
     }
   }
   write_journal([id = r.id, status = r.status, attempts = r.attempts, at = r.ended_at, metrics = outcome.metrics,
-                 message = outcome.message](Journal& journal) {
-    journal.mark_ended(id, status, attempts, at, metrics, message);
+                 message = outcome.message, artifacts = r.artifacts](Journal& journal) {
+    journal.mark_ended(id, status, attempts, at, metrics, message, artifacts);
   });
   emit(std::move(ev));
   record_ended(j, ended);

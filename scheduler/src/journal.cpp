@@ -70,12 +70,33 @@ CREATE TABLE IF NOT EXISTS jobs (
   cores      TEXT NOT NULL DEFAULT '[]',
   rank       INTEGER NOT NULL DEFAULT 0,
   metrics    TEXT NOT NULL DEFAULT '{}',
-  message    TEXT NOT NULL DEFAULT ''
+  message    TEXT NOT NULL DEFAULT '',
+  artifacts  TEXT NOT NULL DEFAULT '[]'
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 )sql";
 
-JobRecord read_record(const Statement& s) {
+// Where an older packtrain kept a job's files: a list "artifacts" in its metrics.
+std::vector<std::string> artifacts_in_metrics(const nlohmann::json& metrics) {
+  std::vector<std::string> files;
+  const auto it = metrics.is_object() ? metrics.find("artifacts") : metrics.end();
+  if (it == metrics.end() || !it->is_array()) return files;
+  for (const auto& entry : *it)
+    if (entry.is_string()) files.push_back(entry.get<std::string>());
+  return files;
+}
+
+std::vector<std::string> parse_artifacts(const std::string& text) {
+  const auto json = nlohmann::json::parse(text, nullptr, false);
+  std::vector<std::string> files;
+  if (!json.is_array()) return files;
+  for (const auto& entry : json)
+    if (entry.is_string()) files.push_back(entry.get<std::string>());
+  return files;
+}
+
+// `artifacts_column`: false for an older journal opened read-only.
+JobRecord read_record(const Statement& s, bool artifacts_column) {
   JobRecord r;
   r.id = s.text(0);
   r.name = s.text(1);
@@ -90,11 +111,15 @@ JobRecord read_record(const Statement& s) {
   r.metrics = nlohmann::json::parse(s.text(9), nullptr, false);
   if (r.metrics.is_discarded()) r.metrics = nlohmann::json::object();
   r.message = s.text(10);
+  r.artifacts = artifacts_column ? parse_artifacts(s.text(11)) : artifacts_in_metrics(r.metrics);
   return r;
 }
 
-constexpr const char* kSelect =
-    "SELECT id, name, spec, status, attempts, started_at, ended_at, cores, rank, metrics, message FROM jobs";
+// The columns read_record reads, with or without `artifacts` (an older journal).
+std::string select_records(bool artifacts_column) {
+  return std::string("SELECT id, name, spec, status, attempts, started_at, ended_at, cores, rank, metrics, message") +
+         (artifacts_column ? ", artifacts" : "") + " FROM jobs";
+}
 
 }  // namespace
 
@@ -109,7 +134,8 @@ nlohmann::json record_to_json(const JobRecord& r) {
           {"cores", r.cores},
           {"rank", r.rank},
           {"metrics", r.metrics},
-          {"message", r.message}};
+          {"message", r.message},
+          {"artifacts", r.artifacts}};
 }
 
 JobRecord record_from_json(const nlohmann::json& j) {
@@ -125,6 +151,7 @@ JobRecord record_from_json(const nlohmann::json& j) {
   r.rank = j.at("rank").get<int>();
   r.metrics = j.at("metrics");
   r.message = j.at("message").get<std::string>();
+  r.artifacts = j.at("artifacts").get<std::vector<std::string>>();
   return r;
 }
 
@@ -146,6 +173,7 @@ std::unique_ptr<Journal> Journal::open(const std::filesystem::path& path) {
   try {
     j->exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
     j->exec(kSchema);
+    if (!j->has_column("jobs", "artifacts")) j->add_artifacts_column();
   } catch (const Error& e) {
     throw Error("journal " + path.string() + " is not a packtrain journal or is damaged (" + e.what() + ")");
   }
@@ -165,6 +193,7 @@ std::unique_ptr<Journal> Journal::open_existing(const std::filesystem::path& pat
     throw Error("journal " + path.string() + " is not a packtrain journal or is damaged (" + e.what() + ")");
   }
   if (tables != 2) throw Error("journal " + path.string() + " is not a packtrain journal (no jobs and meta tables)");
+  j->artifacts_column_ = j->has_column("jobs", "artifacts");
   return j;
 }
 
@@ -174,6 +203,39 @@ void Journal::exec(const std::string& sql) {
   const std::string detail = err ? err : "";
   sqlite3_free(err);
   if (rc != SQLITE_OK) throw Error("journal " + path_.string() + ": " + detail);
+}
+
+bool Journal::has_column(const char* table, const char* column) {
+  Statement s(db_, path_, "SELECT count(*) FROM pragma_table_info(?1) WHERE name=?2");
+  s.bind(1, std::string(table)).bind(2, std::string(column));
+  return s.step() && s.integer(0) > 0;
+}
+
+// One transaction, so that two processes opening the same older journal at
+// once add the column once, and a reader sees it with its lists filled.
+void Journal::add_artifacts_column() {
+  exec("BEGIN IMMEDIATE");
+  try {
+    if (!has_column("jobs", "artifacts")) {
+      exec("ALTER TABLE jobs ADD COLUMN artifacts TEXT NOT NULL DEFAULT '[]'");
+      std::vector<std::pair<std::string, std::vector<std::string>>> moved;
+      {
+        Statement s(db_, path_, "SELECT id, metrics FROM jobs");
+        while (s.step())
+          if (auto files = artifacts_in_metrics(nlohmann::json::parse(s.text(1), nullptr, false)); !files.empty())
+            moved.emplace_back(s.text(0), std::move(files));
+      }
+      for (const auto& [id, files] : moved) {
+        Statement s(db_, path_, "UPDATE jobs SET artifacts=?2 WHERE id=?1");
+        s.bind(1, id).bind(2, nlohmann::json(files).dump());
+        s.step();
+      }
+    }
+    exec("COMMIT");
+  } catch (...) {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
 }
 
 void Journal::add_queued(const std::string& id, const std::string& name, const nlohmann::json& spec) {
@@ -193,42 +255,44 @@ void Journal::mark_started(const std::string& id, int attempt, double started_at
 }
 
 void Journal::mark_ended(const std::string& id, JobStatus status, int attempts, double ended_at,
-                         const nlohmann::json& metrics, const std::string& message) {
+                         const nlohmann::json& metrics, const std::string& message,
+                         const std::vector<std::string>& artifacts) {
   std::lock_guard lock(mutex_);
-  Statement s(db_, path_, "UPDATE jobs SET status=?2, attempts=?3, ended_at=?4, metrics=?5, message=?6 WHERE id=?1");
+  Statement s(db_, path_,
+              "UPDATE jobs SET status=?2, attempts=?3, ended_at=?4, metrics=?5, message=?6, artifacts=?7 WHERE id=?1");
   s.bind(1, id).bind(2, std::string(to_string(status))).bind(3, attempts).bind(4, ended_at).bind(5, metrics.dump());
-  s.bind(6, message);
+  s.bind(6, message).bind(7, nlohmann::json(artifacts).dump());
   s.step();
 }
 
 void Journal::put(const JobRecord& r) {
   std::lock_guard lock(mutex_);
   Statement s(db_, path_,
-              "INSERT INTO jobs (id, name, spec, status, attempts, started_at, ended_at, cores, rank, metrics, message) "
-              "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT(id) DO UPDATE SET "
+              "INSERT INTO jobs (id, name, spec, status, attempts, started_at, ended_at, cores, rank, metrics, message, "
+              "artifacts) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT(id) DO UPDATE SET "
               "name=excluded.name, spec=excluded.spec, status=excluded.status, attempts=excluded.attempts, "
               "started_at=excluded.started_at, ended_at=excluded.ended_at, cores=excluded.cores, rank=excluded.rank, "
-              "metrics=excluded.metrics, message=excluded.message");
+              "metrics=excluded.metrics, message=excluded.message, artifacts=excluded.artifacts");
   s.bind(1, r.id).bind(2, r.name).bind(3, r.spec.dump()).bind(4, std::string(to_string(r.status))).bind(5, r.attempts);
   s.bind(6, r.started_at).bind(7, r.ended_at).bind(8, nlohmann::json(r.cores).dump()).bind(9, r.rank);
-  s.bind(10, r.metrics.dump()).bind(11, r.message);
+  s.bind(10, r.metrics.dump()).bind(11, r.message).bind(12, nlohmann::json(r.artifacts).dump());
   s.step();
 }
 
 std::vector<JobRecord> Journal::records() const {
   std::lock_guard lock(mutex_);
-  Statement s(db_, path_, (std::string(kSelect) + " ORDER BY seq").c_str());
+  Statement s(db_, path_, (select_records(artifacts_column_) + " ORDER BY seq").c_str());
   std::vector<JobRecord> out;
-  while (s.step()) out.push_back(read_record(s));
+  while (s.step()) out.push_back(read_record(s, artifacts_column_));
   return out;
 }
 
 std::optional<JobRecord> Journal::find(const std::string& id) const {
   std::lock_guard lock(mutex_);
-  Statement s(db_, path_, (std::string(kSelect) + " WHERE id=?1").c_str());
+  Statement s(db_, path_, (select_records(artifacts_column_) + " WHERE id=?1").c_str());
   s.bind(1, id);
   if (!s.step()) return std::nullopt;
-  return read_record(s);
+  return read_record(s, artifacts_column_);
 }
 
 void Journal::set_meta(const std::string& key, const std::string& value) {

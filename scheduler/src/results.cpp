@@ -96,6 +96,7 @@ void write_results_json(const std::filesystem::path& path, const std::vector<Job
     row["message"] = r.message;
     row["spec"] = r.spec;
     row["metrics"] = r.metrics;
+    row["artifacts"] = r.artifacts;
     jobs.push_back(std::move(row));
   }
   write_file_atomically(path, nlohmann::json{{"summary", summary}, {"jobs", jobs}}.dump(2) + "\n");

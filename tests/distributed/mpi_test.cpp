@@ -87,7 +87,10 @@ TEST(Mpi, DependentsOnOtherRanksGetTheProducersFileOverMpi) {
   const auto run = run_driver(dir, 3, {"--consumers-elsewhere"});
   int producer_rank = -1;
   for (const auto& r : run.journal)
-    if (r.name == "producer") producer_rank = r.rank;
+    if (r.name == "producer") {
+      producer_rank = r.rank;
+      EXPECT_EQ(r.artifacts, std::vector<std::string>{"artifacts/producer/payload.txt"});
+    }
   ASSERT_GE(producer_rank, 0);
   int elsewhere = 0;
   for (const auto& r : run.journal) {

@@ -152,6 +152,29 @@ TEST(LthSweep, DenseJobListsItsCheckpointsRelativeToTheRunFolder) {
   EXPECT_TRUE(dense.metrics.at("test_top1").is_number());
 }
 
+// What MPI carries to other ranks (JobOutcome::artifacts): every file a
+// later job reads, each there; none of it in the metrics.
+TEST(LthSweep, EveryJobRecordsTheFilesLaterJobsReadAsItsArtifacts) {
+  const auto& run = one_shot();
+  const auto& dense = dense_of(run);
+  auto expected = dense.metrics.at("checkpoints").get<std::vector<std::string>>();
+  expected.push_back("checkpoints/" + run.dense_id + "/result.json");
+  EXPECT_EQ(dense.artifacts, expected);
+  const auto retrains = retrains_of(run);
+  ASSERT_FALSE(retrains.empty());
+  for (const auto& r : retrains) {
+    ASSERT_EQ(r.artifacts.size(), 4u) << r.name;
+    EXPECT_EQ(r.artifacts[0], r.metrics.at("checkpoints")[0].get<std::string>()) << r.name;
+    EXPECT_EQ(r.artifacts[1], r.metrics.at("mask").get<std::string>()) << r.name;
+    EXPECT_EQ(r.artifacts[2], r.metrics.at("ticket").get<std::string>()) << r.name;
+    EXPECT_EQ(fs::path(r.artifacts[3]).parent_path(), "tickets") << r.name;
+  }
+  for (const auto& r : run.records) {
+    EXPECT_FALSE(r.metrics.contains("artifacts")) << r.name;
+    for (const auto& f : r.artifacts) EXPECT_TRUE(fs::is_regular_file(run.dir->path() / f)) << r.name << ": " << f;
+  }
+}
+
 TEST(LthSweep, MasksComeFromTheDenseFinalWeightsAtTheExactSparsity) {
   const auto& run = one_shot();
   const auto root = run.dir->path();

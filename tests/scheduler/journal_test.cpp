@@ -159,3 +159,110 @@ TEST(Journal, SurvivesSigkillMidRunAndResumeRunsOnlyTheRest) {
   // Resumed rows carry the metrics of the run that did them.
   for (const auto& rec : summary.jobs) EXPECT_EQ(rec.metrics["value"].get<int>(), std::stoi(rec.name.substr(3)) * 10);
 }
+
+TEST(Journal, ArtifactsRoundTripThroughTheFileAndJson) {
+  TempDir dir;
+  const std::vector<std::string> files = {"checkpoints/a1/epoch-0002.pt", "masks/a1.pt"};
+  {
+    auto j = Journal::open(dir / "journal.sqlite");
+    j->add_queued("a1", "a", {{"x", 1}});
+    j->add_queued("b2", "b", {{"x", 2}});
+    j->mark_started("a1", 1, 100.0, {0}, 0);
+    j->mark_ended("a1", JobStatus::done, 1, 101.0, {{"val_top1", 0.5}}, "", files);
+    JobRecord elsewhere{.id = "c3", .name = "c", .status = JobStatus::done, .rank = 1, .artifacts = {"tickets/c.json"}};
+    j->put(elsewhere);
+  }
+  const auto j = Journal::open(dir / "journal.sqlite");
+  const auto a = j->find("a1");
+  ASSERT_TRUE(a.has_value());
+  EXPECT_EQ(a->artifacts, files);
+  EXPECT_FALSE(a->metrics.contains("artifacts"));
+  EXPECT_TRUE(j->find("b2")->artifacts.empty());
+  EXPECT_EQ(j->find("c3")->artifacts, std::vector<std::string>{"tickets/c.json"});
+  // As records travel between ranks.
+  EXPECT_EQ(record_from_json(record_to_json(*a)).artifacts, files);
+  EXPECT_EQ(record_to_json(*a)["artifacts"], nlohmann::json(files));
+}
+
+namespace {
+
+// A journal as packtrain wrote it before the `artifacts` column: a job's
+// files were a list "artifacts" in its metrics.
+void write_older_journal(const std::filesystem::path& path) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  const char* sql = R"sql(
+    PRAGMA journal_mode=WAL;
+    CREATE TABLE jobs (
+      seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+      id         TEXT NOT NULL UNIQUE,
+      name       TEXT NOT NULL,
+      spec       TEXT NOT NULL,
+      status     TEXT NOT NULL,
+      attempts   INTEGER NOT NULL DEFAULT 0,
+      started_at REAL NOT NULL DEFAULT 0,
+      ended_at   REAL NOT NULL DEFAULT 0,
+      cores      TEXT NOT NULL DEFAULT '[]',
+      rank       INTEGER NOT NULL DEFAULT 0,
+      metrics    TEXT NOT NULL DEFAULT '{}',
+      message    TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    INSERT INTO jobs (id, name, spec, status, attempts, started_at, ended_at, metrics) VALUES
+      ('d1', 'dense', '{"kind":"dense"}', 'done', 1, 10, 20, '{"test_top1":0.5,"artifacts":["checkpoints/d1/e.pt"]}'),
+      ('r2', 'retrain', '{"kind":"retrain"}', 'queued', 0, 0, 0, '{}');
+    INSERT INTO meta VALUES ('command', 'lth');
+  )sql";
+  char* err = nullptr;
+  const int rc = sqlite3_exec(db, sql, nullptr, nullptr, &err);
+  EXPECT_EQ(rc, SQLITE_OK) << (err ? err : "");
+  sqlite3_free(err);
+  sqlite3_close(db);
+}
+
+bool has_artifacts_column(const std::filesystem::path& path) {
+  sqlite3* db = nullptr;
+  sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
+  sqlite3_stmt* stmt = nullptr;
+  sqlite3_prepare_v2(db, "SELECT count(*) FROM pragma_table_info('jobs') WHERE name='artifacts'", -1, &stmt, nullptr);
+  const bool found = sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_int(stmt, 0) > 0;
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+  return found;
+}
+
+}  // namespace
+
+// `packtrain report` reads an older run as it is; --resume adds the column.
+TEST(Journal, AnOlderJournalWithoutTheArtifactsColumnIsReadAsItIsAndGetsItWhenOpenedToWrite) {
+  TempDir dir;
+  const auto path = dir / "journal.sqlite";
+  write_older_journal(path);
+  const std::vector<std::string> dense_files = {"checkpoints/d1/e.pt"};
+  {
+    const auto read_only = Journal::open_existing(path);
+    const auto records = read_only->records();
+    ASSERT_EQ(records.size(), 2u);
+    EXPECT_EQ(records[0].artifacts, dense_files);  // from the metrics, where they used to be
+    EXPECT_TRUE(records[1].artifacts.empty());
+    EXPECT_EQ(read_only->find("d1")->artifacts, dense_files);
+    EXPECT_EQ(read_only->meta("command"), "lth");
+  }
+  EXPECT_FALSE(has_artifacts_column(path)) << "open_existing changed the file";
+
+  {
+    const auto journal = Journal::open(path);
+    EXPECT_TRUE(has_artifacts_column(path));
+    const auto dense = journal->find("d1");
+    ASSERT_TRUE(dense.has_value());
+    EXPECT_EQ(dense->artifacts, dense_files);
+    EXPECT_EQ(dense->metrics["artifacts"], nlohmann::json(dense_files)) << "the recorded metrics changed";
+    journal->mark_started("r2", 1, 30, {0}, 0);
+    journal->mark_ended("r2", JobStatus::done, 1, 40, {{"test_top1", 0.4}}, "", {"masks/r2.pt"});
+  }
+  // Opened again (a second --resume): the column is there, nothing is added twice.
+  const auto again = Journal::open(path);
+  EXPECT_EQ(again->find("r2")->artifacts, std::vector<std::string>{"masks/r2.pt"});
+  EXPECT_EQ(again->find("d1")->artifacts, dense_files);
+  EXPECT_EQ(integrity_check(path), "ok");
+}

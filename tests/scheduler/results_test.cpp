@@ -50,8 +50,9 @@ TEST(Results, CsvQuotesCellsWithCommasAndMissingValuesAreEmpty) {
 
 TEST(Results, JsonHoldsRowsAndSummary) {
   TempDir dir;
-  write_results_json(dir / "results.json", {record("aa", "mlp", 0, 0.875)}, {{"makespan_s", 12.5}},
-                     {"job", "status", "model", "val_top1"});
+  auto r = record("aa", "mlp", 0, 0.875);
+  r.artifacts = {"checkpoints/aa/epoch-0001.pt"};
+  write_results_json(dir / "results.json", {r}, {{"makespan_s", 12.5}}, {"job", "status", "model", "val_top1"});
   const auto j = nlohmann::json::parse(read_file(dir / "results.json"));
   EXPECT_DOUBLE_EQ(j["summary"]["makespan_s"].get<double>(), 12.5);
   ASSERT_EQ(j["jobs"].size(), 1u);
@@ -59,6 +60,7 @@ TEST(Results, JsonHoldsRowsAndSummary) {
   EXPECT_EQ(j["jobs"][0]["model"], "mlp");
   EXPECT_DOUBLE_EQ(j["jobs"][0]["val_top1"].get<double>(), 0.875);
   EXPECT_EQ(j["jobs"][0]["core_ids"], nlohmann::json::array({1}));
+  EXPECT_EQ(j["jobs"][0]["artifacts"], nlohmann::json::array({"checkpoints/aa/epoch-0001.pt"}));
 }
 
 TEST(Results, UnwritableOrFileOutputIsRefused) {

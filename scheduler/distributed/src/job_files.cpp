@@ -48,12 +48,7 @@ std::string encode_job_files(nlohmann::json header, std::span<const JobRecord> r
   auto& listed = header["files"] = nlohmann::json::array();
   std::string files;
   for (const auto& record : records) {
-    if (!record.metrics.is_object() || !record.metrics.contains("artifacts")) continue;
-    const auto& artifacts = record.metrics["artifacts"];
-    if (!artifacts.is_array()) throw Error(job_named(record) + ": its metrics' \"artifacts\" is not a list of paths");
-    for (const auto& entry : artifacts) {
-      if (!entry.is_string()) throw Error(job_named(record) + ": its metrics' \"artifacts\" lists " + entry.dump() + ", not a path");
-      const auto path = entry.get<std::string>();
+    for (const auto& path : record.artifacts) {
       if (!stays_in_run_folder(path))
         throw Error(job_named(record) + ": its file " + path + " is not a path inside the run's folder");
       const auto data = read_job_file(record, path, root);

@@ -37,10 +37,11 @@
 //   auto result = sweep.run(runner, run_options);
 //   std::printf("%s", packtrain::lth::format_report(result.report).c_str());
 //
-// Every job lists the files it made that later jobs read in its metrics'
-// "artifacts" (paths relative to the run folder): under MPI, the job-end
-// message carries exactly these to the other ranks (no shared filesystem),
-// so out_dir must be this process's own folder (the rank's, under mpirun).
+// Every job returns the files it made that later jobs read as its
+// JobOutcome::artifacts (paths relative to the run folder): under MPI, the
+// job-end message carries exactly these to the other ranks (no shared
+// filesystem), so out_dir must be this process's own folder (the rank's,
+// under mpirun).
 #include <packtrain/data/dataset.hpp>
 #include <packtrain/lth/mask.hpp>
 #include <packtrain/scheduler/job_runner.hpp>

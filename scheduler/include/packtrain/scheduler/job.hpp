@@ -12,7 +12,8 @@
 //   job.cost = 3.0e9;                       // longest first
 //   job.run = [](packtrain::JobContext& ctx) {
 //     ... train with ctx.threads() threads, check ctx.stop_requested() ...
-//     return packtrain::JobOutcome{.metrics = {{"val_top1", 0.88}}};
+//     return packtrain::JobOutcome{.metrics = {{"val_top1", 0.88}},
+//                                  .artifacts = {"checkpoints/" + ctx.id() + "/final.pt"}};
 //   };
 #include <nlohmann/json.hpp>
 
@@ -39,6 +40,11 @@ struct JobOutcome {
   JobStatus status = JobStatus::done;  // done, diverged or cancelled
   nlohmann::json metrics = nlohmann::json::object();
   std::string message;
+  // The files the job wrote that others may read (a dependent job, a
+  // --resume): paths relative to the run's folder, each existing when the
+  // job returns. Recorded with the job; under MPI the job's end carries
+  // them to the other ranks, which have folders of their own.
+  std::vector<std::string> artifacts;
 };
 
 class JobContext;

@@ -3,11 +3,16 @@
 //
 // Protocol: the runner writes a row `queued` for each job, then `running`
 // (attempt, start time, cores, rank) when it starts, then its final status
-// with the end time and metrics. Each write is one autocommitted statement,
+// with the end time, metrics and the files it wrote (JobOutcome::artifacts). Each write is one autocommitted statement,
 // so a process killed at any moment leaves a consistent file: completed
 // rows intact, the jobs it was running still `running`. WAL with
 // synchronous=NORMAL survives a killed process (not a power cut, which a
 // training sweep can afford to redo). One writer per run (rank 0 under MPI).
+//
+// Older journals: a journal written before the `artifacts` column existed
+// gets it when opened to write (open()), filled from the "artifacts" list
+// its jobs used to keep in their metrics; read-only (open_existing()), the
+// same list is read from the metrics and the file is left as it is.
 //
 //   auto journal = packtrain::Journal::open(out / "journal.sqlite");
 //   for (auto& r : journal.records()) if (r.status == JobStatus::done) ...
@@ -38,6 +43,7 @@ struct JobRecord {
   int rank = 0;
   nlohmann::json metrics = nlohmann::json::object();
   std::string message;
+  std::vector<std::string> artifacts;  // JobOutcome::artifacts: paths relative to the run's folder
 
   double seconds() const { return ended_at > started_at && started_at > 0 ? ended_at - started_at : 0; }
 };
@@ -61,7 +67,8 @@ class Journal {
   void add_queued(const std::string& id, const std::string& name, const nlohmann::json& spec);
   void mark_started(const std::string& id, int attempt, double started_at, const std::vector<int>& cores, int rank);
   void mark_ended(const std::string& id, JobStatus status, int attempts, double ended_at,
-                  const nlohmann::json& metrics, const std::string& message);
+                  const nlohmann::json& metrics, const std::string& message,
+                  const std::vector<std::string>& artifacts = {});
   // A whole row, as another process or rank recorded it (shard merges, MPI).
   void put(const JobRecord& record);
 
@@ -74,9 +81,12 @@ class Journal {
  private:
   explicit Journal(std::filesystem::path path);
   void exec(const std::string& sql);
+  bool has_column(const char* table, const char* column);
+  void add_artifacts_column();  // an older journal, opened to write
 
   std::filesystem::path path_;
   sqlite3* db_ = nullptr;
+  bool artifacts_column_ = true;  // false: an older journal, opened read-only
   mutable std::mutex mutex_;  // one connection, used from any worker thread
 };
 

@@ -3,9 +3,9 @@
 // travel (a job's end sent to other ranks, rank 0's hand-off of the jobs
 // done before a --resume). No MPI here: the caller moves the bytes.
 //
-// A job's files are those its record lists in its metrics under
-// "artifacts", paths relative to the run's folder (each rank has its own
-// folder; no shared filesystem is assumed).
+// A job's files are those its record lists in JobRecord::artifacts (what
+// the job returned in JobOutcome::artifacts), paths relative to the run's
+// folder (each rank has its own folder; no shared filesystem is assumed).
 //
 // Wire format: a 4-byte little-endian length N, N bytes of JSON header (the
 // caller's fields plus "files": [{"path": P, "size": S}, ...]), then the

@@ -19,8 +19,8 @@
 //    work ready, so it re-arms the asking.
 //  - The rank that ran a job tells every other rank that it ended
 //    (kJobEnded: a job-files message, job_files.hpp, whose header holds the
-//    job's id and record, and which carries the files the record lists in
-//    its metrics as "artifacts", paths relative to the run's folder). Every
+//    job's id and record, and which carries the files the record lists as
+//    its artifacts, paths relative to the run's folder). Every
 //    rank so knows every job's status: dependencies on jobs run elsewhere
 //    resolve locally, with their files copied into this rank's own folder
 //    (no shared filesystem is assumed) before the runner hears of the end,
