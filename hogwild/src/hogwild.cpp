@@ -23,11 +23,6 @@ double seconds_since(Clock::time_point t) { return std::chrono::duration<double>
 // Salts of the seeds derived from the job's seed (data::mix_seed).
 constexpr std::uint64_t kOrderSalt = 1000;
 
-// How often a waiting worker looks at what cannot wake it: its lease
-// (CoreLease has no way to notify) and the run's stop flag (Ctrl-C).
-constexpr auto kLeasePoll = std::chrono::milliseconds(2);
-constexpr auto kStopPoll = std::chrono::milliseconds(20);
-
 void raise_to(std::atomic<int>& peak, int value) {
   int p = peak.load(std::memory_order_relaxed);
   while (value > p && !peak.compare_exchange_weak(p, value, std::memory_order_relaxed)) {
@@ -198,16 +193,20 @@ void HogwildTrainer::train_counted(int slot, std::int64_t epoch, std::int64_t in
 void HogwildTrainer::minibatch_done(std::int64_t epoch) {
   // release: the epoch's end (acquire) sees this minibatch's counts.
   if (trained_[static_cast<std::size_t>(epoch)]->fetch_add(1, std::memory_order_release) + 1 < batches_) return;
-  { std::lock_guard lock(wake_mutex_); }
-  epoch_done_.notify_all();
+  wake(epoch_done_);
+}
+
+void HogwildTrainer::wake(std::condition_variable& waiters) {
+  // Under the mutex the waiters check their predicates under: a waiter is
+  // either before its check (and sees the change) or asleep (and is woken).
+  std::lock_guard lock(wake_mutex_);
+  waiters.notify_all();
 }
 
 void HogwildTrainer::fail(const std::string& message) {
-  {
-    std::lock_guard lock(wake_mutex_);
-    if (failure_.empty()) failure_ = message.substr(0, message.find('\n'));
-    failed_.store(true, std::memory_order_release);
-  }
+  std::lock_guard lock(wake_mutex_);
+  if (failure_.empty()) failure_ = message.substr(0, message.find('\n'));
+  failed_.store(true, std::memory_order_release);
   epoch_done_.notify_all();
   next_round_.notify_all();
 }
@@ -233,14 +232,16 @@ HogwildResult HogwildTrainer::run(const JobContext* ctx) {
     {
       std::lock_guard lock(wake_mutex_);
       finished_.store(true, std::memory_order_release);
+      next_round_.notify_all();
     }
-    next_round_.notify_all();
     leave();
   });
   HogwildResult result;
   double train_seconds = 0;
   std::int64_t samples = 0;
   const auto stop = [ctx] { return ctx && ctx->stop_requested(); };
+  // Ctrl-C wakes the epoch's hand-over below (a default token never asks).
+  const std::stop_callback wake_on_stop(ctx ? ctx->stop_token() : std::stop_token(), [this] { wake(epoch_done_); });
   const auto failed = [this] { return failed_.load(std::memory_order_acquire); };
   for (int epoch = 1; epoch <= options_.epochs(); ++epoch) {
     if (stop()) {
@@ -254,22 +255,20 @@ HogwildResult HogwildTrainer::run(const JobContext* ctx) {
     const auto start = Clock::now();
     // The deal publishes order_[e] to whoever takes the round's items.
     pool_->deal(batches_);
-    {
-      std::lock_guard lock(wake_mutex_);
-    }
-    next_round_.notify_all();
+    wake(next_round_);
     while (!stop() && !failed()) {
       const auto item = pool_->take(slot.index());
       if (!item) break;
       train_counted(slot.index(), item->round, item->index);
     }
     // The others finish the minibatches they hold; a helper that throws
-    // counts its minibatch and says so; Ctrl-C is looked at meanwhile.
+    // counts its minibatch and says so; Ctrl-C wakes this wait too.
     {
       std::unique_lock lock(wake_mutex_);
       // acquire: pairs with minibatch_done's release; their counts are visible.
-      while (trained_[e]->load(std::memory_order_acquire) < batches_ && !failed() && !stop())
-        epoch_done_.wait_for(lock, kStopPoll);
+      epoch_done_.wait(lock, [&] {
+        return trained_[e]->load(std::memory_order_acquire) >= batches_ || failed() || stop();
+      });
     }
     if (failed()) throw_failure();
     if (stop()) {
@@ -321,6 +320,8 @@ void HogwildTrainer::help(const CoreLease& lease) {
   at::set_num_threads(1);
   enter();
   const AtScopeEnd left([this] { leave(); });
+  // The ask wakes the wait below; it runs on the asking thread (the runner's).
+  const std::stop_callback wake_on_ask(lease.return_token(), [this] { wake(next_round_); });
   // Until the lease is asked back, also once the training is over: the job
   // is then ending and its runner asks every lease back at once, while a
   // helper that returned by itself would be lent the same idle core again
@@ -333,10 +334,9 @@ void HogwildTrainer::help(const CoreLease& lease) {
         continue;
       }
     }
-    // Between epochs or after the end: sleep until the next deal, looking
-    // at the lease now and then (it cannot wake us).
+    // Between epochs or after the end: sleep until the next deal or the ask.
     std::unique_lock lock(wake_mutex_);
-    next_round_.wait_for(lock, kLeasePoll, [&] { return !over() && pool_->dealt() != dealt; });
+    next_round_.wait(lock, [&] { return lease.should_return() || (!over() && pool_->dealt() != dealt); });
   }
 }
 

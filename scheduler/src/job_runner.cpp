@@ -105,14 +105,14 @@ void JobRunner::write_journal(std::function<void(Journal&)> write) {
 }
 
 void JobRunner::request_stop() {
-  stop_.store(true);
+  stop_.request_stop();  // the jobs' stop callbacks run here, before the lock
   MutexLock lock(mutex_);
   if (active_) finish_if_over();
 }
 
 void JobRunner::finish_if_over() {
   if (over_) return;
-  if (graph_.all_ended() || (stop_.load() && graph_.running() == 0)) {
+  if (graph_.all_ended() || (stop_.stop_requested() && graph_.running() == 0)) {
     over_ = true;
     events_->close();
   }
@@ -204,7 +204,7 @@ RunSummary JobRunner::run(const RunOptions& options) {
     MutexLock lock(mutex_);
     // Stopped with work undone: jobs never started, or jobs that stopped
     // early (cancelled) when asked to.
-    summary_.interrupted = stop_.load() && (!graph_.all_ended() || summary_.cancelled > 0);
+    summary_.interrupted = stop_.stop_requested() && (!graph_.all_ended() || summary_.cancelled > 0);
     summary_.makespan_s = now();
     summary_.peak_cores_in_use = ledger_.peak_cores_in_use();
     summary_.jobs = records_;
@@ -219,7 +219,7 @@ RunSummary JobRunner::run(const RunOptions& options) {
 }
 
 void JobRunner::dispatch() {
-  if (stop_.load()) return;
+  if (stop_.stop_requested()) return;
   // Nothing to decide while every core is held and none is lent.
   if (ledger_.free_cores() > 0 || ledger_.lent() > 0) {
     std::vector<ReadyJob> ready;
@@ -239,6 +239,8 @@ void JobRunner::dispatch() {
         case Decision::Kind::ask_back: {
           const int worker = decision.workers.front();
           ledger_.ask_back(worker);
+          // Runs the helper's wake callbacks (CoreLease::return_token) here,
+          // under the lock: they only notify a condition.
           for (auto& l : helpers_.at(decision.job).leases)
             if (l.worker == worker && !l.own) l.lease->ask_to_return();
           break;
@@ -281,7 +283,7 @@ void JobRunner::execute(int j, int attempt, const std::vector<int>& workers) {
   if (options_->pin_threads) apply_thread_budget(cores);
   if (options_->thread_budget) options_->thread_budget(static_cast<int>(cores.size()));
 
-  JobContext ctx(id, derive_seed(id, options_->base_seed), attempt, cores, options_->rank, &stop_,
+  JobContext ctx(id, derive_seed(id, options_->base_seed), attempt, cores, options_->rank, stop_.get_token(),
                  [this, id, name = job.name, attempt](const nlohmann::json& progress) {
                    emit({.kind = EventKind::progress, .job_id = id, .name = name, .time = now(), .attempt = attempt,
                          .rank = options_->rank, .status = JobStatus::running, .data = progress});
@@ -320,7 +322,7 @@ void JobRunner::complete(int j, JobStatus status, JobOutcome outcome) {
   r.metrics = outcome.metrics;
   r.message = outcome.message;
   r.artifacts = outcome.artifacts;
-  const auto ended = graph_.end(j, status, /*may_retry=*/!stop_.load());
+  const auto ended = graph_.end(j, status, /*may_retry=*/!stop_.stop_requested());
   JobEvent ev{.job_id = r.id, .name = job.name, .time = now(), .cores = r.cores, .attempt = r.attempts,
               .rank = options_->rank, .status = status, .data = outcome.metrics, .message = outcome.message,
               .cost = job.cost};
@@ -372,7 +374,7 @@ void JobRunner::record_ended(int j, const JobGraph::Ended& ended) {
 
 std::vector<int> JobRunner::give_away() {
   MutexLock lock(mutex_);
-  if (!active_ || over_ || stop_.load()) return {};
+  if (!active_ || over_ || stop_.stop_requested()) return {};
   return graph_.give_away();
 }
 
@@ -380,7 +382,7 @@ void JobRunner::take(const std::vector<int>& jobs) {
   MutexLock lock(mutex_);
   // Jobs handed over after this run ended or stopped are dropped: the run
   // is over (a stopped run's unstarted jobs are --resume's business).
-  if (!active_ || over_ || stop_.load()) return;
+  if (!active_ || over_ || stop_.stop_requested()) return;
   for (int j : jobs) PACKTRAIN_CHECK(j >= 0 && j < static_cast<int>(jobs_.size()), "take: no such job");
   graph_.take(jobs);
   if (options_->sharing && graph_.ready_count() > 0) options_->sharing->work_available();

@@ -6,16 +6,23 @@
 #include "scheduler/runner_fixture.hpp"
 
 #include <gtest/gtest.h>
+#include <ATen/record_function.h>
 #include <torch/torch.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <future>
+#include <latch>
 #include <memory>
 #include <random>
+#include <string>
 #include <thread>
+
+#include <sys/syscall.h>
+#include <unistd.h>
 
 using namespace packtrain;
 using namespace packtrain::hogwild;
@@ -27,6 +34,23 @@ std::shared_ptr<const data::DatasetSplit> fashion() { return data::shared_datase
 
 models::ModelOptions shape_of(const data::DatasetSplit& d, std::uint64_t seed) {
   return {.channels = d.channels, .height = d.height, .width = d.width, .classes = d.classes, .seed = seed};
+}
+
+pid_t this_thread_id() { return static_cast<pid_t>(syscall(SYS_gettid)); }
+
+// Whether thread `tid` of this process sleeps (state S: blocked, here on a
+// condition) within kPatience. Read from /proc: a worker's waits have no
+// hook of their own to say that it reached them.
+bool sleeps_soon(pid_t tid) {
+  const auto deadline = std::chrono::steady_clock::now() + packtrain::testing::kPatience;
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::ifstream in("/proc/self/task/" + std::to_string(tid) + "/stat");
+    const std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const auto end_of_name = stat.rfind(')');
+    if (end_of_name != std::string::npos && end_of_name + 2 < stat.size() && stat[end_of_name + 2] == 'S') return true;
+    std::this_thread::sleep_for(1ms);
+  }
+  return false;
 }
 
 }  // namespace
@@ -193,6 +217,115 @@ TEST(Hogwild, AHelperThatThrowsFailsItsJobWithItsMessageAndTheOthersFinish) {
     EXPECT_LT(record.seconds(), 1.0) << "the job took " << record.seconds() << " s to fail";
   }
   EXPECT_EQ(others_done, 2);
+}
+
+TEST(Hogwild, AHelperAskedBackWhileWaitingForTheNextRoundReturnsAtOnce) {
+  HogwildTrainer trainer(fashion(), HogwildOptions().model("mlp").epochs(1).limit(64).max_workers(2));
+  CoreLease lease(0);
+  std::atomic<pid_t> helper_thread{0};
+  // Nothing is dealt before run(): the helper joins and sleeps until the next round.
+  auto helper = std::async(std::launch::async, [&] {
+    helper_thread = this_thread_id();
+    trainer.help(lease);
+  });
+  const auto deadline = std::chrono::steady_clock::now() + packtrain::testing::kPatience;
+  while (trainer.workers() < 1 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(1ms);
+  ASSERT_EQ(trainer.workers(), 1) << "the helper did not join";
+  EXPECT_TRUE(sleeps_soon(helper_thread)) << "the helper did not sleep waiting for a round";
+  lease.ask_to_return();
+  if (helper.wait_for(packtrain::testing::kPatience) != std::future_status::ready) {
+    std::fprintf(stderr, "a helper asked back did not return: the ask did not wake it\n");
+    std::abort();  // the helper cannot be joined
+  }
+  helper.get();
+  EXPECT_EQ(trainer.workers(), 0);
+}
+
+namespace {
+
+// Holds the first LibTorch op of the thread it is installed on until
+// `release` opens: a Hogwild helper kept in the middle of a minibatch.
+// RecordFunction calls its thread-local callbacks before every op.
+struct HeldOp {
+  static inline std::atomic<bool> armed{false};
+  static inline packtrain::testing::Counter* holding = nullptr;
+  static inline std::latch* release = nullptr;
+
+  static std::unique_ptr<at::ObserverContext> on_op(const at::RecordFunction&) {
+    if (armed.exchange(false)) {
+      holding->add(1);
+      release->wait();
+    }
+    return nullptr;
+  }
+  // Installed on the calling thread for as long as it lives.
+  HeldOp() : handle_(at::addThreadLocalCallback(at::RecordFunctionCallback(&HeldOp::on_op))) {}
+  ~HeldOp() { at::removeCallback(handle_); }
+  HeldOp(const HeldOp&) = delete;
+  HeldOp& operator=(const HeldOp&) = delete;
+
+ private:
+  at::CallbackHandle handle_;
+};
+
+}  // namespace
+
+// Ctrl-C while the job's thread waits for a helper's last minibatch of the
+// epoch (the hand-over): the wait is woken by the stop, the job's thread
+// returns `cancelled` with the helper still held, and the job ends so.
+TEST(Hogwild, CtrlCDuringAnEpochHandOverEndsTheJobCancelledAtOnce) {
+  packtrain::testing::VirtualRun r(2);
+  const auto data = fashion();
+  packtrain::testing::Counter helper_started, holding, trained_returned;
+  std::latch release(1);
+  HeldOp::holding = &holding;
+  HeldOp::release = &release;
+  HeldOp::armed = true;
+  JobStatus returned_status = JobStatus::done;
+  std::atomic<pid_t> job_thread{0};
+  Job job;
+  job.name = "hogwild-stopped-mid-hand-over";
+  job.spec = {{"name", job.name}};
+  job.cores = 2;  // its second core runs the helper from the start
+  job.max_cores = 2;
+  job.run = [&, data](JobContext& ctx) {
+    // Many epochs: the helper gets a minibatch in one of them at the latest.
+    auto trainer = std::make_shared<HogwildTrainer>(
+        data, HogwildOptions().model("mlp").epochs(1000).batch_size(16).limit(256).max_workers(ctx.max_cores()));
+    ctx.lend_cores_to([trainer, &helper_started](const CoreLease& lease) {
+      const HeldOp held;
+      helper_started.add(1);
+      trainer->help(lease);
+    });
+    EXPECT_TRUE(helper_started.wait_for(1));
+    job_thread = this_thread_id();
+    const auto result = trainer->run(&ctx);
+    returned_status = result.status;
+    trained_returned.add(1);
+    return JobOutcome{.status = result.status, .metrics = result.metrics()};
+  };
+  r.runner->add(job);
+  auto run = std::async(std::launch::async, [&] { return r.runner->run(r.options); });
+  const bool held = holding.wait_for(1);
+  // With the helper held, the job's thread trains the epoch's other
+  // minibatches, then sleeps in the hand-over, the only place it can.
+  const bool in_hand_over = held && sleeps_soon(job_thread);
+  r.runner->request_stop();
+  // The job's own thread returns while the helper still holds its minibatch.
+  const bool returned = trained_returned.wait_for(1);
+  release.count_down();
+  if (run.wait_for(60s) != std::future_status::ready) {
+    std::fprintf(stderr, "the run did not end within 60 s after the stop\n");
+    std::abort();  // the hung run cannot be stopped or joined
+  }
+  const auto summary = run.get();
+  ASSERT_TRUE(held) << "the helper never took a minibatch";
+  EXPECT_TRUE(in_hand_over) << "the job's thread did not wait for the held minibatch";
+  EXPECT_TRUE(returned) << "the stop did not wake the epoch's hand-over";
+  EXPECT_EQ(returned_status, JobStatus::cancelled);
+  ASSERT_EQ(summary.jobs.size(), 1u);
+  EXPECT_EQ(summary.jobs[0].status, JobStatus::cancelled) << summary.jobs[0].message;
+  EXPECT_TRUE(summary.interrupted);
 }
 
 TEST(Hogwild, RefusesBadOptions) {

@@ -9,9 +9,12 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <functional>
+#include <latch>
 #include <mutex>
 #include <set>
+#include <stop_token>
 #include <thread>
 #include <vector>
 
@@ -251,6 +254,78 @@ TEST(Elastic, AHelperThatReturnsByItselfIsNotLentAnotherCore) {
   const auto summary = r.runner->run(r.options);
   EXPECT_EQ(summary.done, 1);
   EXPECT_EQ(calls.value(), 1);
+}
+
+// A helper that sleeps until its core is wanted back, with no polling: the
+// runner's ask (here at the job's end) wakes it through the lease's token.
+TEST(Elastic, AHelperSleepingUntilAskedBackIsWokenByTheAsk) {
+  VirtualRun r(2);
+  Counter sleeping;
+  std::atomic<bool> woken_in_time{false};
+  Job job = sleeping_job("elastic", 0, 1);
+  job.max_cores = 2;
+  job.run = [&](JobContext& ctx) {
+    ctx.lend_cores_to([&](const CoreLease& lease) {
+      std::mutex m;
+      std::condition_variable asked;
+      const std::stop_callback wake(lease.return_token(), [&] {
+        std::lock_guard lock(m);
+        asked.notify_all();
+      });
+      std::unique_lock lock(m);
+      sleeping.add(1);
+      // The deadline only turns a lost wakeup into a failure instead of a hang.
+      const auto deadline = std::chrono::steady_clock::now() + packtrain::testing::kPatience;
+      woken_in_time = asked.wait_until(lock, deadline, [&] { return lease.should_return(); }) &&
+                      std::chrono::steady_clock::now() < deadline;
+    });
+    EXPECT_TRUE(sleeping.wait_for(1)) << "the idle core was not lent";
+    return JobOutcome{};  // the lease is asked back now
+  };
+  r.runner->add(job);
+  const auto summary = r.runner->run(r.options);
+  EXPECT_EQ(summary.done, 1);
+  EXPECT_TRUE(woken_in_time.load()) << "the ask did not wake the sleeping helper";
+}
+
+TEST(CoreLease, ACallbackRunsOnceOnTheAskingThreadOrAtOnceWhenRegisteredAfterTheAsk) {
+  CoreLease lease(3);
+  int removed = 0, before = 0, after = 0;
+  {
+    const std::stop_callback gone(lease.return_token(), [&] { ++removed; });
+  }
+  {
+    const std::stop_callback count(lease.return_token(), [&] { ++before; });
+    EXPECT_EQ(before, 0);
+    EXPECT_FALSE(lease.should_return());
+    lease.ask_to_return();
+    EXPECT_EQ(before, 1);  // during the ask, on this thread
+    lease.ask_to_return();
+    EXPECT_EQ(before, 1);  // once
+  }
+  const std::stop_callback late(lease.return_token(), [&] { ++after; });
+  EXPECT_EQ(after, 1);
+  EXPECT_EQ(removed, 0) << "a callback gone before the ask ran";
+  EXPECT_TRUE(lease.should_return());
+}
+
+// Registration racing the ask: whichever comes first, the callback runs
+// exactly once and has run when both are over.
+TEST(CoreLease, ACallbackRegisteredWhileTheLeaseIsAskedBackRunsExactlyOnce) {
+  constexpr int kRounds = 500;
+  for (int round = 0; round < kRounds; ++round) {
+    CoreLease lease(0);
+    std::atomic<int> runs{0};
+    std::latch go(2);
+    std::thread asker([&] {
+      go.arrive_and_wait();
+      lease.ask_to_return();
+    });
+    go.arrive_and_wait();
+    const std::stop_callback count(lease.return_token(), [&] { runs.fetch_add(1); });
+    asker.join();
+    ASSERT_EQ(runs.load(), 1) << "round " << round;
+  }
 }
 
 TEST(Elastic, RefusesImpossibleLimits) {

@@ -11,9 +11,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <map>
 #include <mutex>
 #include <set>
+#include <stop_token>
 #include <thread>
 
 using namespace packtrain;
@@ -42,14 +44,24 @@ Job recorded(Job job, std::mutex& m, std::map<std::string, Span>& spans) {
   return job;
 }
 
-// A job that counts its start, then works until a stop is asked for and
-// returns `cancelled` (a job checks for a stop between steps of its work).
+// A job that counts its start, then sleeps until a stop is asked for and
+// returns `cancelled`. The stop wakes it through its stop token; the
+// deadline only turns a lost wakeup into a `done` with a message instead
+// of a hang.
 Job stops_when_asked(const std::string& name, Counter& started) {
   Job job = sleeping_job(name, 0);
   job.run = [&started](JobContext& ctx) {
+    std::mutex m;
+    std::condition_variable stop;
+    const std::stop_callback wake(ctx.stop_token(), [&] {
+      std::lock_guard lock(m);
+      stop.notify_all();
+    });
+    std::unique_lock lock(m);
     started.add(1);
     const auto deadline = Clock::now() + packtrain::testing::kPatience;
-    while (!ctx.stop_requested() && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    if (!stop.wait_until(lock, deadline, [&] { return ctx.stop_requested(); }) || Clock::now() >= deadline)
+      return JobOutcome{.message = "not woken by the stop"};
     return JobOutcome{.status = JobStatus::cancelled};
   };
   return job;
@@ -380,6 +392,43 @@ TEST(JobRunner, DependentsOfACancelledJobAreSkippedNotLeftWaiting) {
   EXPECT_EQ(s.skipped, 1);
   EXPECT_EQ(s.jobs[1].status, JobStatus::skipped);
   EXPECT_NE(s.jobs[1].message.find("quitter cancelled"), std::string::npos) << s.jobs[1].message;
+}
+
+TEST(JobRunner, RequestStopWakesAJobSleepingOnItsStopToken) {
+  VirtualRun r(1);
+  Counter started;
+  r.runner->add(stops_when_asked("sleeper", started));
+  std::thread stopper = stop_once_started(*r.runner, started, 1);
+  const auto s = r.runner->run(r.options);
+  stopper.join();
+  ASSERT_EQ(s.jobs.size(), 1u);
+  EXPECT_EQ(s.jobs[0].status, JobStatus::cancelled) << s.jobs[0].message;
+  EXPECT_EQ(s.cancelled, 1);
+}
+
+TEST(JobRunner, AStopCallbackRegisteredAfterTheStopRunsAtOnce) {
+  VirtualRun r(1);
+  Counter started, stopped;
+  bool ran_at_once = false;
+  Job job = sleeping_job("late", 0);
+  job.run = [&](JobContext& ctx) {
+    started.add(1);
+    EXPECT_TRUE(stopped.wait_for(1));
+    bool ran = false;
+    const std::stop_callback late(ctx.stop_token(), [&] { ran = true; });
+    ran_at_once = ran;  // run on this thread, by the registration
+    return JobOutcome{.status = JobStatus::cancelled};
+  };
+  r.runner->add(job);
+  std::thread stopper([&] {
+    EXPECT_TRUE(started.wait_for(1));
+    r.runner->request_stop();
+    stopped.add(1);
+  });
+  const auto s = r.runner->run(r.options);
+  stopper.join();
+  EXPECT_TRUE(ran_at_once);
+  EXPECT_EQ(s.cancelled, 1);
 }
 
 TEST(JobRunner, StoppingTheOnlyJobStillReportsAnInterruptedRun) {

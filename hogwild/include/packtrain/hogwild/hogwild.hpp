@@ -87,14 +87,16 @@ class HogwildTrainer {
 
   // Trains on the calling thread (one worker), with every thread that calls
   // help() meanwhile; returns after the last epoch's evaluation. `ctx` (may
-  // be null) gives the stop request and receives each epoch's report.
+  // be null) gives the stop request (heard between minibatches, and while
+  // waiting for the helpers' last minibatches of an epoch through
+  // ctx->stop_token()) and receives each epoch's report.
   // Throws packtrain::Error naming the first failure of a helper's minibatch.
   HogwildResult run(const JobContext* ctx = nullptr);
 
   // One more worker, on the calling thread: trains minibatches until
-  // lease.should_return() (after the training ends too: it waits to be
-  // asked back). Any number of threads at once; those beyond max_workers
-  // return at once. If a minibatch throws,
+  // lease.should_return() (after the training ends too: it sleeps until
+  // the next epoch or the ask, which wakes it through lease.return_token()).
+  // Any number of threads at once; those beyond max_workers return at once. If a minibatch throws,
   // the minibatch is counted, the worker's slot is given back, run() throws
   // packtrain::Error with the message (the job fails) and help rethrows.
   void help(const CoreLease& lease);
@@ -112,6 +114,7 @@ class HogwildTrainer {
   void train_counted(int slot, std::int64_t epoch, std::int64_t index);
   void minibatch_done(std::int64_t epoch);
   void fail(const std::string& message);
+  void wake(std::condition_variable& waiters);  // notifies under wake_mutex_
   [[noreturn]] void throw_failure();
   void enter();
   void leave();

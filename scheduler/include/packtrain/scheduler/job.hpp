@@ -18,9 +18,9 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <atomic>
 #include <cstdint>
 #include <functional>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -77,16 +77,35 @@ std::uint64_t derive_seed(const std::string& job_id, std::uint64_t base_seed);
 // should_return() turns true: a waiting job needs the core, or the job is
 // ending. Everything it was doing must be left for the job's other threads
 // (Hogwild leaves its minibatches in its deque, where they are stolen).
+//
+// A helper that sleeps between pieces of work hears the ask through
+// return_token(), with no polling: a std::stop_callback on it runs on the
+// thread that asks (the runner's, with its lock held: notify a condition
+// there and nothing more, never call into the runner), or at once on the
+// registering thread if the lease was asked back already. Notify under the
+// mutex the sleeper's predicate is checked under, or the wakeup can be lost.
+//
+//   const std::stop_callback wake(lease.return_token(), [&] {
+//     std::lock_guard lock(mutex);
+//     work_or_return.notify_all();
+//   });
+//   std::unique_lock lock(mutex);
+//   work_or_return.wait(lock, [&] { return lease.should_return() || !queue.empty(); });
 class CoreLease {
  public:
   explicit CoreLease(int core) : core_(core) {}
+  CoreLease(const CoreLease&) = delete;
+  CoreLease& operator=(const CoreLease&) = delete;
+
   int core() const { return core_; }
-  bool should_return() const { return give_back_.load(std::memory_order_acquire); }
-  void ask_to_return() { give_back_.store(true, std::memory_order_release); }
+  bool should_return() const { return give_back_.stop_requested(); }
+  // Thread-safe; the first call runs the callbacks registered on return_token().
+  void ask_to_return() { give_back_.request_stop(); }
+  std::stop_token return_token() const { return give_back_.get_token(); }
 
  private:
   int core_;
-  std::atomic<bool> give_back_{false};
+  std::stop_source give_back_;
 };
 
 using CoreHelper = std::function<void(const CoreLease&)>;
@@ -95,9 +114,9 @@ using CoreHelper = std::function<void(const CoreLease&)>;
 class JobContext {
  public:
   JobContext(std::string id, std::uint64_t seed, int attempt, std::vector<int> cores, int rank,
-             const std::atomic<bool>* stop, std::function<void(const nlohmann::json&)> report)
-      : id_(std::move(id)), seed_(seed), attempt_(attempt), cores_(std::move(cores)), rank_(rank), stop_(stop),
-        report_(std::move(report)) {}
+             std::stop_token stop, std::function<void(const nlohmann::json&)> report)
+      : id_(std::move(id)), seed_(seed), attempt_(attempt), cores_(std::move(cores)), rank_(rank),
+        stop_(std::move(stop)), report_(std::move(report)) {}
 
   const std::string& id() const { return id_; }
   std::uint64_t seed() const { return seed_; }
@@ -106,7 +125,14 @@ class JobContext {
   int threads() const { return static_cast<int>(cores_.size()); }  // the intra-op thread budget
   int rank() const { return rank_; }
   // True after Ctrl-C: stop at the next checkpoint and return `cancelled`.
-  bool stop_requested() const { return stop_ && stop_->load(std::memory_order_relaxed); }
+  bool stop_requested() const { return stop_.stop_requested(); }
+  // The same request, for a job that sleeps on a condition: a
+  // std::stop_callback on this token runs when the runner is asked to stop
+  // (JobRunner::request_stop, on the thread that asks), or at once on the
+  // registering thread if it was asked already. Notify the sleeper under its
+  // mutex (see CoreLease for an example). A job run without a runner gets a
+  // token that is never asked.
+  std::stop_token stop_token() const { return stop_; }
   // Emits a `progress` event (per-epoch metrics) to the run's sinks.
   void report(const nlohmann::json& progress) const {
     if (report_) report_(progress);
@@ -139,7 +165,7 @@ class JobContext {
   int attempt_;
   std::vector<int> cores_;
   int rank_;
-  const std::atomic<bool>* stop_;
+  std::stop_token stop_;
   std::function<void(const nlohmann::json&)> report_;
   int max_cores_ = 0;
   std::function<void(CoreHelper)> lend_;

@@ -42,8 +42,9 @@
 // A job that throws is recorded `failed` with the message and retried up
 // to `retries` more times; jobs depending on a job that did not finish
 // `done` are `skipped`. request_stop() (Ctrl-C) starts nothing new, tells
-// running jobs through JobContext::stop_requested(), and run() returns once
-// they have; the summary's exit_code() is then 130.
+// running jobs through JobContext::stop_requested() and the callbacks on
+// JobContext::stop_token(), and run() returns once they have; the summary's
+// exit_code() is then 130.
 //
 //   packtrain::Executor ex(node.cores);
 //   packtrain::JobRunner runner(ex, node);
@@ -64,6 +65,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <stop_token>
 #include <string>
 #include <utility>
 #include <vector>
@@ -143,9 +145,12 @@ class JobRunner {
   // rethrows the first such exception once the run has ended.
   RunSummary run(const RunOptions& options = {});
 
-  // Thread-safe; may be called from a signal-handling thread.
-  void request_stop();
-  bool stop_requested() const { return stop_.load(); }
+  // Thread-safe, from any thread (Ctrl-C: InterruptGuard's sigwait thread),
+  // but not from a signal handler: it runs the jobs' stop callbacks
+  // (JobContext::stop_token) on the calling thread, outside the runner's
+  // lock, and then takes the lock.
+  void request_stop() PACKTRAIN_EXCLUDES(mutex_);
+  bool stop_requested() const { return stop_.stop_requested(); }
 
   // Work sharing (thread-safe, for the thread that talks to other processes):
   // half of the jobs ready here and not started, which stop being ours;
@@ -191,7 +196,7 @@ class JobRunner {
   // job has ended: job threads read them without the lock.
   const RunOptions* options_ = nullptr;
   double start_time_ = 0;
-  std::atomic<bool> stop_{false};
+  std::stop_source stop_;                             // request_stop(): once, never reset
   const std::unique_ptr<EventQueue> events_;         // journal writes and sink calls, in order
 
   Mutex mutex_;
