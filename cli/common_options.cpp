@@ -14,7 +14,7 @@ namespace packtrain::cli {
 
 const std::set<std::string> kRunLevelFlags = {"help", "out",    "resume", "cores", "serve",
                                               "bind", "sample-ms", "config", "quiet", "serial",
-                                              "shard", "checkpoint-every"};
+                                              "shard", "checkpoint-every", "max-cores"};
 
 namespace {
 

@@ -1,5 +1,11 @@
 // packtrain train: one model trained on all the cores it is given.
 //
+// Its cores run synchronous replicas (dataparallel/, DESIGN.md decision 10):
+// a step's batch is cut into --micro-batch samples, replicas take them, and
+// the gradients are summed in a fixed order, so the numbers depend on the
+// micro-batch and never on --cores. --parallelism threads trains one model
+// with intra-op threads instead (what the cores did before).
+//
 // The run is one job on the scheduler, set up as every sweep is (RunSetup):
 // journal and --resume, results.csv and results.json, trace.json and
 // report.html, --serve, Ctrl-C handling. Everything the user can get wrong
@@ -9,8 +15,10 @@
 #include "run_setup.hpp"
 
 #include <packtrain/data/dataset.hpp>
+#include <packtrain/dataparallel/data_parallel.hpp>
 #include <packtrain/models/models.hpp>
 #include <packtrain/scheduler/error.hpp>
+#include <packtrain/scheduler/resources.hpp>
 #include <packtrain/scheduler/results.hpp>
 #include <packtrain/train/checkpoint.hpp>
 #include <packtrain/train/trainer.hpp>
@@ -18,6 +26,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <string>
 
 namespace po = boost::program_options;
@@ -35,6 +44,11 @@ struct TrainCommandOptions {
   double width_multiplier = 1.0;
   bool augment = false;
   std::int64_t limit = 0;
+  int max_cores = 0;  // 0: --cores
+  std::int64_t micro_batch = dataparallel::kDefaultMicroBatch;
+  std::string parallelism;  // empty: the model's default
+  std::string lr_scaling = "none";
+  int warmup_epochs = 0;
 };
 
 std::string list_text(const std::vector<std::string>& items) {
@@ -60,10 +74,42 @@ int train_command(int argc, char** argv) {
     ("width-multiplier", po::value(&o.width_multiplier)->default_value(o.width_multiplier, number_text(o.width_multiplier)),
      "mobilenetv2 only: scales every layer's channels")
     ("augment", po::bool_switch(&o.augment), "random crop (4 pixels of padding) and horizontal flip; 3x32x32 data only")
-    ("limit", po::value(&o.limit)->default_value(o.limit), "train on the first N training samples only (0: all)");
+    ("limit", po::value(&o.limit)->default_value(o.limit), "train on the first N training samples only (0: all)")
+    ("max-cores", po::value(&o.max_cores),
+     "replicas: grow onto up to M cores while they are idle (default: --cores); the numbers stay the same")
+    ("micro-batch", po::value(&o.micro_batch)->default_value(o.micro_batch),
+     "replicas: each step's --batch-size samples are cut into micro-batches of N, which the replicas take; must "
+     "divide --batch-size. The numbers depend on it, never on the core count")
+    ("parallelism", po::value(&o.parallelism),
+     "replicas (every core trains a replica on micro-batches: the same numbers on any number of cores) or threads "
+     "(one model, the cores as intra-op threads; the numbers may change with the cores). Default: the faster "
+     "for the model in bench/dataparallel: threads for mlp, replicas for the others")
+    ("lr-scaling", po::value(&o.lr_scaling)->default_value(o.lr_scaling),
+     "none, or linear: the learning rate times --batch-size / 64 (Goyal et al. 2017, for large batches)")
+    ("warmup-epochs", po::value(&o.warmup_epochs)->default_value(o.warmup_epochs),
+     "replicas: raise the learning rate linearly over the first W epochs, from a 64-sample batch's rate to "
+     "--lr-scaling's (0: no warm-up)");
   if (!parse_options(argc, argv, desc, "packtrain train [options] --out DIR", common)) return 0;
 
   // --- everything that can be wrong, before anything is written ------------
+  // The job has --cores and may grow to --max-cores: the run holds the most.
+  const auto parallelism = dataparallel::parallelism_from_string(
+      o.parallelism.empty() ? dataparallel::to_string(dataparallel::default_parallelism(o.model)) : o.parallelism);
+  const auto lr_scaling = dataparallel::lr_scaling_from_string(o.lr_scaling);
+  std::optional<int> job_cores = common.cores;
+  if (common.given.count("max-cores")) {
+    if (parallelism != dataparallel::Parallelism::replicas)
+      throw Error("--max-cores is for --parallelism replicas: intra-op threads cannot change in a running job");
+    const int usable = detect_node_resources().core_count();
+    if (o.max_cores > usable)
+      throw Error("--max-cores " + std::to_string(o.max_cores) + " is above the " + std::to_string(usable) +
+                  " usable core(s) of this node");
+    if (job_cores && o.max_cores < *job_cores)
+      throw Error("--max-cores " + std::to_string(o.max_cores) + " is below --cores " + std::to_string(*job_cores));
+    if (o.max_cores < 1) throw Error("--max-cores must be at least 1 (got " + std::to_string(o.max_cores) + ")");
+    if (!job_cores) job_cores = o.max_cores;
+    common.cores = o.max_cores;
+  }
   // RunSetup first: it takes over Ctrl-C before any thread exists, checks the
   // common options and --out, and finds the cores.
   RunSetup setup(common, "train", /*serial=*/false);
@@ -76,7 +122,22 @@ int train_command(int argc, char** argv) {
   if (std::find(names.begin(), names.end(), o.model) == names.end())
     throw Error("unknown model '" + o.model + "' (known: " + list_text(names) + ")");
   const auto schedule = train::schedule_from_string(o.schedule);
-  const int cores = setup.node().core_count();
+  if (o.micro_batch < 1) throw Error("--micro-batch must be at least 1, not " + std::to_string(o.micro_batch));
+  if (o.micro_batch > common.batch_size)
+    throw Error("--micro-batch " + std::to_string(o.micro_batch) + " is larger than --batch-size " +
+                std::to_string(common.batch_size));
+  if (common.batch_size % o.micro_batch != 0)
+    throw Error("--micro-batch " + std::to_string(o.micro_batch) + " does not divide --batch-size " +
+                std::to_string(common.batch_size) + " (a step's batch is cut into equal micro-batches)");
+  if (o.warmup_epochs < 0 || o.warmup_epochs > o.epochs)
+    throw Error("--warmup-epochs must be in 0.." + std::to_string(o.epochs) + " (--epochs), not " +
+                std::to_string(o.warmup_epochs));
+  const bool replicas = parallelism == dataparallel::Parallelism::replicas;
+  if (!replicas && common.given.count("micro-batch"))
+    throw Error("--micro-batch is for --parallelism replicas; with threads the whole batch is one");
+  if (!replicas && o.warmup_epochs > 0) throw Error("--warmup-epochs is for --parallelism replicas");
+  const int max_cores = setup.node().core_count();
+  const int cores = job_cores.value_or(max_cores);
   const auto checkpoints = setup.out() / "checkpoints";  // this rank's folder under MPI
   auto options = trainer_options(common)
                      .epochs(o.epochs)
@@ -86,6 +147,13 @@ int train_command(int argc, char** argv) {
                      .checkpoint_every(o.checkpoint_every)
                      .checkpoint_epochs({o.epochs});
   options.validate();
+  auto dp_options = dataparallel::DataParallelOptions()
+                        .model(o.model)
+                        .width_multiplier(o.width_multiplier)
+                        .micro_batch(o.micro_batch)
+                        .lr_scaling(lr_scaling)
+                        .warmup_epochs(o.warmup_epochs)
+                        .parallelism(parallelism);
 
   const auto data = setup.load_data();
   if (o.augment && (data->channels != 3 || data->height != 32 || data->width != 32))
@@ -105,37 +173,69 @@ int train_command(int argc, char** argv) {
               {"lr", options.effective_lr()}, {"batch_size", common.batch_size}};
   if (o.model == "mobilenetv2") job.spec["width_multiplier"] = o.width_multiplier;
   if (o.augment) job.spec["augment"] = true;
+  // The job's identity: what changes its numbers (never the cores, with replicas).
+  job.spec["parallelism"] = dataparallel::to_string(parallelism);
+  if (replicas) job.spec["micro_batch"] = o.micro_batch;
+  if (lr_scaling != dataparallel::LrScaling::none) job.spec["lr_scaling"] = dataparallel::to_string(lr_scaling);
+  if (o.warmup_epochs > 0) job.spec["warmup_epochs"] = o.warmup_epochs;
   job.cores = cores;
+  job.max_cores = replicas ? max_cores : 0;
   const std::int64_t samples = o.limit > 0 ? std::min<std::int64_t>(o.limit, data->train.size()) : data->train.size();
   if (o.limit > 0) job.spec["limit"] = o.limit;
   job.cost = flops * kBackwardFactor * static_cast<double>(samples) * o.epochs;
-  job.run = [&, options, model_options](JobContext& ctx) mutable {
+  job.run = [&, options, model_options, dp_options](JobContext& ctx) mutable {
     model_options.seed = ctx.seed();
     auto run_options = options;
     run_options.seed(ctx.seed()).threads(ctx.threads());
     if (common.resume) {
       if (auto last = train::latest_checkpoint(checkpoints)) run_options.resume_from(last->string());
     }
-    train::Trainer trainer(models::make_model(o.model, model_options), run_options);
-    if (!common.quiet)
-      std::printf("packtrain train: %s on %s, %d epochs, %s schedule, %d core%s%s\n", o.model.c_str(), data->name.c_str(),
-                  o.epochs, o.schedule.c_str(), ctx.threads(), ctx.threads() == 1 ? "" : "s",
+    if (lr_scaling == dataparallel::LrScaling::linear && !replicas)  // replicas scale inside, with the warm-up
+      run_options.lr(run_options.effective_lr() * static_cast<double>(common.batch_size) /
+                     static_cast<double>(dataparallel::kReferenceBatch));
+    if (!common.quiet) {
+      const std::string how = replicas ? std::to_string(ctx.threads()) + (ctx.threads() == 1 ? " replica" : " replicas") +
+                                             (ctx.max_cores() > ctx.threads() ? " (up to " + std::to_string(ctx.max_cores()) + ")" : "") +
+                                             ", micro-batches of " + std::to_string(o.micro_batch)
+                                       : std::to_string(ctx.threads()) + " intra-op thread" + (ctx.threads() == 1 ? "" : "s");
+      std::printf("packtrain train: %s on %s, %d epochs, %s schedule, %s%s\n", o.model.c_str(), data->name.c_str(),
+                  o.epochs, o.schedule.c_str(), how.c_str(),
                   run_options.resume_from().empty() ? "" : (", resuming from " + run_options.resume_from()).c_str());
-    train::TrainCallbacks callbacks;
-    callbacks.should_stop = [&ctx] { return ctx.stop_requested(); };
-    callbacks.on_epoch = [&](const train::EpochMetrics& m) {
-      ctx.report({{"epoch", m.epoch}, {"train_loss", m.train_loss}, {"val_top1", m.val_top1}, {"seconds", m.seconds}});
+    }
+    const auto print_epoch = [&](const train::EpochMetrics& m, const std::string& extra) {
       if (common.quiet) return;
-      std::printf("epoch %3d/%d  train loss %.4f  test loss %.4f  test top-1 %.4f  top-5 %.4f  lr %.5f  %.1fs\n",
-                  m.epoch, o.epochs, m.train_loss, m.val_loss, m.val_top1, m.val_top5, m.lr, m.seconds);
+      std::printf("epoch %3d/%d  train loss %.4f  test loss %.4f  test top-1 %.4f  top-5 %.4f  lr %.5f  %.1fs%s\n",
+                  m.epoch, o.epochs, m.train_loss, m.val_loss, m.val_top1, m.val_top5, m.lr, m.seconds, extra.c_str());
       std::fflush(stdout);
     };
     auto train_data = train::TrainData::train_test(*data);
     train_data.train_idx = train_data.train_idx.slice(0, 0, samples);  // --limit
-    const auto result = trainer.fit(train_data, callbacks);
-    auto metrics = result.metrics();
-    metrics["epochs"] = o.epochs;
-    return JobOutcome{.status = result.status, .metrics = metrics, .message = result.message};
+    nlohmann::json metrics;
+    JobOutcome outcome;
+    if (replicas) {
+      dataparallel::DataParallelCallbacks callbacks;
+      callbacks.on_epoch = [&](const train::EpochMetrics& m, const dataparallel::EpochCost& c) {
+        char extra[96];
+        std::snprintf(extra, sizeof(extra), "  replicas %d  sync %.0f%%", c.peak_replicas, 100.0 * c.sync_share);
+        print_epoch(m, extra);
+      };
+      const auto result =
+          dataparallel::fit_in_job(ctx, model_options, dataparallel::DataParallelOptions(dp_options).train(run_options),
+                                   train_data, callbacks);
+      outcome = {.status = result.train.status, .metrics = result.metrics(), .message = result.train.message};
+    } else {
+      train::Trainer trainer(models::make_model(o.model, model_options), run_options);
+      train::TrainCallbacks callbacks;
+      callbacks.should_stop = [&ctx] { return ctx.stop_requested(); };
+      callbacks.on_epoch = [&](const train::EpochMetrics& m) {
+        ctx.report({{"epoch", m.epoch}, {"train_loss", m.train_loss}, {"val_top1", m.val_top1}, {"seconds", m.seconds}});
+        print_epoch(m, "");
+      };
+      const auto result = trainer.fit(train_data, callbacks);
+      outcome = {.status = result.status, .metrics = result.metrics(), .message = result.message};
+    }
+    outcome.metrics["epochs"] = o.epochs;
+    return outcome;
   };
   std::vector<Job> jobs;
   jobs.push_back(std::move(job));

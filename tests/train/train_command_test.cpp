@@ -8,8 +8,10 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <sstream>
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -41,7 +43,8 @@ TEST(TrainCommand, HelpDescribesEveryOption) {
   const auto run = packtrain_train(tmp, "--help");
   EXPECT_EQ(run.status, 0) << run.err;
   for (const auto* option : {"--model", "--epochs", "--schedule", "--checkpoint-every", "--data", "--out", "--cores",
-                             "--seed", "--batch-size", "--optimizer", "--lr", "--resume", "--quiet", "--augment"})
+                             "--seed", "--batch-size", "--optimizer", "--lr", "--resume", "--quiet", "--augment",
+                             "--max-cores", "--micro-batch", "--parallelism", "--lr-scaling", "--warmup-epochs"})
     EXPECT_NE(run.out.find(option), std::string::npos) << option;
 }
 
@@ -88,6 +91,45 @@ TEST(TrainCommand, TrainsOnCifarFormatWithAugmentation) {
   EXPECT_EQ(run.out.find("epoch "), std::string::npos) << "--quiet: " << run.out;
 }
 
+// Replicas: the numbers depend on the micro-batch, never on the cores; one
+// core and two print the same figures to the last digit (DESIGN.md decision 10).
+TEST(TrainCommand, OneCoreAndTwoCoresPrintTheSameNumbers) {
+  TempDir tmp;
+  pt::write_idx_folder(tmp / "data", 512, 64, 28, 28, 10);
+  const std::string common = "--model lenet5 --epochs 2 --batch-size 64 --micro-batch 16 --data " + (tmp / "data").string();
+  const auto one = packtrain_train(tmp, common + " --cores 1 --out " + (tmp / "one").string());
+  ASSERT_EQ(one.status, 0) << one.out << one.err;
+  const auto two = packtrain_train(tmp, common + " --cores 2 --out " + (tmp / "two").string());
+  ASSERT_EQ(two.status, 0) << two.out << two.err;
+  EXPECT_NE(one.out.find("1 replica, micro-batches of 16"), std::string::npos) << one.out;
+  EXPECT_NE(two.out.find("2 replicas, micro-batches of 16"), std::string::npos) << two.out;
+  // Each epoch line up to its time: losses, top-1, top-5 and lr.
+  const auto figures = [](const std::string& out) {
+    std::vector<std::string> lines;
+    std::istringstream in(out);
+    for (std::string line; std::getline(in, line);)
+      if (line.rfind("epoch ", 0) == 0) lines.push_back(line.substr(0, line.find("  lr ") + 14));
+    return lines;
+  };
+  ASSERT_EQ(figures(one.out).size(), 2u) << one.out;
+  EXPECT_EQ(figures(one.out), figures(two.out));
+  // results.csv: every column but the times and cores (the job id too: the
+  // cores are not part of a job's identity).
+  const auto cells = [&](const char* dir) {
+    std::istringstream csv(pt::read_file(tmp / dir / "results.csv"));
+    std::string header, row;
+    std::getline(csv, header);
+    std::getline(csv, row);
+    std::istringstream h(header), r(row);
+    std::map<std::string, std::string> out;
+    for (std::string column, cell; std::getline(h, column, ',') && std::getline(r, cell, ',');)
+      if (column != "seconds" && column != "cores") out[column] = cell;
+    return out;
+  };
+  EXPECT_EQ(cells("one"), cells("two"));
+  EXPECT_EQ(cells("one").at("status"), "done");
+}
+
 TEST(TrainCommand, BadInputIsOneLineExitTwoAndWritesNothing) {
   TempDir tmp;
   pt::write_idx_folder(tmp / "data", 32, 8, 28, 28, 10);
@@ -108,6 +150,16 @@ TEST(TrainCommand, BadInputIsOneLineExitTwoAndWritesNothing) {
       {"--out " + (tmp / "file" / "sub").string() + data, "file"},
       {data, "--out"},
       {"--augment --out " + out.string() + data, "3x32x32"},
+      {"--micro-batch 48 --out " + out.string() + data, "--micro-batch 48 does not divide --batch-size 64"},
+      {"--micro-batch 128 --out " + out.string() + data, "--micro-batch 128 is larger than --batch-size 64"},
+      {"--micro-batch 0 --out " + out.string() + data, "--micro-batch must be at least 1"},
+      {"--model lenet5 --cores 2 --max-cores 1 --out " + out.string() + data, "--max-cores 1 is below --cores 2"},
+      {"--model lenet5 --max-cores 100000 --out " + out.string() + data, "--max-cores 100000 is above the"},
+      {"--parallelism pipelines --out " + out.string() + data, "pipelines"},
+      {"--lr-scaling sqrt --out " + out.string() + data, "sqrt"},
+      {"--warmup-epochs 6 --out " + out.string() + data, "--warmup-epochs must be in 0..5"},
+      {"--parallelism threads --micro-batch 16 --out " + out.string() + data, "--micro-batch is for --parallelism replicas"},
+      {"--model mlp --max-cores 2 --out " + out.string() + data, "--max-cores is for --parallelism replicas"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.args);
