@@ -205,7 +205,10 @@ RunSetup::RunSetup(const CommonOptions& common, std::string command, bool serial
     throw Error("--serve " + std::to_string(common_.serve_port) + " is not a port number");
   if (common_.sample_ms < 10) throw Error("--sample-ms must be at least 10 (got " + std::to_string(common_.sample_ms) + ")");
   trainer_options(common_);  // validates batch size, optimizer and lr
-  node_ = detect_node_resources(ResourceProbe{.requested_cores = common_.cores});
+  ResourceProbe probe{.requested_cores = common_.cores};
+  // Ranks on one node divide its cores: each its own, none shared.
+  if (mpi_) probe.share = [this](const std::vector<int>& usable) { return mpi_->node_share(usable); };
+  node_ = detect_node_resources(probe);
   if (serial) node_.cores.resize(1);
 }
 

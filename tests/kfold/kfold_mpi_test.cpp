@@ -54,6 +54,48 @@ TEST(KFoldMpi, TwoRanksShareTheSweepAndMatchOneProcess) {
   EXPECT_NE(mpi.out.find("the speed of one job at a time on 2 cores (2 ranks)"), std::string::npos) << mpi.out;
 }
 
+// Ranks on one node divide its cores: started on 2 CPUs with no --cores,
+// each rank runs its jobs on a CPU of its own, and the speed line counts 2
+// cores, not 4. More ranks than CPUs: every rank refuses with one line.
+TEST(KFoldMpi, RanksOnOneNodeDivideItsCoresAndRefuseWhenThereAreFewerCoresThanRanks) {
+  TempDir dir;
+  const auto mpirun = [&](const char* cpus, const char* ranks, const std::filesystem::path& out,
+                          std::vector<std::string> mpirun_options = {}) {
+    std::vector<std::string> argv = {"/usr/bin/taskset", "-c", cpus, PACKTRAIN_MPIEXEC, "--allow-run-as-root", "--oversubscribe",
+                                     "--bind-to", "none"};
+    argv.insert(argv.end(), mpirun_options.begin(), mpirun_options.end());
+    argv.insert(argv.end(), {"-np", ranks});
+    const auto inner = sweep(out);
+    argv.insert(argv.end(), inner.begin(), inner.end());
+    return run_command(argv);
+  };
+  const auto two = mpirun("0,1", "2", dir / "two");
+  ASSERT_EQ(two.exit_code, 0) << two.out << two.err;
+  std::map<int, std::set<int>> cpus_of_rank;
+  for (const auto& [id, r] : journal_by_id(dir / "two")) {
+    EXPECT_EQ(r.status, JobStatus::done) << r.name;
+    cpus_of_rank[r.rank].insert(r.cores.begin(), r.cores.end());
+  }
+  ASSERT_EQ(cpus_of_rank.size(), 2u) << "both ranks ran jobs";
+  EXPECT_EQ(cpus_of_rank[0], (std::set<int>{0}));
+  EXPECT_EQ(cpus_of_rank[1], (std::set<int>{1}));
+  EXPECT_NE(two.out.find("the speed of one job at a time on 2 cores (2 ranks)"), std::string::npos) << two.out;
+
+  const std::string line = "packtrain kfold: error: this node has 1 usable core(s) for 2 processes";
+  const auto count = [&](const std::string& err) {
+    std::size_t n = 0;
+    for (auto at = err.find(line); at != std::string::npos; at = err.find(line, at + 1)) ++n;
+    return n;
+  };
+  const auto refused = mpirun("0", "2", dir / "refused");
+  EXPECT_EQ(refused.exit_code, 2) << refused.out << refused.err;
+  EXPECT_GE(count(refused.err), 1u) << refused.err;
+  // Every rank says it (mpirun may kill one before it prints, unless told not to).
+  const auto both = mpirun("0", "2", dir / "refused", {"--mca", "orte_abort_on_non_zero_status", "0"});
+  EXPECT_EQ(count(both.err), 2u) << "one line on every rank: " << both.err;
+  EXPECT_FALSE(std::filesystem::exists(dir / "refused")) << "a refused run left its folder";
+}
+
 TEST(KFoldShards, ShardsCoverEveryJobExactlyOnce) {
   TempDir dir;
   std::map<std::string, int> seen;

@@ -102,6 +102,38 @@ int MpiSession::min(int value) {
   return least;
 }
 
+NodeShare MpiSession::node_share(const std::vector<int>& usable) {
+  MPI_Comm node = MPI_COMM_NULL;
+  check_mpi(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node), "split by node");
+  // Freed however this ends (an Error from share_node_cores too).
+  const struct Free {
+    MPI_Comm* comm;
+    ~Free() { MPI_Comm_free(comm); }
+  } free_node{&node};
+  int local_rank = 0, local_size = 1;
+  check_mpi(MPI_Comm_rank(node, &local_rank), "node rank");
+  check_mpi(MPI_Comm_size(node, &local_size), "node size");
+  if (usable.size() > static_cast<std::size_t>(std::numeric_limits<int>::max() / std::max(local_size, 1)))
+    throw Error("a core list of " + std::to_string(usable.size()) + " entries is too large to gather");
+  const int mine = static_cast<int>(usable.size());
+  std::vector<int> counts(static_cast<std::size_t>(local_size));
+  check_mpi(MPI_Allgather(&mine, 1, MPI_INT, counts.data(), 1, MPI_INT, node), "gather core counts");
+  std::vector<int> offsets(counts.size());
+  int total = 0;
+  for (std::size_t i = 0; i < counts.size(); ++i) {
+    if (counts[i] < 0) throw Error("rank " + std::to_string(i) + " of this node sent a negative core count");
+    offsets[i] = total;
+    total += counts[i];
+  }
+  std::vector<int> all(static_cast<std::size_t>(total));
+  check_mpi(MPI_Allgatherv(usable.data(), mine, MPI_INT, all.data(), counts.data(), offsets.data(), MPI_INT, node),
+            "gather cores");
+  std::vector<std::vector<int>> by_rank(counts.size());
+  for (std::size_t i = 0; i < counts.size(); ++i)
+    by_rank[i].assign(all.begin() + offsets[i], all.begin() + offsets[i] + counts[i]);
+  return NodeShare{.cores = share_node_cores(by_rank)[static_cast<std::size_t>(local_rank)], .processes = local_size};
+}
+
 int MpiSession::sum(int value) {
   int total = 0;
   check_mpi(MPI_Allreduce(&value, &total, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD), "allreduce");

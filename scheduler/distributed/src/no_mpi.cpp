@@ -27,6 +27,7 @@ std::string MpiSession::broadcast(const std::string& text) { return text; }
 bool MpiSession::all_ok(bool ok) { return ok; }
 int MpiSession::sum(int value) { return value; }
 int MpiSession::min(int value) { return value; }
+NodeShare MpiSession::node_share(const std::vector<int>& usable) { return {.cores = usable, .processes = 1}; }
 
 struct MpiWorkSharing::Impl {};
 MpiWorkSharing::MpiWorkSharing(MpiSession&, JobRunner&, std::filesystem::path, std::function<int(int)>) { no_mpi(); }

@@ -52,6 +52,7 @@
 //    The runner's ended() hook only queues for it (the runner calls it with
 //    its lock held, where no file may be read).
 #include <packtrain/scheduler/job_runner.hpp>
+#include <packtrain/scheduler/resources.hpp>
 
 #include <cstdint>
 #include <filesystem>
@@ -89,6 +90,12 @@ class MpiSession {
   int sum(int value);
   // Collective: the smallest `value` over every rank.
   int min(int value);
+  // Collective: this rank's share of the node it runs on. The ranks on one
+  // node (MPI_COMM_TYPE_SHARED) gather the cores each found usable and
+  // divide them (share_node_cores, scheduler/resources.hpp), so that no two
+  // ranks use a core; every rank of the node gets the same Error when there
+  // are fewer cores than ranks. For ResourceProbe::share.
+  NodeShare node_share(const std::vector<int>& usable);
 
  private:
   int rank_ = 0;
