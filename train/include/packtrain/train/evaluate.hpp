@@ -26,6 +26,18 @@ struct EvalMetrics {
 EvalMetrics evaluate(torch::nn::Module& model, const std::function<at::Tensor(const at::Tensor&)>& forward,
                      const data::Dataset& part, const at::Tensor& indices, std::int64_t batch_size = 1000);
 
+// What evaluate() adds up over one batch (`idx`: the batch's sample numbers
+// in `part`), for callers that spread an evaluation's batches over threads
+// and add the sums up in batch order: the same bits as evaluate(). The
+// caller puts the model in eval mode and turns gradients off.
+struct EvalSums {
+  double loss = 0;  // summed cross-entropy
+  std::int64_t top1 = 0;
+  std::int64_t top5 = 0;
+};
+EvalSums evaluate_batch(const std::function<at::Tensor(const at::Tensor&)>& forward, const data::Dataset& part,
+                        const at::Tensor& idx);
+
 // The same for any module with `at::Tensor forward(at::Tensor)` (every zoo model).
 template <typename Net>
 EvalMetrics evaluate(Net& model, const data::Dataset& part, const at::Tensor& indices, std::int64_t batch_size = 1000) {
