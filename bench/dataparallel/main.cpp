@@ -22,6 +22,8 @@
 #include <packtrain/scheduler/executor.hpp>
 #include <packtrain/train/trainer.hpp>
 
+#include <common/stats.hpp>
+
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -40,10 +42,7 @@ namespace {
 using namespace packtrain;
 using Clock = std::chrono::steady_clock;
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
-}
+using bench::median;
 
 std::vector<std::string> split(const std::string& text) {
   std::vector<std::string> out;

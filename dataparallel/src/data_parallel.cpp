@@ -1,7 +1,6 @@
 #include <packtrain/dataparallel/data_parallel.hpp>
 
 #include <packtrain/data/loader.hpp>
-#include <packtrain/dataparallel/step_sync.hpp>
 #include <packtrain/scheduler/error.hpp>
 #include <packtrain/train/checkpoint.hpp>
 #include <packtrain/train/evaluate.hpp>
@@ -20,8 +19,6 @@ using Clock = std::chrono::steady_clock;
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr double kBackwardFactor = 3.0;  // a training step costs about 3 forward passes
-// How often a helper with nothing to do looks at its lease (which cannot wake it).
-constexpr auto kLeasePoll = std::chrono::milliseconds(2);
 
 std::int64_t ns_since(Clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t).count();
@@ -84,10 +81,14 @@ std::string_view to_string(Parallelism parallelism) {
 }
 
 Parallelism default_parallelism(const std::string& model) {
-  // bench/dataparallel on 2 cores: replicas beat intra-op threads for every
-  // zoo model at batch 64 and 256 (see its README table).
-  (void)model;
-  return Parallelism::replicas;
+  // bench_dataparallel on 2 cores (samples/s, 2 replicas vs 2 intra-op threads):
+  //   mlp          batch 64: 26.5k vs 28.4k   batch 256: 38.3k vs 51.3k  -> threads
+  //   lenet5       batch 64:  8.0k vs  7.1k   batch 256:  8.4k vs  8.5k  -> replicas
+  //   mobilenetv2  batch 64:    46 vs    43   batch 256:    36 vs    13  -> replicas
+  // The MLP's GEMMs gain more from whole batches than its replicas gain from
+  // cores; replicas elsewhere (and where not measured: vgg11, resnet18),
+  // which also keep the bits independent of the core count.
+  return model == "mlp" ? Parallelism::threads : Parallelism::replicas;
 }
 
 void DataParallelOptions::validate() const {
@@ -241,17 +242,30 @@ DataParallelTrainer::Replica& DataParallelTrainer::replica(int slot) {
 }
 
 void DataParallelTrainer::compute(int slot, const MicroBatch& mb) {
-  if (callbacks_.on_micro_batch) callbacks_.on_micro_batch(mb.step, mb.index, slot);
+  if (phase_ == Phase::train && callbacks_.on_micro_batch) callbacks_.on_micro_batch(step_, mb.index, slot);
   auto& r = replica(slot);
-  auto& out = *buffers_[static_cast<std::size_t>(mb.index)];
-  const auto batch = loader_->batch(first_batch_ + mb.index);
-  const auto samples = batch.labels.size(0);
   if (!r.buffers.empty()) {
     // Every micro-batch starts from the master's running statistics.
     torch::NoGradGuard no_grad;
     const auto master = master_->buffers();
     for (std::size_t i = 0; i < r.buffers.size(); ++i) r.buffers[i].copy_(master[i]);
   }
+  if (phase_ == Phase::evaluate) {
+    // One evaluation batch, as train::evaluate computes it.
+    const std::int64_t batch_size = options_.train().eval_batch_size();
+    const std::int64_t b = eval_first_ + mb.index;
+    const std::int64_t start = b * batch_size;
+    const auto idx = eval_indices_.narrow(0, start, std::min(batch_size, eval_indices_.numel() - start));
+    torch::NoGradGuard no_grad;
+    r.model->eval();
+    const AtScopeEnd back([&r] { r.model->train(); });
+    eval_sums_[static_cast<std::size_t>(b)] =
+        train::evaluate_batch([&r](const at::Tensor& x) { return r.model->forward(x); }, *eval_part_, idx);
+    return;
+  }
+  auto& out = *buffers_[static_cast<std::size_t>(mb.index)];
+  const auto batch = loader_->batch(first_batch_ + mb.index);
+  const auto samples = batch.labels.size(0);
   for (auto& p : r.params) p.mutable_grad().reset();
   const auto logits = r.model->forward(batch.images);
   const auto& loss_fn = options_.train().loss();
@@ -271,6 +285,7 @@ void DataParallelTrainer::compute(int slot, const MicroBatch& mb) {
 }
 
 void DataParallelTrainer::combine(int left, int right) {
+  if (phase_ == Phase::evaluate) return;  // the leader adds the batches' sums up in order
   torch::NoGradGuard no_grad;
   auto& l = *buffers_[static_cast<std::size_t>(left)];
   auto& r = *buffers_[static_cast<std::size_t>(right)];
@@ -282,13 +297,17 @@ void DataParallelTrainer::combine(int left, int right) {
 
 void DataParallelTrainer::compute_counted(int slot, const MicroBatch& mb) {
   try {
+    // Read before finish(): once the round is reduced the leader may change it.
+    const bool training = phase_ == Phase::train;
     const auto started = Clock::now();
     compute(slot, mb);
     const auto computed = Clock::now();
-    compute_ns_.fetch_add(std::chrono::duration_cast<std::chrono::nanoseconds>(computed - started).count(),
-                          std::memory_order_relaxed);
     sync_->finish(mb, [this](int left, int right) { combine(left, right); });
-    reduce_ns_.fetch_add(ns_since(computed), std::memory_order_relaxed);
+    if (training) {  // the epoch's costs are its training's
+      compute_ns_.fetch_add(std::chrono::duration_cast<std::chrono::nanoseconds>(computed - started).count(),
+                            std::memory_order_relaxed);
+      reduce_ns_.fetch_add(ns_since(computed), std::memory_order_relaxed);
+    }
   } catch (const std::exception& e) {
     sync_->fail(e.what());
     throw;
@@ -317,6 +336,42 @@ void DataParallelTrainer::save_if_due(int epoch) {
   if (!train::checkpoint_due(options_.train(), epoch)) return;
   train::save_checkpoint(train::checkpoint_path(options_.train().checkpoint_dir(), epoch), *master_, optimizer_.get(),
                          epoch);
+}
+
+void DataParallelTrainer::run_round(const StepSync::Seat& seat, int items) {
+  sync_->begin_step(items);  // publishes the round's fields to the takers
+  for (;;) {
+    while (auto mb = sync_->take(seat)) compute_counted(seat.slot(), *mb);
+    const auto wake = sync_->wait_for_step();
+    if (wake == StepSync::Wake::reduced) return;
+    if (wake == StepSync::Wake::failed) throw Error("a data-parallel replica failed: " + sync_->failure());
+  }
+}
+
+train::EvalMetrics DataParallelTrainer::evaluate(const StepSync::Seat& seat, const data::Dataset& part,
+                                                 const at::Tensor& indices) {
+  const std::int64_t n = indices.defined() ? indices.numel() : 0;
+  if (n == 0) return train::EvalMetrics{kNaN, kNaN, kNaN, 0};
+  const std::int64_t batch_size = options_.train().eval_batch_size();
+  const std::int64_t batches = (n + batch_size - 1) / batch_size;
+  phase_ = Phase::evaluate;
+  const AtScopeEnd back([this] { phase_ = Phase::train; });
+  eval_part_ = &part;
+  eval_indices_ = indices;
+  eval_sums_.assign(static_cast<std::size_t>(batches), train::EvalSums{});
+  const std::int64_t per_round = sync_->max_micro_batches();
+  for (eval_first_ = 0; eval_first_ < batches; eval_first_ += per_round)
+    run_round(seat, static_cast<int>(std::min(per_round, batches - eval_first_)));
+  // Added up in batch order, as train::evaluate does.
+  double loss_sum = 0;
+  std::int64_t top1 = 0, top5 = 0;
+  for (const auto& sums : eval_sums_) {
+    loss_sum += sums.loss;
+    top1 += sums.top1;
+    top5 += sums.top5;
+  }
+  const auto count = static_cast<double>(n);
+  return train::EvalMetrics{loss_sum / count, static_cast<double>(top1) / count, static_cast<double>(top5) / count, n};
 }
 
 DataParallelResult DataParallelTrainer::fit(const train::TrainData& data, const DataParallelCallbacks& callbacks) {
@@ -386,13 +441,8 @@ DataParallelResult DataParallelTrainer::fit(const train::TrainData& data, const 
       step_samples_ = std::min(batch, samples - begin);
       first_batch_ = begin / options_.micro_batch();
       const auto micro_batches = static_cast<int>((step_samples_ + options_.micro_batch() - 1) / options_.micro_batch());
-      sync_->begin_step(micro_batches);  // publishes step_samples_ and first_batch_ to the takers
-      for (;;) {
-        while (auto mb = sync_->take(seat)) compute_counted(seat.slot(), *mb);
-        const auto wake = sync_->wait_for_step();
-        if (wake == StepSync::Wake::reduced) break;
-        if (wake == StepSync::Wake::failed) throw Error("a data-parallel replica failed: " + sync_->failure());
-      }
+      step_ = step + 1;
+      run_round(seat, micro_batches);
       // The step's loss, summed in micro-batch order.
       double step_loss = 0;
       for (int j = 0; j < micro_batches; ++j) {
@@ -422,7 +472,8 @@ DataParallelResult DataParallelTrainer::fit(const train::TrainData& data, const 
     cost.samples_per_second = cost.seconds > 0 ? static_cast<double>(seen) / cost.seconds : kNaN;
     out.peak_replicas = std::max(out.peak_replicas, cost.peak_replicas);
 
-    const auto val = train::evaluate(*master_, data.val, data.val_idx, o.eval_batch_size());
+    // On the replicas too: the same bits as train::evaluate(*master_, ...).
+    const auto val = evaluate(seat, data.val, data.val_idx);
     if (val.samples > 0 && !std::isfinite(val.loss))
       return finish(JobStatus::diverged,
                     "validation loss became " + std::to_string(val.loss) + " after epoch " + std::to_string(epoch + 1));
@@ -457,7 +508,8 @@ void DataParallelTrainer::help(const CoreLease& lease) {
       compute_counted(seat.slot(), *mb);  // a throw gives the seat back (Seat) and fails the job
       continue;
     }
-    sync_->wait_for_work(kLeasePoll);
+    sync_->wait_for_work(lease.return_token());  // woken by a deal, the lease's ask
+
   }
 }
 

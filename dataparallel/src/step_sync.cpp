@@ -74,11 +74,20 @@ std::optional<MicroBatch> StepSync::take(const Seat& seat) {
   return MicroBatch{item->round, static_cast<int>(item->index)};
 }
 
-void StepSync::wait_for_work(std::chrono::milliseconds poll) {
+void StepSync::wait_for_work(const std::stop_token& leave) {
+  // Registered before the lock: it runs at once, on this thread, when the
+  // ask came already. Otherwise on the asking thread: notify, nothing more.
+  const std::stop_callback wake(leave, [this] {
+    { MutexLock lock(mutex_); }
+    helper_wake_.notify_all();
+  });
   MutexLock lock(mutex_);
-  // After a failure or the end nothing comes: sleep out the poll.
-  if (!failed() && !over() && pool_.taken() < pool_.dealt()) return;
-  helper_wake_.wait_for(mutex_, poll);
+  for (;;) {
+    if (leave.stop_requested()) return;
+    // After a failure or the end nothing more comes: sleep until asked to leave.
+    if (!failed() && !over() && pool_.taken() < pool_.dealt()) return;
+    helper_wake_.wait(mutex_);
+  }
 }
 
 void StepSync::fail(const std::string& message) {

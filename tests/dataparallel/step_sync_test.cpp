@@ -17,6 +17,7 @@
 #include <future>
 #include <numeric>
 #include <random>
+#include <stop_token>
 #include <thread>
 #include <vector>
 
@@ -169,6 +170,17 @@ TEST(StepSync, AFailureWakesTheWaitingLeaderWithItsMessage) {
   EXPECT_FALSE(sync.take(helper)) << "nothing is taken after a failure";
 }
 
+TEST(StepSync, AHelperSleepingForWorkWakesWhenAskedToLeave) {
+  StepSync sync(2, 2);
+  StepSync::Seat leader(sync), helper(sync);
+  std::stop_source lease;
+  auto waited = std::async(std::launch::async, [&] { sync.wait_for_work(lease.get_token()); });
+  lease.request_stop();
+  EXPECT_EQ(waited.wait_for(20s), std::future_status::ready) << "the ask did not wake the helper";
+  sync.end();
+  sync.wait_for_work(lease.get_token());  // asked already: returns at once, also after the end
+}
+
 TEST(StepSync, PeakAndPresenceCountSeatedReplicas) {
   StepSync sync(3, 2);
   StepSync::Seat a(sync);
@@ -205,6 +217,9 @@ TEST(StepSync, EveryMicroBatchIsReducedExactlyOncePerStepWhileReplicasComeAndGo)
   std::atomic<bool> done{false};
   std::atomic<std::int64_t> helper_items{0}, visits{0};
   std::vector<std::thread> helpers;
+  // Helpers leave a visit by their own count; these are asked at the end,
+  // as a runner asks its leases (a helper sleeps until then after end()).
+  std::vector<std::stop_source> leave(kHelpers);
   for (int h = 0; h < kHelpers; ++h) {
     helpers.emplace_back([&, h] {
       std::minstd_rand rng(static_cast<unsigned>(h) * 31u + 5u);
@@ -218,7 +233,7 @@ TEST(StepSync, EveryMicroBatchIsReducedExactlyOncePerStepWhileReplicasComeAndGo)
             helper_items.fetch_add(1, std::memory_order_relaxed);
             ++i;
           } else {
-            sync.wait_for_work(1ms);
+            sync.wait_for_work(leave[static_cast<std::size_t>(h)].get_token());
           }
         }
       }
@@ -253,6 +268,7 @@ TEST(StepSync, EveryMicroBatchIsReducedExactlyOncePerStepWhileReplicasComeAndGo)
   }
   done.store(true);
   sync.end();
+  for (auto& l : leave) l.request_stop();
   for (auto& t : helpers) t.join();
   EXPECT_EQ(not_once, 0) << "micro-batches computed 0 or 2+ times";
   EXPECT_EQ(mismatched, 0) << "steps whose root is not the sum of their micro-batches";

@@ -54,8 +54,10 @@
 //   // Or a whole job, beside hogwild::make_hogwild_job:
 //   runner.add(packtrain::dataparallel::make_data_parallel_job(data, options, /*min_cores=*/2, /*max_cores=*/8));
 #include <packtrain/data/dataset.hpp>
+#include <packtrain/dataparallel/step_sync.hpp>
 #include <packtrain/models/models.hpp>
 #include <packtrain/scheduler/job.hpp>
+#include <packtrain/train/evaluate.hpp>
 #include <packtrain/train/options.hpp>
 #include <packtrain/train/trainer.hpp>
 
@@ -76,7 +78,6 @@ class BatchLoader;
 
 namespace packtrain::dataparallel {
 
-class StepSync;
 struct MicroBatch;
 
 // Samples per micro-batch unless asked: the default batch (64) splits into
@@ -96,7 +97,8 @@ LrScaling lr_scaling_from_string(std::string_view name);      // "none" | "linea
 Parallelism parallelism_from_string(std::string_view name);  // "replicas" | "threads", else Error
 std::string_view to_string(LrScaling scaling);
 std::string_view to_string(Parallelism parallelism);
-// The measured better choice for `model` on a multi-core job (bench/dataparallel).
+// The measured better choice for `model` on a multi-core job (bench_dataparallel
+// on 2 cores): threads for mlp, replicas for the others.
 Parallelism default_parallelism(const std::string& model);
 
 struct DataParallelOptions {
@@ -203,6 +205,8 @@ class DataParallelTrainer {
   void combine(int left, int right);
   void apply_step(int micro_batches);
   void save_if_due(int epoch);
+  void run_round(const StepSync::Seat& seat, int items);
+  train::EvalMetrics evaluate(const StepSync::Seat& seat, const data::Dataset& part, const at::Tensor& indices);
 
   models::ModelOptions shape_;
   DataParallelOptions options_;
@@ -215,11 +219,20 @@ class DataParallelTrainer {
   std::vector<std::unique_ptr<Replica>> replicas_;  // per seat, made by its first owner
   std::vector<std::unique_ptr<Buffer>> buffers_;    // per micro-batch index of a step
 
-  // The step being computed: written by the leader before its deal (which
-  // publishes them), read by the replicas that take its micro-batches.
+  // The round being computed: written by the leader before its deal (which
+  // publishes them), read by the replicas that take its items. A round is a
+  // training step's micro-batches, or up to max-micro-batches evaluation
+  // batches (the evaluation is spread over the replicas too).
+  enum class Phase { train, evaluate };
+  Phase phase_ = Phase::train;
   std::unique_ptr<data::BatchLoader> loader_;
+  std::int64_t step_ = 0;          // optimizer steps so far, this one included (on_micro_batch)
   std::int64_t first_batch_ = 0;   // the loader's batch number of micro-batch 0
   std::int64_t step_samples_ = 0;  // samples in the step
+  const data::Dataset* eval_part_ = nullptr;
+  at::Tensor eval_indices_;
+  std::int64_t eval_first_ = 0;            // the evaluation batch of item 0
+  std::vector<train::EvalSums> eval_sums_;  // per evaluation batch, added up in order by the leader
   DataParallelCallbacks callbacks_;
 
   std::atomic<std::int64_t> compute_ns_{0};

@@ -23,16 +23,16 @@
 // more is taken, every waiter wakes, and the leader's wait says `failed`.
 //
 // Waiting: the leader sleeps on its own condition (the root, a failure, or
-// items a leaving replica left behind), helpers on theirs (a new deal, the
-// end); a helper also wakes every `poll` to look at its core's lease, which
-// cannot notify (STYLE.md, "Waiting").
+// items a leaving replica left behind), helpers on theirs (a new deal, items
+// left behind, or their core's lease asked back through its stop token)
+// (STYLE.md, "Waiting").
 //
 //   StepSync sync(/*max_replicas=*/4, /*max_micro_batches=*/8);
 //   // leader                                      // helper, on a lent core
 //   StepSync::Seat seat(sync);                      StepSync::Seat seat(sync);
 //   sync.begin_step(8);                             while (!lease.should_return()) {
 //   for (;;) {                                        if (auto mb = sync.take(seat)) { compute(*mb); sync.finish(*mb, add); }
-//     while (auto mb = sync.take(seat)) ...           else sync.wait_for_work(poll);
+//     while (auto mb = sync.take(seat)) ...           else sync.wait_for_work(lease.return_token());
 //     if (sync.wait_for_step() == Wake::reduced) break;  }
 //   }
 #include <packtrain/dataparallel/reduction_tree.hpp>
@@ -44,6 +44,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <optional>
+#include <stop_token>
 #include <string>
 
 namespace packtrain::dataparallel {
@@ -107,9 +108,10 @@ class StepSync {
     leader_wake_.notify_all();
     return true;
   }
-  // A helper's sleep between steps: returns when a micro-batch may be there,
-  // after a failure or end(), or after `poll`.
-  void wait_for_work(std::chrono::milliseconds poll);
+  // A helper's sleep between steps: returns when a micro-batch may be there
+  // (not after a failure or end()), or once `leave` is requested (a lent
+  // core's CoreLease::return_token(): its ask wakes the sleeper, no polling).
+  void wait_for_work(const std::stop_token& leave);
 
   // --- either ------------------------------------------------------------------
   // Records the first failure's message (its first line) and wakes everyone.
