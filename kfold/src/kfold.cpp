@@ -32,6 +32,12 @@ KFold::KFold(std::shared_ptr<const data::DatasetSplit> data, KFoldOptions option
     throw Error("--folds " + std::to_string(options_.folds()) + " is more than the " + std::to_string(used) +
                 " training samples");
   if (options_.cores_per_job() < 1) throw Error("--cores-per-job must be at least 1");
+  if (options_.max_cores_per_job() != 0 && options_.max_cores_per_job() < options_.cores_per_job())
+    throw Error("--max-cores-per-job " + std::to_string(options_.max_cores_per_job()) + " is below --cores-per-job " +
+                std::to_string(options_.cores_per_job()));
+  if (options_.micro_batch() < 1 || trainer.batch_size() % options_.micro_batch() != 0)
+    throw Error("--micro-batch " + std::to_string(options_.micro_batch()) + " does not divide --batch-size " +
+                std::to_string(trainer.batch_size()) + " (a step's batch is cut into equal micro-batches)");
   const auto labels = data_->train.labels.slice(0, 0, used);
   folds_ = std::make_shared<const std::vector<data::Fold>>(
       data::kfold_splits(labels, options_.folds(), options_.seed(), options_.stratified()));
@@ -41,13 +47,14 @@ KFold& KFold::add_model(const std::string& name, ModelFactory factory) {
   models::ModelOptions shape{.channels = data_->channels, .height = data_->height, .width = data_->width,
                              .classes = data_->classes};
   double flops = 0;
+  const bool zoo = !factory;
   if (!factory) {
     flops = models::estimate_flops(name, shape);  // throws for unknown names and inputs that do not fit
     factory = [name](const models::ModelOptions& o) { return models::make_model(name, o); };
   } else {
     flops = factory(shape)->flops();
   }
-  models_.push_back({name, std::move(factory), flops});
+  models_.push_back({name, std::move(factory), flops, zoo});
   return *this;
 }
 
@@ -80,14 +87,23 @@ std::vector<Job> KFold::jobs() const {
                     {"lr", t.effective_lr()},
                     {"seed", options_.seed()}};
         job.cores = options_.cores_per_job();
+        const int max_cores = std::max(options_.max_cores_per_job(), job.cores);
+        const auto parallelism = options_.parallelism().value_or(dataparallel::default_parallelism(m.name));
+        // Replicas where a job has cores to share out (DESIGN.md decision 10).
+        // (A model of the caller's own factory trains with threads: replicas build zoo models.)
+        const bool replicas = max_cores > 1 && parallelism == dataparallel::Parallelism::replicas && m.zoo;
+        if (replicas) {
+          job.spec["parallelism"] = "replicas";
+          job.spec["micro_batch"] = options_.micro_batch();
+          job.max_cores = max_cores;
+        }
         const auto train_samples = (*folds_)[fold].train_idx.size(0);
         // Forward + backward ~ 3x the forward FLOPs, per sample per epoch.
         job.cost = 3.0 * m.flops * static_cast<double>(train_samples) * t.epochs();
-        job.run = [data = data_, folds = folds_, factory = m.factory, options = options_, schedule,
-                   fold](JobContext& ctx) {
+        job.run = [data = data_, folds = folds_, factory = m.factory, name = m.name, options = options_, schedule,
+                   fold, replicas](JobContext& ctx) {
           models::ModelOptions shape{.channels = data->channels, .height = data->height, .width = data->width,
                                      .classes = data->classes, .seed = ctx.seed()};
-          auto model = factory(shape);
           auto topts = options.trainer();
           topts.schedule(schedule).seed(ctx.seed()).threads(ctx.threads());
           if (!options.checkpoint_root().empty() && topts.checkpoint_every() > 0) {
@@ -96,18 +112,30 @@ std::vector<Job> KFold::jobs() const {
             if (auto latest = train::latest_checkpoint(dir)) topts.resume_from(latest->string());
           }
           const auto resumed_from = topts.resume_from();
-          train::Trainer trainer(model, topts);
-          train::TrainCallbacks callbacks;
-          callbacks.should_stop = [&ctx] { return ctx.stop_requested(); };
-          if (options.print_every() > 0) {
-            callbacks.on_epoch = [&ctx, every = options.print_every()](const train::EpochMetrics& e) {
-              if (e.epoch % every != 0) return;
-              ctx.report({{"epoch", e.epoch}, {"train_loss", e.train_loss}, {"val_top1", e.val_top1},
-                          {"val_loss", e.val_loss}, {"lr", e.lr}, {"seconds", e.seconds}});
-            };
+          const auto fold_data = train::TrainData::from_fold(*data, (*folds)[fold]);
+          train::TrainResult result;
+          nlohmann::json metrics;
+          if (replicas) {
+            // fit_in_job reports every epoch, with the replicas and the sync share.
+            const auto dp = dataparallel::fit_in_job(
+                ctx, shape, dataparallel::DataParallelOptions().model(name).train(topts).micro_batch(options.micro_batch()),
+                fold_data);
+            result = dp.train;
+            metrics = dp.metrics();
+          } else {
+            train::Trainer trainer(factory(shape), topts);
+            train::TrainCallbacks callbacks;
+            callbacks.should_stop = [&ctx] { return ctx.stop_requested(); };
+            if (options.print_every() > 0) {
+              callbacks.on_epoch = [&ctx, every = options.print_every()](const train::EpochMetrics& e) {
+                if (e.epoch % every != 0) return;
+                ctx.report({{"epoch", e.epoch}, {"train_loss", e.train_loss}, {"val_top1", e.val_top1},
+                            {"val_loss", e.val_loss}, {"lr", e.lr}, {"seconds", e.seconds}});
+              };
+            }
+            result = trainer.fit(fold_data, callbacks);
+            metrics = result.metrics();
           }
-          const auto result = trainer.fit(train::TrainData::from_fold(*data, (*folds)[fold]), callbacks);
-          auto metrics = result.metrics();
           // A job that went on from its last checkpoint (--checkpoint-every, --resume) says from which.
           if (!resumed_from.empty())
             metrics["resumed_from"] = std::filesystem::path(resumed_from).filename().string();

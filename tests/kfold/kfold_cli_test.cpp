@@ -111,6 +111,30 @@ TEST(KFoldCli, ResumeAfterSigkillRunsOnlyTheMissingJobsAndMatchesAnUninterrupted
   expect_same_numbers(dir / "full/results.csv", out / "results.csv");
 }
 
+// Replicas: a job's numbers do not depend on its cores. Jobs of one core
+// that grow onto idle ones (--max-cores-per-job) and jobs of two cores give
+// the same bits; the lenet5 jobs ran replicas (the results say so).
+TEST(KFoldCli, ReplicaJobsGiveTheSameNumbersOnOneCoreGrowingAndOnTwo) {
+  TempDir dir;
+  const std::vector<std::string> sweep = {PACKTRAIN_CLI, "kfold",  "--models", "lenet5", "--schedules", "cosine",
+                                          "--folds",     "2",      "--epochs", "1",      "--limit",     "1200",
+                                          "--micro-batch", "16", "--quiet"};
+  auto growing = sweep, two = sweep;
+  growing.insert(growing.end(), {"--cores-per-job", "1", "--max-cores-per-job", "2", "--out", (dir / "growing").string()});
+  two.insert(two.end(), {"--cores-per-job", "2", "--out", (dir / "two").string()});
+  const auto a = run_command(growing);
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  const auto b = run_command(two);
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  expect_same_numbers(dir / "growing/results.csv", dir / "two/results.csv");
+  for (const auto& [id, r] : packtrain::testing::journal_by_id(dir / "two")) {
+    EXPECT_EQ(r.status, JobStatus::done) << r.name;
+    EXPECT_EQ(r.spec.value("micro_batch", 0), 16) << r.name << " trained replicas";
+    EXPECT_EQ(r.metrics.value("peak_replicas", 0), 2) << r.name;
+    EXPECT_EQ(r.cores.size(), 2u) << r.name;
+  }
+}
+
 TEST(KFoldCli, BadInputIsOneLineExit2AndLeavesAnEarlierRunAlone) {
   TempDir dir;
   const auto first = run_command({PACKTRAIN_CLI, "kfold", "--models", "mlp", "--schedules", "none", "--folds", "2",
@@ -132,6 +156,11 @@ TEST(KFoldCli, BadInputIsOneLineExit2AndLeavesAnEarlierRunAlone) {
       {"--out", (dir / "new").string(), "--no-such-flag"},
       {"--out", (dir / "run/results.csv").string()},                 // a file, not a folder
       {},                                                            // no --out
+      {"--out", (dir / "new").string(), "--cores-per-job", "2", "--micro-batch", "48"},
+      {"--out", (dir / "new").string(), "--micro-batch", "16"},      // one-core jobs: no replicas
+      {"--out", (dir / "new").string(), "--cores-per-job", "2", "--max-cores-per-job", "1"},
+      {"--out", (dir / "new").string(), "--max-cores-per-job", "999"},
+      {"--out", (dir / "new").string(), "--parallelism", "pipelines"},
   };
   for (const auto& args : bad) {
     std::vector<std::string> argv = {PACKTRAIN_CLI, "kfold"};
@@ -153,7 +182,7 @@ TEST(KFoldCli, HelpDescribesEveryOption) {
   EXPECT_EQ(r.exit_code, 0);
   for (const char* flag : {"--models", "--schedules", "--folds", "--epochs", "--serial", "--resume", "--cores",
                            "--seed", "--config", "--quiet", "--data", "--out", "--batch-size", "--optimizer", "--lr",
-                           "--serve"})
+                           "--serve", "--cores-per-job", "--max-cores-per-job", "--micro-batch", "--parallelism"})
     EXPECT_NE(r.out.find(flag), std::string::npos) << flag;
 }
 

@@ -15,6 +15,7 @@
 //   auto result = sweep.run(runner, run_options);
 //   for (const auto& g : result.groups) std::printf("%s %s %.4f\n", g.model.c_str(), ...);
 #include <packtrain/data/dataset.hpp>
+#include <packtrain/dataparallel/data_parallel.hpp>
 #include <packtrain/data/folds.hpp>
 #include <packtrain/models/models.hpp>
 #include <packtrain/scheduler/job_runner.hpp>
@@ -24,6 +25,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -39,6 +41,16 @@ struct KFoldOptions {
   TORCH_ARG(std::uint64_t, seed) = 1;          // folds and every job's seed derive from it
   TORCH_ARG(std::int64_t, limit) = 0;          // use the first N training samples only (0: all)
   TORCH_ARG(int, cores_per_job) = 1;
+  // Jobs with more than one core, or room to grow (max_cores_per_job above
+  // cores_per_job: they take idle cores at the tail of the sweep and give
+  // them back), train data-parallel replicas on micro_batch samples
+  // (dataparallel/): their numbers depend on micro_batch, never on the cores
+  // they had. One-core jobs train as before (train::Trainer). 0: cores_per_job.
+  TORCH_ARG(int, max_cores_per_job) = 0;
+  TORCH_ARG(std::int64_t, micro_batch) = dataparallel::kDefaultMicroBatch;
+  // Replicas or intra-op threads for multi-core jobs; unset: each model's
+  // default (dataparallel::default_parallelism). Threads do not grow.
+  TORCH_ARG(std::optional<dataparallel::Parallelism>, parallelism) = std::nullopt;
   // Trainer parameters shared by every job: epochs, batch size, optimizer,
   // lr, checkpoint frequency. Its schedule, seed and threads are set per job.
   TORCH_ARG(train::TrainOptions, trainer) = train::TrainOptions().epochs(2);
@@ -92,6 +104,7 @@ class KFold {
     std::string name;
     ModelFactory factory;
     double flops = 0;
+    bool zoo = true;  // models::make_model builds it (not a caller's factory)
   };
   std::shared_ptr<const data::DatasetSplit> data_;
   KFoldOptions options_;
