@@ -1,6 +1,7 @@
 #include <packtrain/dataparallel/data_parallel.hpp>
 
 #include <packtrain/data/loader.hpp>
+#include <packtrain/scheduler/at_scope_end.hpp>
 #include <packtrain/scheduler/error.hpp>
 #include <packtrain/train/checkpoint.hpp>
 #include <packtrain/train/evaluate.hpp>
@@ -26,18 +27,6 @@ std::int64_t ns_since(Clock::time_point t) {
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 double seconds(std::int64_t ns) { return static_cast<double>(ns) * 1e-9; }
 
-// Runs `fn` when the scope ends, also by an exception.
-template <typename F>
-class AtScopeEnd {
- public:
-  explicit AtScopeEnd(F fn) : fn_(std::move(fn)) {}
-  ~AtScopeEnd() { fn_(); }
-  AtScopeEnd(const AtScopeEnd&) = delete;
-  AtScopeEnd& operator=(const AtScopeEnd&) = delete;
-
- private:
-  F fn_;
-};
 
 // One intra-op thread on the calling thread. LibTorch initializes a thread's
 // count lazily from a process-wide value: trigger that first, then set ours.

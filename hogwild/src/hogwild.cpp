@@ -1,6 +1,7 @@
 #include <packtrain/hogwild/hogwild.hpp>
 
 #include <packtrain/data/seed.hpp>
+#include <packtrain/scheduler/at_scope_end.hpp>
 #include <packtrain/scheduler/error.hpp>
 #include <packtrain/scheduler/results.hpp>
 #include <packtrain/scheduler/work_pool.hpp>
@@ -46,18 +47,6 @@ class PoolSlot {
   int slot_;
 };
 
-// Runs `fn` when the scope ends, also by an exception.
-template <typename F>
-class AtScopeEnd {
- public:
-  explicit AtScopeEnd(F fn) : fn_(std::move(fn)) {}
-  ~AtScopeEnd() { fn_(); }
-  AtScopeEnd(const AtScopeEnd&) = delete;
-  AtScopeEnd& operator=(const AtScopeEnd&) = delete;
-
- private:
-  F fn_;
-};
 
 }  // namespace
 

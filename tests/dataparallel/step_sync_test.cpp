@@ -1,7 +1,7 @@
 // The torch-free synchronization of data-parallel steps: the reduction tree's
 // fixed order, and the hand-out, hand-over and reduction of micro-batches by
 // replicas that come and go. Built and run under ThreadSanitizer too
-// (tsan.dataparallel), where PACKTRAIN_STRESS_ITEMS makes the stress test long.
+// (tsan.scheduler), where PACKTRAIN_STRESS_ITEMS makes the stress test long.
 #include <packtrain/dataparallel/reduction_tree.hpp>
 #include <packtrain/dataparallel/step_sync.hpp>
 #include <packtrain/scheduler/error.hpp>
