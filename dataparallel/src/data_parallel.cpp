@@ -329,11 +329,19 @@ void DataParallelTrainer::save_if_due(int epoch) {
 
 void DataParallelTrainer::run_round(const StepSync::Seat& seat, int items) {
   sync_->begin_step(items);  // publishes the round's fields to the takers
-  for (;;) {
-    while (auto mb = sync_->take(seat)) compute_counted(seat.slot(), *mb);
-    const auto wake = sync_->wait_for_step();
-    if (wake == StepSync::Wake::reduced) return;
-    if (wake == StepSync::Wake::failed) throw Error("a data-parallel replica failed: " + sync_->failure());
+  try {
+    for (;;) {
+      while (auto mb = sync_->take(seat)) compute_counted(seat.slot(), *mb);
+      // After a failure: once no other replica still computes (they read
+      // data that fit()'s caller owns, and the round's fields).
+      const auto wake = sync_->wait_for_step();
+      if (wake == StepSync::Wake::reduced) return;
+      if (wake == StepSync::Wake::failed) throw Error("a data-parallel replica failed: " + sync_->failure());
+    }
+  } catch (...) {
+    // The leader's own micro-batch threw: the same wait before unwinding.
+    sync_->wait_until_none_in_hand();
+    throw;
   }
 }
 

@@ -60,17 +60,42 @@ std::int64_t StepSync::begin_step(int micro_batches) {
 StepSync::Wake StepSync::wait_for_step() {
   MutexLock lock(mutex_);
   for (;;) {
-    if (failed()) return Wake::failed;
-    if (reduced_ == step_) return Wake::reduced;
-    if (pool_.taken() < pool_.dealt()) return Wake::work;
+    if (failed()) {
+      if (in_hand_ == 0) return Wake::failed;
+    } else if (reduced_ == step_) {
+      return Wake::reduced;
+    } else if (pool_.taken() < pool_.dealt()) {
+      return Wake::work;
+    }
     leader_wake_.wait(mutex_);
   }
 }
 
+void StepSync::wait_until_none_in_hand() {
+  MutexLock lock(mutex_);
+  while (in_hand_ > 0) leader_wake_.wait(mutex_);
+}
+
 std::optional<MicroBatch> StepSync::take(const Seat& seat) {
-  if (!seat.seated() || failed() || over()) return std::nullopt;
+  if (!seat.seated()) return std::nullopt;
+  {
+    // Counted before the take, under the lock fail() takes: a replica either
+    // counts in in_hand_ before a failure is seen or takes nothing after it.
+    MutexLock lock(mutex_);
+    if (failed() || over()) return std::nullopt;
+    ++in_hand_;
+  }
   const auto item = pool_.take(seat.slot());
-  if (!item) return std::nullopt;
+  if (!item) {
+    bool wake = false;
+    {
+      MutexLock lock(mutex_);
+      --in_hand_;
+      wake = failed() && in_hand_ == 0;
+    }
+    if (wake) leader_wake_.notify_all();
+    return std::nullopt;
+  }
   return MicroBatch{item->round, static_cast<int>(item->index)};
 }
 
@@ -95,6 +120,7 @@ void StepSync::fail(const std::string& message) {
     MutexLock lock(mutex_);
     if (!failed()) failure_ = message.substr(0, message.find('\n'));
     failed_.store(true, std::memory_order_release);
+    if (in_hand_ > 0) --in_hand_;
   }
   leader_wake_.notify_all();
   helper_wake_.notify_all();

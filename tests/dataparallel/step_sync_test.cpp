@@ -159,15 +159,38 @@ TEST(StepSync, AFailureWakesTheWaitingLeaderWithItsMessage) {
     ASSERT_TRUE(mb);
     sync.finish(*mb, [](int, int) {});
   }
-  // The helper holds both of its own: the leader has nothing to take and waits.
+  // The helper takes both of its own and finishes one; the leader has
+  // nothing to take and waits for the other.
   auto first = sync.take(helper), second = sync.take(helper);
   ASSERT_TRUE(first && second);
+  sync.finish(*second, [](int, int) {});
   auto waited = std::async(std::launch::async, [&] { return sync.wait_for_step(); });
-  sync.fail("boom\nsecond line");
+  sync.fail("boom\nsecond line");  // the helper's micro-batch threw
   ASSERT_EQ(waited.wait_for(20s), std::future_status::ready) << "the leader was not woken";
   EXPECT_EQ(waited.get(), StepSync::Wake::failed);
   EXPECT_EQ(sync.failure(), "boom");
   EXPECT_FALSE(sync.take(helper)) << "nothing is taken after a failure";
+}
+
+// A failed step's leader unwinds (and frees what the micro-batches read)
+// only once no other replica still computes one it took.
+TEST(StepSync, AfterAFailureTheLeaderWaitsForTheMicroBatchesOthersStillCompute) {
+  StepSync sync(3, 4);
+  StepSync::Seat leader(sync), a(sync), b(sync);
+  sync.begin_step(2);
+  auto x = sync.take(a), y = sync.take(b);
+  ASSERT_TRUE(x && y);
+  sync.fail("boom");  // b's micro-batch threw; a still computes x
+  auto waited = std::async(std::launch::async, [&] { return sync.wait_for_step(); });
+  auto quiet = std::async(std::launch::async, [&] { sync.wait_until_none_in_hand(); });
+  // A negative check: neither may return while x is in a's hands.
+  EXPECT_EQ(waited.wait_for(100ms), std::future_status::timeout) << "the leader did not wait for x";
+  EXPECT_EQ(quiet.wait_for(0ms), std::future_status::timeout);
+  EXPECT_FALSE(sync.take(leader)) << "nothing is taken after a failure";
+  sync.finish(*x, [](int, int) {});
+  ASSERT_EQ(waited.wait_for(20s), std::future_status::ready) << "the leader was not woken when x was done";
+  EXPECT_EQ(waited.get(), StepSync::Wake::failed);
+  ASSERT_EQ(quiet.wait_for(20s), std::future_status::ready);
 }
 
 TEST(StepSync, AHelperSleepingForWorkWakesWhenAskedToLeave) {

@@ -88,25 +88,34 @@ class StepSync {
   // step's number. Only after the previous step was reduced (or before the first).
   std::int64_t begin_step(int micro_batches);
   // Sleeps until the step is reduced, or a micro-batch may be taken (one a
-  // leaving replica left; take() it and wait again), or a replica failed.
+  // leaving replica left; take() it and wait again), or a replica failed
+  // and no other replica still computes a micro-batch it took: the caller
+  // may then unwind and free what the micro-batches read.
   Wake wait_for_step();
+  // After a failure: returns once no replica holds a micro-batch (the
+  // leader's own computation threw; it must not unwind under the others).
+  void wait_until_none_in_hand();
 
   // --- every seated replica ----------------------------------------------------
   // A micro-batch of the current step nobody else gets; nothing when none is
-  // left to take or after a failure or end().
+  // left to take or after a failure or end(). The caller holds it until its
+  // finish() returns or its fail().
   std::optional<MicroBatch> take(const Seat& seat);
   // The micro-batch's buffer is ready: runs combine(left, right) for every
   // tree node this completes (see reduction_tree.hpp) and, when that is the
   // root, wakes the leader and returns true.
   template <typename Combine>
   bool finish(const MicroBatch& mb, Combine&& combine) {
-    if (!tree_.arrive(mb.index, combine)) return false;
+    const bool root = tree_.arrive(mb.index, combine);
+    bool wake = root;
     {
       MutexLock lock(mutex_);
-      reduced_ = mb.step;
+      if (root) reduced_ = mb.step;
+      --in_hand_;
+      wake = wake || (failed() && in_hand_ == 0);
     }
-    leader_wake_.notify_all();
-    return true;
+    if (wake) leader_wake_.notify_all();
+    return root;
   }
   // A helper's sleep between steps: returns when a micro-batch may be there
   // (not after a failure or end()), or once `leave` is requested (a lent
@@ -114,7 +123,8 @@ class StepSync {
   void wait_for_work(const std::stop_token& leave);
 
   // --- either ------------------------------------------------------------------
-  // Records the first failure's message (its first line) and wakes everyone.
+  // The calling replica's micro-batch failed (it holds it no more): records
+  // the first failure's message (its first line) and wakes everyone.
   void fail(const std::string& message);
   bool failed() const { return failed_.load(std::memory_order_acquire); }
   std::string failure() const;
@@ -142,6 +152,7 @@ class StepSync {
   std::int64_t reduced_ PACKTRAIN_GUARDED_BY(mutex_) = 0;
   std::string failure_ PACKTRAIN_GUARDED_BY(mutex_);
   int seated_ PACKTRAIN_GUARDED_BY(mutex_) = 0;
+  int in_hand_ PACKTRAIN_GUARDED_BY(mutex_) = 0;  // micro-batches taken, neither finished nor failed
   int peak_ PACKTRAIN_GUARDED_BY(mutex_) = 0;
   std::int64_t closed_ns_ PACKTRAIN_GUARDED_BY(mutex_) = 0;     // presence of replicas that left
   std::int64_t enter_sum_ns_ PACKTRAIN_GUARDED_BY(mutex_) = 0;  // sum of the seated ones' arrival times
