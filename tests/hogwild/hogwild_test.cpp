@@ -177,46 +177,26 @@ TEST(Hogwild, AnElasticJobGetsTheCoresTheOtherJobsLeave) {
 // failed with the helper's message within a second, and the other jobs of
 // the run finish.
 TEST(Hogwild, AHelperThatThrowsFailsItsJobWithItsMessageAndTheOthersFinish) {
-  packtrain::testing::VirtualRun r(3);
   const auto data = fashion();
-  Job job;
-  job.name = "hogwild-with-a-throwing-helper";
-  job.spec = {{"name", job.name}};
-  job.cores = 2;  // its second core runs the helper from the start
-  job.max_cores = 2;
-  job.cost = 100;  // placed first
-  job.run = [data](JobContext& ctx) {
-    // 50 epochs: were the failure not seen, the job would run for minutes.
-    auto trainer = std::make_shared<HogwildTrainer>(
-        data, HogwildOptions().model("mlp").epochs(50).batch_size(16).limit(4000).max_workers(ctx.max_cores()));
-    ctx.lend_cores_to([trainer](const CoreLease& lease) {
-      torch::NoGradGuard no_grad;
-      trainer->help(lease);
-    });
-    const auto result = trainer->run(&ctx);
-    return JobOutcome{.status = result.status, .metrics = result.metrics()};
-  };
-  r.runner->add(job);
-  r.runner->add(packtrain::testing::sleeping_job("other-1", 20));
-  r.runner->add(packtrain::testing::sleeping_job("other-2", 20));
-  auto run = std::async(std::launch::async, [&] { return r.runner->run(r.options); });
-  if (run.wait_for(60s) != std::future_status::ready) {
-    std::fprintf(stderr, "the run did not end within 60 s: the throwing helper hung its job\n");
-    std::abort();  // the hung run cannot be stopped or joined
-  }
-  const auto summary = run.get();
-  ASSERT_EQ(summary.jobs.size(), 3u);
-  int others_done = 0;
-  for (const auto& record : summary.jobs) {
-    if (record.name != job.name) {
-      others_done += record.status == JobStatus::done ? 1 : 0;
-      continue;
-    }
-    EXPECT_EQ(record.status, JobStatus::failed);
-    EXPECT_NE(record.message.find("does not require grad"), std::string::npos) << record.message;
-    EXPECT_LT(record.seconds(), 1.0) << "the job took " << record.seconds() << " s to fail";
-  }
-  EXPECT_EQ(others_done, 2);
+  const auto r = packtrain::testing::run_beside_two_others(
+      "hogwild-with-a-throwing-helper",
+      [data](JobContext& ctx) {
+        // 50 epochs: were the failure not seen, the job would run for minutes.
+        auto trainer = std::make_shared<HogwildTrainer>(
+            data, HogwildOptions().model("mlp").epochs(50).batch_size(16).limit(4000).max_workers(ctx.max_cores()));
+        ctx.lend_cores_to([trainer](const CoreLease& lease) {
+          torch::NoGradGuard no_grad;
+          trainer->help(lease);
+        });
+        const auto result = trainer->run(&ctx);
+        return JobOutcome{.status = result.status, .metrics = result.metrics()};
+      },
+      "the throwing helper hung its job");
+  ASSERT_EQ(r.jobs, 3u);
+  EXPECT_EQ(r.job.status, JobStatus::failed);
+  EXPECT_NE(r.job.message.find("does not require grad"), std::string::npos) << r.job.message;
+  EXPECT_LT(r.job.seconds(), 1.0) << "the job took " << r.job.seconds() << " s to fail";
+  EXPECT_EQ(r.others_done, 2);
 }
 
 TEST(Hogwild, AHelperAskedBackWhileWaitingForTheNextRoundReturnsAtOnce) {

@@ -5,6 +5,10 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <numeric>
@@ -82,6 +86,44 @@ inline Job sleeping_job(const std::string& name, int ms, double cost = 1.0, int 
     return JobOutcome{};
   };
   return job;
+}
+
+// An elastic job of 2 cores (its second core runs its helper from the
+// start), placed first, beside two jobs of 20 ms on 3 virtual cores: the
+// job's record and how many of the two others finished. A run that has not
+// ended within 60 s aborts the test binary (a hung run cannot be stopped or
+// joined), saying `hang`.
+struct BesideTwoOthers {
+  std::size_t jobs = 0;  // records in the run's summary
+  JobRecord job;
+  int others_done = 0;
+};
+inline BesideTwoOthers run_beside_two_others(const std::string& name, std::function<JobOutcome(JobContext&)> run,
+                                             const char* hang) {
+  VirtualRun r(3);
+  Job job;
+  job.name = name;
+  job.spec = {{"name", name}};
+  job.cores = 2;
+  job.max_cores = 2;
+  job.cost = 100;
+  job.run = std::move(run);
+  r.runner->add(job);
+  r.runner->add(sleeping_job("other-1", 20));
+  r.runner->add(sleeping_job("other-2", 20));
+  auto running = std::async(std::launch::async, [&] { return r.runner->run(r.options); });
+  if (running.wait_for(std::chrono::seconds(60)) != std::future_status::ready) {
+    std::fprintf(stderr, "the run did not end within 60 s: %s\n", hang);
+    std::abort();
+  }
+  BesideTwoOthers out;
+  const auto summary = running.get();
+  out.jobs = summary.jobs.size();
+  for (const auto& record : summary.jobs) {
+    if (record.name == name) out.job = record;
+    else out.others_done += record.status == JobStatus::done ? 1 : 0;
+  }
+  return out;
 }
 
 }  // namespace packtrain::testing
