@@ -389,9 +389,9 @@ DataParallelResult DataParallelTrainer::fit(const train::TrainData& data, const 
     if (first_epoch < 0 || first_epoch > o.epochs())
       throw Error("checkpoint " + o.resume_from() + " is at epoch " + std::to_string(first_epoch) + ", outside this run's 0.." +
                   std::to_string(o.epochs()));
-  } else {
-    save_if_due(0);
   }
+  if (callbacks.before_fit) callbacks.before_fit(*master_, *optimizer_);
+  if (o.resume_from().empty()) save_if_due(0);
   result.epochs_completed = first_epoch;
 
   // Micro-batches are the loader's batches: micro-batch j of step s of an

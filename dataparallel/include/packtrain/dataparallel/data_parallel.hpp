@@ -161,6 +161,10 @@ struct DataParallelCallbacks {
   std::function<void(const train::EpochMetrics&, const EpochCost&)> on_epoch;
   // Checked before every step; true ends the run as `cancelled`.
   std::function<bool()> should_stop;
+  // Once, on the leader, after a resume's checkpoint was loaded and before
+  // anything is saved or trained: the master model and its optimizer (load
+  // other weights, attach a pruning mask: lth/).
+  std::function<void(models::Model& master, torch::optim::Optimizer& optimizer)> before_fit;
   // After every optimizer step, on the master model (e.g. pruning masks).
   std::function<void(torch::nn::Module&)> after_step;
   // On the replica's thread before it computes a micro-batch (traces, tests).
