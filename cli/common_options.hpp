@@ -11,6 +11,10 @@
 #include <string>
 #include <vector>
 
+namespace packtrain::dataparallel {
+enum class Parallelism;  // data_parallel.hpp
+}
+
 namespace packtrain::cli {
 
 struct CommonOptions {
@@ -35,6 +39,21 @@ struct CommonOptions {
   nlohmann::json flags = nlohmann::json::object();
   std::set<std::string> given;
 };
+
+// How the jobs of a sweep (kfold, lth) use several cores: --cores-per-job,
+// --max-cores-per-job, --micro-batch, --parallelism (docs/cli.md).
+struct JobCoreOptions {
+  int cores_per_job = 1;
+  int max_cores_per_job = 0;  // 0: cores_per_job
+  std::int64_t micro_batch = 0;  // add_job_core_options sets dataparallel::kDefaultMicroBatch
+  std::string parallelism;    // empty: per model
+};
+void add_job_core_options(boost::program_options::options_description& desc, JobCoreOptions& options);
+// Throws Error, one line, for what a node of `node_cores` cores cannot give
+// the jobs, and for --micro-batch without jobs that train replicas. Returns
+// --parallelism, if given.
+std::optional<dataparallel::Parallelism> check_job_core_options(const CommonOptions& common,
+                                                                const JobCoreOptions& options, int node_cores);
 
 // Flags that change how a run goes but not its jobs: --resume may differ in
 // them (--out, --cores, --serve, ...).

@@ -20,14 +20,11 @@ namespace packtrain::cli {
 
 int kfold_command(int argc, char** argv) {
   CommonOptions common;
+  JobCoreOptions cores;
   std::string models = "mlp,lenet5";
   std::string schedules = "cosine,warm";
   int folds = 5;
   int epochs = 2;
-  int cores_per_job = 1;
-  int max_cores_per_job = 0;
-  std::int64_t micro_batch = dataparallel::kDefaultMicroBatch;
-  std::string parallelism;
   std::int64_t limit = 0;
   int checkpoint_every = 0;
   bool serial = false;
@@ -42,34 +39,18 @@ int kfold_command(int argc, char** argv) {
     ("folds", po::value(&folds)->default_value(folds), "k, the number of folds")
     ("epochs", po::value(&epochs)->default_value(epochs), "epochs per job")
     ("serial", po::bool_switch(&serial), "run the same jobs one at a time on one core (the baseline)")
-    ("cores-per-job", po::value(&cores_per_job)->default_value(cores_per_job),
-     "whole cores each job owns; a job with several trains replicas on --micro-batch samples (or intra-op threads: "
-     "--parallelism)")
-    ("max-cores-per-job", po::value(&max_cores_per_job),
-     "replicas: a job may grow onto up to M cores while they would be idle (the tail of the sweep) and gives them back "
-     "when a waiting job needs them; its numbers stay the same (default: --cores-per-job)")
-    ("micro-batch", po::value(&micro_batch)->default_value(micro_batch),
-     "replicas: each step's --batch-size samples are cut into micro-batches of N; must divide --batch-size")
-    ("parallelism", po::value(&parallelism),
-     "replicas or threads, for jobs with more than one core (default: per model, from bench/dataparallel: threads "
-     "for mlp, replicas for the others)")
     ("limit", po::value(&limit)->default_value(limit), "use only the first N training samples (0: all)")
     ("plain-folds", po::bool_switch(&plain_folds), "plain k-fold splits instead of stratified ones")
     ("checkpoint-every", po::value(&checkpoint_every)->default_value(checkpoint_every),
      "checkpoint each job every N epochs into OUT/checkpoints/JOB (0: never); --resume then goes on from a "
      "job's last checkpoint");
+  add_job_core_options(desc, cores);
   if (!parse_options(argc, argv, desc, "packtrain kfold [options] --out DIR", common)) return 0;
 
   // Everything that can be wrong with the request is checked before anything
   // is written: options, models, data, cores, the output folder.
   RunSetup setup(common, "kfold", serial);
-  std::optional<dataparallel::Parallelism> how;
-  if (!parallelism.empty()) how = dataparallel::parallelism_from_string(parallelism);
-  if (common.given.count("max-cores-per-job") && max_cores_per_job > setup.node().core_count())
-    throw Error("--max-cores-per-job " + std::to_string(max_cores_per_job) + " is more than the " +
-                std::to_string(setup.node().core_count()) + " core(s) this run uses");
-  if (common.given.count("micro-batch") && std::max(cores_per_job, max_cores_per_job) <= 1)
-    throw Error("--micro-batch is for jobs that train replicas: give --cores-per-job or --max-cores-per-job above 1");
+  const auto how = check_job_core_options(common, cores, setup.node().core_count());
   auto data = setup.load_data();
   auto trainer = trainer_options(common).epochs(epochs).checkpoint_every(checkpoint_every);
   kfold::KFold sweep(data, kfold::KFoldOptions()
@@ -77,17 +58,14 @@ int kfold_command(int argc, char** argv) {
                                .stratified(!plain_folds)
                                .seed(common.seed)
                                .limit(limit)
-                               .cores_per_job(cores_per_job)
-                               .max_cores_per_job(serial ? 0 : max_cores_per_job)
-                               .micro_batch(micro_batch)
+                               .cores_per_job(cores.cores_per_job)
+                               .max_cores_per_job(serial ? 0 : cores.max_cores_per_job)
+                               .micro_batch(cores.micro_batch)
                                .parallelism(how)
                                .trainer(trainer)
                                .checkpoint_root((setup.out() / "checkpoints").string()));  // this rank's folder
   for (const auto& m : split_list(models, "--models")) sweep.add_model(m);
   for (const auto& s : split_list(schedules, "--schedules")) sweep.add_schedule(train::schedule_from_string(s));
-  if (cores_per_job > setup.node().core_count())
-    throw Error("--cores-per-job " + std::to_string(cores_per_job) + " is more than the " +
-                std::to_string(setup.node().core_count()) + " core(s) this run uses");
 
   setup.open_run({{"group_by", nlohmann::json::array({"model", "schedule"})}, {"metric", "val_top1"}}, sweep.jobs(),
                  train::result_columns());

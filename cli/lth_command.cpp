@@ -52,7 +52,7 @@ int lth_command(int argc, char** argv) {
   double prune_rate = 0.2;
   double tolerance = 0.5;
   std::int64_t limit = 0;
-  int cores_per_job = 1;
+  JobCoreOptions cores;
   bool serial = false;
   std::string transfer;
 
@@ -81,8 +81,8 @@ int lth_command(int argc, char** argv) {
     ("transfer", po::value(&transfer),
      "train the winning ticket on this dataset (e.g. mnist-digits) and the same model from scratch, and compare")
     ("serial", po::bool_switch(&serial), "run the same jobs one at a time on one core (the baseline)")
-    ("cores-per-job", po::value(&cores_per_job)->default_value(cores_per_job), "whole cores each job owns")
     ("limit", po::value(&limit)->default_value(limit), "train on the first N training samples only (0: all)");
+  add_job_core_options(desc, cores);
   if (!parse_options(argc, argv, desc, "packtrain lth [options] --out DIR", common)) return 0;
 
   // Everything that can be wrong is checked before anything is written.
@@ -92,6 +92,7 @@ int lth_command(int argc, char** argv) {
   if (common.given.count("prune-rate") && !common.given.count("rounds"))
     throw Error("--prune-rate is the fraction each of --rounds removes: give --rounds too, or --sparsities alone");
   RunSetup setup(common, "lth", serial);
+  const auto how = check_job_core_options(common, cores, setup.node().core_count());
   auto options = lth::LthOptions()
                      .model(model)
                      .reset_epochs(parse_numbers<int>(reset_epochs, "--reset-epochs"))
@@ -101,7 +102,10 @@ int lth_command(int argc, char** argv) {
                      .tolerance(tolerance / 100.0)
                      .seed(common.seed)
                      .limit(limit)
-                     .cores_per_job(cores_per_job)
+                     .cores_per_job(cores.cores_per_job)
+                     .max_cores_per_job(serial ? 0 : cores.max_cores_per_job)
+                     .micro_batch(cores.micro_batch)
+                     .parallelism(how)
                      .trainer(trainer_options(common).epochs(epochs).schedule(train::schedule_from_string(schedule)))
                      // This rank's own folder: under mpirun the files a job on
                      // another rank made arrive there (no shared filesystem).
@@ -111,9 +115,6 @@ int lth_command(int argc, char** argv) {
   if (!(tolerance >= 0)) throw Error("--tolerance must not be negative");
   auto data = setup.load_data();
   lth::LotteryTicketSweep sweep(data, options);
-  if (cores_per_job > setup.node().core_count())
-    throw Error("--cores-per-job " + std::to_string(cores_per_job) + " is more than the " +
-                std::to_string(setup.node().core_count()) + " core(s) this run uses");
 
   setup.open_run({{"group_by", nlohmann::json::array({"sparsity", "reset_epoch"})},
                   {"metric", "test_top1"},

@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <set>
 
@@ -64,10 +65,49 @@ train::TrainCallbacks callbacks_for(JobContext& ctx, int print_every) {
   return callbacks;
 }
 
-nlohmann::json metrics_of(const train::TrainResult& result) {
-  auto m = result.metrics();
-  m["test_top1"] = number_or_null(result.val.top1);
-  return m;
+// What a job's training gave: the result and its metrics (test_top1 too).
+struct Trained {
+  train::TrainResult result;
+  nlohmann::json metrics;
+};
+
+// Trains a fresh options.model() in the job with `topts`: `load` puts other
+// weights in first (after a resume's checkpoint), and `mask`'s removed
+// weights stay exactly zero. With `replicas` on the job's cores (and lent
+// ones): dataparallel::fit_in_job, the mask applied again after every step
+// (MaskedTraining::reset: the optimizers update elementwise, so the kept
+// weights get the bits gradient masking gives them); otherwise one
+// train::Trainer on the job's threads, the mask on the gradients.
+Trained train_in_job(JobContext& ctx, const LthOptions& options, const data::DatasetSplit& shape_of,
+                     const train::TrainOptions& topts, const train::TrainData& td, bool replicas,
+                     const std::function<void(torch::nn::Module&)>& load, const Mask* mask) {
+  Trained out;
+  if (replicas) {
+    std::optional<MaskedTraining> masked;
+    dataparallel::DataParallelCallbacks callbacks;
+    callbacks.before_fit = [&](models::Model& master, torch::optim::Optimizer& optimizer) {
+      if (load) load(master);
+      if (mask) masked.emplace(*mask, master, &optimizer);
+    };
+    if (mask) callbacks.after_step = [&masked](torch::nn::Module&) { masked->reset(); };
+    const models::ModelOptions shape{.channels = shape_of.channels, .height = shape_of.height, .width = shape_of.width,
+                                     .classes = shape_of.classes, .seed = ctx.seed()};
+    const auto dp = dataparallel::fit_in_job(
+        ctx, shape, dataparallel::DataParallelOptions().model(options.model()).train(topts).micro_batch(options.micro_batch()),
+        td, callbacks);
+    out.result = dp.train;
+    out.metrics = dp.metrics();
+  } else {
+    auto model = build(options.model(), shape_of, ctx.seed());
+    if (load) load(*model);
+    train::Trainer trainer(model, topts);
+    std::optional<MaskedTraining> masked;
+    if (mask) masked.emplace(*mask, trainer.model(), &trainer.optimizer());
+    out.result = trainer.fit(td, callbacks_for(ctx, options.print_every()));
+    out.metrics = out.result.metrics();
+  }
+  out.metrics["test_top1"] = number_or_null(out.result.val.top1);
+  return out;
 }
 
 }  // namespace
@@ -122,6 +162,12 @@ LotteryTicketSweep::LotteryTicketSweep(std::shared_ptr<const data::DatasetSplit>
   if (!(options_.tolerance() >= 0.0 && options_.tolerance() < 1.0)) throw Error("--tolerance must be in [0, 100) points");
   if (options_.limit() < 0) throw Error("--limit must not be negative");
   if (options_.cores_per_job() < 1) throw Error("--cores-per-job must be at least 1");
+  if (options_.max_cores_per_job() != 0 && options_.max_cores_per_job() < options_.cores_per_job())
+    throw Error("--max-cores-per-job " + std::to_string(options_.max_cores_per_job()) + " is below --cores-per-job " +
+                std::to_string(options_.cores_per_job()));
+  if (options_.micro_batch() < 1 || t.batch_size() % options_.micro_batch() != 0)
+    throw Error("--micro-batch " + std::to_string(options_.micro_batch()) + " does not divide --batch-size " +
+                std::to_string(t.batch_size()) + " (a step's batch is cut into equal micro-batches)");
   if (!options_.transfer().empty()) {
     transfer_data_ = data::shared_dataset(options_.transfer());
     const auto& d = *transfer_data_;
@@ -146,6 +192,20 @@ nlohmann::json LotteryTicketSweep::base_spec() const {
           {"seed", options_.seed()}};
 }
 
+bool LotteryTicketSweep::replicas() const {
+  const int max_cores = std::max(options_.max_cores_per_job(), options_.cores_per_job());
+  const auto parallelism = options_.parallelism().value_or(dataparallel::default_parallelism(options_.model()));
+  return max_cores > 1 && parallelism == dataparallel::Parallelism::replicas;
+}
+
+void LotteryTicketSweep::set_cores(Job& job) const {
+  job.cores = options_.cores_per_job();
+  if (!replicas()) return;
+  job.max_cores = std::max(options_.max_cores_per_job(), options_.cores_per_job());
+  job.spec["parallelism"] = "replicas";
+  job.spec["micro_batch"] = options_.micro_batch();
+}
+
 std::string LotteryTicketSweep::dense_id() const { return dense_job().id(); }
 
 Job LotteryTicketSweep::dense_job() const {
@@ -156,20 +216,18 @@ Job LotteryTicketSweep::dense_job() const {
   job.spec["kind"] = "dense";
   job.spec["sparsity"] = 0.0;
   job.spec["saves"] = options_.reset_epochs();
-  job.cores = options_.cores_per_job();
+  set_cores(job);
   const double samples = static_cast<double>(first_n(data_->train, options_.limit()).size(0));
   job.cost = 3.0 * flops_ * samples * t.epochs();
-  job.run = [data = data_, options = options_](JobContext& ctx) {
+  job.run = [data = data_, options = options_, replicas = replicas()](JobContext& ctx) {
     const fs::path root = options.out_dir();
     const auto dir = root / "checkpoints" / ctx.id();
     auto saves = options.reset_epochs();
     saves.push_back(options.trainer().epochs());
     auto topts = options.trainer();
     topts.seed(ctx.seed()).threads(ctx.threads()).checkpoint_dir(dir.string()).checkpoint_epochs(saves).resume_from("");
-    train::Trainer trainer(build(options.model(), *data, ctx.seed()), topts);
     const train::TrainData td{data->train, first_n(data->train, options.limit()), data->test, data::all_indices(data->test)};
-    const auto result = trainer.fit(td, callbacks_for(ctx, options.print_every()));
-    auto metrics = metrics_of(result);
+    auto [result, metrics] = train_in_job(ctx, options, *data, topts, td, replicas, {}, nullptr);
     metrics["sparsity"] = 0.0;
     std::vector<std::string> artifacts;
     if (result.status == JobStatus::done) {
@@ -206,11 +264,12 @@ Job LotteryTicketSweep::retrain_job(int reset_epoch, double sparsity, int round,
     job.name = options_.model() + "/reset" + std::to_string(reset_epoch) + "/round" + std::to_string(round);
   }
   job.after = {previous.empty() ? dense : previous};
-  job.cores = options_.cores_per_job();
+  set_cores(job);
   const double samples = static_cast<double>(first_n(data_->train, options_.limit()).size(0));
   job.cost = 3.0 * flops_ * samples * (t.epochs() - reset_epoch);
   const double fraction = round == 0 ? sparsity : options_.prune_rate();
-  job.run = [data = data_, options = options_, dense, previous, stem, reset_epoch, fraction, round](JobContext& ctx) {
+  job.run = [data = data_, options = options_, dense, previous, stem, reset_epoch, fraction, round,
+             replicas = replicas()](JobContext& ctx) {
     const fs::path root = options.out_dir();
     const int epochs = options.trainer().epochs();
     const auto dense_dir = root / "checkpoints" / dense;
@@ -240,16 +299,13 @@ Job LotteryTicketSweep::retrain_job(int reset_epoch, double sparsity, int round,
       train::Trainer fresh(model, topts);
       train::save_checkpoint(ticket_path, *model, &fresh.optimizer(), reset_epoch);
     }
-    // Retrain from epoch reset_epoch to the end: Trainer's resume goes on with
-    // the schedule at step reset_epoch x batches per epoch.
-    // fit() loads the ticket: masked weights and no optimizer state, so the
-    // removed weights start at 0 and the gradient hooks keep them there.
-    train::Trainer trainer(model, topts.resume_from(ticket_path.string()));
-    const MaskedTraining masked(mask, trainer.model(), &trainer.optimizer());
+    // Retrain from epoch reset_epoch to the end: a resume goes on with the
+    // schedule at step reset_epoch x batches per epoch. It loads the ticket:
+    // masked weights and no optimizer state, so the removed weights start at
+    // 0 and the mask keeps them there.
     const train::TrainData td{data->train, first_n(data->train, options.limit()), data->test, data::all_indices(data->test)};
-    const auto result = trainer.fit(td, callbacks_for(ctx, options.print_every()));
-
-    auto metrics = metrics_of(result);
+    auto [result, metrics] =
+        train_in_job(ctx, options, *data, topts.resume_from(ticket_path.string()), td, replicas, {}, &mask);
     metrics["sparsity"] = mask.sparsity();
     metrics["weights_left"] = mask.kept();
     metrics["weights_total"] = mask.total();
@@ -292,15 +348,16 @@ std::vector<Job> LotteryTicketSweep::transfer_jobs(const std::vector<std::string
       job.after = retrains;
     }
     job.name = options_.model() + "/transfer/" + (ticket ? "ticket" : "scratch");
-    job.cores = options_.cores_per_job();
+    set_cores(job);
     job.cost = 3.0 * flops_ * samples * t.epochs();
-    job.run = [target = transfer_data_, options = options_, ticket, dense = dense_id()](JobContext& ctx) {
+    job.run = [target = transfer_data_, options = options_, ticket, dense = dense_id(),
+               replicas = replicas()](JobContext& ctx) {
       const fs::path root = options.out_dir();
-      auto model = build(options.model(), *target, ctx.seed());
       auto topts = options.trainer();
       topts.seed(ctx.seed()).threads(ctx.threads()).checkpoint_epochs({}).checkpoint_every(0).resume_from("");
       nlohmann::json extra = nlohmann::json::object();
       std::optional<Mask> mask;
+      std::function<void(torch::nn::Module&)> load;
       if (ticket) {
         // The winner, from the files the dense job and the retrains left.
         std::ifstream dense_in(root / "checkpoints" / dense / "result.json");
@@ -320,15 +377,12 @@ std::vector<Job> LotteryTicketSweep::transfer_jobs(const std::vector<std::string
         std::sort(points.begin(), points.end(), [](const auto& a, const auto& b) { return a.job < b.job; });
         const auto winner = choose_winner(dense_top1, points, options.tolerance());
         if (!winner) throw Error("no ticket is within the tolerance of the dense accuracy: nothing to transfer");
-        train::load_checkpoint(root / winner->ticket, *model, nullptr);
         mask = Mask::load(root / winner->mask);
+        load = [path = root / winner->ticket](torch::nn::Module& model) { train::load_checkpoint(path, model, nullptr); };
         extra = {{"ticket", winner->ticket}, {"sparsity", winner->sparsity}, {"reset_epoch", winner->reset_epoch}};
       }
-      train::Trainer trainer(model, topts);
-      std::optional<MaskedTraining> masked;
-      if (mask) masked.emplace(*mask, trainer.model(), &trainer.optimizer());
-      const auto result = trainer.fit(train::TrainData::train_test(*target), callbacks_for(ctx, options.print_every()));
-      auto metrics = metrics_of(result);
+      auto [result, metrics] = train_in_job(ctx, options, *target, topts, train::TrainData::train_test(*target), replicas,
+                                            load, mask ? &*mask : nullptr);
       metrics.update(extra);
       return JobOutcome{.status = result.status, .metrics = metrics, .message = result.message};
     };

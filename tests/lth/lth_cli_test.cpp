@@ -233,3 +233,55 @@ TEST(LthCli, AKilledRunResumesWithEveryJobDoneOnceAndNothingDoneRunAgain) {
     EXPECT_EQ(json["summary"]["done"], static_cast<int>(names.size() - done_before.size()));
   }
 }
+
+// Replicas: a job's numbers do not depend on its cores. lenet5 jobs of one
+// core growing onto an idle one and jobs of two cores give the same bits,
+// dense and retrain alike (the retrain's mask kept after every step).
+TEST(LthCli, ReplicaJobsGiveTheSameNumbersOnOneCoreGrowingAndOnTwo) {
+  TempDir dir;
+  const std::vector<std::string> sweep = {"lth", "--model", "lenet5", "--epochs", "2", "--reset-epochs", "0",
+                                          "--sparsities", "0.8", "--limit", "1200", "--micro-batch", "16", "--quiet"};
+  const auto a = run_command(packtrain::testing::packtrain_argv(
+      sweep, {"--cores-per-job", "1", "--max-cores-per-job", "2", "--out", (dir / "growing").string()}));
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  const auto b = run_command(
+      packtrain::testing::packtrain_argv(sweep, {"--cores-per-job", "2", "--out", (dir / "two").string()}));
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  const auto ra = packtrain::testing::results_by_id(dir / "growing/results.csv");
+  const auto rb = packtrain::testing::results_by_id(dir / "two/results.csv");
+  ASSERT_EQ(ra.size(), 2u);
+  ASSERT_EQ(rb.size(), 2u);
+  for (const auto& [id, row] : ra) {
+    ASSERT_TRUE(rb.count(id)) << id;
+    const auto cell = [](const auto& r, const char* col) { return r.count(col) ? r.at(col) : std::string("(none)"); };
+    for (const char* col : {"status", "kind", "sparsity", "test_top1", "val_loss", "weights_left"})
+      EXPECT_EQ(cell(row, col), cell(rb.at(id), col)) << id << " " << col;
+    EXPECT_NE(cell(row, "test_top1"), "(none)") << id;
+  }
+  for (const auto& [id, r] : packtrain::testing::journal_by_id(dir / "two")) {
+    EXPECT_EQ(r.status, JobStatus::done) << r.name;
+    EXPECT_EQ(r.spec.value("micro_batch", 0), 16) << r.name << " trained replicas";
+    EXPECT_EQ(r.metrics.value("peak_replicas", 0), 2) << r.name;
+  }
+  // The dense figure and the ticket's are in the table, as for one-core jobs.
+  EXPECT_NE(b.out.find("dense model: "), std::string::npos) << b.out;
+}
+
+TEST(LthCli, BadCoreOptionsAreOneLineExit2) {
+  TempDir dir;
+  const std::vector<std::vector<std::string>> bad = {
+      {"--cores-per-job", "2", "--micro-batch", "48"},    // does not divide --batch-size 64
+      {"--micro-batch", "16"},                            // one-core jobs train no replicas
+      {"--cores-per-job", "2", "--max-cores-per-job", "1"},
+      {"--cores-per-job", "99"},
+      {"--cores-per-job", "2", "--parallelism", "sometimes"},
+  };
+  for (const auto& extra : bad) {
+    auto args = extra;
+    args.insert(args.end(), {"--out", (dir / "new").string()});
+    const auto r = run_command(packtrain::testing::packtrain_argv({"lth", "--epochs", "2", "--limit", "300"}, args));
+    EXPECT_EQ(r.exit_code, 2) << extra[0] << " " << extra[1] << ": " << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_FALSE(std::filesystem::exists(dir / "new")) << extra[0];
+  }
+}

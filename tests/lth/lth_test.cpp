@@ -2,6 +2,7 @@
 // cores, the files between them, and that a retrain is exactly "the masked
 // reset-epoch weights, trained on".
 #include <packtrain/data/dataset.hpp>
+#include <packtrain/dataparallel/data_parallel.hpp>
 #include <packtrain/lth/lth.hpp>
 #include <packtrain/scheduler/error.hpp>
 #include <packtrain/scheduler/executor.hpp>
@@ -17,6 +18,7 @@
 
 #include <cmath>
 #include <map>
+#include <optional>
 #include <set>
 
 using namespace packtrain;
@@ -120,6 +122,9 @@ TEST(LthSweep, RefusesBadOptionsBeforeWritingAnything) {
   EXPECT_THROW(make(base().rounds(2).prune_rate(1.0)), Error);
   EXPECT_THROW(make(base().model("nosuchnet")), Error);
   EXPECT_THROW(make(base().tolerance(-0.1)), Error);
+  EXPECT_THROW(make(base().cores_per_job(2).max_cores_per_job(1)), Error);
+  EXPECT_THROW(make(base().cores_per_job(2).micro_batch(48)), Error);  // does not divide 64
+  EXPECT_THROW(make(base().cores_per_job(2).micro_batch(0)), Error);
   EXPECT_THROW(lth::LotteryTicketSweep(fashion(), base()), Error);  // no run folder
   EXPECT_NO_THROW(make(base().reset_epochs({0, 2})));
   EXPECT_FALSE(fs::exists("/tmp/never"));
@@ -224,6 +229,57 @@ TEST(LthSweep, ARetrainStartsFromExactlyTheMaskedResetEpochWeightsAndKeepsThemMa
       EXPECT_EQ(removed.count_nonzero().item().toLong(), 0) << r.name;
     }
   }
+}
+
+// Jobs of two cores train replicas (dataparallel/): the mask is kept after
+// every step, a retrain is still exactly its ticket trained on (the same bits
+// as one replica of the same micro-batches), and the winning ticket's
+// transfer trains its mask too.
+TEST(LthSweep, ReplicaJobsKeepTheirMaskAndGiveTheBitsOfOneReplica) {
+  const auto run = run_sweep(lth::LthOptions()
+                                 .reset_epochs({1})
+                                 .sparsities({0.8})
+                                 .tolerance(0.99)  // some ticket wins: the transfer has one to train
+                                 .cores_per_job(2)
+                                 .parallelism(dataparallel::Parallelism::replicas)
+                                 .transfer("mnist-digits"));
+  const auto root = run.dir->path();
+  const auto data = fashion();
+  ASSERT_EQ(run.records.size(), 4u);  // dense, one retrain, the two transfer jobs
+  for (const auto& r : run.records) {
+    EXPECT_EQ(r.status, JobStatus::done) << r.name << ": " << r.message;
+    EXPECT_EQ(r.spec.value("parallelism", ""), "replicas") << r.name;
+    EXPECT_EQ(r.metrics.value("peak_replicas", 0), 2) << r.name;
+    EXPECT_TRUE(r.metrics.contains("sync_share")) << r.name;
+  }
+  const auto retrains = retrains_of(run);
+  ASSERT_EQ(retrains.size(), 1u);
+  const auto& r = retrains[0];
+  const auto mask = lth::Mask::load(root / r.metrics.at("mask").get<std::string>());
+  const auto ticket = root / r.metrics.at("ticket").get<std::string>();
+  dataparallel::DataParallelTrainer one(
+      {.seed = 5}, dataparallel::DataParallelOptions().model("mlp").max_replicas(1).train(
+                       train::TrainOptions().epochs(kEpochs).seed(derive_seed(r.id, 1)).resume_from(ticket.string())));
+  std::optional<lth::MaskedTraining> masked;
+  dataparallel::DataParallelCallbacks callbacks;
+  callbacks.before_fit = [&](models::Model& m, torch::optim::Optimizer& o) { masked.emplace(mask, m, &o); };
+  callbacks.after_step = [&](torch::nn::Module&) { masked->reset(); };
+  const auto result = one.fit({data->train, torch::arange(kLimit, torch::kInt64), data->test, data::all_indices(data->test)},
+                              callbacks);
+  EXPECT_EQ(result.train.history.size(), static_cast<std::size_t>(kEpochs - 1)) << "trains from epoch 1 to the end";
+  auto job_final = load_mlp(train::checkpoint_path(root / "checkpoints" / r.id, kEpochs));
+  EXPECT_TRUE(same_weights(*one.model(), *job_final));
+  EXPECT_DOUBLE_EQ(result.train.val.top1, r.metrics.at("test_top1").get<double>());
+  const auto w = lth::prunable_weights(*job_final);
+  std::int64_t removed_nonzero = 0, kept_nonzero = 0;
+  for (std::size_t i = 0; i < w.size(); ++i) {
+    removed_nonzero += w[i].second.masked_select(mask.keep[i] == 0).count_nonzero().item().toLong();
+    kept_nonzero += w[i].second.masked_select(mask.keep[i] == 1).count_nonzero().item().toLong();
+  }
+  EXPECT_EQ(removed_nonzero, 0);
+  EXPECT_GT(kept_nonzero, 0);
+  ASSERT_TRUE(run.result.report.transfer_ticket_top1);
+  EXPECT_GT(*run.result.report.transfer_ticket_top1, 0.5) << "the ticket learned MNIST digits";
 }
 
 TEST(LthSweep, IterativeChainsRunRoundAfterRoundAndPruneWhatIsLeft) {

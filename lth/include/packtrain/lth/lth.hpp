@@ -43,6 +43,7 @@
 // filesystem), so out_dir must be this process's own folder (the rank's,
 // under mpirun).
 #include <packtrain/data/dataset.hpp>
+#include <packtrain/dataparallel/data_parallel.hpp>
 #include <packtrain/lth/mask.hpp>
 #include <packtrain/scheduler/job_runner.hpp>
 #include <packtrain/train/options.hpp>
@@ -71,6 +72,17 @@ struct LthOptions {
   TORCH_ARG(std::uint64_t, seed) = 1;     // recorded in the specs; job seeds come from RunOptions::base_seed
   TORCH_ARG(std::int64_t, limit) = 0;     // train on the first N training samples only (0: all)
   TORCH_ARG(int, cores_per_job) = 1;
+  // Jobs with more than one core, or room to grow (max_cores_per_job above
+  // cores_per_job: idle cores at the tail of the sweep, given back when a
+  // waiting job needs them), train data-parallel replicas on micro_batch
+  // samples (dataparallel/), the masks kept after every step: their numbers
+  // depend on micro_batch, never on the cores they had. One-core jobs train
+  // as before (train::Trainer). 0: cores_per_job.
+  TORCH_ARG(int, max_cores_per_job) = 0;
+  TORCH_ARG(std::int64_t, micro_batch) = dataparallel::kDefaultMicroBatch;
+  // Replicas or intra-op threads for jobs with several cores; none: the
+  // model's default (dataparallel::default_parallelism). Threads do not grow.
+  TORCH_ARG(std::optional<dataparallel::Parallelism>, parallelism) = std::nullopt;
   // Epochs, batch size, optimizer, lr and schedule of every job.
   TORCH_ARG(train::TrainOptions, trainer) = train::TrainOptions().epochs(10);
   // The run folder (required): checkpoints/, masks/, tickets/ go under it.
@@ -137,6 +149,9 @@ class LotteryTicketSweep {
   Job retrain_job(int reset_epoch, double sparsity, int round, const std::string& previous) const;
   std::vector<Job> transfer_jobs(const std::vector<std::string>& retrains) const;
   nlohmann::json base_spec() const;
+  // Cores, growth and (for replicas) the spec's parallelism and micro-batch.
+  void set_cores(Job& job) const;
+  bool replicas() const;
 
   std::shared_ptr<const data::DatasetSplit> data_;
   std::shared_ptr<const data::DatasetSplit> transfer_data_;
