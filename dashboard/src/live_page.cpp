@@ -143,7 +143,9 @@ a{color:var(--accent)}
         job.textContent = c.job.name;
         var small = document.createElement("small");
         small.textContent = dur(c.job.running_s) + (c.job.attempt > 1 ? " · attempt " + c.job.attempt : "") +
-          (c.job.samples_per_s ? " · " + Math.round(c.job.samples_per_s) + " samples/s" : "");
+          (c.job.samples_per_s ? " · " + Math.round(c.job.samples_per_s) + " samples/s" : "") +
+          (c.job.replicas ? " · " + c.job.replicas + " replicas" : "") +
+          (c.job.sync_share !== undefined ? " · sync " + Math.round(100 * c.job.sync_share) + "%" : "");
         job.appendChild(small);
       } else {
         job.className = "job idle";

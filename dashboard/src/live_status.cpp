@@ -88,6 +88,8 @@ void LiveStatus::event(const JobEvent& e, double now) {
       const auto it = running_.find(e.job_id);
       if (it == running_.end()) return;
       if (auto rate = number_in(e.data, "samples_per_s")) it->second.samples_per_s = rate;
+      if (auto replicas = number_in(e.data, "replicas")) it->second.replicas = replicas;
+      if (auto share = number_in(e.data, "sync_share")) it->second.sync_share = share;
       return;
     }
     case EventKind::retried:
@@ -214,6 +216,8 @@ nlohmann::json LiveStatus::status_json(double now) const {
       const auto& r = *it->second;
       entry["job"] = {{"id", r.id}, {"name", r.name}, {"attempt", r.attempt}, {"running_s", now - r.since}};
       if (r.samples_per_s) entry["job"]["samples_per_s"] = *r.samples_per_s;
+      if (r.replicas) entry["job"]["replicas"] = *r.replicas;
+      if (r.sync_share) entry["job"]["sync_share"] = *r.sync_share;
     }
     cores.push_back(std::move(entry));
   }

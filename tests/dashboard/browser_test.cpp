@@ -6,8 +6,11 @@
 #include "common/test_util.hpp"
 
 #include <gtest/gtest.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -123,6 +126,20 @@ std::string job_count(const std::string& dom) {
   return std::regex_search(dom, m, std::regex(R"(id="job-count">(\d+)<)")) ? m[1].str() : "";
 }
 
+// A TCP port nothing listens on now (the kernel's pick).
+int free_port() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
+    throw std::runtime_error("no free port");
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
 std::set<int> node_cores() {
   const auto cores = packtrain::detect_node_resources().cores;
   return {cores.begin(), cores.end()};
@@ -173,3 +190,26 @@ TEST(Browser, ReportShowsOneTrackPerCoreTheJobCountAndItsScriptRuns) {
   EXPECT_NE(dom.find("class=\"bar st-failed\""), std::string::npos);  // the first attempt of the retried job
   EXPECT_NE(dom.find("id=\"sweep-table\""), std::string::npos);
 }
+
+#ifdef PACKTRAIN_CLI_PATH
+// A real data-parallel job (packtrain train --cores 2, two replicas): once it
+// reported an epoch, the live view shows its replicas and the share of their
+// time spent reducing and waiting.
+TEST(Browser, LivePageShowsADataParallelJobsReplicasAndSyncShare) {
+  ASSERT_TRUE(std::filesystem::exists(PACKTRAIN_CHROMIUM)) << PACKTRAIN_CHROMIUM << " is missing: run scripts/setup.sh";
+  TempDir dir;
+  const int port = free_port();
+  Child train = spawn({PACKTRAIN_CLI_PATH, "train", "--model", "lenet5", "--cores", "2", "--epochs", "40", "--limit",
+                       "3000", "--serve", std::to_string(port), "--out", (dir / "run").string()},
+                      false, (dir / "train.log").string());
+  std::string line;
+  do line = read_line(train.from_child);
+  while (!line.empty() && line.rfind("epoch ", 0) != 0);
+  ASSERT_EQ(line.rfind("epoch ", 0), 0u) << "no epoch reported: " << read_file(dir / "train.log");
+  const std::string dom = dump_dom("http://127.0.0.1:" + std::to_string(port) + "/", dir);
+  EXPECT_TRUE(std::regex_search(dom, std::regex(R"(2 replicas · sync \d+%)"))) << dom.substr(0, 4000);
+  kill(train.pid, SIGINT);  // Ctrl-C: the job is cancelled, the run's files written
+  read_all(train.from_child);
+  EXPECT_EQ(train.finish(), 130) << read_file(dir / "train.log");
+}
+#endif

@@ -68,7 +68,7 @@ TEST(LiveStatus, StatusJsonShowsEachCoresJobAndHistory) {
   live.run_start({.total_jobs = 1, .cores = {4, 5}, .total_cost = 1}, 10);
   live.event(event(EventKind::started, "w", {4, 5}, 1), 11);
   auto progress = event(EventKind::progress, "w");
-  progress.data = {{"epoch", 1}, {"samples_per_s", 250.5}};
+  progress.data = {{"epoch", 1}, {"samples_per_s", 250.5}, {"replicas", 2}, {"sync_share", 0.125}};
   live.event(progress, 12);
   const std::vector<Series> series = {{SeriesKind::core_busy, 4}, {SeriesKind::core_busy, 5}, {SeriesKind::memory_mb, 0}};
   for (int i = 0; i < 5; ++i) live.sample(series, {.time = 11.0 + i, .values = {0.1 * i, 1.0, 500.0 + i}});
@@ -85,6 +85,8 @@ TEST(LiveStatus, StatusJsonShowsEachCoresJobAndHistory) {
   EXPECT_EQ(s["cores"][1]["job"]["name"], "job w");  // a 2-core job shows on both
   EXPECT_DOUBLE_EQ(s["cores"][1]["job"]["running_s"].get<double>(), 2.0);
   EXPECT_DOUBLE_EQ(s["samples_per_s"].get<double>(), 250.5);
+  EXPECT_DOUBLE_EQ(s["cores"][0]["job"]["replicas"].get<double>(), 2);  // a data-parallel job's sync cost
+  EXPECT_DOUBLE_EQ(s["cores"][1]["job"]["sync_share"].get<double>(), 0.125);
   EXPECT_DOUBLE_EQ(s["memory_mb"].get<double>(), 504.0);
   EXPECT_TRUE(s["eta_s"].is_null());
 }

@@ -56,6 +56,7 @@ class LiveStatus {
   //   {"rank":0,"state":"running","command":"kfold","elapsed_s":12.5,"eta_s":40.2,
   //    "jobs":{"total":12,"queued":6,"running":2,"done":4,...},
   //    "cores":[{"core":0,"busy":0.98,"history":[...],"job":{"id":..,"name":..,"attempt":1,"running_s":3.1}}],
+  //      (a job's samples_per_s, replicas and sync_share too, once its progress reports them)
   //    "memory_mb":812.4,"memory_history":[...],"sample_ms":250,
   //    "samples_per_s":1234.5 (only when running jobs report it),
   //    "recent":[{"name":..,"status":"done","seconds":5.2,"metric":0.87}]}
@@ -71,6 +72,9 @@ class LiveStatus {
     double since = 0;
     std::vector<int> cores;
     std::optional<double> samples_per_s;
+    // Data-parallel jobs (dataparallel::fit_in_job's progress): replicas and
+    // the share of their time spent reducing and waiting, last epoch.
+    std::optional<double> replicas, sync_share;
   };
   struct Ended {
     std::string name;
