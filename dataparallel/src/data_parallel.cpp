@@ -201,6 +201,25 @@ DataParallelTrainer::DataParallelTrainer(models::ModelOptions shape, DataParalle
   optimizer_ = train::make_optimizer(options_.train(), master_params_);
   const auto micro_batches = options_.train().batch_size() / options_.micro_batch();
   if (micro_batches > std::numeric_limits<int>::max() / 2) throw Error("data-parallel: too many micro-batches a step");
+  // One shard per replica (at most one per micro-batch: a round deals at
+  // most that many items), each the largest parameters first to the shard
+  // with the fewest elements so far.
+  const auto shards = std::min<std::int64_t>({options_.max_replicas(), micro_batches,
+                                              static_cast<std::int64_t>(master_params_.size())});
+  if (shards > 1) {
+    std::vector<std::size_t> order(master_params_.size());
+    for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(),
+                     [this](std::size_t a, std::size_t b) { return master_params_[a].numel() > master_params_[b].numel(); });
+    std::vector<std::vector<at::Tensor>> share(static_cast<std::size_t>(shards));
+    std::vector<std::int64_t> elements(static_cast<std::size_t>(shards), 0);
+    for (const auto i : order) {
+      const auto least = static_cast<std::size_t>(std::min_element(elements.begin(), elements.end()) - elements.begin());
+      share[least].push_back(master_params_[i]);
+      elements[least] += master_params_[i].numel();
+    }
+    for (auto& params : share) shards_.push_back(train::make_optimizer(options_.train(), std::move(params)));
+  }
   sync_ = std::make_unique<StepSync>(options_.max_replicas(), static_cast<int>(micro_batches));
   replicas_.resize(static_cast<std::size_t>(options_.max_replicas()));
   for (std::int64_t i = 0; i < micro_batches; ++i) buffers_.push_back(std::make_unique<Buffer>());
@@ -239,6 +258,10 @@ void DataParallelTrainer::compute(int slot, const MicroBatch& mb) {
     const auto master = master_->buffers();
     for (std::size_t i = 0; i < r.buffers.size(); ++i) r.buffers[i].copy_(master[i]);
   }
+  if (phase_ == Phase::optimize) {
+    shards_[static_cast<std::size_t>(mb.index)]->step();
+    return;
+  }
   if (phase_ == Phase::evaluate) {
     // One evaluation batch, as train::evaluate computes it.
     const std::int64_t batch_size = options_.train().eval_batch_size();
@@ -274,7 +297,7 @@ void DataParallelTrainer::compute(int slot, const MicroBatch& mb) {
 }
 
 void DataParallelTrainer::combine(int left, int right) {
-  if (phase_ == Phase::evaluate) return;  // the leader adds the batches' sums up in order
+  if (phase_ != Phase::train) return;  // evaluation: the leader adds the batches' sums up in order
   torch::NoGradGuard no_grad;
   auto& l = *buffers_[static_cast<std::size_t>(left)];
   auto& r = *buffers_[static_cast<std::size_t>(right)];
@@ -287,15 +310,18 @@ void DataParallelTrainer::combine(int left, int right) {
 void DataParallelTrainer::compute_counted(int slot, const MicroBatch& mb) {
   try {
     // Read before finish(): once the round is reduced the leader may change it.
-    const bool training = phase_ == Phase::train;
+    const Phase phase = phase_;
     const auto started = Clock::now();
     compute(slot, mb);
     const auto computed = Clock::now();
     sync_->finish(mb, [this](int left, int right) { combine(left, right); });
-    if (training) {  // the epoch's costs are its training's
+    // The epoch's costs are its training's: an optimizer shard is reducing.
+    if (phase == Phase::train) {
       compute_ns_.fetch_add(std::chrono::duration_cast<std::chrono::nanoseconds>(computed - started).count(),
                             std::memory_order_relaxed);
       reduce_ns_.fetch_add(ns_since(computed), std::memory_order_relaxed);
+    } else if (phase == Phase::optimize) {
+      reduce_ns_.fetch_add(ns_since(started), std::memory_order_relaxed);
     }
   } catch (const std::exception& e) {
     sync_->fail(e.what());
@@ -306,12 +332,22 @@ void DataParallelTrainer::compute_counted(int slot, const MicroBatch& mb) {
   }
 }
 
-void DataParallelTrainer::apply_step(int micro_batches) {
-  const auto started = Clock::now();
+void DataParallelTrainer::apply_step(const StepSync::Seat& seat, int micro_batches) {
+  auto started = Clock::now();
   auto& root = *buffers_[0];
   for (std::size_t i = 0; i < master_params_.size(); ++i) master_params_[i].mutable_grad() = std::move(root.grads[i]);
   root.grads.clear();
-  optimizer_->step();
+  if (shards_.empty()) {
+    optimizer_->step();
+  } else {
+    // The shards on the replicas: the round's time counts as reducing (compute_counted).
+    reduce_ns_.fetch_add(ns_since(started), std::memory_order_relaxed);
+    phase_ = Phase::optimize;
+    const AtScopeEnd back([this] { phase_ = Phase::train; });
+    run_round(seat, static_cast<int>(shards_.size()));
+    started = Clock::now();
+    if (callbacks_.after_step) gather_optimizer_state();  // it may read or change the state
+  }
   if (!master_stats_.empty() || !master_counts_.empty()) {
     torch::NoGradGuard no_grad;
     for (std::size_t i = 0; i < master_stats_.size(); ++i) master_stats_[i].copy_(root.stats[i].div_(micro_batches));
@@ -321,8 +357,31 @@ void DataParallelTrainer::apply_step(int micro_batches) {
   reduce_ns_.fetch_add(ns_since(started), std::memory_order_relaxed);
 }
 
+// The optimizers key their per-parameter state by the parameter's
+// TensorImpl (as lth's MaskedTraining reads it); a copied state holds the
+// same tensors, so what one side changes in place the other sees.
+void DataParallelTrainer::gather_optimizer_state() {
+  auto& all = optimizer_->state();
+  for (const auto& shard : shards_)
+    for (const auto& [key, state] : shard->state()) all[key] = state->clone();
+}
+
+void DataParallelTrainer::scatter_optimizer_state() {
+  const auto& all = optimizer_->state();
+  for (const auto& shard : shards_) {
+    auto& own = shard->state();
+    own.clear();
+    for (const auto& group : shard->param_groups())
+      for (const auto& p : group.params()) {
+        const auto key = c10::guts::to_string(p.unsafeGetTensorImpl());
+        if (const auto it = all.find(key); it != all.end()) own[key] = it->second->clone();
+      }
+  }
+}
+
 void DataParallelTrainer::save_if_due(int epoch) {
   if (!train::checkpoint_due(options_.train(), epoch)) return;
+  gather_optimizer_state();
   train::save_checkpoint(train::checkpoint_path(options_.train().checkpoint_dir(), epoch), *master_, optimizer_.get(),
                          epoch);
 }
@@ -391,6 +450,7 @@ DataParallelResult DataParallelTrainer::fit(const train::TrainData& data, const 
                   std::to_string(o.epochs()));
   }
   if (callbacks.before_fit) callbacks.before_fit(*master_, *optimizer_);
+  scatter_optimizer_state();  // what a resume or before_fit put there
   if (o.resume_from().empty()) save_if_due(0);
   result.epochs_completed = first_epoch;
 
@@ -412,6 +472,7 @@ DataParallelResult DataParallelTrainer::fit(const train::TrainData& data, const 
   // However fit ends (an exception too): the helpers stop taking work.
   const AtScopeEnd end([this] { sync_->end(); });
   const auto finish = [&](JobStatus status, std::string message) {
+    gather_optimizer_state();
     result.status = status;
     result.message = std::move(message);
     result.seconds = seconds_since(started);
@@ -434,6 +495,8 @@ DataParallelResult DataParallelTrainer::fit(const train::TrainData& data, const 
                                                 std::to_string(result.steps) + " steps");
       lr = options_.lr_at(step, steps_per_epoch, total_steps);
       for (auto& group : optimizer_->param_groups()) group.options().set_lr(lr);
+      for (auto& shard : shards_)
+        for (auto& group : shard->param_groups()) group.options().set_lr(lr);
       const std::int64_t begin = s * batch;
       step_samples_ = std::min(batch, samples - begin);
       first_batch_ = begin / options_.micro_batch();
@@ -449,7 +512,7 @@ DataParallelResult DataParallelTrainer::fit(const train::TrainData& data, const 
       if (!std::isfinite(step_loss))
         return finish(JobStatus::diverged, "training loss became " + std::to_string(step_loss) + " in epoch " +
                                                std::to_string(epoch + 1) + " (lr " + std::to_string(lr) + ")");
-      apply_step(micro_batches);
+      apply_step(seat, micro_batches);
       ++step;
       ++result.steps;
       if (callbacks.after_step) callbacks.after_step(*master_);

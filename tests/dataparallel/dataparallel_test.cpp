@@ -6,6 +6,7 @@
 #include <packtrain/scheduler/error.hpp>
 #include <packtrain/scheduler/job_runner.hpp>
 
+#include "common/test_util.hpp"
 #include "scheduler/runner_fixture.hpp"
 
 #include <gtest/gtest.h>
@@ -61,10 +62,9 @@ struct TrainedRun {
 // Trains with `replicas` replicas: the test's thread leads, replicas - 1
 // threads help. In the first step every replica blocks in its first
 // micro-batch until all of them have one, so each one really computes.
-TrainedRun train_on(int replicas, const std::string& model, double width = 1.0, std::int64_t samples = 280) {
+TrainedRun train_with(int replicas, DataParallelOptions options, double width = 1.0, std::int64_t samples = 280) {
   const auto data = fashion();
-  auto trainer = std::make_shared<DataParallelTrainer>(shape_of(*data, 5, width),
-                                                      small_options(model).max_replicas(replicas));
+  auto trainer = std::make_shared<DataParallelTrainer>(shape_of(*data, 5, width), options.max_replicas(replicas));
   std::mutex mutex;
   std::condition_variable all_in;
   TrainedRun run;
@@ -88,6 +88,10 @@ TrainedRun train_on(int replicas, const std::string& model, double width = 1.0, 
   for (auto& t : helpers) t.join();
   run.model = trainer->model();
   return run;
+}
+
+TrainedRun train_on(int replicas, const std::string& model, double width = 1.0, std::int64_t samples = 280) {
+  return train_with(replicas, small_options(model), width, samples);
 }
 
 void expect_same_bits(const TrainedRun& a, const TrainedRun& b, const std::string& what) {
@@ -301,6 +305,34 @@ TEST(DataParallel, AReplicaThatThrowsFailsItsJobAndReleasesItsCores) {
   EXPECT_NE(r.job.message.find("does not require grad"), std::string::npos) << r.job.message;
   EXPECT_LT(r.job.seconds(), 2.0) << "the job took " << r.job.seconds() << " s to fail";
   EXPECT_EQ(r.others_done, 2);
+}
+
+// With several replicas the optimizer step runs in shares, one per replica;
+// the per-parameter state (Adam's moments and step counts) still reaches
+// the checkpoints whole: a run resumed from a 2-replica run's epoch-1
+// checkpoint, on 3 replicas or on 1, ends with the bits of one replica's
+// uninterrupted run.
+TEST(DataParallel, AnAdamRunInSharesCheckpointsItsWholeStateAndResumesOnAnyReplicas) {
+  packtrain::testing::TempDir dir;
+  const auto adam = [&](const std::string& folder) {
+    auto o = small_options("lenet5");
+    o.train().optimizer(train::OptimizerKind::adam).lr(0.001).checkpoint_every(1).checkpoint_dir((dir / folder).string());
+    return o;
+  };
+  const auto one = train_with(1, adam("one"));
+  const auto two = train_with(2, adam("two"));
+  expect_same_bits(one, two, "adam on 2 replicas");
+  const auto halfway = (dir / "two" / "epoch-0001.pt").string();
+  for (const int k : {3, 1}) {
+    auto resumed_options = adam("resumed" + std::to_string(k));
+    resumed_options.train().resume_from(halfway);
+    const auto resumed = train_with(k, resumed_options);
+    ASSERT_EQ(resumed.result.train.status, JobStatus::done);
+    EXPECT_EQ(resumed.result.train.history.size(), 1u) << "the second epoch only";
+    for (const auto& p : one.model->named_parameters())
+      EXPECT_TRUE(torch::equal(p.value(), resumed.model->named_parameters()[p.key()]))
+          << "resumed on " << k << " replicas: parameter " << p.key();
+  }
 }
 
 TEST(DataParallel, LinearScalingAndWarmUpFollowGoyalEtAl) {

@@ -207,7 +207,9 @@ class DataParallelTrainer {
   void compute(int slot, const MicroBatch& mb);
   void compute_counted(int slot, const MicroBatch& mb);
   void combine(int left, int right);
-  void apply_step(int micro_batches);
+  void apply_step(const StepSync::Seat& seat, int micro_batches);
+  void gather_optimizer_state();
+  void scatter_optimizer_state();
   void save_if_due(int epoch);
   void run_round(const StepSync::Seat& seat, int items);
   train::EvalMetrics evaluate(const StepSync::Seat& seat, const data::Dataset& part, const at::Tensor& indices);
@@ -218,16 +220,26 @@ class DataParallelTrainer {
   std::vector<at::Tensor> master_params_;
   std::vector<at::Tensor> master_stats_;   // floating buffers (BatchNorm running statistics)
   std::vector<at::Tensor> master_counts_;  // integer buffers (num_batches_tracked)
+  // The optimizer over every master parameter: what checkpoints save and
+  // load, and what before_fit is given. With several replicas the step runs
+  // on shards_ instead, one optimizer per share of the parameters, stepped
+  // by the replicas at once (an optimizer updates each parameter from its
+  // own gradient and state only: the same bits whoever steps which share);
+  // their per-parameter state is gathered into optimizer_ (the same
+  // tensors) after every step that has an after_step callback and before a
+  // checkpoint, and scattered back after a resume's load.
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  std::vector<std::unique_ptr<torch::optim::Optimizer>> shards_;
   std::unique_ptr<StepSync> sync_;
   std::vector<std::unique_ptr<Replica>> replicas_;  // per seat, made by its first owner
   std::vector<std::unique_ptr<Buffer>> buffers_;    // per micro-batch index of a step
 
   // The round being computed: written by the leader before its deal (which
   // publishes them), read by the replicas that take its items. A round is a
-  // training step's micro-batches, or up to max-micro-batches evaluation
-  // batches (the evaluation is spread over the replicas too).
-  enum class Phase { train, evaluate };
+  // training step's micro-batches, up to max-micro-batches evaluation
+  // batches (the evaluation is spread over the replicas too), or the step's
+  // optimizer shards.
+  enum class Phase { train, evaluate, optimize };
   Phase phase_ = Phase::train;
   std::unique_ptr<data::BatchLoader> loader_;
   std::int64_t step_ = 0;          // optimizer steps so far, this one included (on_micro_batch)
