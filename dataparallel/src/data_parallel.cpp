@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <set>
 
 namespace packtrain::dataparallel {
 namespace {
@@ -206,7 +207,10 @@ DataParallelTrainer::DataParallelTrainer(models::ModelOptions shape, DataParalle
   // with the fewest elements so far.
   const auto shards = std::min<std::int64_t>({options_.max_replicas(), micro_batches,
                                               static_cast<std::int64_t>(master_params_.size())});
-  if (shards > 1) {
+  std::set<const void*> distinct;
+  for (const auto& p : master_params_) distinct.insert(p.unsafeGetTensorImpl());
+  // A tied parameter (listed twice) is stepped twice by one optimizer: kept whole.
+  if (shards > 1 && distinct.size() == master_params_.size()) {
     std::vector<std::size_t> order(master_params_.size());
     for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
     std::stable_sort(order.begin(), order.end(),
@@ -250,6 +254,10 @@ DataParallelTrainer::Replica& DataParallelTrainer::replica(int slot) {
 }
 
 void DataParallelTrainer::compute(int slot, const MicroBatch& mb) {
+  if (phase_ == Phase::optimize) {
+    shards_[static_cast<std::size_t>(mb.index)]->step();
+    return;
+  }
   if (phase_ == Phase::train && callbacks_.on_micro_batch) callbacks_.on_micro_batch(step_, mb.index, slot);
   auto& r = replica(slot);
   if (!r.buffers.empty()) {
@@ -257,10 +265,6 @@ void DataParallelTrainer::compute(int slot, const MicroBatch& mb) {
     torch::NoGradGuard no_grad;
     const auto master = master_->buffers();
     for (std::size_t i = 0; i < r.buffers.size(); ++i) r.buffers[i].copy_(master[i]);
-  }
-  if (phase_ == Phase::optimize) {
-    shards_[static_cast<std::size_t>(mb.index)]->step();
-    return;
   }
   if (phase_ == Phase::evaluate) {
     // One evaluation batch, as train::evaluate computes it.
@@ -368,7 +372,11 @@ void DataParallelTrainer::gather_optimizer_state() {
 
 void DataParallelTrainer::scatter_optimizer_state() {
   const auto& all = optimizer_->state();
+  PACKTRAIN_CHECK(shards_.empty() || optimizer_->param_groups().size() == 1,
+                  "data-parallel: the optimizer's parameter groups changed before the fit");
   for (const auto& shard : shards_) {
+    // The options too (momentum, decay, betas: before_fit may have changed them).
+    shard->param_groups()[0].set_options(optimizer_->param_groups()[0].options().clone());
     auto& own = shard->state();
     own.clear();
     for (const auto& group : shard->param_groups())

@@ -335,6 +335,41 @@ TEST(DataParallel, AnAdamRunInSharesCheckpointsItsWholeStateAndResumesOnAnyRepli
   }
 }
 
+// What after_step does to the whole optimizer's state in place (here: the
+// first parameter's momentum zeroed after every step, as lth's masks zero
+// removed weights' momentum) reaches the shares that step on several
+// replicas: the same bits as one replica, and not those of a run without it.
+TEST(DataParallel, AfterStepChangesToTheOptimizerStateReachEveryShare) {
+  const auto run = [](int replicas, bool zero_momentum) {
+    const auto data = fashion();
+    auto trainer = std::make_shared<DataParallelTrainer>(shape_of(*data, 5),
+                                                        small_options("lenet5").max_replicas(replicas));
+    torch::optim::Optimizer* optimizer = nullptr;
+    DataParallelCallbacks callbacks;
+    callbacks.before_fit = [&](models::Model&, torch::optim::Optimizer& o) { optimizer = &o; };
+    if (zero_momentum)
+      callbacks.after_step = [&](torch::nn::Module& m) {
+        const auto key = c10::guts::to_string(m.parameters()[0].unsafeGetTensorImpl());
+        auto& state = static_cast<torch::optim::SGDParamState&>(*optimizer->state().at(key));
+        state.momentum_buffer().zero_();
+      };
+    std::vector<std::unique_ptr<CoreLease>> leases;
+    std::vector<std::thread> helpers;
+    for (int h = 1; h < replicas; ++h) {
+      leases.push_back(std::make_unique<CoreLease>(h));
+      helpers.emplace_back([&trainer, &lease = *leases.back()] { trainer->help(lease); });
+    }
+    const auto result = trainer->fit(small_data(*data, 280), callbacks);
+    for (auto& l : leases) l->ask_to_return();
+    for (auto& t : helpers) t.join();
+    EXPECT_EQ(result.train.status, JobStatus::done);
+    return trainer->model()->parameters()[0].clone();
+  };
+  const auto one = run(1, true);
+  EXPECT_TRUE(torch::equal(one, run(2, true))) << "the zeroed momentum did not reach a share";
+  EXPECT_FALSE(torch::equal(one, run(2, false))) << "zeroing the momentum changed nothing: the test tests nothing";
+}
+
 TEST(DataParallel, LinearScalingAndWarmUpFollowGoyalEtAl) {
   auto o = DataParallelOptions()
                .train(train::TrainOptions().epochs(4).batch_size(256).lr(0.05).schedule(train::Schedule::none))

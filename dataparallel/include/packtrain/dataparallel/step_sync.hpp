@@ -12,8 +12,11 @@
 //      finish(): the pairwise tree (reduction_tree.hpp) sums buffers as soon
 //      as both halves of a node exist, on the thread that completes it.
 //   3. The arrival that completes the root marks the step reduced and wakes
-//      the leader, which then applies the sum (the optimizer step) while no
-//      replica computes: nothing else is dealt until its next begin_step().
+//      the leader, which then applies the sum (the optimizer step: with
+//      several replicas, itself a round of items, one per share of the
+//      parameters); nothing else is dealt until its next begin_step().
+// A round (begin_step) is a training step's micro-batches, or the shares of
+// its optimizer step, or evaluation batches: the protocol is the same.
 // Replicas join (Seat) and leave (~Seat) at any moment, mid-step included: a
 // leaving replica finishes the micro-batch in its hands; what was dealt to
 // it and not started stays in its slot, where the others steal it, and the
@@ -51,7 +54,8 @@
 
 namespace packtrain::dataparallel {
 
-// Micro-batch `index` of optimizer step `step` (1 for the first begin_step).
+// Item `index` of round `step` (1 for the first begin_step): a micro-batch
+// of a training step, a share of its optimizer step, or an evaluation batch.
 struct MicroBatch {
   std::int64_t step = 0;
   int index = 0;
