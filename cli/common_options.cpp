@@ -16,7 +16,7 @@ namespace packtrain::cli {
 
 const std::set<std::string> kRunLevelFlags = {"help", "out",    "resume", "cores", "serve",
                                               "bind", "sample-ms", "config", "quiet", "serial",
-                                              "shard", "checkpoint-every", "max-cores"};
+                                              "shard", "checkpoint-every", "max-cores", "token", "token-file"};
 
 namespace {
 
@@ -64,7 +64,13 @@ void add_common_options(po::options_description& desc, CommonOptions& o) {
      "run (command, job-defining flags, shard)")
     ("serve", po::value(&o.serve_port)->default_value(o.serve_port),
      "serve a live dashboard on --bind's address, port PORT, while the run goes (0: off)")
-    ("bind", po::value(&o.bind)->default_value(o.bind), "the address --serve listens on")
+    ("bind", po::value(&o.bind)->default_value(o.bind),
+     "the address --serve listens on; one other machines can reach needs --token or --token-file")
+    ("token", po::value(&o.token),
+     "the dashboard answers only requests that carry this token (open /?token=TOKEN, or send 'Authorization: "
+     "Bearer TOKEN'); at least 16 characters, e.g. from 'openssl rand -hex 16'. Visible to other users in ps: "
+     "prefer --token-file")
+    ("token-file", po::value(&o.token_file), "read --token from the first line of FILE")
     ("sample-ms", po::value(&o.sample_ms)->default_value(o.sample_ms),
      "milliseconds between utilization samples (trace.json, report.html)")
     ("config", po::value(&o.config), "read options from FILE, one 'key = value' a line")

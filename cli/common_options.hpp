@@ -28,6 +28,8 @@ struct CommonOptions {
   bool resume = false;
   int serve_port = 0;                  // 0: no live dashboard
   std::string bind = "127.0.0.1";      // the live dashboard's address
+  std::string token;                   // required of the dashboard's requests (--token, or read from --token-file)
+  std::string token_file;
   int sample_ms = 250;                 // utilization sampling period
   std::string config;
   bool quiet = false;

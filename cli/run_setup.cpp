@@ -10,6 +10,7 @@
 #include <packtrain/scheduler/shards.hpp>
 
 #include <cstdio>
+#include <fstream>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -203,6 +204,7 @@ RunSetup::RunSetup(const CommonOptions& common, std::string command, bool serial
   }
   if (common_.serve_port < 0 || common_.serve_port > 65535)
     throw Error("--serve " + std::to_string(common_.serve_port) + " is not a port number");
+  check_dashboard_access();
   if (common_.sample_ms < 10) throw Error("--sample-ms must be at least 10 (got " + std::to_string(common_.sample_ms) + ")");
   trainer_options(common_);  // validates batch size, optimizer and lr
   ResourceProbe probe{.requested_cores = common_.cores};
@@ -210,6 +212,28 @@ RunSetup::RunSetup(const CommonOptions& common, std::string command, bool serial
   if (mpi_) probe.share = [this](const std::vector<int>& usable) { return mpi_->node_share(usable); };
   node_ = detect_node_resources(probe);
   if (serial) node_.cores.resize(1);
+}
+
+void RunSetup::check_dashboard_access() {
+  constexpr std::size_t kShortestToken = 16;
+  if (!common_.token.empty() && !common_.token_file.empty())
+    throw Error("--token and --token-file are two ways to give one token: give one");
+  if (!common_.token_file.empty()) {
+    std::ifstream in(common_.token_file);
+    if (!in) throw Error("--token-file " + common_.token_file + " cannot be read");
+    std::getline(in, common_.token);
+    while (!common_.token.empty() && (common_.token.back() == '\r' || common_.token.back() == ' '))
+      common_.token.pop_back();
+    if (common_.token.empty()) throw Error("--token-file " + common_.token_file + " holds no token on its first line");
+  }
+  const bool token = !common_.token.empty() || !common_.token_file.empty();
+  if (token && common_.serve_port == 0) throw Error("--token is for the live dashboard: give --serve PORT too");
+  if (token && common_.token.size() < kShortestToken)
+    throw Error("the dashboard token has " + std::to_string(common_.token.size()) + " characters; give at least " +
+                std::to_string(kShortestToken) + " (e.g. from 'openssl rand -hex 16')");
+  if (common_.serve_port > 0 && !token && !dashboard::is_loopback(common_.bind))
+    throw Error("--bind " + common_.bind +
+                " lets other machines reach the dashboard: give --token or --token-file, which its requests must carry");
 }
 
 RunSetup::~RunSetup() {
@@ -345,11 +369,14 @@ void RunSetup::open_run(const nlohmann::json& meta, std::vector<Job> jobs, const
                        .rank(0)
                        .sample_ms(common_.sample_ms)
                        .bind(common_.bind)
+                       .token(common_.token)
                        .journal(journal_.get());
     if (common_.serve_port > 0) options.serve_port(common_.serve_port);
     dashboard_ = std::make_unique<dashboard::RunDashboard>(options);
     run_options_.sinks.push_back(dashboard_.get());
-    if (dashboard_->port() && !common_.quiet) std::fprintf(stderr, "dashboard: %s\n", dashboard_->url().c_str());
+    if (dashboard_->port() && !common_.quiet)
+      std::fprintf(stderr, "dashboard: %s%s\n", dashboard_->url().c_str(),
+                   common_.token.empty() ? "" : " (open it with ?token=TOKEN)");
   }
 }
 

@@ -75,6 +75,9 @@ class RunSetup {
   std::string speed_line(const RunSummary& run) const;
 
  private:
+  // --token, --token-file, --bind: a dashboard other machines can reach needs a token.
+  void check_dashboard_access();
+
   CommonOptions common_;
   std::string command_;
   std::filesystem::path out_;

@@ -177,8 +177,11 @@ a{color:var(--accent)}
     });
     document.documentElement.dataset.updated = String(Date.now());
   }
+  // A dashboard with a token: the page was opened as /?token=..., and passes it on.
+  var token = new URLSearchParams(location.search).get("token");
+  var status_url = "/api/status" + (token ? "?token=" + encodeURIComponent(token) : "");
   function tick() {
-    fetch("/api/status", {cache: "no-store"})
+    fetch(status_url, {cache: "no-store"})
       .then(function (r) { if (!r.ok) throw new Error(r.status); return r.json(); })
       .then(render)
       .catch(function () { el("state").textContent = "disconnected"; el("state").className = "pill disconnected"; });

@@ -134,7 +134,8 @@ RunDashboard::Impl::Impl(DashboardOptions opts)
                                                 const double cpu = sampler->cpu_seconds();
                                                 MutexLock lock(mutex_);
                                                 return live.metrics_text(unix_now(), cpu);
-                                              }});
+                                              }},
+                                          options.token());
   if (!options.out_dir().empty()) {
     std::error_code ec;
     std::filesystem::create_directories(options.out_dir(), ec);

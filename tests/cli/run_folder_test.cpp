@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <fstream>
 #include <map>
 #include <string>
 #include <utility>
@@ -165,4 +166,36 @@ TEST(RunFolder, ShardsOfASmallSweepShareItsJobsEvenly) {
   EXPECT_NE(empty.out.find("nothing to run: this share of the sweep holds none of its jobs"), std::string::npos)
       << empty.out;
   EXPECT_EQ(empty.out.find("0.00x"), std::string::npos) << empty.out;
+}
+
+// A dashboard other machines can reach needs a token; the token is checked
+// before anything is written, and never lands in the journal. (What the
+// server answers with and without it: live_server_test.)
+TEST(RunFolder, ADashboardOffLoopbackNeedsATokenAndTheTokenStaysOutOfTheJournal) {
+  TempDir dir;
+  BusyPort free_port;
+  const auto port = std::to_string(free_port.port());
+  free_port.close();
+  const auto out = dir / "run";
+  const std::string token = "tok-0123456789abcdef";
+  {
+    std::ofstream(dir / "token") << token << "\n";
+    std::ofstream(dir / "empty") << "\n";
+  }
+  const std::vector<std::pair<std::vector<std::string>, std::string>> refused = {
+      {{"--serve", port, "--bind", "0.0.0.0"}, "--token"},
+      {{"--serve", port, "--bind", "0.0.0.0", "--token", "short"}, "at least 16"},
+      {{"--token", token}, "--serve"},
+      {{"--serve", port, "--token", token, "--token-file", (dir / "token").string()}, "give one"},
+      {{"--serve", port, "--token-file", (dir / "missing").string()}, "cannot be read"},
+      {{"--serve", port, "--token-file", (dir / "empty").string()}, "no token"},
+  };
+  for (const auto& [extra, fragment] : refused) {
+    expect_refused(run_packtrain(kfold(out, {}, extra)), fragment);
+    EXPECT_FALSE(std::filesystem::exists(out)) << fragment;
+  }
+  const auto ok = run_packtrain(kfold(out, {}, {"--serve", port, "--bind", "0.0.0.0", "--token-file",
+                                                 (dir / "token").string()}));
+  ASSERT_EQ(ok.exit_code, 0) << ok.err;
+  EXPECT_EQ(read_file(out / "journal.sqlite").find(token), std::string::npos) << "the token is in the journal";
 }

@@ -137,7 +137,7 @@ TEST(LiveServer, ServesTheLivePage) {
   EXPECT_EQ(res->get_header_value("Content-Type"), "text/html; charset=utf-8");
   EXPECT_EQ(res->body, live_page_html());
   EXPECT_NE(res->body.find("id=\"job-count\""), std::string::npos);
-  EXPECT_NE(res->body.find("fetch(\"/api/status\""), std::string::npos);
+  EXPECT_NE(res->body.find("var status_url = \"/api/status\""), std::string::npos);
   EXPECT_EQ(res->body.find("http://"), std::string::npos);  // nothing from the network
   EXPECT_EQ(res->body.find("https://"), std::string::npos);
 }
@@ -190,4 +190,83 @@ TEST(LiveServer, DashboardOnATakenPortThrowsBeforeWritingFiles) {
   TempDir dir;
   EXPECT_THROW(RunDashboard(DashboardOptions().out_dir(dir / "run").cores({0}).serve_port(taken.port())), Error);
   EXPECT_FALSE(std::filesystem::exists(dir / "run"));
+}
+
+// A token: every request carries it (bearer or ?token=), or gets 401 and
+// nothing of the run; the page passes the token it was opened with on.
+TEST(LiveServer, WithATokenEveryRequestMustCarryIt) {
+  const std::string token = "0123456789abcdef0123";
+  LiveServer server("127.0.0.1", 0,
+                    {.status_json = [] { return std::string("{\"secret\":1}"); },
+                     .metrics_text = [] { return std::string("# TYPE x gauge\nx 1\n"); }},
+                    token);
+  for (const char* path : {"/", "/api/status", "/metrics", "/?token=0123456789abcdef012", "/api/status?token=",
+                           "/metrics?token=0123456789abcdef01234", "/nothing"}) {
+    const auto res = get(server.port(), path);
+    ASSERT_TRUE(res) << path;
+    EXPECT_EQ(res->status, 401) << path;
+    EXPECT_EQ(res->get_header_value("WWW-Authenticate"), "Bearer realm=\"packtrain\"") << path;
+    EXPECT_EQ(res->body.find("secret"), std::string::npos) << path;
+  }
+  const auto by_query = get(server.port(), "/api/status?token=" + token);
+  ASSERT_TRUE(by_query);
+  EXPECT_EQ(by_query->status, 200);
+  EXPECT_EQ(by_query->body, "{\"secret\":1}");
+  httplib::Client client("127.0.0.1", server.port());
+  client.set_bearer_token_auth(token.c_str());
+  const auto by_bearer = client.Get("/metrics");
+  ASSERT_TRUE(by_bearer);
+  EXPECT_EQ(by_bearer->status, 200);
+  EXPECT_EQ(by_bearer->get_header_value("X-Content-Type-Options"), "nosniff");
+  client.set_bearer_token_auth("wrong-token-wrong-token");
+  const auto wrong = client.Get("/metrics");
+  ASSERT_TRUE(wrong);
+  EXPECT_EQ(wrong->status, 401);
+  // The page: its status URL takes the token it was opened with.
+  const auto page = get(server.port(), "/?token=" + token);
+  ASSERT_TRUE(page);
+  EXPECT_EQ(page->status, 200);
+  EXPECT_NE(page->body.find("new URLSearchParams(location.search).get(\"token\")"), std::string::npos);
+  EXPECT_NE(page->get_header_value("Content-Security-Policy").find("default-src 'self'"), std::string::npos);
+}
+
+TEST(LiveServer, AServerWithoutATokenAnswersEveryone) {
+  LiveServer server("127.0.0.1", 0, {.status_json = [] { return std::string("{}"); }});
+  const auto res = get(server.port(), "/api/status?token=anything");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+}
+
+TEST(LiveServer, TokensCompareWholly) {
+  EXPECT_TRUE(same_token("0123456789abcdef", "0123456789abcdef"));
+  EXPECT_TRUE(same_token("", ""));
+  EXPECT_FALSE(same_token("0123456789abcdeF", "0123456789abcdef"));  // the last byte
+  EXPECT_FALSE(same_token("X123456789abcdef", "0123456789abcdef"));  // the first byte
+  EXPECT_FALSE(same_token("0123456789abcde", "0123456789abcdef"));   // a prefix
+  EXPECT_FALSE(same_token("0123456789abcdef0", "0123456789abcdef"));  // longer
+  EXPECT_FALSE(same_token("", "0123456789abcdef"));
+  EXPECT_FALSE(same_token(std::string("0123456789abcde\0", 16), "0123456789abcde"));  // a NUL is not an end
+}
+
+TEST(LiveServer, OnlyLoopbackAddressesCountAsThisMachineOnly) {
+  EXPECT_TRUE(is_loopback("127.0.0.1"));
+  EXPECT_TRUE(is_loopback("127.1.2.3"));
+  EXPECT_TRUE(is_loopback("::1"));
+  EXPECT_TRUE(is_loopback("localhost"));
+  EXPECT_FALSE(is_loopback("0.0.0.0"));
+  EXPECT_FALSE(is_loopback("::"));
+  EXPECT_FALSE(is_loopback("10.0.0.1"));
+  EXPECT_FALSE(is_loopback("no-such-host.invalid"));
+}
+
+// More connections than the server takes at once are all answered, in turn.
+TEST(LiveServer, ManyConnectionsAtOnceAreAllAnswered) {
+  LiveServer server("127.0.0.1", 0, {.status_json = [] { return std::string("{}"); }});
+  std::vector<std::future<int>> answers;
+  for (int i = 0; i < 40; ++i)
+    answers.push_back(std::async(std::launch::async, [port = server.port()] {
+      const auto res = get(port, "/api/status");
+      return res ? res->status : -1;
+    }));
+  for (auto& a : answers) EXPECT_EQ(a.get(), 200);
 }

@@ -14,13 +14,31 @@
 // and HEAD are answered. Port 0 asks the kernel for a free port; port()
 // says which one it gave.
 //
+// With a token, every request must carry it, as "Authorization: Bearer
+// TOKEN" (Prometheus' bearer_token) or as "?token=TOKEN" (a browser: the
+// page passes it on to /api/status); others get 401. The token is compared
+// in constant time. Responses say nosniff, and the page's
+// Content-Security-Policy allows nothing from elsewhere. Bounded: 2 request
+// threads, at most 16 accepted connections waiting for them (beyond that
+// the accepting thread serves the next one itself, so it accepts no more
+// meanwhile), 5 s to read a request, no request body, 8 KiB of headers.
+//
 //   LiveServer server("127.0.0.1", 0, {.status_json = [&] { return ...; }, .metrics_text = [&] { return ...; }});
 //   std::printf("dashboard: %s\n", server.url().c_str());
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 namespace packtrain::dashboard {
+
+// True when every address `bind` resolves to is a loopback one (127.0.0.0/8,
+// ::1): only this machine can reach a server bound there.
+bool is_loopback(const std::string& bind);
+
+// `given` equals `expected`, in a time that depends on their lengths only,
+// never on where they first differ.
+bool same_token(std::string_view given, std::string_view expected);
 
 // Throws the Error LiveServer would (the port in use, no such address)
 // without serving anything: a run checks --serve before it writes a file.
@@ -34,9 +52,10 @@ class LiveServer {
     std::function<std::string()> metrics_text;
   };
 
-  // Binds and starts serving. Throws Error naming the address when it
-  // cannot bind (port in use, no such address).
-  LiveServer(const std::string& bind, int port, Content content);
+  // Binds and starts serving; a non-empty token is required of every
+  // request. Throws Error naming the address when it cannot bind (port in
+  // use, no such address).
+  LiveServer(const std::string& bind, int port, Content content, std::string token = "");
   ~LiveServer();  // stops serving and joins its threads
   LiveServer(const LiveServer&) = delete;
   LiveServer& operator=(const LiveServer&) = delete;

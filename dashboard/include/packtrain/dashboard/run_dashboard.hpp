@@ -56,6 +56,9 @@ class DashboardOptions {
   DashboardOptions& serve_port(int port) { serve_port_ = port; return *this; }
   // The address the live view listens on. Default 127.0.0.1: this machine only.
   DashboardOptions& bind(std::string address) { bind_ = std::move(address); return *this; }
+  // Required of every request when not empty (LiveServer): what a live view
+  // reachable from other machines needs.
+  DashboardOptions& token(std::string token) { token_ = std::move(token); return *this; }
   // The run's journal: job specs for the trace's args, and the sweep's meta
   // (command, group_by, metric, plot_*) for the report. Optional.
   DashboardOptions& journal(const Journal* journal) { journal_ = journal; return *this; }
@@ -72,6 +75,7 @@ class DashboardOptions {
   int trace_ms() const { return trace_ms_; }
   const std::optional<int>& serve_port() const { return serve_port_; }
   const std::string& bind() const { return bind_; }
+  const std::string& token() const { return token_; }
   const Journal* journal() const { return journal_; }
   const nlohmann::json& meta() const { return meta_; }
   const std::vector<std::shared_ptr<SampleSource>>& sources() const { return sources_; }
@@ -84,6 +88,7 @@ class DashboardOptions {
   int trace_ms_ = 1000;
   std::optional<int> serve_port_;
   std::string bind_ = "127.0.0.1";
+  std::string token_;
   const Journal* journal_ = nullptr;
   nlohmann::json meta_ = nlohmann::json::object();
   std::vector<std::shared_ptr<SampleSource>> sources_;
