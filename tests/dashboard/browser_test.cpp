@@ -171,6 +171,28 @@ TEST(Browser, LivePageShowsOneTrackPerCoreAndTheJobCount) {
   EXPECT_TRUE(std::filesystem::exists(dir / "run" / "report.html"));
 }
 
+// A live view with a token: the page opened with ?token= passes it on, and
+// draws the run; opened without, the server answers 401 and shows nothing.
+TEST(Browser, ALivePageWithATokenDrawsTheRunOnlyWhenOpenedWithIt) {
+  ASSERT_TRUE(std::filesystem::exists(PACKTRAIN_CHROMIUM)) << PACKTRAIN_CHROMIUM << " is missing: run scripts/setup.sh";
+  TempDir dir;
+  const std::string token = "browser-token-0123456789";
+  Child driver = spawn({PACKTRAIN_DASHBOARD_DRIVER, "--out", (dir / "run").string(), "--jobs", "6", "--job-ms", "2000",
+                        "--serve", "--token", token},
+                       true, (dir / "driver.log").string());
+  const std::string port_line = read_line(driver.from_child);
+  (void)read_line(driver.from_child);  // cores
+  ASSERT_EQ(port_line.rfind("port ", 0), 0u) << port_line << read_file(dir / "driver.log");
+  const std::string base = "http://127.0.0.1:" + port_line.substr(5) + "/";
+  const std::string with = dump_dom(base + "?token=" + token, dir);
+  EXPECT_NE(with.find("data-updated="), std::string::npos) << with.substr(0, 2000);
+  EXPECT_EQ(job_count(with), "6");
+  const std::string without = dump_dom(base, dir);
+  EXPECT_EQ(without.find("data-updated="), std::string::npos) << without.substr(0, 2000);
+  EXPECT_EQ(without.find("job-count"), std::string::npos) << "the page itself was served without the token";
+  EXPECT_EQ(driver.finish(), 0) << read_file(dir / "driver.log");
+}
+
 TEST(Browser, ReportShowsOneTrackPerCoreTheJobCountAndItsScriptRuns) {
   ASSERT_TRUE(std::filesystem::exists(PACKTRAIN_CHROMIUM)) << PACKTRAIN_CHROMIUM << " is missing: run scripts/setup.sh";
   TempDir dir;

@@ -4,7 +4,7 @@
 // test program: no training happens).
 //
 //   dashboard_driver --out DIR [--jobs N] [--job-ms MS] [--sweep kfold|lth]
-//                    [--fail] [--sample-ms MS] [--serve]
+//                    [--fail] [--sample-ms MS] [--serve [--token T]]
 //
 // With --serve it prints "port P" and "cores K" on stdout before the run,
 // "finished" after it, and keeps serving until its stdin closes (or reads
@@ -35,6 +35,7 @@ struct Options {
   bool fail = false;
   int sample_ms = 100;
   bool serve = false;
+  std::string token;  // required of the live view's requests
 };
 
 Options parse(int argc, char** argv) {
@@ -52,6 +53,7 @@ Options parse(int argc, char** argv) {
     else if (a == "--sample-ms") o.sample_ms = std::stoi(value());
     else if (a == "--fail") o.fail = true;
     else if (a == "--serve") o.serve = true;
+    else if (a == "--token") o.token = value();
     else throw packtrain::Error("unknown option " + a);
   }
   if (o.out.empty()) throw packtrain::Error("--out is required");
@@ -164,7 +166,7 @@ int main(int argc, char** argv) {
                        .rank(0)
                        .sample_ms(o.sample_ms)
                        .journal(journal.get());
-    if (o.serve) options.serve_port(0);
+    if (o.serve) options.serve_port(0).token(o.token);
     packtrain::dashboard::RunDashboard dash(options);
     if (o.serve) {
       std::printf("port %d\ncores %d\n", dash.port(), node.core_count());
