@@ -256,6 +256,15 @@ RunSummary RunSetup::run() {
     run_options_.sharing = sharing_.get();
   }
   auto summary = runner_->run(run_options_);
+  if (!summary.journal_error.empty()) {
+    // Nothing more is written (finish, print_outputs): the disk that could
+    // not take the journal would not take the results either.
+    journal_failed_ = true;
+    std::fprintf(stderr,
+                 "packtrain %s: stopped: the journal cannot be written (%s); nothing more was started and what the "
+                 "journal holds is intact: free space, then run the same command with --resume\n",
+                 command_.c_str(), summary.journal_error.c_str());
+  }
   if (sharing_) {
     sharing_->finish();
     const auto stats = sharing_->stats();
@@ -388,7 +397,7 @@ nlohmann::json RunSetup::summary_json(const RunSummary& run) const {
 }
 
 void RunSetup::finish(const RunSummary& run, const nlohmann::json& summary) {
-  if (!is_root()) return;
+  if (!is_root() || journal_failed_) return;
   journal_->set_meta("summary", summary.dump());
   // From the journal, as `packtrain report DIR` rebuilds them.
   dashboard::write_results(dashboard::read_run(out_, *journal_));
@@ -400,7 +409,7 @@ int RunSetup::ranks() const { return mpi_ ? mpi_->size() : 1; }
 std::string RunSetup::speed_line(const RunSummary& run) const { return format_speedup(run, total_cores_, ranks()); }
 
 void RunSetup::print_outputs() const {
-  if (common_.quiet || !is_root()) return;
+  if (common_.quiet || !is_root() || journal_failed_) return;
   std::printf("results: %s  (also results.json, report.html, trace.json, journal.sqlite)\n",
               (out_ / "results.csv").c_str());
 }

@@ -87,6 +87,7 @@ class RunSetup {
   int shard_ = 0, shards_ = 1;
   NodeResources node_;
   int total_cores_ = 0;
+  bool journal_failed_ = false;  // run(): a journal write failed; nothing more is written
   std::unique_ptr<Journal> journal_;
   std::unique_ptr<Executor> executor_;
   std::unique_ptr<JobRunner> runner_;

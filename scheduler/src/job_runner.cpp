@@ -27,6 +27,7 @@ struct JobRunner::Helpers {
 };
 
 int RunSummary::exit_code() const {
+  if (!journal_error.empty()) return 1;
   if (interrupted) return 130;
   return (failed + diverged + skipped + cancelled) > 0 ? 1 : 0;
 }
@@ -101,7 +102,19 @@ void JobRunner::emit(JobEvent event) {
 }
 
 void JobRunner::write_journal(std::function<void(Journal&)> write) {
-  if (auto* journal = options_->journal) events_->push([journal, write = std::move(write)] { write(*journal); });
+  auto* journal = options_->journal;
+  if (!journal) return;
+  events_->push([this, journal, write = std::move(write)] {
+    if (!journal_error_.empty()) return;  // the journal keeps what it has; nothing half-written after
+    try {
+      write(*journal);
+    } catch (const std::exception& e) {
+      // A full disk or an I/O error: place nothing more whose result could
+      // not be kept, and stop the running jobs (Ctrl-C's path).
+      journal_error_ = e.what();
+      request_stop();
+    }
+  });
 }
 
 void JobRunner::request_stop() {
@@ -197,6 +210,7 @@ RunSummary JobRunner::run(const RunOptions& options) {
 
   // This thread delivers what the run tells the journal and the sinks,
   // until the run's last event.
+  journal_error_.clear();
   const std::exception_ptr delivery_error = events_->deliver_until_closed();
 
   RunSummary summary;
@@ -205,6 +219,7 @@ RunSummary JobRunner::run(const RunOptions& options) {
     // Stopped with work undone: jobs never started, or jobs that stopped
     // early (cancelled) when asked to.
     summary_.interrupted = stop_.stop_requested() && (!graph_.all_ended() || summary_.cancelled > 0);
+    summary_.journal_error = journal_error_;
     summary_.makespan_s = now();
     summary_.peak_cores_in_use = ledger_.peak_cores_in_use();
     summary_.jobs = records_;

@@ -199,3 +199,24 @@ TEST(RunFolder, ADashboardOffLoopbackNeedsATokenAndTheTokenStaysOutOfTheJournal)
   ASSERT_EQ(ok.exit_code, 0) << ok.err;
   EXPECT_EQ(read_file(out / "journal.sqlite").find(token), std::string::npos) << "the token is in the journal";
 }
+
+// The disk fills during the run (the shell's file-size limit: the journal's
+// writes then fail with EFBIG, a real I/O error): one line saying so, exit
+// 1, no results claimed; once the space is back, --resume finishes.
+TEST(RunFolder, AJournalThatCannotBeWrittenStopsTheRunAndResumeFinishesIt) {
+  TempDir dir;
+  const auto out = dir / "run";
+  auto args = kfold(out, {{"--schedules", "cosine,warm"}, {"--folds", "3"}});
+  std::string command = "ulimit -f 200; trap '' XFSZ; exec";
+  for (const auto& a : packtrain::testing::packtrain_argv(args, {})) command += " '" + a + "'";
+  const auto full = run_command({"/bin/sh", "-c", command});
+  EXPECT_EQ(full.exit_code, 1) << full.err;
+  EXPECT_TRUE(one_line(full.err)) << full.err;
+  EXPECT_NE(full.err.find("stopped: the journal cannot be written"), std::string::npos) << full.err;
+  EXPECT_NE(full.err.find("--resume"), std::string::npos) << full.err;
+  EXPECT_EQ(full.out.find("results: "), std::string::npos) << "results claimed: " << full.out;
+  args.push_back("--resume");
+  const auto resumed = run_packtrain(args);
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_EQ(read_results_csv(out / "results.csv").second.size(), 6u);
+}

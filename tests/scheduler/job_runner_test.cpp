@@ -6,10 +6,14 @@
 #include "scheduler/runner_fixture.hpp"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <sys/resource.h>
 #include <omp.h>
 #include <sched.h>
 
 #include <algorithm>
+#include <csignal>
+#include <filesystem>
 #include <atomic>
 #include <condition_variable>
 #include <map>
@@ -251,6 +255,77 @@ TEST(JobRunner, StopLetsRunningJobsFinishAndStartsNothingNew) {
   }
   EXPECT_EQ(queued, 8);
   EXPECT_EQ(cancelled, 2);
+}
+
+// A full disk mid-run (the journal's file may grow no more: RLIMIT_FSIZE, as
+// a real write then fails): the run starts nothing more and says why, the
+// journal keeps what it had and passes SQLite's integrity check, and a
+// resume once the space is back runs only the jobs not recorded done.
+TEST(JobRunner, AJournalThatCannotBeWrittenStopsTheRunKeepsWhatItHasAndResumeFinishes) {
+  packtrain::testing::TempDir dir;
+  const auto path = dir / "journal.sqlite";
+  std::signal(SIGXFSZ, SIG_IGN);  // a write past the limit fails (EFBIG) instead of killing the process
+  rlimit before{};
+  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &before), 0);
+  constexpr int kJobs = 12;
+  std::atomic<int> runs{0};
+  const auto add_jobs = [&](JobRunner& runner, bool fill_disk) {
+    for (int i = 0; i < kJobs; ++i) {
+      Job job = sleeping_job("j" + std::to_string(i), 20);
+      job.run = [&runs, &before, path, i, fill_disk, sleep = job.run](JobContext& ctx) {
+        ++runs;
+        if (fill_disk && i == 5) {  // from here on the journal's WAL can grow no more
+          rlimit full = before;
+          full.rlim_cur = std::filesystem::file_size(path.string() + "-wal");
+          setrlimit(RLIMIT_FSIZE, &full);
+        }
+        return sleep(ctx);
+      };
+      runner.add(job);
+    }
+  };
+  {
+    VirtualRun r(2);
+    auto journal = Journal::open(path);
+    add_jobs(*r.runner, true);
+    r.options.journal = journal.get();
+    const auto s = r.runner->run(r.options);
+    ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &before), 0);
+    EXPECT_NE(s.journal_error.find("journal"), std::string::npos) << s.journal_error;
+    EXPECT_EQ(s.exit_code(), 1);
+    EXPECT_LE(runs.load(), 8) << "jobs were still started after the journal failed";
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  std::string integrity;
+  sqlite3_exec(
+      db, "PRAGMA integrity_check",
+      [](void* out, int, char** values, char**) {
+        *static_cast<std::string*>(out) += values[0] ? values[0] : "";
+        return 0;
+      },
+      &integrity, nullptr);
+  sqlite3_close(db);
+  EXPECT_EQ(integrity, "ok");
+  int done_before = 0;
+  for (const auto& rec : Journal::open(path)->records()) done_before += rec.status == JobStatus::done;
+  EXPECT_GE(done_before, 1) << "the jobs done before the disk filled are kept";
+  EXPECT_LT(done_before, kJobs);
+
+  runs = 0;
+  VirtualRun again(2);
+  auto journal = Journal::open(path);
+  add_jobs(*again.runner, false);
+  again.options.journal = journal.get();
+  again.options.resume = true;
+  const auto s = again.runner->run(again.options);
+  EXPECT_TRUE(s.journal_error.empty()) << s.journal_error;
+  EXPECT_EQ(s.exit_code(), 0);
+  EXPECT_EQ(s.resumed, done_before);
+  EXPECT_EQ(runs.load(), kJobs - done_before);
+  int done = 0;
+  for (const auto& rec : journal->records()) done += rec.status == JobStatus::done;
+  EXPECT_EQ(done, kJobs);
 }
 
 TEST(JobRunner, RefusesAJobNeedingMoreCoresThanTheNodeHas) {

@@ -121,8 +121,14 @@ struct RunSummary {
   int peak_cores_in_use = 0;
   int ignored_remote_ends = 0;          // ends from other processes for jobs running here or ended
   bool interrupted = false;
+  // The first journal write that failed (a full disk, an I/O error): the
+  // run then started nothing new and asked the running jobs to stop, as
+  // for Ctrl-C; the journal holds everything written before, and --resume
+  // finishes the run. Empty: every write went through.
+  std::string journal_error;
 
-  // 0 all done; 1 some failed, diverged or skipped; 130 interrupted.
+  // 0 all done; 1 some failed, diverged or skipped, or the journal could
+  // not be written; 130 interrupted (Ctrl-C).
   int exit_code() const;
 };
 
@@ -198,6 +204,8 @@ class JobRunner {
   double start_time_ = 0;
   std::stop_source stop_;                             // request_stop(): once, never reset
   const std::unique_ptr<EventQueue> events_;         // journal writes and sink calls, in order
+  // Touched by the delivering thread only (run()'s): the first failed journal write.
+  std::string journal_error_;
 
   Mutex mutex_;
   bool active_ PACKTRAIN_GUARDED_BY(mutex_) = false;  // run() is under way
