@@ -81,6 +81,16 @@ Parallelism default_parallelism(const std::string& model) {
   return model == "mlp" ? Parallelism::threads : Parallelism::replicas;
 }
 
+void check_sweep_cores(int cores_per_job, int max_cores_per_job, std::int64_t micro_batch, std::int64_t batch_size) {
+  if (cores_per_job < 1) throw Error("--cores-per-job must be at least 1");
+  if (max_cores_per_job != 0 && max_cores_per_job < cores_per_job)
+    throw Error("--max-cores-per-job " + std::to_string(max_cores_per_job) + " is below --cores-per-job " +
+                std::to_string(cores_per_job));
+  if (micro_batch < 1 || batch_size % micro_batch != 0)
+    throw Error("--micro-batch " + std::to_string(micro_batch) + " does not divide --batch-size " +
+                std::to_string(batch_size) + " (a step's batch is cut into equal micro-batches)");
+}
+
 void DataParallelOptions::validate() const {
   train().validate();
   const auto batch = train().batch_size();

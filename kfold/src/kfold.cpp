@@ -31,13 +31,8 @@ KFold::KFold(std::shared_ptr<const data::DatasetSplit> data, KFoldOptions option
   if (options_.folds() > used)
     throw Error("--folds " + std::to_string(options_.folds()) + " is more than the " + std::to_string(used) +
                 " training samples");
-  if (options_.cores_per_job() < 1) throw Error("--cores-per-job must be at least 1");
-  if (options_.max_cores_per_job() != 0 && options_.max_cores_per_job() < options_.cores_per_job())
-    throw Error("--max-cores-per-job " + std::to_string(options_.max_cores_per_job()) + " is below --cores-per-job " +
-                std::to_string(options_.cores_per_job()));
-  if (options_.micro_batch() < 1 || trainer.batch_size() % options_.micro_batch() != 0)
-    throw Error("--micro-batch " + std::to_string(options_.micro_batch()) + " does not divide --batch-size " +
-                std::to_string(trainer.batch_size()) + " (a step's batch is cut into equal micro-batches)");
+  dataparallel::check_sweep_cores(options_.cores_per_job(), options_.max_cores_per_job(), options_.micro_batch(),
+                                  trainer.batch_size());
   const auto labels = data_->train.labels.slice(0, 0, used);
   folds_ = std::make_shared<const std::vector<data::Fold>>(
       data::kfold_splits(labels, options_.folds(), options_.seed(), options_.stratified()));

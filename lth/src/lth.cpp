@@ -161,13 +161,8 @@ LotteryTicketSweep::LotteryTicketSweep(std::shared_ptr<const data::DatasetSplit>
   }
   if (!(options_.tolerance() >= 0.0 && options_.tolerance() < 1.0)) throw Error("--tolerance must be in [0, 100) points");
   if (options_.limit() < 0) throw Error("--limit must not be negative");
-  if (options_.cores_per_job() < 1) throw Error("--cores-per-job must be at least 1");
-  if (options_.max_cores_per_job() != 0 && options_.max_cores_per_job() < options_.cores_per_job())
-    throw Error("--max-cores-per-job " + std::to_string(options_.max_cores_per_job()) + " is below --cores-per-job " +
-                std::to_string(options_.cores_per_job()));
-  if (options_.micro_batch() < 1 || t.batch_size() % options_.micro_batch() != 0)
-    throw Error("--micro-batch " + std::to_string(options_.micro_batch()) + " does not divide --batch-size " +
-                std::to_string(t.batch_size()) + " (a step's batch is cut into equal micro-batches)");
+  dataparallel::check_sweep_cores(options_.cores_per_job(), options_.max_cores_per_job(), options_.micro_batch(),
+                                  t.batch_size());
   if (!options_.transfer().empty()) {
     transfer_data_ = data::shared_dataset(options_.transfer());
     const auto& d = *transfer_data_;

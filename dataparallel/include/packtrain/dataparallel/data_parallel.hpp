@@ -101,6 +101,11 @@ std::string_view to_string(Parallelism parallelism);
 // on 2 cores): threads for mlp, replicas for the others.
 Parallelism default_parallelism(const std::string& model);
 
+// A sweep's jobs on several cores (kfold, lth: --cores-per-job,
+// --max-cores-per-job, --micro-batch): throws packtrain::Error naming the
+// first bad value (max_cores_per_job 0 means cores_per_job).
+void check_sweep_cores(int cores_per_job, int max_cores_per_job, std::int64_t micro_batch, std::int64_t batch_size);
+
 struct DataParallelOptions {
   // What one core would do: epochs, the global batch, optimizer, lr,
   // schedule, seed (data order and augmentation), checkpoints, resume,
