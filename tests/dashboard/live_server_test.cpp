@@ -6,7 +6,11 @@
 #include "dashboard/prometheus_parser.hpp"
 
 #include <gtest/gtest.h>
+#include <arpa/inet.h>
 #include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <future>
 #include <thread>
@@ -259,14 +263,35 @@ TEST(LiveServer, OnlyLoopbackAddressesCountAsThisMachineOnly) {
   EXPECT_FALSE(is_loopback("no-such-host.invalid"));
 }
 
+// One GET on a plain socket; the response's status line. (Not httplib's
+// client: 40 of them at once share its regexes, which the uninstrumented
+// library builds where ThreadSanitizer cannot see it.)
+std::string raw_get_status_line(int port, const std::string& path) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    if (fd >= 0) ::close(fd);
+    return "no connection";
+  }
+  const std::string request = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+  (void)::write(fd, request.data(), request.size());
+  std::string response;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) response.append(buf, static_cast<std::size_t>(n));
+  ::close(fd);
+  return response.substr(0, response.find("\r\n"));
+}
+
 // More connections than the server takes at once are all answered, in turn.
 TEST(LiveServer, ManyConnectionsAtOnceAreAllAnswered) {
   LiveServer server("127.0.0.1", 0, {.status_json = [] { return std::string("{}"); }});
-  std::vector<std::future<int>> answers;
+  std::vector<std::future<std::string>> answers;
   for (int i = 0; i < 40; ++i)
     answers.push_back(std::async(std::launch::async, [port = server.port()] {
-      const auto res = get(port, "/api/status");
-      return res ? res->status : -1;
+      return raw_get_status_line(port, "/api/status");
     }));
-  for (auto& a : answers) EXPECT_EQ(a.get(), 200);
+  for (auto& a : answers) EXPECT_EQ(a.get(), "HTTP/1.1 200 OK");
 }
