@@ -11,6 +11,8 @@
 #include <iostream>
 #include <string>
 
+#include <unistd.h>
+
 namespace {
 
 struct Subcommand {
@@ -42,6 +44,19 @@ void print_version() {
             << "  CUDA     " << (PACKTRAIN_BUILD_HAS_CUDA ? "yes" : "no (LibTorch without CUDA)") << "\n";
 }
 
+// One write for the whole line: std::cerr is unbuffered, and under mpirun the
+// ranks share one stderr, where pieces written separately interleave.
+void print_error(const std::string& command, const std::string& what) {
+  const std::string line = "packtrain " + command + ": error: " + what + "\n";
+  std::cerr.flush();
+  // A pipe takes up to PIPE_BUF bytes in one write whole.
+  for (std::size_t at = 0; at < line.size();) {
+    const auto n = ::write(STDERR_FILENO, line.data() + at, line.size() - at);
+    if (n <= 0) break;
+    at += static_cast<std::size_t>(n);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -63,13 +78,13 @@ int main(int argc, char** argv) {
     try {
       return c.run(argc - 1, argv + 1);
     } catch (const packtrain::Error& e) {
-      std::cerr << "packtrain " << name << ": error: " << e.what() << "\n";
+      print_error(name, e.what());
       return 2;
     } catch (const std::exception& e) {
       // Anything else escaping a subcommand is still reported on one line.
       std::string what = e.what();
       what = what.substr(0, what.find('\n'));
-      std::cerr << "packtrain " << name << ": error: " << what << "\n";
+      print_error(name, what);
       return 2;
     }
   }
