@@ -1,4 +1,6 @@
 // CIFAR-10 binary batches: records of 1 label byte and 3 x 32 x 32 image bytes.
+#include "bytes.hpp"
+
 #include <packtrain/data/readers.hpp>
 #include <packtrain/scheduler/error.hpp>
 
@@ -25,7 +27,9 @@ constexpr std::int64_t kClasses = 10;
 
 }  // namespace
 
-Dataset read_cifar_batch(const std::filesystem::path& path) {
+namespace detail {
+
+Dataset read_cifar_batch_bytes(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) fail(path, "cannot be opened");
   std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -46,17 +50,17 @@ Dataset read_cifar_batch(const std::filesystem::path& path) {
     label_data[i] = record[0];
     std::memcpy(image_data + i * kImageBytes, record + 1, kImageBytes);
   }
-  return Dataset{images.to(torch::kFloat32).div_(255.0), labels};
+  return Dataset{images, labels};
 }
 
-DatasetSplit read_cifar_folder(const std::filesystem::path& folder, const std::string& name) {
+DatasetSplit read_cifar_folder_bytes(const std::filesystem::path& folder, const std::string& name) {
   std::vector<at::Tensor> images;
   std::vector<at::Tensor> labels;
   std::error_code ec;
   for (int b = 1; b <= 5; ++b) {
     const auto path = folder / ("data_batch_" + std::to_string(b) + ".bin");
     if (!std::filesystem::is_regular_file(path, ec)) continue;
-    auto part = read_cifar_batch(path);
+    auto part = read_cifar_batch_bytes(path);
     images.push_back(part.images);
     labels.push_back(part.labels);
   }
@@ -67,11 +71,26 @@ DatasetSplit read_cifar_folder(const std::filesystem::path& folder, const std::s
   DatasetSplit split;
   split.name = name;
   split.train = Dataset{torch::cat(images), torch::cat(labels)};
-  split.test = read_cifar_batch(test_path);
+  split.test = read_cifar_batch_bytes(test_path);
   split.classes = kClasses;
   split.channels = kChannels;
   split.height = kSide;
   split.width = kSide;
+  return split;
+}
+
+}  // namespace detail
+
+Dataset read_cifar_batch(const std::filesystem::path& path) {
+  auto part = detail::read_cifar_batch_bytes(path);
+  part.images = detail::unit_interval(part.images);
+  return part;
+}
+
+DatasetSplit read_cifar_folder(const std::filesystem::path& folder, const std::string& name) {
+  auto split = detail::read_cifar_folder_bytes(folder, name);
+  split.train.images = detail::unit_interval(split.train.images);
+  split.test.images = detail::unit_interval(split.test.images);
   return split;
 }
 

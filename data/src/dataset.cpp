@@ -1,12 +1,17 @@
+#include "bytes.hpp"
+
 #include <packtrain/data/dataset.hpp>
 #include <packtrain/data/readers.hpp>
 #include <packtrain/scheduler/error.hpp>
 
 #include <torch/torch.h>
 
+#include <array>
+#include <cmath>
 #include <future>
 #include <map>
 #include <mutex>
+#include <vector>
 #include <optional>
 
 namespace packtrain::data {
@@ -19,16 +24,18 @@ bool has_file(const std::filesystem::path& folder, const std::string& name) {
   return std::filesystem::is_regular_file(folder / name, ec);
 }
 
+// Images as bytes where the format has them (normalize_bytes takes them).
 DatasetSplit read_folder(const std::filesystem::path& folder, const std::string& name) {
   std::error_code ec;
   if (!std::filesystem::is_directory(folder, ec))
     throw Error("dataset '" + folder.string() +
                 "' not found: expected fashion-mnist, mnist-digits or a folder of IDX or CIFAR-10 files");
   if (has_file(folder, "train-images-idx3-ubyte") || has_file(folder, "train-images-idx3-ubyte.gz"))
-    return read_idx_folder(folder, name);
-  if (has_file(folder, "data_batch_1.bin") || has_file(folder, "test_batch.bin")) return read_cifar_folder(folder, name);
+    return detail::read_idx_folder_bytes(folder, name);
+  if (has_file(folder, "data_batch_1.bin") || has_file(folder, "test_batch.bin"))
+    return detail::read_cifar_folder_bytes(folder, name);
   if (std::filesystem::is_directory(folder / "cifar-10-batches-bin", ec))
-    return read_cifar_folder(folder / "cifar-10-batches-bin", name);
+    return detail::read_cifar_folder_bytes(folder / "cifar-10-batches-bin", name);
   throw Error("dataset folder " + folder.string() +
               " holds neither IDX files (train-images-idx3-ubyte[.gz], ...) nor CIFAR-10 batches (data_batch_1.bin, ...)");
 }
@@ -51,13 +58,96 @@ void normalize_with_train_statistics(Dataset& train, Dataset& test) {
   test.images.sub_(m).div_(s);
 }
 
+namespace detail {
+
+at::Tensor unit_interval(const at::Tensor& bytes) { return bytes.to(torch::kFloat32).div_(255.0); }
+
+void normalize_bytes(Dataset& train, Dataset& test) {
+  const auto channels = train.images.size(1);
+  PACKTRAIN_CHECK(train.images.scalar_type() == torch::kUInt8 && test.images.scalar_type() == torch::kUInt8 &&
+                      train.images.dim() == 4 && test.images.dim() == 4 && test.images.size(1) == channels,
+                  "normalize_bytes: uint8 N x C x H x W images in both parts");
+  const auto train_bytes = train.images.contiguous();
+  const auto test_bytes = test.images.contiguous();
+  const std::int64_t plane = train_bytes.size(2) * train_bytes.size(3);
+
+  // Per channel, how often each byte occurs in the training part.
+  // Four counters per byte value, so that runs of one value (the zeros
+  // around a digit) do not wait on the same counter.
+  std::vector<std::array<std::int64_t, 4 * 256>> counts(static_cast<std::size_t>(channels));
+  {
+    const auto* p = train_bytes.data_ptr<std::uint8_t>();
+    for (std::int64_t n = 0; n < train_bytes.size(0); ++n)
+      for (std::int64_t c = 0; c < channels; ++c) {
+        auto& h = counts[static_cast<std::size_t>(c)];
+        std::int64_t i = 0;
+        for (; i + 4 <= plane; i += 4, p += 4) {
+          ++h[p[0]];
+          ++h[256 + p[1]];
+          ++h[512 + p[2]];
+          ++h[768 + p[3]];
+        }
+        for (; i < plane; ++i) ++h[*p++];
+      }
+  }
+  // The values the float path divides to (the same LibTorch kernel), then
+  // per channel the population mean and std over them, exact to a double
+  // (LibTorch's std_mean accumulates in double too), and the table of
+  // (x - mean) / std, computed by the same kernels as the float path's.
+  const auto unit = unit_interval(torch::arange(256, torch::kInt64).to(torch::kUInt8));
+  const auto* u = unit.data_ptr<float>();
+  auto tables = torch::empty({channels, 256}, torch::kFloat32);
+  for (std::int64_t c = 0; c < channels; ++c) {
+    std::array<std::int64_t, 256> h{};
+    for (int k = 0; k < 4 * 256; ++k) h[k % 256] += counts[static_cast<std::size_t>(c)][k];
+    long double n = 0, sum = 0;
+    for (int k = 0; k < 256; ++k) {
+      n += static_cast<long double>(h[k]);
+      sum += static_cast<long double>(h[k]) * u[k];
+    }
+    const long double mean = n > 0 ? sum / n : 0;
+    long double squares = 0;
+    for (int k = 0; k < 256; ++k) {
+      const long double d = static_cast<long double>(u[k]) - mean;
+      squares += static_cast<long double>(h[k]) * d * d;
+    }
+    const double variance = n > 0 ? static_cast<double>(squares / n) : 0.0;
+    const float m = static_cast<float>(static_cast<double>(mean));
+    const float deviation = static_cast<float>(std::sqrt(variance));
+    const float s = deviation > 0 ? deviation : 1.0f;  // a constant channel stays finite
+    tables[c].copy_(unit.sub(torch::full({1}, m, torch::kFloat32)).div_(torch::full({1}, s, torch::kFloat32)));
+  }
+
+  // One pass per part: each byte becomes its channel's table entry.
+  const auto* table = tables.data_ptr<float>();
+  const auto expand = [&](const at::Tensor& bytes) {
+    auto out = torch::empty(bytes.sizes(), torch::kFloat32);
+    const auto* in = bytes.data_ptr<std::uint8_t>();
+    auto* to = out.data_ptr<float>();
+    const std::int64_t planes = bytes.size(0) * channels;
+    at::parallel_for(0, planes, 64, [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t q = begin; q < end; ++q) {
+        const float* t = table + (q % channels) * 256;
+        const std::uint8_t* from = in + q * plane;
+        float* into = to + q * plane;
+        for (std::int64_t i = 0; i < plane; ++i) into[i] = t[from[i]];
+      }
+    });
+    return out;
+  };
+  train.images = expand(train_bytes);
+  test.images = expand(test_bytes);
+}
+
+}  // namespace detail
+
 DatasetSplit load_dataset(const std::string& spec) {
   DatasetSplit split;
   if (spec == "fashion-mnist") {
     if (!has_file(kFashionMnistDir, "train-images-idx3-ubyte.gz") && !has_file(kFashionMnistDir, "train-images-idx3-ubyte"))
       throw Error(std::string("fashion-mnist not found in ") + kFashionMnistDir +
                   ": install the Debian package dataset-fashion-mnist (scripts/setup.sh does)");
-    split = read_idx_folder(kFashionMnistDir, "fashion-mnist");
+    split = detail::read_idx_folder_bytes(kFashionMnistDir, "fashion-mnist");
   } else if (spec == "mnist-digits") {
     split = read_mnist_digits(mnist_digits_folder());
   } else if (spec.empty()) {
@@ -69,7 +159,10 @@ DatasetSplit load_dataset(const std::string& spec) {
     split = read_folder(folder, name);
   }
   if (split.train.size() == 0 || split.test.size() == 0) throw Error("dataset " + spec + " has an empty train or test part");
-  normalize_with_train_statistics(split.train, split.test);
+  if (split.train.images.scalar_type() == torch::kUInt8)
+    detail::normalize_bytes(split.train, split.test);
+  else
+    normalize_with_train_statistics(split.train, split.test);
   return split;
 }
 

@@ -2,6 +2,8 @@
 //
 // Layout: 2 zero bytes, a type byte (0x08: unsigned byte), a byte giving the
 // number of dimensions, then one big-endian uint32 per dimension, then the data.
+#include "bytes.hpp"
+
 #include <packtrain/data/readers.hpp>
 #include <packtrain/scheduler/error.hpp>
 
@@ -13,6 +15,9 @@
 #include <cstdio>
 #include <cstring>
 #include <cstdint>
+#include <exception>
+#include <future>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -26,16 +31,40 @@ constexpr std::uint32_t kLabelsMagic = 0x00000801;  // unsigned bytes, 1 dimensi
   throw Error("IDX file " + path.string() + ": " + what);
 }
 
-// The whole (decompressed) content of `path`.
+// How many bytes `path` holds once decompressed, as far as its size and a
+// gzip trailer tell (a guess to size the buffer, never trusted beyond that:
+// deflate expands at most 1032 times, and a trailer can lie).
+std::size_t size_hint(const std::filesystem::path& path) {
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path, ec);
+  if (ec) return 0;
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) return 0;
+  std::array<std::uint8_t, 4> head{}, tail{};
+  const bool gzip = std::fread(head.data(), 1, 2, f) == 2 && head[0] == 0x1f && head[1] == 0x8b;
+  bool has_tail = false;
+  if (gzip && size >= 18 && std::fseek(f, -4, SEEK_END) == 0) has_tail = std::fread(tail.data(), 1, 4, f) == 4;
+  std::fclose(f);
+  if (!gzip) return size;
+  if (!has_tail) return 0;
+  const std::uint64_t isize = std::uint64_t{tail[0]} | (std::uint64_t{tail[1]} << 8) | (std::uint64_t{tail[2]} << 16) |
+                              (std::uint64_t{tail[3]} << 24);
+  return static_cast<std::size_t>(std::min<std::uint64_t>(isize, std::uint64_t{size} * 1032));
+}
+
+// The whole (decompressed) content of `path`, read straight into one buffer.
 std::vector<std::uint8_t> read_all(const std::filesystem::path& path) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) fail(path, "not found");
+  std::vector<std::uint8_t> bytes(std::max<std::size_t>(size_hint(path) + 1, std::size_t{1} << 16));
   gzFile file = gzopen(path.c_str(), "rb");
   if (file == nullptr) fail(path, "cannot be opened");
-  std::vector<std::uint8_t> bytes;
-  std::array<std::uint8_t, 1 << 16> chunk{};
+  gzbuffer(file, 1u << 20);
+  std::size_t have = 0;
   while (true) {
-    const int got = gzread(file, chunk.data(), static_cast<unsigned>(chunk.size()));
+    if (have == bytes.size()) bytes.resize(bytes.size() * 2);  // the hint was short (a multi-member gzip)
+    const auto want = static_cast<unsigned>(std::min<std::size_t>(bytes.size() - have, std::size_t{1} << 30));
+    const int got = gzread(file, bytes.data() + have, want);
     if (got < 0) {
       int code = 0;
       const std::string message = gzerror(file, &code);
@@ -43,13 +72,14 @@ std::vector<std::uint8_t> read_all(const std::filesystem::path& path) {
       fail(path, "corrupt gzip data (" + message + ")");
     }
     if (got == 0) break;
-    bytes.insert(bytes.end(), chunk.begin(), chunk.begin() + got);
+    have += static_cast<std::size_t>(got);
   }
   int code = Z_OK;
   const std::string message = gzerror(file, &code);
   gzclose(file);
   // A gzip stream cut short reads as far as it goes, then reports Z_BUF_ERROR.
   if (code != Z_OK && code != Z_STREAM_END) fail(path, "corrupt or truncated gzip data (" + message + ")");
+  bytes.resize(have);
   return bytes;
 }
 
@@ -80,7 +110,8 @@ std::vector<std::int64_t> parse_header(const std::filesystem::path& path, const 
     const std::uint32_t dim = big_endian(bytes.data() + 4 + 4 * d);
     if (dim == 0) fail(path, "dimension " + std::to_string(d) + " is 0");
     dims.push_back(dim);
-    shape += (d ? "x" : "") + std::to_string(dim);
+    if (d > 0) shape += 'x';
+    shape += std::to_string(dim);
     if (!beyond_file) {
       expected *= dim;
       beyond_file = expected > bytes.size();
@@ -99,12 +130,12 @@ std::vector<std::int64_t> parse_header(const std::filesystem::path& path, const 
 }  // namespace
 
 at::Tensor read_idx_images(const std::filesystem::path& path) {
-  const auto bytes = read_all(path);
+  auto bytes = std::make_shared<std::vector<std::uint8_t>>(read_all(path));
   std::size_t offset = 0;
-  const auto dims = parse_header(path, bytes, kImagesMagic, offset);
-  auto images = torch::empty({dims[0], dims[1], dims[2]}, torch::kUInt8);
-  std::memcpy(images.data_ptr<std::uint8_t>(), bytes.data() + offset, bytes.size() - offset);
-  return images;
+  const auto dims = parse_header(path, *bytes, kImagesMagic, offset);
+  // The tensor keeps the buffer it views (no copy of the images).
+  return torch::from_blob(
+      bytes->data() + offset, {dims[0], dims[1], dims[2]}, [bytes](void*) mutable { bytes.reset(); }, torch::kUInt8);
 }
 
 at::Tensor read_idx_labels(const std::filesystem::path& path) {
@@ -134,16 +165,26 @@ Dataset read_part(const std::filesystem::path& folder, const std::string& prefix
   if (images.size(0) != labels.size(0))
     throw Error("IDX files " + images_path.string() + " and " + labels_path.string() + " disagree: " +
                 std::to_string(images.size(0)) + " images but " + std::to_string(labels.size(0)) + " labels");
-  return Dataset{images.unsqueeze(1).to(torch::kFloat32).div_(255.0), labels};
+  return Dataset{images.unsqueeze(1), labels};
 }
 
 }  // namespace
 
-DatasetSplit read_idx_folder(const std::filesystem::path& folder, const std::string& name) {
+namespace detail {
+
+DatasetSplit read_idx_folder_bytes(const std::filesystem::path& folder, const std::string& name) {
   DatasetSplit split;
   split.name = name;
-  split.train = read_part(folder, "train");
-  split.test = read_part(folder, "t10k");
+  // The training part on a second thread while this one reads the test part.
+  auto train = std::async(std::launch::async, [&folder] { return read_part(folder, "train"); });
+  std::exception_ptr test_error;
+  try {
+    split.test = read_part(folder, "t10k");
+  } catch (...) {
+    test_error = std::current_exception();
+  }
+  split.train = train.get();  // the training part's error first, as it is read first
+  if (test_error) std::rethrow_exception(test_error);
   const auto& a = split.train.images;
   const auto& b = split.test.images;
   if (a.size(2) != b.size(2) || a.size(3) != b.size(3))
@@ -154,6 +195,15 @@ DatasetSplit read_idx_folder(const std::filesystem::path& folder, const std::str
   split.height = a.size(2);
   split.width = a.size(3);
   split.classes = std::max(split.train.labels.max().item<std::int64_t>(), split.test.labels.max().item<std::int64_t>()) + 1;
+  return split;
+}
+
+}  // namespace detail
+
+DatasetSplit read_idx_folder(const std::filesystem::path& folder, const std::string& name) {
+  auto split = detail::read_idx_folder_bytes(folder, name);
+  split.train.images = detail::unit_interval(split.train.images);
+  split.test.images = detail::unit_interval(split.test.images);
   return split;
 }
 

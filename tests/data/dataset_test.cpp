@@ -3,12 +3,14 @@
 #include "one_thread.hpp"
 
 #include <packtrain/data/dataset.hpp>
+#include <packtrain/data/readers.hpp>
 #include <packtrain/scheduler/error.hpp>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include <barrier>
+#include <random>
 #include <thread>
 #include <vector>
 
@@ -42,6 +44,44 @@ TEST(LoadDataset, CifarFolderIsNormalizedPerChannel) {
     EXPECT_NEAR(channel.mean().item<double>(), 0.0, 1e-4) << c;
     EXPECT_NEAR(channel.std(false).item<double>(), 1.0, 1e-4) << c;
   }
+}
+
+// load_dataset normalizes IDX and CIFAR-10 images from their bytes (one
+// table lookup per pixel); the public readers give float images that
+// normalize_with_train_statistics normalizes with LibTorch's std_mean. Both
+// must give the same bits, or results would change with the path taken.
+void expect_same_bits(const data::DatasetSplit& fast, data::DatasetSplit slow) {
+  data::normalize_with_train_statistics(slow.train, slow.test);
+  ASSERT_EQ(fast.train.images.scalar_type(), torch::kFloat32);
+  EXPECT_TRUE(torch::equal(fast.train.images, slow.train.images));
+  EXPECT_TRUE(torch::equal(fast.test.images, slow.test.images));
+  EXPECT_TRUE(torch::equal(fast.train.labels, slow.train.labels));
+  EXPECT_TRUE(torch::equal(fast.test.labels, slow.test.labels));
+}
+
+TEST(LoadDataset, FashionMnistFromBytesHasTheFloatPathsBits) {
+  expect_same_bits(data::load_dataset("fashion-mnist"),
+                   data::read_idx_folder("/usr/share/datasets/fashion-mnist", "fashion-mnist"));
+}
+
+TEST(LoadDataset, CifarFromBytesHasTheFloatPathsBitsAndAConstantChannelStaysFinite) {
+  TempDir dir;
+  std::mt19937 random(7);
+  const auto batch = [&](int n) {
+    std::string bytes;
+    for (int i = 0; i < n; ++i) {
+      bytes.push_back(static_cast<char>(random() % 10));
+      for (int c = 0; c < 3; ++c)
+        for (int p = 0; p < 32 * 32; ++p) bytes.push_back(static_cast<char>(c == 2 ? 77 : random() % 256));
+    }
+    return bytes;
+  };
+  pt::write_raw(dir / "data_batch_1.bin", batch(30));
+  pt::write_raw(dir / "data_batch_2.bin", batch(17));
+  pt::write_raw(dir / "test_batch.bin", batch(9));
+  const auto fast = data::load_dataset(dir.path().string());
+  expect_same_bits(fast, data::read_cifar_folder(dir.path(), "cifar"));
+  EXPECT_TRUE(torch::all(fast.train.images.select(1, 2) == 0).item<bool>()) << "a constant channel is 0, not NaN";
 }
 
 TEST(LoadDataset, UnknownFolderIsAnError) {
