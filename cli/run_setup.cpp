@@ -243,7 +243,34 @@ RunSetup::~RunSetup() {
   sharing_.reset();
   runner_.reset();
   executor_.reset();
+  gang_comm_.reset();
 }
+
+namespace {
+
+// dataparallel's view of the gang's MPI communicator.
+class MpiGang final : public dataparallel::Gang {
+ public:
+  explicit MpiGang(distributed::MpiGangComm& comm) : comm_(comm) {}
+  int rank() const override { return comm_.rank(); }
+  int size() const override { return comm_.size(); }
+  void allgather(const void* mine, std::size_t bytes, void* all) override { comm_.allgather(mine, bytes, all); }
+
+ private:
+  distributed::MpiGangComm& comm_;
+};
+
+}  // namespace
+
+std::shared_ptr<dataparallel::Gang> RunSetup::gang() {
+  if (!mpi_) return nullptr;
+  PACKTRAIN_CHECK(!runner_, "RunSetup::gang() is called before open_run()");
+  if (!gang_comm_) gang_comm_ = std::make_unique<distributed::MpiGangComm>(*mpi_);
+  return std::make_shared<MpiGang>(*gang_comm_);
+}
+
+std::int64_t RunSetup::gang_exchanges() const { return gang_comm_ ? gang_comm_->exchanges() : 0; }
+double RunSetup::gang_seconds() const { return gang_comm_ ? gang_comm_->seconds() : 0.0; }
 
 Journal& RunSetup::journal() {
   PACKTRAIN_CHECK(journal_ != nullptr, "the journal is rank 0's, after open_run()");
@@ -251,7 +278,7 @@ Journal& RunSetup::journal() {
 }
 
 RunSummary RunSetup::run() {
-  if (mpi_) {
+  if (mpi_ && !gang_comm_) {
     sharing_ = std::make_unique<distributed::MpiWorkSharing>(*mpi_, *runner_, out_);
     run_options_.sharing = sharing_.get();
   }

@@ -14,6 +14,7 @@
 
 #include <packtrain/dashboard/run_dashboard.hpp>
 #include <packtrain/data/dataset.hpp>
+#include <packtrain/dataparallel/gang.hpp>
 #include <packtrain/distributed/mpi_sharing.hpp>
 #include <packtrain/scheduler/console_sink.hpp>
 #include <packtrain/scheduler/interrupt.hpp>
@@ -62,8 +63,17 @@ class RunSetup {
   int ranks() const;  // 1 without MPI
   // This rank's folder: --out on rank 0, --out/ranks/rank-N on the others.
   const std::filesystem::path& out() const { return out_; }
-  // Runs the jobs added (sharing them with the other ranks under MPI).
+  // Runs the jobs added (sharing them with the other ranks under MPI; after
+  // gang(), every rank runs every job instead, together).
   RunSummary run();
+  // Under mpirun: one gang of every rank (collective: every rank calls it,
+  // at the same point, before open_run). Each job is then trained by every
+  // rank at once (dataparallel/gang.hpp) instead of shared out; rank 0
+  // records it. Null without MPI.
+  std::shared_ptr<dataparallel::Gang> gang();
+  // After run(): the gang's exchanges and the seconds spent in them.
+  std::int64_t gang_exchanges() const;
+  double gang_seconds() const;
 
   nlohmann::json summary_json(const RunSummary& run) const;
   // Records `summary` in the journal, then writes results.csv, results.json,
@@ -94,6 +104,7 @@ class RunSetup {
   std::unique_ptr<ConsoleSink> console_;
   std::unique_ptr<dashboard::RunDashboard> dashboard_;  // rank 0: trace.json, report.html, --serve
   std::unique_ptr<distributed::MpiWorkSharing> sharing_;
+  std::unique_ptr<distributed::MpiGangComm> gang_comm_;  // gang(): every rank runs every job
   RunOptions run_options_;
 };
 

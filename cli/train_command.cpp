@@ -136,6 +136,19 @@ int train_command(int argc, char** argv) {
   if (!replicas && common.given.count("micro-batch"))
     throw Error("--micro-batch is for --parallelism replicas; with threads the whole batch is one");
   if (!replicas && o.warmup_epochs > 0) throw Error("--warmup-epochs is for --parallelism replicas");
+  // Under mpirun every rank trains the one job on its cores, together: a gang.
+  std::shared_ptr<dataparallel::Gang> gang;
+  if (setup.ranks() > 1) {
+    if (!replicas)
+      throw Error("under mpirun the ranks train the model together as replicas; --parallelism threads trains on "
+                  "one process: run it without mpirun");
+    const auto micro_batches = common.batch_size / o.micro_batch;
+    if (micro_batches < setup.ranks())
+      throw Error("--batch-size " + std::to_string(common.batch_size) + " is " + std::to_string(micro_batches) +
+                  " micro-batch(es) of " + std::to_string(o.micro_batch) + ", fewer than the " +
+                  std::to_string(setup.ranks()) + " ranks that share each step: raise --batch-size or lower --micro-batch");
+    gang = setup.gang();
+  }
   const int max_cores = setup.node().core_count();
   const int cores = job_cores.value_or(max_cores);
   const auto checkpoints = setup.out() / "checkpoints";  // this rank's folder under MPI
@@ -153,7 +166,8 @@ int train_command(int argc, char** argv) {
                         .micro_batch(o.micro_batch)
                         .lr_scaling(lr_scaling)
                         .warmup_epochs(o.warmup_epochs)
-                        .parallelism(parallelism);
+                        .parallelism(parallelism)
+                        .gang(gang);
 
   const auto data = setup.load_data();
   if (o.augment && (data->channels != 3 || data->height != 32 || data->width != 32))
@@ -187,23 +201,38 @@ int train_command(int argc, char** argv) {
     model_options.seed = ctx.seed();
     auto run_options = options;
     run_options.seed(ctx.seed()).threads(ctx.threads());
-    if (common.resume) {
+    if (common.resume && gang) {
+      // The ranks resume from the latest epoch every one of them has a checkpoint of.
+      std::vector<char> have(static_cast<std::size_t>(o.epochs) + 1, 0);
+      for (int e = 1; e <= o.epochs; ++e) have[static_cast<std::size_t>(e)] = std::filesystem::exists(train::checkpoint_path(checkpoints, e));
+      std::vector<char> all(have.size() * static_cast<std::size_t>(gang->size()));
+      gang->allgather(have.data(), have.size(), all.data());
+      for (int e = o.epochs; e >= 1; --e) {
+        bool everywhere = true;
+        for (int r = 0; r < gang->size(); ++r) everywhere = everywhere && all[static_cast<std::size_t>(r) * have.size() + e];
+        if (everywhere) {
+          run_options.resume_from(train::checkpoint_path(checkpoints, e).string());
+          break;
+        }
+      }
+    } else if (common.resume) {
       if (auto last = train::latest_checkpoint(checkpoints)) run_options.resume_from(last->string());
     }
     if (lr_scaling == dataparallel::LrScaling::linear && !replicas)  // replicas scale inside, with the warm-up
       run_options.lr(run_options.effective_lr() * static_cast<double>(common.batch_size) /
                      static_cast<double>(dataparallel::kReferenceBatch));
-    if (!common.quiet) {
+    if (!common.quiet && setup.is_root()) {
       const std::string how = replicas ? std::to_string(ctx.threads()) + (ctx.threads() == 1 ? " replica" : " replicas") +
                                              (ctx.max_cores() > ctx.threads() ? " (up to " + std::to_string(ctx.max_cores()) + ")" : "") +
-                                             ", micro-batches of " + std::to_string(o.micro_batch)
+                                             ", micro-batches of " + std::to_string(o.micro_batch) +
+                                             (gang ? ", on each of " + std::to_string(gang->size()) + " ranks" : "")
                                        : std::to_string(ctx.threads()) + " intra-op thread" + (ctx.threads() == 1 ? "" : "s");
       std::printf("packtrain train: %s on %s, %d epochs, %s schedule, %s%s\n", o.model.c_str(), data->name.c_str(),
                   o.epochs, o.schedule.c_str(), how.c_str(),
                   run_options.resume_from().empty() ? "" : (", resuming from " + run_options.resume_from()).c_str());
     }
     const auto print_epoch = [&](const train::EpochMetrics& m, const std::string& extra) {
-      if (common.quiet) return;
+      if (common.quiet || !setup.is_root()) return;
       std::printf("epoch %3d/%d  train loss %.4f  test loss %.4f  test top-1 %.4f  top-5 %.4f  lr %.5f  %.1fs%s\n",
                   m.epoch, o.epochs, m.train_loss, m.val_loss, m.val_top1, m.val_top5, m.lr, m.seconds, extra.c_str());
       std::fflush(stdout);
@@ -223,6 +252,7 @@ int train_command(int argc, char** argv) {
           dataparallel::fit_in_job(ctx, model_options, dataparallel::DataParallelOptions(dp_options).train(run_options),
                                    train_data, callbacks);
       outcome = {.status = result.train.status, .metrics = result.metrics(), .message = result.train.message};
+      if (gang) outcome.metrics["ranks"] = gang->size();
     } else {
       train::Trainer trainer(models::make_model(o.model, model_options), run_options);
       train::TrainCallbacks callbacks;
@@ -256,6 +286,10 @@ int train_command(int argc, char** argv) {
       }
     }
   }
+  if (gang && setup.is_root() && !common.quiet && setup.gang_exchanges() > 0)
+    std::printf("packtrain train: %d ranks exchanged gradients %lld times, %.2f s in MPI on rank 0 (waiting for the "
+                "slowest rank included)\n",
+                gang->size(), static_cast<long long>(setup.gang_exchanges()), setup.gang_seconds());
   setup.print_outputs();
   return run.exit_code();
 }

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <set>
 
@@ -48,6 +49,60 @@ bool draws_from_global_generator(torch::nn::Module& model) {
 }
 
 nlohmann::json number(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
+
+// A gang exchange: every member's `payload` (all of one length), after
+// checking that no member failed. Each member's packet: a failure flag, its
+// message (cut to kMessageBytes), the payload; packets are padded to 8 bytes
+// so that the doubles in a payload stay aligned. Throws, on every member
+// alike, naming the first member that failed. Returns member r's payload at
+// all.data() + r * stride, stride in `stride`.
+constexpr std::size_t kMessageBytes = 248;
+void gang_exchange(Gang& gang, const std::string& failure, const std::vector<char>& payload, std::vector<char>& mine,
+                   std::vector<char>& all, std::size_t& stride, std::size_t& offset) {
+  offset = 8 + kMessageBytes;
+  stride = (offset + payload.size() + 7) / 8 * 8;
+  mine.assign(stride, 0);
+  const std::int64_t failed = failure.empty() ? 0 : 1;
+  std::memcpy(mine.data(), &failed, 8);
+  std::memcpy(mine.data() + 8, failure.data(), std::min(failure.size(), kMessageBytes - 1));
+  if (!payload.empty()) std::memcpy(mine.data() + offset, payload.data(), payload.size());
+  all.resize(stride * static_cast<std::size_t>(gang.size()));
+  gang.allgather(mine.data(), stride, all.data());
+  for (int r = 0; r < gang.size(); ++r) {
+    const char* packet = all.data() + static_cast<std::size_t>(r) * stride;
+    std::int64_t flag = 0;
+    std::memcpy(&flag, packet, 8);
+    if (flag != 0) {
+      std::string message(packet + 8, kMessageBytes);
+      message.resize(std::strlen(message.c_str()));
+      throw Error("rank " + std::to_string(r) + " of the job's " + std::to_string(gang.size()) + ": " + message);
+    }
+  }
+}
+
+template <typename T>
+void append(std::vector<char>& bytes, const T& value) {
+  const auto at = bytes.size();
+  bytes.resize(at + sizeof(T));
+  std::memcpy(bytes.data() + at, &value, sizeof(T));
+}
+template <typename T>
+T read_at(const char* p) {
+  T value;
+  std::memcpy(&value, p, sizeof(T));
+  return value;
+}
+
+// FNV-1a over the tensors' bytes (a start-of-fit check, not a secret).
+std::uint64_t hash_tensors(const std::vector<at::Tensor>& tensors, std::uint64_t h = 14695981039346656037ull) {
+  for (const auto& t : tensors) {
+    const auto c = t.detach().contiguous();
+    const auto* p = static_cast<const unsigned char*>(c.data_ptr());
+    const auto n = static_cast<std::size_t>(c.numel()) * c.element_size();
+    for (std::size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ull;
+  }
+  return h;
+}
 
 }  // namespace
 
@@ -434,8 +489,36 @@ train::EvalMetrics DataParallelTrainer::evaluate(const StepSync::Seat& seat, con
   eval_indices_ = indices;
   eval_sums_.assign(static_cast<std::size_t>(batches), train::EvalSums{});
   const std::int64_t per_round = sync_->max_micro_batches();
-  for (eval_first_ = 0; eval_first_ < batches; eval_first_ += per_round)
-    run_round(seat, static_cast<int>(std::min(per_round, batches - eval_first_)));
+  Gang* gang = options_.gang().get();
+  const auto mine = gang ? block_of(batches, gang->rank(), gang->size()) : Block{0, batches};
+  std::string failure;
+  try {
+    for (eval_first_ = mine.first; eval_first_ < mine.first + mine.count; eval_first_ += per_round)
+      run_round(seat, static_cast<int>(std::min(per_round, mine.first + mine.count - eval_first_)));
+  } catch (const std::exception& e) {
+    if (!gang) throw;
+    failure = e.what();
+  }
+  if (gang) {
+    // Every member's batches' sums, so that every member adds them up alike.
+    const std::int64_t most = (batches + gang->size() - 1) / gang->size();
+    std::vector<char> payload;
+    for (std::int64_t b = 0; b < most; ++b) {
+      const auto sums = b < mine.count ? eval_sums_[static_cast<std::size_t>(mine.first + b)] : train::EvalSums{};
+      append(payload, sums.loss);
+      append(payload, sums.top1);
+      append(payload, sums.top5);
+    }
+    std::size_t stride = 0, offset = 0;
+    gang_exchange(*gang, failure, payload, gang_mine_, gang_all_, stride, offset);
+    for (int r = 0; r < gang->size(); ++r) {
+      const auto theirs = block_of(batches, r, gang->size());
+      const char* p = gang_all_.data() + static_cast<std::size_t>(r) * stride + offset;
+      for (std::int64_t b = 0; b < theirs.count; ++b, p += 24)
+        eval_sums_[static_cast<std::size_t>(theirs.first + b)] =
+            train::EvalSums{read_at<double>(p), read_at<std::int64_t>(p + 8), read_at<std::int64_t>(p + 16)};
+    }
+  }
   // Added up in batch order, as train::evaluate does.
   double loss_sum = 0;
   std::int64_t top1 = 0, top5 = 0;
@@ -446,6 +529,99 @@ train::EvalMetrics DataParallelTrainer::evaluate(const StepSync::Seat& seat, con
   }
   const auto count = static_cast<double>(n);
   return train::EvalMetrics{loss_sum / count, static_cast<double>(top1) / count, static_cast<double>(top5) / count, n};
+}
+
+void DataParallelTrainer::check_same_start() {
+  Gang& gang = *options_.gang();
+  std::vector<char> payload;
+  append(payload, hash_tensors(master_stats_, hash_tensors(master_params_)));
+  std::size_t stride = 0, offset = 0;
+  gang_exchange(gang, "", payload, gang_mine_, gang_all_, stride, offset);
+  const auto first = read_at<std::uint64_t>(gang_all_.data() + offset);
+  for (int r = 1; r < gang.size(); ++r) {
+    const auto theirs = read_at<std::uint64_t>(gang_all_.data() + static_cast<std::size_t>(r) * stride + offset);
+    if (theirs != first) {
+      char text[160];
+      std::snprintf(text, sizeof text, "rank %d starts from other weights than rank 0 (hash %016llx, rank 0 %016llx)", r,
+                    static_cast<unsigned long long>(theirs), static_cast<unsigned long long>(first));
+      throw Error(std::string(text) + ": every rank must build the job from the same flags, seed and checkpoint");
+    }
+  }
+}
+
+bool DataParallelTrainer::exchange_step(std::int64_t local_micro_batches, const std::string& failure, bool stop,
+                                        std::vector<double>& losses) {
+  Gang& gang = *options_.gang();
+  std::int64_t params = 0, stats = 0;
+  for (const auto& p : master_params_) params += p.numel();
+  for (const auto& b : master_stats_) stats += b.numel();
+  auto& root = *buffers_[0];
+  std::vector<char> payload;
+  payload.reserve(static_cast<std::size_t>(24 + 16 * buffers_.size() + 4 * (params + stats)));
+  const bool has_sum = failure.empty() && local_micro_batches > 0;
+  append(payload, static_cast<std::int64_t>(has_sum ? local_micro_batches : 0));
+  append(payload, static_cast<std::int64_t>(stop ? 1 : 0));
+  for (std::size_t j = 0; j < buffers_.size(); ++j) {
+    const bool mine = has_sum && static_cast<std::int64_t>(j) < local_micro_batches;
+    append(payload, mine ? buffers_[j]->loss : 0.0);
+    append(payload, mine ? static_cast<double>(buffers_[j]->samples) : 0.0);
+  }
+  const auto floats_at = payload.size();
+  payload.resize(floats_at + static_cast<std::size_t>(4 * (params + stats)), 0);
+  if (has_sum) {
+    auto* to = reinterpret_cast<float*>(payload.data() + floats_at);
+    for (const auto& g : root.grads) {
+      const auto c = g.contiguous();
+      std::memcpy(to, c.data_ptr<float>(), static_cast<std::size_t>(c.numel()) * 4);
+      to += c.numel();
+    }
+    for (const auto& b : root.stats) {
+      const auto c = b.contiguous();
+      std::memcpy(to, c.data_ptr<float>(), static_cast<std::size_t>(c.numel()) * 4);
+      to += c.numel();
+    }
+  }
+  std::size_t stride = 0, offset = 0;
+  gang_exchange(gang, failure, payload, gang_mine_, gang_all_, stride, offset);
+
+  const auto packet = [&](int r) { return gang_all_.data() + static_cast<std::size_t>(r) * stride + offset; };
+  bool any_stop = false;
+  losses.clear();
+  std::vector<at::Tensor> sums;  // of the members that computed micro-batches, in rank order
+  for (int r = 0; r < gang.size(); ++r) {
+    const char* p = packet(r);
+    const auto count = read_at<std::int64_t>(p);
+    any_stop = any_stop || read_at<std::int64_t>(p + 8) != 0;
+    for (std::int64_t j = 0; j < count; ++j) {
+      losses.push_back(read_at<double>(p + 16 + 16 * j));
+      losses.push_back(read_at<double>(p + 24 + 16 * j));
+    }
+    if (count > 0)
+      sums.push_back(torch::from_blob(const_cast<char*>(p) + (floats_at), {params + stats}, torch::kFloat32));
+  }
+  if (any_stop) return true;
+  PACKTRAIN_CHECK(!sums.empty(), "data-parallel: a gang step with no micro-batch");
+  // The members' sums, by the pairwise tree over members (reduction_tree.hpp's shape).
+  {
+    torch::NoGradGuard no_grad;
+    const auto n = sums.size();
+    for (std::size_t span = 1; span < n; span *= 2)
+      for (std::size_t left = 0; left + span < n; left += 2 * span) sums[left].add_(sums[left + span]);
+  }
+  const auto* from = sums[0].data_ptr<float>();
+  root.grads.resize(master_params_.size());
+  for (std::size_t i = 0; i < master_params_.size(); ++i) {
+    root.grads[i] = torch::empty_like(master_params_[i], at::MemoryFormat::Contiguous);
+    std::memcpy(root.grads[i].data_ptr<float>(), from, static_cast<std::size_t>(root.grads[i].numel()) * 4);
+    from += root.grads[i].numel();
+  }
+  root.stats.resize(master_stats_.size());
+  for (std::size_t i = 0; i < master_stats_.size(); ++i) {
+    root.stats[i] = torch::empty_like(master_stats_[i], at::MemoryFormat::Contiguous);
+    std::memcpy(root.stats[i].data_ptr<float>(), from, static_cast<std::size_t>(root.stats[i].numel()) * 4);
+    from += root.stats[i].numel();
+  }
+  return false;
 }
 
 DataParallelResult DataParallelTrainer::fit(const train::TrainData& data, const DataParallelCallbacks& callbacks) {
@@ -485,6 +661,8 @@ DataParallelResult DataParallelTrainer::fit(const train::TrainData& data, const 
   std::int64_t step = steps_per_epoch * first_epoch;
   double lr = options_.lr_at(step, steps_per_epoch, total_steps);
 
+  Gang* gang = options_.gang().get();
+  if (gang) check_same_start();
   const StepSync::Seat seat(*sync_);
   PACKTRAIN_CHECK(seat.seated(), "data-parallel: no seat for the run's own thread");
   // However fit ends (an exception too): the helpers stop taking work.
@@ -508,9 +686,12 @@ DataParallelResult DataParallelTrainer::fit(const train::TrainData& data, const 
     double loss_sum = 0;
     std::int64_t seen = 0;
     for (std::int64_t s = 0; s < steps_per_epoch; ++s) {
-      if (callbacks.should_stop && callbacks.should_stop())
-        return finish(JobStatus::cancelled, "stopped in epoch " + std::to_string(epoch + 1) + " after " +
-                                                std::to_string(result.steps) + " steps");
+      const bool stop = callbacks.should_stop && callbacks.should_stop();
+      const auto stopped = [&] {
+        return finish(JobStatus::cancelled,
+                      "stopped in epoch " + std::to_string(epoch + 1) + " after " + std::to_string(result.steps) + " steps");
+      };
+      if (stop && !gang) return stopped();  // a gang's members stop together, after the exchange
       lr = options_.lr_at(step, steps_per_epoch, total_steps);
       for (auto& group : optimizer_->param_groups()) group.options().set_lr(lr);
       for (auto& shard : shards_)
@@ -520,12 +701,25 @@ DataParallelResult DataParallelTrainer::fit(const train::TrainData& data, const 
       first_batch_ = begin / options_.micro_batch();
       const auto micro_batches = static_cast<int>((step_samples_ + options_.micro_batch() - 1) / options_.micro_batch());
       step_ = step + 1;
-      run_round(seat, micro_batches);
       // The step's loss, summed in micro-batch order.
       double step_loss = 0;
-      for (int j = 0; j < micro_batches; ++j) {
-        const auto& b = *buffers_[static_cast<std::size_t>(j)];
-        step_loss += b.loss * static_cast<double>(b.samples);
+      if (gang) {
+        const auto mine = block_of(micro_batches, gang->rank(), gang->size());
+        first_batch_ += mine.first;
+        std::string failure;
+        try {
+          if (mine.count > 0) run_round(seat, static_cast<int>(mine.count));
+        } catch (const std::exception& e) {
+          failure = e.what();
+        }
+        if (exchange_step(mine.count, failure, stop, gang_losses_)) return stopped();
+        for (std::size_t j = 0; j < gang_losses_.size(); j += 2) step_loss += gang_losses_[j] * gang_losses_[j + 1];
+      } else {
+        run_round(seat, micro_batches);
+        for (int j = 0; j < micro_batches; ++j) {
+          const auto& b = *buffers_[static_cast<std::size_t>(j)];
+          step_loss += b.loss * static_cast<double>(b.samples);
+        }
       }
       if (!std::isfinite(step_loss))
         return finish(JobStatus::diverged, "training loss became " + std::to_string(step_loss) + " in epoch " +

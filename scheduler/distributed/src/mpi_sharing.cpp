@@ -8,11 +8,14 @@
 #include <mpi.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <deque>
+#include <exception>
+#include <functional>
 #include <limits>
 #include <list>
 #include <map>
@@ -138,6 +141,93 @@ int MpiSession::sum(int value) {
   int total = 0;
   check_mpi(MPI_Allreduce(&value, &total, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD), "allreduce");
   return total;
+}
+
+// --- a gang's communicator ------------------------------------------------------
+
+struct MpiGangComm::Impl {
+  MPI_Comm comm = MPI_COMM_NULL;
+  int rank = 0;
+  int size = 1;
+  Mutex mutex;
+  CondVar work;  // the thread: a task or quit
+  CondVar done;  // the caller: its task ran
+  std::function<void()> task PACKTRAIN_GUARDED_BY(mutex);  // handed over, not yet taken
+  bool finished PACKTRAIN_GUARDED_BY(mutex) = false;
+  bool quit PACKTRAIN_GUARDED_BY(mutex) = false;
+  std::exception_ptr error PACKTRAIN_GUARDED_BY(mutex);  // the last task's
+  std::atomic<std::int64_t> exchanges{0};
+  std::atomic<std::int64_t> ns{0};
+  std::thread thread;
+
+  void loop() {
+    while (true) {
+      std::function<void()> next;
+      {
+        MutexLock lock(mutex);
+        while (!quit && !task) work.wait(mutex);
+        if (quit) return;
+        next = std::move(task);
+        task = nullptr;
+      }
+      std::exception_ptr failure;
+      try {
+        next();
+      } catch (...) {
+        failure = std::current_exception();
+      }
+      MutexLock lock(mutex);
+      error = failure;
+      finished = true;
+      done.notify_one();
+    }
+  }
+};
+
+MpiGangComm::MpiGangComm(MpiSession& session) : impl_(std::make_unique<Impl>()) {
+  (void)session;  // MPI is initialized while it lives
+  check_mpi(MPI_Comm_dup(MPI_COMM_WORLD, &impl_->comm), "duplicate the world for a gang");
+  check_mpi(MPI_Comm_set_errhandler(impl_->comm, MPI_ERRORS_RETURN), "error handler");
+  check_mpi(MPI_Comm_rank(impl_->comm, &impl_->rank), "rank");
+  check_mpi(MPI_Comm_size(impl_->comm, &impl_->size), "size");
+  impl_->thread = std::thread([impl = impl_.get()] { impl->loop(); });
+}
+
+MpiGangComm::~MpiGangComm() {
+  {
+    MutexLock lock(impl_->mutex);
+    impl_->quit = true;
+  }
+  impl_->work.notify_one();
+  impl_->thread.join();
+  MPI_Comm_free(&impl_->comm);  // a failure is left as it is (a destructor)
+}
+
+int MpiGangComm::rank() const { return impl_->rank; }
+int MpiGangComm::size() const { return impl_->size; }
+std::int64_t MpiGangComm::exchanges() const { return impl_->exchanges.load(); }
+double MpiGangComm::seconds() const { return static_cast<double>(impl_->ns.load()) * 1e-9; }
+
+void MpiGangComm::allgather(const void* mine, std::size_t bytes, void* all) {
+  if (bytes > static_cast<std::size_t>(std::numeric_limits<int>::max()))
+    throw Error("a gang exchange of " + std::to_string(bytes) + " bytes is too large for one MPI message");
+  const auto started = std::chrono::steady_clock::now();
+  std::exception_ptr error;
+  {
+    MutexLock lock(impl_->mutex);
+    impl_->task = [this, mine, bytes, all] {
+      const int n = static_cast<int>(bytes);
+      check_mpi(MPI_Allgather(mine, n, MPI_BYTE, all, n, MPI_BYTE, impl_->comm), "gang allgather");
+    };
+    impl_->finished = false;
+    impl_->work.notify_one();
+    while (!impl_->finished) impl_->done.wait(impl_->mutex);
+    error = impl_->error;
+  }
+  impl_->exchanges.fetch_add(1);
+  impl_->ns.fetch_add(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - started).count());
+  if (error) std::rethrow_exception(error);
 }
 
 struct MpiWorkSharing::Impl {

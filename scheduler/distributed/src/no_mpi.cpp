@@ -29,6 +29,15 @@ int MpiSession::sum(int value) { return value; }
 int MpiSession::min(int value) { return value; }
 NodeShare MpiSession::node_share(const std::vector<int>& usable) { return {.cores = usable, .processes = 1}; }
 
+struct MpiGangComm::Impl {};
+MpiGangComm::MpiGangComm(MpiSession&) { no_mpi(); }
+MpiGangComm::~MpiGangComm() = default;
+int MpiGangComm::rank() const { return 0; }
+int MpiGangComm::size() const { return 1; }
+void MpiGangComm::allgather(const void*, std::size_t, void*) { no_mpi(); }
+std::int64_t MpiGangComm::exchanges() const { return 0; }
+double MpiGangComm::seconds() const { return 0; }
+
 struct MpiWorkSharing::Impl {};
 MpiWorkSharing::MpiWorkSharing(MpiSession&, JobRunner&, std::filesystem::path, std::function<int(int)>) { no_mpi(); }
 MpiWorkSharing::~MpiWorkSharing() = default;

@@ -54,6 +54,7 @@
 //   // Or a whole job, beside hogwild::make_hogwild_job:
 //   runner.add(packtrain::dataparallel::make_data_parallel_job(data, options, /*min_cores=*/2, /*max_cores=*/8));
 #include <packtrain/data/dataset.hpp>
+#include <packtrain/dataparallel/gang.hpp>
 #include <packtrain/dataparallel/step_sync.hpp>
 #include <packtrain/models/models.hpp>
 #include <packtrain/scheduler/job.hpp>
@@ -127,6 +128,8 @@ struct DataParallelOptions {
   TORCH_ARG(int, warmup_epochs) = 0;
   // make_data_parallel_job only.
   TORCH_ARG(Parallelism, parallelism) = Parallelism::replicas;
+  // Several processes train the job together (gang.hpp); none: this one alone.
+  TORCH_ARG(std::shared_ptr<Gang>, gang) = nullptr;
 
  public:
   // Throws packtrain::Error naming the first bad option (train's too).
@@ -217,6 +220,15 @@ class DataParallelTrainer {
   void scatter_optimizer_state();
   void save_if_due(int epoch);
   void run_round(const StepSync::Seat& seat, int items);
+  // A gang's step: this member's share of the micro-batches (computed
+  // already, summed in buffers_[0]) and its losses, exchanged; afterwards
+  // buffers_[0] holds every member's sum, added in the tree's order, and
+  // `losses` every micro-batch's loss x samples in index order. A member's
+  // failure (`failure`, empty if none) or wish to stop reaches every member:
+  // returns true if any member asked to stop; throws naming a member that failed.
+  bool exchange_step(std::int64_t local_micro_batches, const std::string& failure, bool stop, std::vector<double>& losses);
+  // At the start of a gang's fit: every member holds the same weights.
+  void check_same_start();
   train::EvalMetrics evaluate(const StepSync::Seat& seat, const data::Dataset& part, const at::Tensor& indices);
 
   models::ModelOptions shape_;
@@ -254,6 +266,8 @@ class DataParallelTrainer {
   at::Tensor eval_indices_;
   std::int64_t eval_first_ = 0;            // the evaluation batch of item 0
   std::vector<train::EvalSums> eval_sums_;  // per evaluation batch, added up in order by the leader
+  std::vector<char> gang_mine_, gang_all_;  // a gang's exchanges (exchange_step, evaluate)
+  std::vector<double> gang_losses_;         // a gang's step: loss, samples per micro-batch
   DataParallelCallbacks callbacks_;
 
   std::atomic<std::int64_t> compute_ns_{0};

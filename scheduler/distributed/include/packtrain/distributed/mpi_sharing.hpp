@@ -102,6 +102,32 @@ class MpiSession {
   int size_ = 1;
 };
 
+// The communicator of one job trained by every rank at once (a gang:
+// dataparallel/gang.hpp): a duplicate of the world's, driven by a thread of
+// its own that makes every MPI call on it; the job's thread hands it each
+// exchange and waits. While a gang trains, no other thread calls MPI (the
+// run has no work sharing then: MPI_THREAD_SERIALIZED holds).
+class MpiGangComm {
+ public:
+  // Collective over every rank, on the thread that initialized MPI.
+  explicit MpiGangComm(MpiSession& session);
+  ~MpiGangComm();
+  MpiGangComm(const MpiGangComm&) = delete;
+  MpiGangComm& operator=(const MpiGangComm&) = delete;
+  int rank() const;
+  int size() const;
+  // Collective: `bytes` bytes of every rank into `all` (size() x bytes, in
+  // rank order). Throws packtrain::Error naming the MPI error.
+  void allgather(const void* mine, std::size_t bytes, void* all);
+  // Exchanges so far and the seconds they took (waiting for the slowest rank too).
+  std::int64_t exchanges() const;
+  double seconds() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
 struct SharingStats {
   int steal_requests_sent = 0;
   int steals = 0;             // requests answered with jobs

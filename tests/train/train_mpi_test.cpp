@@ -1,0 +1,168 @@
+// packtrain train under mpirun: one job trained by every rank at once (a
+// gang), as users run it, against one process.
+#include <packtrain/scheduler/journal.hpp>
+
+#include "../data/idx_files.hpp"
+#include "common/cli_run.hpp"
+#include "packtrain_paths.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+using namespace packtrain;
+using packtrain::testing::journal_by_id;
+using packtrain::testing::run_command;
+using packtrain::testing::TempDir;
+namespace pt = packtrain::testing;
+
+namespace {
+
+// `packtrain train` on a small IDX dataset: 1024 training samples.
+std::vector<std::string> train(const TempDir& dir, const std::string& out, std::vector<std::string> extra) {
+  if (!std::filesystem::exists(dir / "data")) pt::write_idx_folder(dir / "data", 1024, 128, 28, 28, 10);
+  return pt::packtrain_argv({"train", "--model", "lenet5", "--data", (dir / "data").string(), "--out", (dir / out).string()},
+                            extra);
+}
+
+std::vector<std::string> mpirun(int ranks, const std::vector<std::string>& inner, std::vector<std::string> options = {}) {
+  std::vector<std::string> argv = {PACKTRAIN_MPIEXEC, "--allow-run-as-root", "--oversubscribe", "--bind-to", "none"};
+  argv.insert(argv.end(), options.begin(), options.end());
+  argv.insert(argv.end(), {"-np", std::to_string(ranks)});
+  argv.insert(argv.end(), inner.begin(), inner.end());
+  return argv;
+}
+
+// The one job's record (rank 0's journal).
+JobRecord the_job(const std::filesystem::path& out) {
+  const auto records = journal_by_id(out);
+  EXPECT_EQ(records.size(), 1u) << out;
+  return records.empty() ? JobRecord{} : records.begin()->second;
+}
+
+}  // namespace
+
+// Batch 64 of micro-batches of 16: 4 a step, 2 per rank, each rank's block a
+// whole subtree of the one-process tree: the same bits as one process.
+TEST(TrainMpi, TwoRanksGiveOneProcesssBitsWhenEachRanksBlockIsASubtree) {
+  TempDir dir;
+  const std::vector<std::string> flags = {"--epochs", "2", "--batch-size", "64", "--micro-batch", "16"};
+  auto one_flags = flags;
+  one_flags.insert(one_flags.end(), {"--cores", "1"});
+  const auto one = run_command(train(dir, "one", one_flags));
+  ASSERT_EQ(one.exit_code, 0) << one.out << one.err;
+  const auto two = run_command(mpirun(2, train(dir, "two", flags)));
+  ASSERT_EQ(two.exit_code, 0) << two.out << two.err;
+  EXPECT_NE(two.out.find("on each of 2 ranks"), std::string::npos) << two.out;
+  EXPECT_NE(two.out.find("2 ranks exchanged gradients"), std::string::npos) << two.out;
+
+  const auto a = the_job(dir / "one");
+  const auto b = the_job(dir / "two");
+  EXPECT_EQ(b.status, JobStatus::done) << b.message;
+  EXPECT_EQ(a.id, b.id) << "the ranks are not part of the job's identity";
+  // Every epoch's losses and accuracy, to the last bit (JSON keeps doubles exactly).
+  ASSERT_EQ(a.metrics["per_epoch"].size(), 2u);
+  for (std::size_t e = 0; e < 2; ++e)
+    for (const char* key : {"train_loss", "val_loss", "val_top1", "lr"})
+      EXPECT_EQ(a.metrics["per_epoch"][e][key], b.metrics["per_epoch"][e][key]) << key << " epoch " << e + 1;
+  EXPECT_EQ(b.metrics["ranks"], 2);
+  // One record, rank 0's; the other rank keeps no journal of its own.
+  EXPECT_FALSE(std::filesystem::exists(dir / "two/ranks/rank-1/journal.sqlite"));
+  EXPECT_TRUE(std::filesystem::exists(dir / "two/results.csv"));
+}
+
+// Batch 96 of micro-batches of 16: 6 a step, 3 per rank, so each rank's sum
+// is not a subtree of the one-process tree: within float tolerance of one
+// process after 22 steps, and the same bits on every run of 2 ranks.
+TEST(TrainMpi, UnalignedBlocksStayWithinFloatToleranceAndRepeatTheirBits) {
+  TempDir dir;
+  const std::vector<std::string> flags = {"--epochs", "2", "--batch-size", "96", "--micro-batch", "16"};
+  auto one_flags = flags;
+  one_flags.insert(one_flags.end(), {"--cores", "1"});
+  const auto one = run_command(train(dir, "one", one_flags));
+  ASSERT_EQ(one.exit_code, 0) << one.out << one.err;
+  const auto first = run_command(mpirun(2, train(dir, "first", flags)));
+  ASSERT_EQ(first.exit_code, 0) << first.out << first.err;
+  const auto again = run_command(mpirun(2, train(dir, "again", flags)));
+  ASSERT_EQ(again.exit_code, 0) << again.out << again.err;
+  const auto a = the_job(dir / "one");
+  const auto b = the_job(dir / "first");
+  const auto c = the_job(dir / "again");
+  EXPECT_EQ(b.metrics["steps"], 22);
+  for (std::size_t e = 0; e < 2; ++e) {
+    for (const char* key : {"train_loss", "val_loss"}) {
+      const double x = a.metrics["per_epoch"][e][key], y = b.metrics["per_epoch"][e][key];
+      EXPECT_LE(std::abs(x - y), 1e-5 * std::abs(x)) << key << " epoch " << e + 1 << ": " << x << " vs " << y;
+      EXPECT_EQ(b.metrics["per_epoch"][e][key], c.metrics["per_epoch"][e][key]) << key << " epoch " << e + 1;
+    }
+  }
+}
+
+TEST(TrainMpi, BadRequestsAreOneLineOnEveryRankAndExit2) {
+  TempDir dir;
+  const auto lines = [](const std::string& err, const std::string& text) {
+    std::size_t n = 0;
+    for (auto at = err.find(text); at != std::string::npos; at = err.find(text, at + 1)) ++n;
+    return n;
+  };
+  const auto refused = [&](const std::string& out, const std::vector<std::string>& flags, const std::string& line) {
+    const auto plain = run_command(mpirun(2, train(dir, out, flags)));
+    EXPECT_EQ(plain.exit_code, 2) << plain.out << plain.err;
+    EXPECT_GE(lines(plain.err, line), 1u) << plain.err;
+    // Every rank says it (mpirun may kill one before it prints, unless told not to).
+    const auto both = run_command(mpirun(2, train(dir, out, flags), {"--mca", "orte_abort_on_non_zero_status", "0"}));
+    EXPECT_EQ(lines(both.err, line), 2u) << "one line on every rank: " << both.err;
+  };
+  refused("few", {"--batch-size", "32", "--micro-batch", "32"},
+          "packtrain train: error: --batch-size 32 is 1 micro-batch(es) of 32, fewer than the 2 ranks");
+  refused("threads", {"--parallelism", "threads"}, "packtrain train: error: under mpirun the ranks train the model together");
+  EXPECT_FALSE(std::filesystem::exists(dir / "few"));
+  EXPECT_FALSE(std::filesystem::exists(dir / "threads"));
+}
+
+// A rank killed mid-job: every rank ends within 10 s, rank 0's journal
+// still opens, and --resume finishes with the numbers of a run never killed.
+TEST(TrainMpi, AKilledRankEndsEveryRankAndResumeFinishesWithTheSameNumbers) {
+  TempDir dir;
+  const std::vector<std::string> flags = {"--epochs", "6", "--batch-size", "64", "--micro-batch", "16",
+                                          "--checkpoint-every", "1"};
+  auto one_flags = flags;
+  one_flags.insert(one_flags.end(), {"--cores", "1"});
+  const auto one = run_command(train(dir, "one", one_flags));
+  ASSERT_EQ(one.exit_code, 0) << one.out << one.err;
+
+  // Rank 1 is killed once its first epoch's checkpoint is written.
+  const auto marker = dir / "killed/ranks/rank-1/checkpoints/epoch-0001.pt";
+  const auto argv = mpirun(2, train(dir, "killed", flags));
+  std::string command;
+  for (const auto& a : argv) command += "'" + a + "' ";
+  const std::string script = command + "> " + (dir / "out.txt").string() + " 2>&1 & mpi=$!; " +
+                             "while [ ! -e '" + marker.string() + "' ]; do kill -0 $mpi 2>/dev/null || break; sleep 0.05; done; " +
+                             "rank=$(grep -l 'OMPI_COMM_WORLD_RANK=1' /proc/[0-9]*/environ 2>/dev/null | " +
+                             "while read f; do p=${f#/proc/}; p=${p%/environ}; " +
+                             "tr '\\0' ' ' < /proc/$p/cmdline | grep -q '" + (dir / "killed").string() + "' && echo $p; done | head -1); " +
+                             "start=$(date +%s%N); kill -9 $rank; wait $mpi; code=$?; end=$(date +%s%N); " +
+                             "echo \"$code $(( (end - start) / 1000000 ))\"";
+  const auto killed = run_command({"/bin/sh", "-c", script});
+  ASSERT_EQ(killed.exit_code, 0) << killed.err;
+  int code = 0;
+  long long ms = 0;
+  ASSERT_EQ(std::sscanf(killed.out.c_str(), "%d %lld", &code, &ms), 2) << killed.out << pt::read_file(dir / "out.txt");
+  EXPECT_NE(code, 0) << pt::read_file(dir / "out.txt");
+  EXPECT_LT(ms, 10000) << "every rank ended within 10 s of the kill";
+  const auto interrupted = journal_by_id(dir / "killed");  // opens and reads: intact
+  ASSERT_EQ(interrupted.size(), 1u);
+  EXPECT_NE(interrupted.begin()->second.status, JobStatus::done);
+
+  auto resume_flags = flags;
+  resume_flags.push_back("--resume");
+  const auto resumed = run_command(mpirun(2, train(dir, "killed", resume_flags)));
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.out << resumed.err;
+  const auto a = the_job(dir / "one");
+  const auto b = the_job(dir / "killed");
+  EXPECT_EQ(b.status, JobStatus::done) << b.message;
+  EXPECT_EQ(a.metrics["val_loss"], b.metrics["val_loss"]);
+  EXPECT_EQ(a.metrics["val_top1"], b.metrics["val_top1"]);
+}
