@@ -270,6 +270,7 @@ std::shared_ptr<dataparallel::Gang> RunSetup::gang() {
 }
 
 std::int64_t RunSetup::gang_exchanges() const { return gang_comm_ ? gang_comm_->exchanges() : 0; }
+std::int64_t RunSetup::gang_bytes() const { return gang_comm_ ? gang_comm_->bytes_sent() : 0; }
 double RunSetup::gang_seconds() const { return gang_comm_ ? gang_comm_->seconds() : 0.0; }
 
 Journal& RunSetup::journal() {

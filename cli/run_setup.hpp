@@ -71,8 +71,10 @@ class RunSetup {
   // rank at once (dataparallel/gang.hpp) instead of shared out; rank 0
   // records it. Null without MPI.
   std::shared_ptr<dataparallel::Gang> gang();
-  // After run(): the gang's exchanges and the seconds spent in them.
+  // After run(): the gang's exchanges, the bytes this rank sent in them and
+  // the seconds spent in them.
   std::int64_t gang_exchanges() const;
+  std::int64_t gang_bytes() const;
   double gang_seconds() const;
 
   nlohmann::json summary_json(const RunSummary& run) const;

@@ -286,10 +286,17 @@ int train_command(int argc, char** argv) {
       }
     }
   }
-  if (gang && setup.is_root() && !common.quiet && setup.gang_exchanges() > 0)
-    std::printf("packtrain train: %d ranks exchanged gradients %lld times, %.2f s in MPI on rank 0 (waiting for the "
-                "slowest rank included)\n",
-                gang->size(), static_cast<long long>(setup.gang_exchanges()), setup.gang_seconds());
+  if (gang && setup.is_root() && !common.quiet && setup.gang_exchanges() > 0) {
+    // Each exchange: this rank's packet out, every rank's in (an allgather).
+    const double seconds = setup.gang_seconds();
+    const double moved = static_cast<double>(setup.gang_bytes()) * gang->size();
+    const double wall = run.makespan_s > 0 ? run.makespan_s : 0;
+    std::printf("packtrain train: %d ranks, %lld exchanges of %.0f KiB a rank: %.2f s in MPI on rank 0 (%.0f%% of the "
+                "run, waiting for the slowest rank included), %.2f GB/s gathered\n",
+                gang->size(), static_cast<long long>(setup.gang_exchanges()),
+                static_cast<double>(setup.gang_bytes()) / static_cast<double>(setup.gang_exchanges()) / 1024.0, seconds,
+                wall > 0 ? 100.0 * seconds / wall : 0.0, seconds > 0 ? moved / seconds * 1e-9 : 0.0);
+  }
   setup.print_outputs();
   return run.exit_code();
 }

@@ -582,7 +582,10 @@ bool DataParallelTrainer::exchange_step(std::int64_t local_micro_batches, const 
     }
   }
   std::size_t stride = 0, offset = 0;
+  const auto started = Clock::now();
   gang_exchange(gang, failure, payload, gang_mine_, gang_all_, stride, offset);
+  // Synchronization: the exchange (waiting for the slowest rank too) and the sum over ranks.
+  const AtScopeEnd counted([&] { reduce_ns_.fetch_add(ns_since(started), std::memory_order_relaxed); });
 
   const auto packet = [&](int r) { return gang_all_.data() + static_cast<std::size_t>(r) * stride + offset; };
   bool any_stop = false;

@@ -157,6 +157,7 @@ struct MpiGangComm::Impl {
   bool quit PACKTRAIN_GUARDED_BY(mutex) = false;
   std::exception_ptr error PACKTRAIN_GUARDED_BY(mutex);  // the last task's
   std::atomic<std::int64_t> exchanges{0};
+  std::atomic<std::int64_t> bytes{0};
   std::atomic<std::int64_t> ns{0};
   std::thread thread;
 
@@ -206,6 +207,7 @@ MpiGangComm::~MpiGangComm() {
 int MpiGangComm::rank() const { return impl_->rank; }
 int MpiGangComm::size() const { return impl_->size; }
 std::int64_t MpiGangComm::exchanges() const { return impl_->exchanges.load(); }
+std::int64_t MpiGangComm::bytes_sent() const { return impl_->bytes.load(); }
 double MpiGangComm::seconds() const { return static_cast<double>(impl_->ns.load()) * 1e-9; }
 
 void MpiGangComm::allgather(const void* mine, std::size_t bytes, void* all) {
@@ -225,6 +227,7 @@ void MpiGangComm::allgather(const void* mine, std::size_t bytes, void* all) {
     error = impl_->error;
   }
   impl_->exchanges.fetch_add(1);
+  impl_->bytes.fetch_add(static_cast<std::int64_t>(bytes));
   impl_->ns.fetch_add(
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - started).count());
   if (error) std::rethrow_exception(error);

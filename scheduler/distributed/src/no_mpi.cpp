@@ -36,6 +36,7 @@ int MpiGangComm::rank() const { return 0; }
 int MpiGangComm::size() const { return 1; }
 void MpiGangComm::allgather(const void*, std::size_t, void*) { no_mpi(); }
 std::int64_t MpiGangComm::exchanges() const { return 0; }
+std::int64_t MpiGangComm::bytes_sent() const { return 0; }
 double MpiGangComm::seconds() const { return 0; }
 
 struct MpiWorkSharing::Impl {};

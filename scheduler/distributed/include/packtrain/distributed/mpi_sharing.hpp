@@ -119,8 +119,10 @@ class MpiGangComm {
   // Collective: `bytes` bytes of every rank into `all` (size() x bytes, in
   // rank order). Throws packtrain::Error naming the MPI error.
   void allgather(const void* mine, std::size_t bytes, void* all);
-  // Exchanges so far and the seconds they took (waiting for the slowest rank too).
+  // Exchanges so far, the bytes this rank sent in them, and the seconds
+  // they took (waiting for the slowest rank too).
   std::int64_t exchanges() const;
+  std::int64_t bytes_sent() const;
   double seconds() const;
 
  private:
