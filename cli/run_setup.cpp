@@ -269,6 +269,12 @@ std::shared_ptr<dataparallel::Gang> RunSetup::gang() {
   return std::make_shared<MpiGang>(*gang_comm_);
 }
 
+void RunSetup::gang_job_started() {
+  MutexLock lock(gang_mutex_);
+  gang_started_ = true;
+  if (gang_stop_pending_) runner_->request_stop();
+}
+
 std::int64_t RunSetup::gang_exchanges() const { return gang_comm_ ? gang_comm_->exchanges() : 0; }
 std::int64_t RunSetup::gang_bytes() const { return gang_comm_ ? gang_comm_->bytes_sent() : 0; }
 double RunSetup::gang_seconds() const { return gang_comm_ ? gang_comm_->seconds() : 0.0; }
@@ -311,6 +317,8 @@ void RunSetup::open_run(const nlohmann::json& meta, std::vector<Job> jobs, const
   for (const auto& job : jobs) job_list.push_back({{"id", job.id()}, {"name", job.name}});
 
   if (mpi_) check_same_jobs_on_every_rank(*mpi_, job_list);
+  // A gang's communicator takes one exchange at a time: one job.
+  PACKTRAIN_CHECK(!gang_comm_ || jobs.size() <= 1, "a gang run holds one job");
 
   // Everything that can refuse the run, before anything is written.
   std::string problem;
@@ -391,7 +399,16 @@ void RunSetup::open_run(const nlohmann::json& meta, std::vector<Job> jobs, const
   runner_ = std::make_unique<JobRunner>(*executor_, node_);
   for (std::size_t j = 0; j < jobs.size(); ++j)
     if (share[j] == shard_) runner_->add(std::move(jobs[j]));
-  interrupts_.on_interrupt([runner = runner_.get()] { runner->request_stop(); });
+  interrupts_.on_interrupt([this, runner = runner_.get()] {
+    if (gang_comm_) {
+      MutexLock lock(gang_mutex_);
+      if (!gang_started_) {
+        gang_stop_pending_ = true;  // gang_job_started() stops it
+        return;
+      }
+    }
+    runner->request_stop();
+  });
   console_ = std::make_unique<ConsoleSink>(
       ConsoleOptions{.quiet = common_.quiet || rank_ > 0, .metric = meta.value("metric", std::string())});
   run_options_.journal = journal_.get();

@@ -19,6 +19,7 @@
 #include <packtrain/scheduler/console_sink.hpp>
 #include <packtrain/scheduler/interrupt.hpp>
 #include <packtrain/scheduler/job_runner.hpp>
+#include <packtrain/scheduler/mutex.hpp>
 #include <packtrain/scheduler/journal.hpp>
 #include <packtrain/train/options.hpp>
 
@@ -71,6 +72,11 @@ class RunSetup {
   // rank at once (dataparallel/gang.hpp) instead of shared out; rank 0
   // records it. Null without MPI.
   std::shared_ptr<dataparallel::Gang> gang();
+  // A gang's job calls this first thing: a Ctrl-C (or mpirun's SIGTERM)
+  // that came before it stops the job now, at its first exchange with the
+  // other ranks, rather than keeping this rank's runner from starting it
+  // (the other ranks would wait for it forever).
+  void gang_job_started();
   // After run(): the gang's exchanges, the bytes this rank sent in them and
   // the seconds spent in them.
   std::int64_t gang_exchanges() const;
@@ -107,6 +113,9 @@ class RunSetup {
   std::unique_ptr<dashboard::RunDashboard> dashboard_;  // rank 0: trace.json, report.html, --serve
   std::unique_ptr<distributed::MpiWorkSharing> sharing_;
   std::unique_ptr<distributed::MpiGangComm> gang_comm_;  // gang(): every rank runs every job
+  Mutex gang_mutex_;                                      // the interrupt's thread and the job's
+  bool gang_started_ PACKTRAIN_GUARDED_BY(gang_mutex_) = false;
+  bool gang_stop_pending_ PACKTRAIN_GUARDED_BY(gang_mutex_) = false;
   RunOptions run_options_;
 };
 

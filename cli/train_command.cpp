@@ -198,13 +198,17 @@ int train_command(int argc, char** argv) {
   if (o.limit > 0) job.spec["limit"] = o.limit;
   job.cost = flops * kBackwardFactor * static_cast<double>(samples) * o.epochs;
   job.run = [&, options, model_options, dp_options](JobContext& ctx) mutable {
+    if (gang) setup.gang_job_started();
     model_options.seed = ctx.seed();
     auto run_options = options;
     run_options.seed(ctx.seed()).threads(ctx.threads());
     if (common.resume && gang) {
       // The ranks resume from the latest epoch every one of them has a checkpoint of.
       std::vector<char> have(static_cast<std::size_t>(o.epochs) + 1, 0);
-      for (int e = 1; e <= o.epochs; ++e) have[static_cast<std::size_t>(e)] = std::filesystem::exists(train::checkpoint_path(checkpoints, e));
+      for (int e = 1; e <= o.epochs; ++e) {
+        std::error_code ec;  // unreadable counts as missing: no throw between the ranks' exchanges
+        have[static_cast<std::size_t>(e)] = std::filesystem::exists(train::checkpoint_path(checkpoints, e), ec);
+      }
       std::vector<char> all(have.size() * static_cast<std::size_t>(gang->size()));
       gang->allgather(have.data(), have.size(), all.data());
       for (int e = o.epochs; e >= 1; --e) {

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <limits>
 #include <set>
+#include <utility>
 
 namespace packtrain::dataparallel {
 namespace {
@@ -491,10 +492,11 @@ train::EvalMetrics DataParallelTrainer::evaluate(const StepSync::Seat& seat, con
   const std::int64_t per_round = sync_->max_micro_batches();
   Gang* gang = options_.gang().get();
   const auto mine = gang ? block_of(batches, gang->rank(), gang->size()) : Block{0, batches};
-  std::string failure;
+  std::string failure = std::exchange(pending_failure_, std::string());  // since the last exchange
   try {
-    for (eval_first_ = mine.first; eval_first_ < mine.first + mine.count; eval_first_ += per_round)
-      run_round(seat, static_cast<int>(std::min(per_round, mine.first + mine.count - eval_first_)));
+    if (failure.empty())
+      for (eval_first_ = mine.first; eval_first_ < mine.first + mine.count; eval_first_ += per_round)
+        run_round(seat, static_cast<int>(std::min(per_round, mine.first + mine.count - eval_first_)));
   } catch (const std::exception& e) {
     if (!gang) throw;
     failure = e.what();
@@ -531,12 +533,28 @@ train::EvalMetrics DataParallelTrainer::evaluate(const StepSync::Seat& seat, con
   return train::EvalMetrics{loss_sum / count, static_cast<double>(top1) / count, static_cast<double>(top5) / count, n};
 }
 
-void DataParallelTrainer::check_same_start() {
+template <typename Body>
+void DataParallelTrainer::guarded(Body&& body) {
+  if (!options_.gang()) {
+    body();
+    return;
+  }
+  try {
+    body();
+  } catch (const std::exception& e) {
+    if (pending_failure_.empty()) pending_failure_ = e.what();
+  }
+}
+
+bool DataParallelTrainer::check_same_start(const std::string& failure, bool stop) {
   Gang& gang = *options_.gang();
   std::vector<char> payload;
   append(payload, hash_tensors(master_stats_, hash_tensors(master_params_)));
+  append(payload, static_cast<std::int64_t>(stop ? 1 : 0));
   std::size_t stride = 0, offset = 0;
-  gang_exchange(gang, "", payload, gang_mine_, gang_all_, stride, offset);
+  gang_exchange(gang, failure, payload, gang_mine_, gang_all_, stride, offset);
+  for (int r = 0; r < gang.size(); ++r)
+    if (read_at<std::int64_t>(gang_all_.data() + static_cast<std::size_t>(r) * stride + offset + 8) != 0) return true;
   const auto first = read_at<std::uint64_t>(gang_all_.data() + offset);
   for (int r = 1; r < gang.size(); ++r) {
     const auto theirs = read_at<std::uint64_t>(gang_all_.data() + static_cast<std::size_t>(r) * stride + offset);
@@ -547,6 +565,7 @@ void DataParallelTrainer::check_same_start() {
       throw Error(std::string(text) + ": every rank must build the job from the same flags, seed and checkpoint");
     }
   }
+  return false;
 }
 
 bool DataParallelTrainer::exchange_step(std::int64_t local_micro_batches, const std::string& failure, bool stop,
@@ -640,15 +659,17 @@ DataParallelResult DataParallelTrainer::fit(const train::TrainData& data, const 
   result.val = train::EvalMetrics{kNaN, kNaN, kNaN, 0};
   result.train_loss = kNaN;
   int first_epoch = 0;
-  if (!o.resume_from().empty()) {
-    first_epoch = train::load_checkpoint(o.resume_from(), *master_, optimizer_.get());
-    if (first_epoch < 0 || first_epoch > o.epochs())
-      throw Error("checkpoint " + o.resume_from() + " is at epoch " + std::to_string(first_epoch) + ", outside this run's 0.." +
-                  std::to_string(o.epochs()));
-  }
-  if (callbacks.before_fit) callbacks.before_fit(*master_, *optimizer_);
-  scatter_optimizer_state();  // what a resume or before_fit put there
-  if (o.resume_from().empty()) save_if_due(0);
+  guarded([&] {
+    if (!o.resume_from().empty()) {
+      first_epoch = train::load_checkpoint(o.resume_from(), *master_, optimizer_.get());
+      if (first_epoch < 0 || first_epoch > o.epochs())
+        throw Error("checkpoint " + o.resume_from() + " is at epoch " + std::to_string(first_epoch) +
+                    ", outside this run's 0.." + std::to_string(o.epochs()));
+    }
+    if (callbacks.before_fit) callbacks.before_fit(*master_, *optimizer_);
+    scatter_optimizer_state();  // what a resume or before_fit put there
+    if (o.resume_from().empty()) save_if_due(0);
+  });
   result.epochs_completed = first_epoch;
 
   // Micro-batches are the loader's batches: micro-batch j of step s of an
@@ -665,7 +686,6 @@ DataParallelResult DataParallelTrainer::fit(const train::TrainData& data, const 
   double lr = options_.lr_at(step, steps_per_epoch, total_steps);
 
   Gang* gang = options_.gang().get();
-  if (gang) check_same_start();
   const StepSync::Seat seat(*sync_);
   PACKTRAIN_CHECK(seat.seated(), "data-parallel: no seat for the run's own thread");
   // However fit ends (an exception too): the helpers stop taking work.
@@ -679,6 +699,12 @@ DataParallelResult DataParallelTrainer::fit(const train::TrainData& data, const 
     return out;
   };
 
+  if (gang) {
+    const bool stop = callbacks.should_stop && callbacks.should_stop();
+    const auto failure = std::exchange(pending_failure_, std::string());
+    if (check_same_start(failure, stop))
+      return finish(JobStatus::cancelled, "stopped before epoch " + std::to_string(first_epoch + 1));
+  }
   for (int epoch = first_epoch; epoch < o.epochs(); ++epoch) {
     const auto epoch_started = Clock::now();
     loader_->start_epoch(epoch);
@@ -709,9 +735,9 @@ DataParallelResult DataParallelTrainer::fit(const train::TrainData& data, const 
       if (gang) {
         const auto mine = block_of(micro_batches, gang->rank(), gang->size());
         first_batch_ += mine.first;
-        std::string failure;
+        std::string failure = std::exchange(pending_failure_, std::string());  // since the last exchange
         try {
-          if (mine.count > 0) run_round(seat, static_cast<int>(mine.count));
+          if (failure.empty() && mine.count > 0) run_round(seat, static_cast<int>(mine.count));
         } catch (const std::exception& e) {
           failure = e.what();
         }
@@ -727,10 +753,12 @@ DataParallelResult DataParallelTrainer::fit(const train::TrainData& data, const 
       if (!std::isfinite(step_loss))
         return finish(JobStatus::diverged, "training loss became " + std::to_string(step_loss) + " in epoch " +
                                                std::to_string(epoch + 1) + " (lr " + std::to_string(lr) + ")");
-      apply_step(seat, micro_batches);
+      guarded([&] {
+        apply_step(seat, micro_batches);
+        if (callbacks.after_step) callbacks.after_step(*master_);
+      });
       ++step;
       ++result.steps;
-      if (callbacks.after_step) callbacks.after_step(*master_);
       loss_sum += step_loss;
       seen += step_samples_;
     }
@@ -765,8 +793,15 @@ DataParallelResult DataParallelTrainer::fit(const train::TrainData& data, const 
     result.val = val;
     result.train_loss = metrics.train_loss;
     result.epochs_completed = epoch + 1;
-    save_if_due(epoch + 1);
-    if (callbacks.on_epoch) callbacks.on_epoch(metrics, cost);
+    guarded([&] {
+      save_if_due(epoch + 1);
+      if (callbacks.on_epoch) callbacks.on_epoch(metrics, cost);
+    });
+  }
+  if (gang) {
+    // The last failures kept (a final checkpoint, on_epoch) reach every member.
+    std::size_t stride = 0, offset = 0;
+    gang_exchange(*gang, std::exchange(pending_failure_, std::string()), {}, gang_mine_, gang_all_, stride, offset);
   }
   return finish(JobStatus::done, "");
 }

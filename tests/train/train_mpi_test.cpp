@@ -56,8 +56,8 @@ TEST(TrainMpi, TwoRanksGiveOneProcesssBitsWhenEachRanksBlockIsASubtree) {
   const auto two = run_command(mpirun(2, train(dir, "two", flags)));
   ASSERT_EQ(two.exit_code, 0) << two.out << two.err;
   EXPECT_NE(two.out.find("on each of 2 ranks"), std::string::npos) << two.out;
-  // 2 epochs of 16 steps, the start and 2 evaluations.
-  EXPECT_NE(two.out.find("2 ranks, 35 exchanges of"), std::string::npos) << two.out;
+  // The start, 2 epochs of 16 steps and an evaluation each, the end.
+  EXPECT_NE(two.out.find("2 ranks, 36 exchanges of"), std::string::npos) << two.out;
 
   const auto a = the_job(dir / "one");
   const auto b = the_job(dir / "two");
@@ -125,7 +125,7 @@ TEST(TrainMpi, BadRequestsAreOneLineOnEveryRankAndExit2) {
 
 // A rank killed mid-job: every rank ends within 10 s, rank 0's journal
 // still opens, and --resume finishes with the numbers of a run never killed.
-TEST(TrainMpi, AKilledRankEndsEveryRankAndResumeFinishesWithTheSameNumbers) {
+TEST(TrainMpi, AKilledRankEndsEveryRankADamagedCheckpointFailsEveryRankAndResumeFinishes) {
   TempDir dir;
   const std::vector<std::string> flags = {"--epochs", "6", "--batch-size", "64", "--micro-batch", "16",
                                           "--checkpoint-every", "1"};
@@ -159,6 +159,18 @@ TEST(TrainMpi, AKilledRankEndsEveryRankAndResumeFinishesWithTheSameNumbers) {
 
   auto resume_flags = flags;
   resume_flags.push_back("--resume");
+
+  // A copy whose rank 1 cannot read its checkpoint: the job fails on every
+  // rank with rank 1's message (no rank waits for it), exit 1.
+  std::filesystem::copy(dir / "killed", dir / "damaged", std::filesystem::copy_options::recursive);
+  for (const auto& entry : std::filesystem::directory_iterator(dir / "damaged/ranks/rank-1/checkpoints"))
+    std::filesystem::resize_file(entry.path(), 100);
+  const auto damaged = run_command(mpirun(2, train(dir, "damaged", resume_flags)));
+  EXPECT_EQ(damaged.exit_code, 1) << damaged.out << damaged.err;
+  const auto failed = the_job(dir / "damaged");
+  EXPECT_EQ(failed.status, JobStatus::failed);
+  EXPECT_NE(failed.message.find("rank 1 of the job's 2"), std::string::npos) << failed.message;
+
   const auto resumed = run_command(mpirun(2, train(dir, "killed", resume_flags)));
   ASSERT_EQ(resumed.exit_code, 0) << resumed.out << resumed.err;
   const auto a = the_job(dir / "one");

@@ -227,8 +227,17 @@ class DataParallelTrainer {
   // failure (`failure`, empty if none) or wish to stop reaches every member:
   // returns true if any member asked to stop; throws naming a member that failed.
   bool exchange_step(std::int64_t local_micro_batches, const std::string& failure, bool stop, std::vector<double>& losses);
-  // At the start of a gang's fit: every member holds the same weights.
-  void check_same_start();
+  // At the start of a gang's fit: no member failed to set up (`failure`),
+  // every member holds the same weights; returns true if any member asked
+  // to stop (`stop`). Throws, on every member alike, otherwise.
+  bool check_same_start(const std::string& failure, bool stop);
+  // A gang's members must make the same exchanges: what throws between two
+  // of them on one member (a checkpoint that cannot be written, a callback)
+  // is kept here and sent with the next exchange, which then fails the job
+  // on every member. Without a gang it throws at once.
+  template <typename Body>
+  void guarded(Body&& body);
+  std::string pending_failure_;
   train::EvalMetrics evaluate(const StepSync::Seat& seat, const data::Dataset& part, const at::Tensor& indices);
 
   models::ModelOptions shape_;

@@ -12,6 +12,9 @@
 // Where each block is a whole subtree of the one-process tree (M / R a
 // power of two, R dividing M), that is the one-process sum, bit for bit;
 // otherwise the bits depend on R only (the same for every run on R ranks).
+// A run gives one process's bits when every step does: the last, short step
+// of an epoch too (the training samples a multiple of the batch, or its
+// micro-batches also dividing as above).
 // The evaluation batches are dealt the same way and their sums gathered,
 // so every member reports the same metrics and takes the same decisions.
 #include <cstddef>
