@@ -28,9 +28,14 @@ run(${CMAKE_COMMAND} -S ${SOURCE_DIR} -B ${BINARY_DIR} -G Ninja -DCMAKE_BUILD_TY
     -DCMAKE_CXX_COMPILER=${CLANGXX} -DCMAKE_C_COMPILER=${CLANGC}
     -DPACKTRAIN_WITH_TORCH=OFF -DPACKTRAIN_WITH_MPI=OFF -DPACKTRAIN_SANITIZE=fuzzer -DPACKTRAIN_BUILD_BENCH=OFF
     -DPACKTRAIN_BUILD_EXAMPLES=OFF)
-run(${CMAKE_COMMAND} --build ${BINARY_DIR} -j2 --target fuzz_job_files fuzz_idx)
+set(targets idx cifar mnist_digits job_files journal)
+set(binaries)
+foreach(name ${targets})
+  list(APPEND binaries fuzz_${name})
+endforeach()
+run(${CMAKE_COMMAND} --build ${BINARY_DIR} -j2 --target ${binaries})
 file(MAKE_DIRECTORY ${BINARY_DIR}/findings)
-foreach(name job_files idx)
+foreach(name ${targets})
   file(MAKE_DIRECTORY ${BINARY_DIR}/corpus/${name})
   file(GLOB seeds ${SOURCE_DIR}/tests/fuzz/corpus/${name}/*)
   file(COPY ${seeds} DESTINATION ${BINARY_DIR}/corpus/${name})

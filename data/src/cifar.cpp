@@ -1,5 +1,6 @@
 // CIFAR-10 binary batches: records of 1 label byte and 3 x 32 x 32 image bytes.
 #include "bytes.hpp"
+#include "formats.hpp"
 
 #include <packtrain/data/readers.hpp>
 #include <packtrain/scheduler/error.hpp>
@@ -17,8 +18,8 @@ namespace {
 
 constexpr std::int64_t kChannels = 3;
 constexpr std::int64_t kSide = 32;
-constexpr std::int64_t kImageBytes = kChannels * kSide * kSide;  // 3072
-constexpr std::int64_t kRecordBytes = 1 + kImageBytes;            // 3073
+constexpr std::int64_t kImageBytes = detail::kCifarImageBytes;    // 3 x 32 x 32
+constexpr std::int64_t kRecordBytes = detail::kCifarRecordBytes;  // a label byte and the image
 constexpr std::int64_t kClasses = 10;
 
 [[noreturn]] void fail(const std::filesystem::path& path, const std::string& what) {
@@ -30,24 +31,17 @@ constexpr std::int64_t kClasses = 10;
 namespace detail {
 
 Dataset read_cifar_batch_bytes(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path, "cannot be opened");
-  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const auto size = static_cast<std::int64_t>(bytes.size());
-  if (size == 0) fail(path, "is empty");
-  if (size % kRecordBytes != 0)
-    fail(path, "size " + std::to_string(size) + " is not a multiple of " + std::to_string(kRecordBytes) +
-                   " (1 label byte + 3x32x32 image bytes): truncated or not CIFAR-10");
-  const std::int64_t n = size / kRecordBytes;
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) fail(path, "cannot be opened");
+  const auto bytes = read_file_bytes(path);
+  const std::int64_t n = check_cifar_batch(path, bytes);
   auto images = torch::empty({n, kChannels, kSide, kSide}, torch::kUInt8);
   auto labels = torch::empty({n}, torch::kInt64);
   auto* image_data = images.data_ptr<std::uint8_t>();
   auto* label_data = labels.data_ptr<std::int64_t>();
   for (std::int64_t i = 0; i < n; ++i) {
     const auto* record = reinterpret_cast<const std::uint8_t*>(bytes.data()) + i * kRecordBytes;
-    if (record[0] >= kClasses)
-      fail(path, "record " + std::to_string(i) + " has label " + std::to_string(record[0]) + " (expected 0..9)");
-    label_data[i] = record[0];
+    label_data[i] = record[0];  // 0..9: checked
     std::memcpy(image_data + i * kImageBytes, record + 1, kImageBytes);
   }
   return Dataset{images, labels};

@@ -1,6 +1,6 @@
-// MNIST-format IDX files as tensors (the bytes and their checks: idx_format.cpp).
+// MNIST-format IDX files as tensors (the bytes and their checks: formats.cpp).
 #include "bytes.hpp"
-#include "idx_format.hpp"
+#include "formats.hpp"
 
 #include <packtrain/data/readers.hpp>
 #include <packtrain/scheduler/error.hpp>

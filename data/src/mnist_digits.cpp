@@ -2,6 +2,7 @@
 #include <packtrain/data/readers.hpp>
 #include <packtrain/scheduler/error.hpp>
 
+#include "formats.hpp"
 #include "source_paths.hpp"
 
 #include <nlohmann/json.hpp>
@@ -33,33 +34,6 @@ std::uint64_t splitmix64(std::uint64_t& state) {
   return z ^ (z >> 31);
 }
 
-std::vector<float> read_digit_file(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  if (!in) throw Error("MNIST digits file " + path.string() + " cannot be opened");
-  nlohmann::json json;
-  try {
-    in >> json;
-  } catch (const nlohmann::json::exception& e) {
-    throw Error("MNIST digits file " + path.string() + ": not valid JSON (" + e.what() + ")");
-  }
-  if (!json.is_object() || !json.contains("data") || !json["data"].is_array())
-    throw Error("MNIST digits file " + path.string() + ": no \"data\" array");
-  const auto& data = json["data"];
-  if (data.empty() || data.size() % kPixels != 0)
-    throw Error("MNIST digits file " + path.string() + ": " + std::to_string(data.size()) +
-                " values, not a positive multiple of 784 (28x28)");
-  std::vector<float> values;
-  values.reserve(data.size());
-  for (const auto& v : data) {
-    if (!v.is_number()) throw Error("MNIST digits file " + path.string() + ": a value is not a number");
-    const double x = v.get<double>();
-    if (!(x >= 0.0 && x <= 1.0))
-      throw Error("MNIST digits file " + path.string() + ": value " + std::to_string(x) + " outside [0, 1]");
-    values.push_back(static_cast<float>(x));
-  }
-  return values;
-}
-
 }  // namespace
 
 std::filesystem::path mnist_digits_folder() {
@@ -80,7 +54,7 @@ DatasetSplit read_mnist_digits(const std::filesystem::path& folder) {
   std::int64_t test_so_far = 0;
   std::uint64_t rng = kSplitSeed;
   for (int digit = 0; digit < kDigits; ++digit) {
-    const auto values = read_digit_file(folder / (std::to_string(digit) + ".json"));
+    const auto values = detail::read_mnist_digit_file(folder / (std::to_string(digit) + ".json"));
     const auto n = static_cast<std::int64_t>(values.size()) / kPixels;
     // Cumulative rounding: each digit gives 20% of its samples, give or take
     // one, and the test set holds exactly 20% of all samples.

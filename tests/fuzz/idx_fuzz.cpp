@@ -1,7 +1,7 @@
 // libFuzzer: IDX dataset files (raw or gzip), as a user's --data folder may
 // hold them. Every file must be read or refused with packtrain::Error naming
 // it, never crash, leak or allocate without bound.
-#include "idx_format.hpp"
+#include "formats.hpp"
 
 #include <packtrain/scheduler/error.hpp>
 

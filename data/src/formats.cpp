@@ -1,19 +1,22 @@
-// MNIST-format IDX files as bytes: reading (gzip-compressed or raw: zlib's
-// gzread reads both) and the header's checks. No LibTorch here, so that the
-// fuzz build (tests/fuzz) compiles it alone.
+// Dataset files as bytes (formats.hpp). No LibTorch here, so that the fuzz
+// build (tests/fuzz) compiles it alone.
 //
+// IDX files are read gzip-compressed or raw (zlib's gzread reads both).
 // Layout: 2 zero bytes, a type byte (0x08: unsigned byte), a byte giving the
 // number of dimensions, then one big-endian uint32 per dimension, then the data.
-#include "idx_format.hpp"
+#include "formats.hpp"
 
 #include <packtrain/scheduler/error.hpp>
 
+#include <nlohmann/json.hpp>
 #include <zlib.h>
 
 #include <algorithm>
 #include <array>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <string>
 
 namespace packtrain::data::detail {
@@ -121,6 +124,56 @@ std::vector<std::int64_t> parse_idx_header(const std::filesystem::path& path, co
                    std::to_string(data) + " data bytes follow");
   offset = header;
   return dims;
+}
+
+std::vector<char> read_file_bytes(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error("file " + path.string() + " cannot be opened");
+  return std::vector<char>((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+std::int64_t check_cifar_batch(const std::filesystem::path& path, const std::vector<char>& bytes) {
+  const auto fail_cifar = [&](const std::string& what) { throw Error("CIFAR-10 file " + path.string() + ": " + what); };
+  const auto size = static_cast<std::int64_t>(bytes.size());
+  if (size == 0) fail_cifar("is empty");
+  if (size % kCifarRecordBytes != 0)
+    fail_cifar("size " + std::to_string(size) + " is not a multiple of " + std::to_string(kCifarRecordBytes) +
+               " (1 label byte + 3x32x32 image bytes): truncated or not CIFAR-10");
+  const std::int64_t n = size / kCifarRecordBytes;
+  for (std::int64_t i = 0; i < n; ++i) {
+    const auto label = static_cast<unsigned char>(bytes[static_cast<std::size_t>(i * kCifarRecordBytes)]);
+    if (label >= 10)
+      fail_cifar("record " + std::to_string(i) + " has label " + std::to_string(label) + " (expected 0..9)");
+  }
+  return n;
+}
+
+std::vector<float> read_mnist_digit_file(const std::filesystem::path& path) {
+  constexpr std::size_t kPixels = 28 * 28;
+  std::ifstream in(path);
+  if (!in) throw Error("MNIST digits file " + path.string() + " cannot be opened");
+  nlohmann::json json;
+  try {
+    in >> json;
+  } catch (const nlohmann::json::exception& e) {
+    throw Error("MNIST digits file " + path.string() + ": not valid JSON (" + e.what() + ")");
+  }
+  if (!json.is_object() || !json.contains("data") || !json["data"].is_array())
+    throw Error("MNIST digits file " + path.string() + ": no \"data\" array");
+  const auto& data = json["data"];
+  if (data.empty() || data.size() % kPixels != 0)
+    throw Error("MNIST digits file " + path.string() + ": " + std::to_string(data.size()) +
+                " values, not a positive multiple of 784 (28x28)");
+  std::vector<float> values;
+  values.reserve(data.size());
+  for (const auto& v : data) {
+    if (!v.is_number()) throw Error("MNIST digits file " + path.string() + ": a value is not a number");
+    const double x = v.get<double>();
+    if (!(x >= 0.0 && x <= 1.0))
+      throw Error("MNIST digits file " + path.string() + ": value " + std::to_string(x) + " outside [0, 1]");
+    values.push_back(static_cast<float>(x));
+  }
+  return values;
 }
 
 }  // namespace packtrain::data::detail
