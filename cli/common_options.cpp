@@ -1,6 +1,5 @@
 #include "common_options.hpp"
 
-#include <packtrain/dataparallel/data_parallel.hpp>
 #include <packtrain/scheduler/error.hpp>
 
 #include <algorithm>
@@ -29,6 +28,35 @@ std::string value_text(const boost::any& value) {
   if (const auto* v = boost::any_cast<double>(&value)) return number_text(*v);
   if (const auto* v = boost::any_cast<bool>(&value)) return *v ? "true" : "false";
   return "?";
+}
+
+// Well-formed UTF-8 (no overlong forms, surrogates or code points past U+10FFFF).
+bool is_utf8(const std::string& text) {
+  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+  const auto* end = p + text.size();
+  while (p < end) {
+    const unsigned char c = *p++;
+    if (c < 0x80) continue;
+    int more = 0;
+    unsigned lowest = 0;
+    unsigned code = 0;
+    if (c >= 0xc2 && c <= 0xdf) {
+      more = 1, lowest = 0x80, code = c & 0x1fu;
+    } else if (c >= 0xe0 && c <= 0xef) {
+      more = 2, lowest = 0x800, code = c & 0x0fu;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      more = 3, lowest = 0x10000, code = c & 0x07u;
+    } else {
+      return false;
+    }
+    if (end - p < more) return false;
+    for (int i = 0; i < more; ++i, ++p) {
+      if ((*p & 0xc0u) != 0x80u) return false;
+      code = (code << 6) | (*p & 0x3fu);
+    }
+    if (code < lowest || code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff)) return false;
+  }
+  return true;
 }
 
 }  // namespace
@@ -79,37 +107,6 @@ void add_common_options(po::options_description& desc, CommonOptions& o) {
      "run share I of N of the jobs, as I/N (default from SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT when set)");
 }
 
-void add_job_core_options(po::options_description& desc, JobCoreOptions& o) {
-  o.micro_batch = dataparallel::kDefaultMicroBatch;
-  desc.add_options()
-    ("cores-per-job", po::value(&o.cores_per_job)->default_value(o.cores_per_job),
-     "whole cores each job owns; a job with several trains replicas on --micro-batch samples (or intra-op threads: "
-     "--parallelism)")
-    ("max-cores-per-job", po::value(&o.max_cores_per_job),
-     "replicas: a job may grow onto up to M cores while they would be idle (the tail of the sweep) and gives them back "
-     "when a waiting job needs them; its numbers stay the same (default: --cores-per-job)")
-    ("micro-batch", po::value(&o.micro_batch)->default_value(o.micro_batch),
-     "replicas: each step's --batch-size samples are cut into micro-batches of N; must divide --batch-size")
-    ("parallelism", po::value(&o.parallelism),
-     "replicas or threads, for jobs with more than one core (default: per model, from bench/dataparallel: threads "
-     "for mlp, replicas for the others)");
-}
-
-std::optional<dataparallel::Parallelism> check_job_core_options(const CommonOptions& common, const JobCoreOptions& o,
-                                                                int node_cores) {
-  std::optional<dataparallel::Parallelism> how;
-  if (!o.parallelism.empty()) how = dataparallel::parallelism_from_string(o.parallelism);
-  if (o.cores_per_job > node_cores)
-    throw Error("--cores-per-job " + std::to_string(o.cores_per_job) + " is more than the " +
-                std::to_string(node_cores) + " core(s) this run uses");
-  if (common.given.count("max-cores-per-job") && o.max_cores_per_job > node_cores)
-    throw Error("--max-cores-per-job " + std::to_string(o.max_cores_per_job) + " is more than the " +
-                std::to_string(node_cores) + " core(s) this run uses");
-  if (common.given.count("micro-batch") && std::max(o.cores_per_job, o.max_cores_per_job) <= 1)
-    throw Error("--micro-batch is for jobs that train replicas: give --cores-per-job or --max-cores-per-job above 1");
-  return how;
-}
-
 bool parse_options(int argc, char** argv, const po::options_description& desc, const std::string& usage,
                    CommonOptions& common) {
   po::variables_map vm;
@@ -131,6 +128,9 @@ bool parse_options(int argc, char** argv, const po::options_description& desc, c
     throw Error(std::string(e.what()) + " (see --help)");
   }
   for (const auto& [name, value] : vm) {
+    // The flags are kept in the journal as JSON, which holds text only.
+    if (!is_utf8(value_text(value.value())))
+      throw Error("--" + name + ": its value is not UTF-8 text (packtrain records every flag in the run's journal)");
     if (!value.defaulted()) common.given.insert(name);
     if (!kRunLevelFlags.count(name)) common.flags[name] = value_text(value.value());
   }

@@ -52,6 +52,22 @@ TEST(Messages, RefusesFlagsThatWouldBeIgnored) {
                  "--epochs must be at least 1");
 }
 
+// The journal keeps every flag as JSON text: a value that is not UTF-8
+// (found by fuzz_config in a --config file) is refused before anything is
+// written, on the command line and in a --config file alike.
+TEST(Messages, AValueThatIsNotUtf8IsOneLineExit2AndWritesNothing) {
+  TempDir dir;
+  const std::string latin1 = "mlp,l\xe9net";
+  expect_refused(run_packtrain({"kfold", "--models", latin1, "--out", (dir / "a").string()}),
+                 "--models: its value is not UTF-8 text");
+  write_file(dir / "sweep.cfg", "schedules = cosine\nmodels = " + latin1 + "\n");
+  const auto config = (dir / "sweep.cfg").string();
+  const auto before = folder_bytes(dir.path());
+  expect_refused(run_packtrain({"kfold", "--config", config, "--out", (dir / "b").string()}),
+                 "--models: its value is not UTF-8 text");
+  EXPECT_EQ(folder_bytes(dir.path()), before) << "a refused command wrote something";
+}
+
 TEST(Messages, HelpAgreesWithTheProgram) {
   for (const auto& command : kSubcommands) {
     SCOPED_TRACE(command);

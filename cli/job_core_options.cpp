@@ -1,0 +1,47 @@
+// A job's cores in kfold and lth (--cores-per-job, --max-cores-per-job,
+// --micro-batch, --parallelism): the part of the common options that knows
+// dataparallel/ (common_options.cpp has no LibTorch, for the --config fuzz target).
+#include "common_options.hpp"
+
+#include <packtrain/dataparallel/data_parallel.hpp>
+#include <packtrain/scheduler/error.hpp>
+
+#include <algorithm>
+#include <string>
+
+namespace packtrain::cli {
+
+namespace po = boost::program_options;
+
+void add_job_core_options(po::options_description& desc, JobCoreOptions& o) {
+  o.micro_batch = dataparallel::kDefaultMicroBatch;
+  desc.add_options()
+    ("cores-per-job", po::value(&o.cores_per_job)->default_value(o.cores_per_job),
+     "whole cores each job owns; a job with several trains replicas on --micro-batch samples (or intra-op threads: "
+     "--parallelism)")
+    ("max-cores-per-job", po::value(&o.max_cores_per_job),
+     "replicas: a job may grow onto up to M cores while they would be idle (the tail of the sweep) and gives them back "
+     "when a waiting job needs them; its numbers stay the same (default: --cores-per-job)")
+    ("micro-batch", po::value(&o.micro_batch)->default_value(o.micro_batch),
+     "replicas: each step's --batch-size samples are cut into micro-batches of N; must divide --batch-size")
+    ("parallelism", po::value(&o.parallelism),
+     "replicas or threads, for jobs with more than one core (default: per model, from bench/dataparallel: threads "
+     "for mlp, replicas for the others)");
+}
+
+std::optional<dataparallel::Parallelism> check_job_core_options(const CommonOptions& common, const JobCoreOptions& o,
+                                                                int node_cores) {
+  std::optional<dataparallel::Parallelism> how;
+  if (!o.parallelism.empty()) how = dataparallel::parallelism_from_string(o.parallelism);
+  if (o.cores_per_job > node_cores)
+    throw Error("--cores-per-job " + std::to_string(o.cores_per_job) + " is more than the " +
+                std::to_string(node_cores) + " core(s) this run uses");
+  if (common.given.count("max-cores-per-job") && o.max_cores_per_job > node_cores)
+    throw Error("--max-cores-per-job " + std::to_string(o.max_cores_per_job) + " is more than the " +
+                std::to_string(node_cores) + " core(s) this run uses");
+  if (common.given.count("micro-batch") && std::max(o.cores_per_job, o.max_cores_per_job) <= 1)
+    throw Error("--micro-batch is for jobs that train replicas: give --cores-per-job or --max-cores-per-job above 1");
+  return how;
+}
+
+}  // namespace packtrain::cli
