@@ -59,6 +59,22 @@ bool is_utf8(const std::string& text) {
   return true;
 }
 
+// Boost.Program_options (1.74) builds an error's message by replacing
+// placeholders such as %value% with what the user typed, until none is
+// left: a value that itself holds "%value%" never ends (`--folds %value%`
+// hung; found by fuzz_config). The substitutions are protected members,
+// reached through a derived class; every '%' in them becomes a fullwidth
+// percent sign before the message is built.
+struct SafeMessage : po::error_with_option_name {
+  static void defuse(po::error_with_option_name& e) {
+    for (auto& [placeholder, text] : e.*(&SafeMessage::m_substitutions)) {
+      std::string safe;
+      for (const char c : text) safe += c == '%' ? std::string("\xef\xbc\x85") : std::string(1, c);
+      text = safe;
+    }
+  }
+};
+
 }  // namespace
 
 std::string number_text(double value) {
@@ -124,6 +140,9 @@ bool parse_options(int argc, char** argv, const po::options_description& desc, c
       po::store(po::parse_config_file(in, desc), vm);
     }
     po::notify(vm);
+  } catch (po::error_with_option_name& e) {
+    SafeMessage::defuse(e);
+    throw Error(std::string(e.what()) + " (see --help)");
   } catch (const po::error& e) {
     throw Error(std::string(e.what()) + " (see --help)");
   }

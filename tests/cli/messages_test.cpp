@@ -68,6 +68,20 @@ TEST(Messages, AValueThatIsNotUtf8IsOneLineExit2AndWritesNothing) {
   EXPECT_EQ(folder_bytes(dir.path()), before) << "a refused command wrote something";
 }
 
+// Boost.Program_options builds its messages by replacing placeholders with
+// what the user typed, until none is left: a value holding "%value%" hung
+// the command for ever (found by fuzz_config). Refused with one line.
+TEST(Messages, AValueHoldingAMessagePlaceholderIsRefusedNotAHang) {
+  TempDir dir;
+  expect_refused(run_packtrain({"kfold", "--folds", "%value%", "--out", (dir / "a").string()}),
+                 "for option '--folds' is invalid");
+  write_file(dir / "sweep.cfg", "folds = x%value%\n%canonical_option% = 1\n");
+  expect_refused(run_packtrain({"kfold", "--config", (dir / "sweep.cfg").string(), "--out", (dir / "b").string()}),
+                 "error");
+  EXPECT_FALSE(std::filesystem::exists(dir / "a"));
+  EXPECT_FALSE(std::filesystem::exists(dir / "b"));
+}
+
 TEST(Messages, HelpAgreesWithTheProgram) {
   for (const auto& command : kSubcommands) {
     SCOPED_TRACE(command);

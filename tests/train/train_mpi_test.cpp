@@ -125,7 +125,7 @@ TEST(TrainMpi, BadRequestsAreOneLineOnEveryRankAndExit2) {
 
 // A rank killed mid-job: every rank ends within 10 s, rank 0's journal
 // still opens, and --resume finishes with the numbers of a run never killed.
-TEST(TrainMpi, AKilledRankEndsEveryRankADamagedCheckpointFailsEveryRankAndResumeFinishes) {
+TEST(TrainMpi, AKilledRankEndsEveryRankBadCheckpointsFailEveryRankAndResumeFinishes) {
   TempDir dir;
   const std::vector<std::string> flags = {"--epochs", "6", "--batch-size", "64", "--micro-batch", "16",
                                           "--checkpoint-every", "1"};
@@ -170,6 +170,22 @@ TEST(TrainMpi, AKilledRankEndsEveryRankADamagedCheckpointFailsEveryRankAndResume
   const auto failed = the_job(dir / "damaged");
   EXPECT_EQ(failed.status, JobStatus::failed);
   EXPECT_NE(failed.message.find("rank 1 of the job's 2"), std::string::npos) << failed.message;
+
+  // A copy whose rank 1 holds another run's checkpoints (another --seed):
+  // they load, but the ranks would train different models; the start's
+  // weight check fails the job on every rank and names the rank.
+  auto other_flags = one_flags;
+  other_flags.insert(other_flags.end(), {"--seed", "7"});
+  ASSERT_EQ(run_command(train(dir, "other", other_flags)).exit_code, 0);
+  std::filesystem::copy(dir / "killed", dir / "foreign", std::filesystem::copy_options::recursive);
+  for (const auto& entry : std::filesystem::directory_iterator(dir / "foreign/ranks/rank-1/checkpoints"))
+    std::filesystem::copy_file(dir / "other/checkpoints" / entry.path().filename(), entry.path(),
+                               std::filesystem::copy_options::overwrite_existing);
+  const auto foreign = run_command(mpirun(2, train(dir, "foreign", resume_flags)));
+  EXPECT_EQ(foreign.exit_code, 1) << foreign.out << foreign.err;
+  const auto mismatch = the_job(dir / "foreign");
+  EXPECT_EQ(mismatch.status, JobStatus::failed);
+  EXPECT_NE(mismatch.message.find("rank 1 starts from other weights than rank 0"), std::string::npos) << mismatch.message;
 
   const auto resumed = run_command(mpirun(2, train(dir, "killed", resume_flags)));
   ASSERT_EQ(resumed.exit_code, 0) << resumed.out << resumed.err;
