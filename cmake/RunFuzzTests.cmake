@@ -6,24 +6,12 @@
 # report, uncaught exception, leak, input slower than 10 s or use of more
 # than 2 GiB; the input is left in BINARY_DIR/findings. Run by ctest as
 # `fuzz.parsers`.
-function(run)
-  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc)
-  if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "failed (${rc}): ${ARGN}")
-  endif()
-endfunction()
+include(${CMAKE_CURRENT_LIST_DIR}/ScriptSteps.cmake)
 set(seconds 30)
 if(DEFINED ENV{PACKTRAIN_FUZZ_SECONDS})
   set(seconds $ENV{PACKTRAIN_FUZZ_SECONDS})
 endif()
-# A folder configured with another compiler is started afresh.
-if(EXISTS ${BINARY_DIR}/CMakeCache.txt)
-  file(STRINGS ${BINARY_DIR}/CMakeCache.txt cached REGEX "^CMAKE_CXX_COMPILER:")
-  string(REGEX REPLACE "^CMAKE_CXX_COMPILER:[A-Z]+=" "" cached "${cached}")
-  if(NOT cached STREQUAL CLANGXX)
-    file(REMOVE_RECURSE ${BINARY_DIR})
-  endif()
-endif()
+packtrain_fresh_if_other_compiler(${BINARY_DIR} "${CLANGXX}")
 run(${CMAKE_COMMAND} -S ${SOURCE_DIR} -B ${BINARY_DIR} -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
     -DCMAKE_CXX_COMPILER=${CLANGXX} -DCMAKE_C_COMPILER=${CLANGC}
     -DPACKTRAIN_WITH_TORCH=OFF -DPACKTRAIN_WITH_MPI=OFF -DPACKTRAIN_SANITIZE=fuzzer -DPACKTRAIN_BUILD_BENCH=OFF

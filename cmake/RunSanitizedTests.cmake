@@ -9,12 +9,7 @@
 # and libclang-rt-dev): its -Wthread-safety analysis then checks every
 # PACKTRAIN_GUARDED_BY at compile time as well (cmake/Warnings.cmake makes
 # a violation an error), and TSan checks what the analysis cannot see.
-function(run)
-  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc)
-  if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "failed (${rc}): ${ARGN}")
-  endif()
-endfunction()
+include(${CMAKE_CURRENT_LIST_DIR}/ScriptSteps.cmake)
 find_program(CLANGXX NAMES clang++ clang++-16 clang++-15 clang++-14)
 set(compiler_args)
 if(CLANGXX)
@@ -23,15 +18,7 @@ if(CLANGXX)
 else()
   message(STATUS "${SANITIZE}: clang++ not found, building with the default compiler (no -Wthread-safety)")
 endif()
-# A folder configured with another compiler is started afresh: CMake cannot
-# change the compiler of a configured build.
-if(CLANGXX AND EXISTS ${BINARY_DIR}/CMakeCache.txt)
-  file(STRINGS ${BINARY_DIR}/CMakeCache.txt cached REGEX "^CMAKE_CXX_COMPILER:")
-  string(REGEX REPLACE "^CMAKE_CXX_COMPILER:[A-Z]+=" "" cached "${cached}")
-  if(NOT cached STREQUAL CLANGXX)
-    file(REMOVE_RECURSE ${BINARY_DIR})
-  endif()
-endif()
+packtrain_fresh_if_other_compiler(${BINARY_DIR} "${CLANGXX}")
 run(${CMAKE_COMMAND} -S ${SOURCE_DIR} -B ${BINARY_DIR} -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo ${compiler_args}
     -DPACKTRAIN_WITH_TORCH=OFF -DPACKTRAIN_WITH_MPI=OFF -DPACKTRAIN_SANITIZE=${SANITIZE} -DPACKTRAIN_BUILD_BENCH=OFF -DPACKTRAIN_BUILD_EXAMPLES=OFF)
 run(${CMAKE_COMMAND} --build ${BINARY_DIR} -j2 --target scheduler_tests dashboard_tests dataparallel_sync_tests)

@@ -3,6 +3,7 @@
 // options and one of each kind a command adds. Parsed or refused with
 // packtrain::Error, never a crash.
 #include "common_options.hpp"
+#include "input_file.hpp"
 
 #include <packtrain/scheduler/error.hpp>
 
@@ -18,12 +19,8 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   namespace po = boost::program_options;
-  static const auto path =
-      std::filesystem::temp_directory_path() / ("fuzz_config." + std::to_string(::getpid()) + ".cfg");
-  std::FILE* f = std::fopen(path.c_str(), "wb");
-  if (f == nullptr) std::abort();
-  if (size > 0 && std::fwrite(data, 1, size, f) != size) std::abort();
-  std::fclose(f);
+  static const auto path = packtrain::fuzz::input_path("config", ".cfg");
+  packtrain::fuzz::write_input(path, data, size);
 
   packtrain::cli::CommonOptions common;
   int folds = 5;

@@ -2,6 +2,7 @@
 // hold them. Every file must be read or refused with packtrain::Error naming
 // it, never crash, leak or allocate without bound.
 #include "formats.hpp"
+#include "input_file.hpp"
 
 #include <packtrain/scheduler/error.hpp>
 
@@ -14,14 +15,8 @@
 #include <unistd.h>
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  static const auto path =
-      std::filesystem::temp_directory_path() / ("fuzz_idx." + std::to_string(::getpid()) + ".idx");
-  {
-    std::FILE* f = std::fopen(path.c_str(), "wb");
-    if (f == nullptr) std::abort();
-    if (size > 0 && std::fwrite(data, 1, size, f) != size) std::abort();
-    std::fclose(f);
-  }
+  static const auto path = packtrain::fuzz::input_path("idx", ".idx");
+  packtrain::fuzz::write_input(path, data, size);
   namespace d = packtrain::data::detail;
   try {
     const auto bytes = d::read_idx_bytes(path);

@@ -1,6 +1,8 @@
 // libFuzzer: a run's journal.sqlite as --resume and `packtrain report` read
 // it, damaged. Opened and read, or refused with packtrain::Error, never a
 // crash; a journal that opens gives records whose fields can be used.
+#include "input_file.hpp"
+
 #include <packtrain/scheduler/error.hpp>
 #include <packtrain/scheduler/journal.hpp>
 
@@ -17,10 +19,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::filesystem::remove_all(dir);  // SQLite's -wal and -journal files of the last input too
   std::filesystem::create_directories(dir);
   const auto path = dir / "journal.sqlite";
-  std::FILE* f = std::fopen(path.c_str(), "wb");
-  if (f == nullptr) std::abort();
-  if (size > 0 && std::fwrite(data, 1, size, f) != size) std::abort();
-  std::fclose(f);
+  packtrain::fuzz::write_input(path, data, size);
   try {
     const auto journal = packtrain::Journal::open_existing(path);
     for (const auto& r : journal->records()) {

