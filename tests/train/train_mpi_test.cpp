@@ -74,6 +74,26 @@ TEST(TrainMpi, TwoRanksGiveOneProcesssBitsWhenEachRanksBlockIsASubtree) {
   EXPECT_TRUE(std::filesystem::exists(dir / "two/results.csv"));
 }
 
+// The large-batch options apply to the global batch: a gang with linear
+// scaling and a warm-up epoch has one process's rates and bits.
+TEST(TrainMpi, LinearScalingAndWarmUpFollowTheGlobalBatch) {
+  TempDir dir;
+  const std::vector<std::string> flags = {"--epochs", "2", "--batch-size", "128", "--micro-batch", "32",
+                                          "--lr-scaling", "linear", "--warmup-epochs", "1"};
+  auto one_flags = flags;
+  one_flags.insert(one_flags.end(), {"--cores", "1"});
+  const auto one = run_command(train(dir, "one", one_flags));
+  ASSERT_EQ(one.exit_code, 0) << one.out << one.err;
+  const auto two = run_command(mpirun(2, train(dir, "two", flags)));
+  ASSERT_EQ(two.exit_code, 0) << two.out << two.err;
+  const auto a = the_job(dir / "one");
+  const auto b = the_job(dir / "two");
+  ASSERT_EQ(b.metrics["per_epoch"].size(), 2u);
+  for (std::size_t e = 0; e < 2; ++e)
+    for (const char* key : {"lr", "train_loss", "val_loss"})
+      EXPECT_EQ(a.metrics["per_epoch"][e][key], b.metrics["per_epoch"][e][key]) << key << " epoch " << e + 1;
+}
+
 // Batch 96 of micro-batches of 16: 6 a step, 3 per rank, so each rank's sum
 // is not a subtree of the one-process tree: within float tolerance of one
 // process after 22 steps, and the same bits on every run of 2 ranks.
