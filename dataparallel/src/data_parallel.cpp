@@ -55,18 +55,22 @@ nlohmann::json number(double v) { return std::isfinite(v) ? nlohmann::json(v) : 
 // checking that no member failed. Each member's packet: a failure flag, its
 // message (cut to kMessageBytes), the payload; packets are padded to 8 bytes
 // so that the doubles in a payload stay aligned. Throws, on every member
-// alike, naming the first member that failed. Returns member r's payload at
-// all.data() + r * stride, stride in `stride`.
+// alike, naming the first member that failed. The payloads land in `all`.
 constexpr std::size_t kMessageBytes = 248;
-void gang_exchange(Gang& gang, const std::string& failure, const std::vector<char>& payload, std::vector<char>& mine,
-                   std::vector<char>& all, std::size_t& stride, std::size_t& offset) {
-  offset = 8 + kMessageBytes;
-  stride = (offset + payload.size() + 7) / 8 * 8;
+constexpr std::size_t kPayloadOffset = 8 + kMessageBytes;
+struct Payloads {
+  const char* base;
+  std::size_t stride;
+  const char* operator[](int member) const { return base + static_cast<std::size_t>(member) * stride + kPayloadOffset; }
+};
+Payloads gang_exchange(Gang& gang, const std::string& failure, const std::vector<char>& payload, std::vector<char>& mine,
+                       std::vector<char>& all) {
+  const std::size_t stride = (kPayloadOffset + payload.size() + 7) / 8 * 8;
   mine.assign(stride, 0);
   const std::int64_t failed = failure.empty() ? 0 : 1;
   std::memcpy(mine.data(), &failed, 8);
   std::memcpy(mine.data() + 8, failure.data(), std::min(failure.size(), kMessageBytes - 1));
-  if (!payload.empty()) std::memcpy(mine.data() + offset, payload.data(), payload.size());
+  if (!payload.empty()) std::memcpy(mine.data() + kPayloadOffset, payload.data(), payload.size());
   all.resize(stride * static_cast<std::size_t>(gang.size()));
   gang.allgather(mine.data(), stride, all.data());
   for (int r = 0; r < gang.size(); ++r) {
@@ -79,6 +83,26 @@ void gang_exchange(Gang& gang, const std::string& failure, const std::vector<cha
       throw Error("rank " + std::to_string(r) + " of the job's " + std::to_string(gang.size()) + ": " + message);
     }
   }
+  return Payloads{all.data(), stride};
+}
+
+// Float tensors into and out of a flat buffer, in order: a gang's sums.
+float* pack(float* to, const std::vector<at::Tensor>& tensors) {
+  for (const auto& t : tensors) {
+    const auto c = t.contiguous();
+    std::memcpy(to, c.data_ptr<float>(), static_cast<std::size_t>(c.numel()) * sizeof(float));
+    to += c.numel();
+  }
+  return to;
+}
+const float* unpack(const float* from, const std::vector<at::Tensor>& like, std::vector<at::Tensor>& out) {
+  out.resize(like.size());
+  for (std::size_t i = 0; i < like.size(); ++i) {
+    out[i] = torch::empty_like(like[i], at::MemoryFormat::Contiguous);
+    std::memcpy(out[i].data_ptr<float>(), from, static_cast<std::size_t>(out[i].numel()) * sizeof(float));
+    from += out[i].numel();
+  }
+  return from;
 }
 
 template <typename T>
@@ -511,11 +535,10 @@ train::EvalMetrics DataParallelTrainer::evaluate(const StepSync::Seat& seat, con
       append(payload, sums.top1);
       append(payload, sums.top5);
     }
-    std::size_t stride = 0, offset = 0;
-    gang_exchange(*gang, failure, payload, gang_mine_, gang_all_, stride, offset);
+    const auto payloads = gang_exchange(*gang, failure, payload, gang_mine_, gang_all_);
     for (int r = 0; r < gang->size(); ++r) {
       const auto theirs = block_of(batches, r, gang->size());
-      const char* p = gang_all_.data() + static_cast<std::size_t>(r) * stride + offset;
+      const char* p = payloads[r];
       for (std::int64_t b = 0; b < theirs.count; ++b, p += 24)
         eval_sums_[static_cast<std::size_t>(theirs.first + b)] =
             train::EvalSums{read_at<double>(p), read_at<std::int64_t>(p + 8), read_at<std::int64_t>(p + 16)};
@@ -551,13 +574,12 @@ bool DataParallelTrainer::check_same_start(const std::string& failure, bool stop
   std::vector<char> payload;
   append(payload, hash_tensors(master_stats_, hash_tensors(master_params_)));
   append(payload, static_cast<std::int64_t>(stop ? 1 : 0));
-  std::size_t stride = 0, offset = 0;
-  gang_exchange(gang, failure, payload, gang_mine_, gang_all_, stride, offset);
+  const auto payloads = gang_exchange(gang, failure, payload, gang_mine_, gang_all_);
   for (int r = 0; r < gang.size(); ++r)
-    if (read_at<std::int64_t>(gang_all_.data() + static_cast<std::size_t>(r) * stride + offset + 8) != 0) return true;
-  const auto first = read_at<std::uint64_t>(gang_all_.data() + offset);
+    if (read_at<std::int64_t>(payloads[r] + 8) != 0) return true;
+  const auto first = read_at<std::uint64_t>(payloads[0]);
   for (int r = 1; r < gang.size(); ++r) {
-    const auto theirs = read_at<std::uint64_t>(gang_all_.data() + static_cast<std::size_t>(r) * stride + offset);
+    const auto theirs = read_at<std::uint64_t>(payloads[r]);
     if (theirs != first) {
       char text[160];
       std::snprintf(text, sizeof text, "rank %d starts from other weights than rank 0 (hash %016llx, rank 0 %016llx)", r,
@@ -587,31 +609,17 @@ bool DataParallelTrainer::exchange_step(std::int64_t local_micro_batches, const 
   }
   const auto floats_at = payload.size();
   payload.resize(floats_at + static_cast<std::size_t>(4 * (params + stats)), 0);
-  if (has_sum) {
-    auto* to = reinterpret_cast<float*>(payload.data() + floats_at);
-    for (const auto& g : root.grads) {
-      const auto c = g.contiguous();
-      std::memcpy(to, c.data_ptr<float>(), static_cast<std::size_t>(c.numel()) * 4);
-      to += c.numel();
-    }
-    for (const auto& b : root.stats) {
-      const auto c = b.contiguous();
-      std::memcpy(to, c.data_ptr<float>(), static_cast<std::size_t>(c.numel()) * 4);
-      to += c.numel();
-    }
-  }
-  std::size_t stride = 0, offset = 0;
+  if (has_sum) pack(pack(reinterpret_cast<float*>(payload.data() + floats_at), root.grads), root.stats);
   const auto started = Clock::now();
-  gang_exchange(gang, failure, payload, gang_mine_, gang_all_, stride, offset);
+  const auto payloads = gang_exchange(gang, failure, payload, gang_mine_, gang_all_);
   // Synchronization: the exchange (waiting for the slowest rank too) and the sum over ranks.
   const AtScopeEnd counted([&] { reduce_ns_.fetch_add(ns_since(started), std::memory_order_relaxed); });
 
-  const auto packet = [&](int r) { return gang_all_.data() + static_cast<std::size_t>(r) * stride + offset; };
   bool any_stop = false;
   losses.clear();
   std::vector<at::Tensor> sums;  // of the members that computed micro-batches, in rank order
   for (int r = 0; r < gang.size(); ++r) {
-    const char* p = packet(r);
+    const char* p = payloads[r];
     const auto count = read_at<std::int64_t>(p);
     any_stop = any_stop || read_at<std::int64_t>(p + 8) != 0;
     for (std::int64_t j = 0; j < count; ++j) {
@@ -630,19 +638,7 @@ bool DataParallelTrainer::exchange_step(std::int64_t local_micro_batches, const 
     for (std::size_t span = 1; span < n; span *= 2)
       for (std::size_t left = 0; left + span < n; left += 2 * span) sums[left].add_(sums[left + span]);
   }
-  const auto* from = sums[0].data_ptr<float>();
-  root.grads.resize(master_params_.size());
-  for (std::size_t i = 0; i < master_params_.size(); ++i) {
-    root.grads[i] = torch::empty_like(master_params_[i], at::MemoryFormat::Contiguous);
-    std::memcpy(root.grads[i].data_ptr<float>(), from, static_cast<std::size_t>(root.grads[i].numel()) * 4);
-    from += root.grads[i].numel();
-  }
-  root.stats.resize(master_stats_.size());
-  for (std::size_t i = 0; i < master_stats_.size(); ++i) {
-    root.stats[i] = torch::empty_like(master_stats_[i], at::MemoryFormat::Contiguous);
-    std::memcpy(root.stats[i].data_ptr<float>(), from, static_cast<std::size_t>(root.stats[i].numel()) * 4);
-    from += root.stats[i].numel();
-  }
+  unpack(unpack(sums[0].data_ptr<float>(), master_params_, root.grads), master_stats_, root.stats);
   return false;
 }
 
@@ -800,8 +796,7 @@ DataParallelResult DataParallelTrainer::fit(const train::TrainData& data, const 
   }
   if (gang) {
     // The last failures kept (a final checkpoint, on_epoch) reach every member.
-    std::size_t stride = 0, offset = 0;
-    gang_exchange(*gang, std::exchange(pending_failure_, std::string()), {}, gang_mine_, gang_all_, stride, offset);
+    gang_exchange(*gang, std::exchange(pending_failure_, std::string()), {}, gang_mine_, gang_all_);
   }
   return finish(JobStatus::done, "");
 }

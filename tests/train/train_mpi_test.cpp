@@ -42,6 +42,20 @@ JobRecord the_job(const std::filesystem::path& out) {
   return records.empty() ? JobRecord{} : records.begin()->second;
 }
 
+// `train FLAGS --cores 1` in one process: what a gang must match.
+pt::CommandResult one_process(const TempDir& dir, const std::string& out, std::vector<std::string> flags) {
+  flags.insert(flags.end(), {"--cores", "1"});
+  return run_command(train(dir, out, flags));
+}
+
+// Every epoch's `keys` of two runs' one job, to the last bit (JSON keeps doubles exactly).
+void expect_same_epochs(const JobRecord& a, const JobRecord& b, std::initializer_list<const char*> keys) {
+  ASSERT_EQ(a.metrics["per_epoch"].size(), b.metrics["per_epoch"].size());
+  for (std::size_t e = 0; e < a.metrics["per_epoch"].size(); ++e)
+    for (const char* key : keys)
+      EXPECT_EQ(a.metrics["per_epoch"][e][key], b.metrics["per_epoch"][e][key]) << key << " epoch " << e + 1;
+}
+
 }  // namespace
 
 // Batch 64 of micro-batches of 16: 4 a step, 2 per rank, each rank's block a
@@ -49,9 +63,7 @@ JobRecord the_job(const std::filesystem::path& out) {
 TEST(TrainMpi, TwoRanksGiveOneProcesssBitsWhenEachRanksBlockIsASubtree) {
   TempDir dir;
   const std::vector<std::string> flags = {"--epochs", "2", "--batch-size", "64", "--micro-batch", "16"};
-  auto one_flags = flags;
-  one_flags.insert(one_flags.end(), {"--cores", "1"});
-  const auto one = run_command(train(dir, "one", one_flags));
+  const auto one = one_process(dir, "one", flags);
   ASSERT_EQ(one.exit_code, 0) << one.out << one.err;
   const auto two = run_command(mpirun(2, train(dir, "two", flags)));
   ASSERT_EQ(two.exit_code, 0) << two.out << two.err;
@@ -63,11 +75,8 @@ TEST(TrainMpi, TwoRanksGiveOneProcesssBitsWhenEachRanksBlockIsASubtree) {
   const auto b = the_job(dir / "two");
   EXPECT_EQ(b.status, JobStatus::done) << b.message;
   EXPECT_EQ(a.id, b.id) << "the ranks are not part of the job's identity";
-  // Every epoch's losses and accuracy, to the last bit (JSON keeps doubles exactly).
   ASSERT_EQ(a.metrics["per_epoch"].size(), 2u);
-  for (std::size_t e = 0; e < 2; ++e)
-    for (const char* key : {"train_loss", "val_loss", "val_top1", "lr"})
-      EXPECT_EQ(a.metrics["per_epoch"][e][key], b.metrics["per_epoch"][e][key]) << key << " epoch " << e + 1;
+  expect_same_epochs(a, b, {"train_loss", "val_loss", "val_top1", "lr"});
   EXPECT_EQ(b.metrics["ranks"], 2);
   // One record, rank 0's; the other rank keeps no journal of its own.
   EXPECT_FALSE(std::filesystem::exists(dir / "two/ranks/rank-1/journal.sqlite"));
@@ -80,18 +89,14 @@ TEST(TrainMpi, LinearScalingAndWarmUpFollowTheGlobalBatch) {
   TempDir dir;
   const std::vector<std::string> flags = {"--epochs", "2", "--batch-size", "128", "--micro-batch", "32",
                                           "--lr-scaling", "linear", "--warmup-epochs", "1"};
-  auto one_flags = flags;
-  one_flags.insert(one_flags.end(), {"--cores", "1"});
-  const auto one = run_command(train(dir, "one", one_flags));
+  const auto one = one_process(dir, "one", flags);
   ASSERT_EQ(one.exit_code, 0) << one.out << one.err;
   const auto two = run_command(mpirun(2, train(dir, "two", flags)));
   ASSERT_EQ(two.exit_code, 0) << two.out << two.err;
   const auto a = the_job(dir / "one");
   const auto b = the_job(dir / "two");
   ASSERT_EQ(b.metrics["per_epoch"].size(), 2u);
-  for (std::size_t e = 0; e < 2; ++e)
-    for (const char* key : {"lr", "train_loss", "val_loss"})
-      EXPECT_EQ(a.metrics["per_epoch"][e][key], b.metrics["per_epoch"][e][key]) << key << " epoch " << e + 1;
+  expect_same_epochs(a, b, {"lr", "train_loss", "val_loss"});
 }
 
 // Batch 96 of micro-batches of 16: 6 a step, 3 per rank, so each rank's sum
@@ -100,9 +105,7 @@ TEST(TrainMpi, LinearScalingAndWarmUpFollowTheGlobalBatch) {
 TEST(TrainMpi, UnalignedBlocksStayWithinFloatToleranceAndRepeatTheirBits) {
   TempDir dir;
   const std::vector<std::string> flags = {"--epochs", "2", "--batch-size", "96", "--micro-batch", "16"};
-  auto one_flags = flags;
-  one_flags.insert(one_flags.end(), {"--cores", "1"});
-  const auto one = run_command(train(dir, "one", one_flags));
+  const auto one = one_process(dir, "one", flags);
   ASSERT_EQ(one.exit_code, 0) << one.out << one.err;
   const auto first = run_command(mpirun(2, train(dir, "first", flags)));
   ASSERT_EQ(first.exit_code, 0) << first.out << first.err;
@@ -149,9 +152,7 @@ TEST(TrainMpi, AKilledRankEndsEveryRankBadCheckpointsFailEveryRankAndResumeFinis
   TempDir dir;
   const std::vector<std::string> flags = {"--epochs", "6", "--batch-size", "64", "--micro-batch", "16",
                                           "--checkpoint-every", "1"};
-  auto one_flags = flags;
-  one_flags.insert(one_flags.end(), {"--cores", "1"});
-  const auto one = run_command(train(dir, "one", one_flags));
+  const auto one = one_process(dir, "one", flags);
   ASSERT_EQ(one.exit_code, 0) << one.out << one.err;
 
   // Rank 1 is killed once its first epoch's checkpoint is written.
@@ -194,9 +195,9 @@ TEST(TrainMpi, AKilledRankEndsEveryRankBadCheckpointsFailEveryRankAndResumeFinis
   // A copy whose rank 1 holds another run's checkpoints (another --seed):
   // they load, but the ranks would train different models; the start's
   // weight check fails the job on every rank and names the rank.
-  auto other_flags = one_flags;
+  auto other_flags = flags;
   other_flags.insert(other_flags.end(), {"--seed", "7"});
-  ASSERT_EQ(run_command(train(dir, "other", other_flags)).exit_code, 0);
+  ASSERT_EQ(one_process(dir, "other", other_flags).exit_code, 0);
   std::filesystem::copy(dir / "killed", dir / "foreign", std::filesystem::copy_options::recursive);
   for (const auto& entry : std::filesystem::directory_iterator(dir / "foreign/ranks/rank-1/checkpoints"))
     std::filesystem::copy_file(dir / "other/checkpoints" / entry.path().filename(), entry.path(),
