@@ -262,6 +262,9 @@ TEST(StepSync, EveryMicroBatchIsReducedExactlyOncePerStepWhileReplicasComeAndGo)
       }
     });
   }
+  // The steps start once every helper has come once: on a loaded machine
+  // the leader could otherwise finish them all before a helper thread ran.
+  while (visits.load(std::memory_order_relaxed) < kHelpers) std::this_thread::yield();
   std::minstd_rand rng(3);
   StepSync::Seat leader(sync);
   std::int64_t mismatched = 0, not_once = 0;
