@@ -104,6 +104,11 @@ bool write_trace(const RunFolder& run) {
     args["lent"] = true;
     trace.add_attempt(a, args);
   }
+  for (const auto& step : read_steps(run.dir / "steps.csv")) {
+    // A gang's steps: compute and allreduce tracks on each member rank.
+    const auto it = by_id.find(step.job_id);
+    trace.add_step(step, it == by_id.end() ? step.job_id : it->second->name);
+  }
   write_file_atomically(run.dir / "trace.json", trace.text());
   return true;
 }

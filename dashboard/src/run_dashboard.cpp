@@ -90,6 +90,8 @@ struct RunDashboard::Impl {
   double origin PACKTRAIN_GUARDED_BY(mutex_) = INFINITY;  // the runner's time zero: JobEvent::time counts from it
   AppendFile attempts_csv PACKTRAIN_GUARDED_BY(mutex_);
   AppendFile lent_csv PACKTRAIN_GUARDED_BY(mutex_);  // cores lent to elastic jobs, as attempts.csv rows
+  AppendFile steps_csv PACKTRAIN_GUARDED_BY(mutex_);  // a gang's steps (opened at the first)
+  std::vector<std::pair<StepSlice, std::string>> steps PACKTRAIN_GUARDED_BY(mutex_);  // with the job's name; not yet in the trace
   bool finished PACKTRAIN_GUARDED_BY(mutex_) = false;
 
   // The files the sampler thread writes while the run goes; finish() after
@@ -156,6 +158,7 @@ void RunDashboard::Impl::tick(const Sample& sample) {
     live.sample(series, sample);
     if (trace_path.empty()) {
       ended.clear();  // no trace to write them to
+      steps.clear();
       return;
     }
   }
@@ -165,12 +168,15 @@ void RunDashboard::Impl::tick(const Sample& sample) {
 
 void RunDashboard::Impl::write_trace(bool final) {
   std::vector<std::pair<AttemptSpan, nlohmann::json>> done, running;
+  std::vector<std::pair<StepSlice, std::string>> new_steps;
   {
     MutexLock lock(mutex_);
     done.swap(ended);
+    new_steps.swap(steps);
     for (const auto& [id, attempt] : open) running.push_back(attempt);
   }
   for (const auto& [span, args] : done) trace.add_attempt(span, args);
+  for (const auto& [step, name] : new_steps) trace.add_step(step, name);
   if (trace_path.empty()) return;
   const auto begin = std::chrono::steady_clock::now();
   try {
@@ -241,6 +247,26 @@ void RunDashboard::on_event(const JobEvent& e) {
                        .start = d.origin + e.time, .cores = e.cores, .rank = e.rank};
       nlohmann::json args = slice_args(span, spec, nlohmann::json::object());
       d.open[e.job_id] = {std::move(span), std::move(args)};
+      return;
+    }
+    case EventKind::progress: {
+      // A gang's steps: to steps.csv (for `packtrain report`) and the trace.
+      auto new_steps = steps_in_progress(e.job_id, e.attempt, e.data);
+      if (new_steps.empty() || d.trace_path.empty()) return;
+      if (!d.steps_csv.is_open()) {
+        // A folder that cannot take it costs the rebuilt trace its steps, not the run.
+        try {
+          d.steps_csv = AppendFile(d.options.out_dir() / "steps.csv");
+          if (d.steps_csv.empty_at_open()) d.steps_csv.append(kStepsHeader);
+        } catch (const Error&) {
+        }
+      }
+      std::string rows;
+      for (auto& step : new_steps) {
+        rows += step_row(step);
+        d.steps.emplace_back(std::move(step), e.name);
+      }
+      if (d.steps_csv.is_open()) d.steps_csv.append(rows);
       return;
     }
     case EventKind::resized: {

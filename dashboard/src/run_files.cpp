@@ -203,6 +203,59 @@ std::string attempt_row(const AttemptSpan& span) {
          "," + cores + "," + csv_cell(span.name) + "\n";
 }
 
+const char* const kStepsHeader = "job,attempt,rank,step,compute_begin,compute_end,sync_begin,sync_end\n";
+
+std::string step_row(const StepSlice& step) {
+  return csv_cell(step.job_id) + "," + std::to_string(step.attempt) + "," + std::to_string(step.rank) + "," +
+         std::to_string(step.step) + "," + short_number(step.compute_begin, 6) + "," +
+         short_number(step.compute_end, 6) + "," + short_number(step.sync_begin, 6) + "," +
+         short_number(step.sync_end, 6) + "\n";
+}
+
+std::vector<StepSlice> read_steps(const std::filesystem::path& path) {
+  std::vector<StepSlice> steps;
+  std::ifstream in(path);
+  std::string line;
+  const std::string header(kStepsHeader, std::strlen(kStepsHeader) - 1);
+  while (std::getline(in, line)) {
+    if (line == header) continue;  // a resumed run's header
+    const auto cells = split_csv_line(line);
+    if (cells.size() != 8) continue;
+    try {
+      StepSlice s;
+      s.job_id = cells[0];
+      s.attempt = std::stoi(cells[1]);
+      s.rank = std::stoi(cells[2]);
+      s.step = std::stoll(cells[3]);
+      if (!parse_double(cells[4], s.compute_begin) || !parse_double(cells[5], s.compute_end) ||
+          !parse_double(cells[6], s.sync_begin) || !parse_double(cells[7], s.sync_end))
+        continue;
+      steps.push_back(std::move(s));
+    } catch (const std::exception&) {
+      continue;  // a torn or foreign line
+    }
+  }
+  return steps;
+}
+
+std::vector<StepSlice> steps_in_progress(const std::string& job_id, int attempt, const nlohmann::json& progress) {
+  std::vector<StepSlice> steps;
+  if (!progress.is_object()) return steps;
+  const auto it = progress.find("step_timings");
+  if (it == progress.end() || !it->is_array()) return steps;
+  for (const auto& row : *it) {
+    if (!row.is_array() || row.size() != 6) continue;
+    bool numbers = true;
+    for (const auto& v : row) numbers = numbers && v.is_number();
+    if (!numbers) continue;
+    steps.push_back(StepSlice{.job_id = job_id, .attempt = attempt, .rank = row[0].get<int>(),
+                              .step = row[1].get<std::int64_t>(), .compute_begin = row[2].get<double>(),
+                              .compute_end = row[3].get<double>(), .sync_begin = row[4].get<double>(),
+                              .sync_end = row[5].get<double>()});
+  }
+  return steps;
+}
+
 std::vector<AttemptSpan> read_attempts(const std::filesystem::path& path) {
   std::vector<AttemptSpan> spans;
   std::ifstream in(path);

@@ -54,6 +54,43 @@ void TraceBuilder::add_attempt(const AttemptSpan& span, const nlohmann::json& ar
   for (int core : span.cores) add_event(slice(span, core, end, args));
 }
 
+void TraceBuilder::add_step(const StepSlice& step, const std::string& name) {
+  if (step_slices_ + 2 > kMaxStepSlices) {
+    step_slices_dropped_ += 2;
+    other_data_["step_slices_dropped"] = step_slices_dropped_;
+    return;
+  }
+  step_slices_ += 2;
+  if (step_ranks_.insert(step.rank).second) {
+    if (step.rank != rank_) {
+      add_event(nlohmann::json({{"name", "process_name"}, {"ph", "M"}, {"pid", step.rank}, {"tid", 0},
+                                {"args", {{"name", "rank " + std::to_string(step.rank)}}}})
+                    .dump());
+      add_event(nlohmann::json({{"name", "process_sort_index"}, {"ph", "M"}, {"pid", step.rank}, {"tid", 0},
+                                {"args", {{"sort_index", step.rank}}}})
+                    .dump());
+    }
+    for (const auto& [tid, track] : {std::pair{kComputeTrack, "compute"}, std::pair{kAllreduceTrack, "allreduce"}}) {
+      add_event(nlohmann::json({{"name", "thread_name"}, {"ph", "M"}, {"pid", step.rank}, {"tid", tid},
+                                {"args", {{"name", track}}}})
+                    .dump());
+      add_event(nlohmann::json({{"name", "thread_sort_index"}, {"ph", "M"}, {"pid", step.rank}, {"tid", tid},
+                                {"args", {{"sort_index", tid}}}})
+                    .dump());
+    }
+  }
+  const auto add = [&](const char* what, int tid, double begin, double end) {
+    const long long ts = micros(begin);
+    const long long dur = std::max(1LL, micros(std::max(begin, end)) - ts);
+    const nlohmann::json args = {{"job", step.job_id}, {"attempt", step.attempt}, {"step", step.step}, {"name", name}};
+    add_event(nlohmann::json({{"name", what}, {"cat", "step"}, {"ph", "X"}, {"ts", ts}, {"dur", dur},
+                              {"pid", step.rank}, {"tid", tid}, {"args", args}})
+                  .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  };
+  add("compute", kComputeTrack, step.compute_begin, step.compute_end);
+  add("allreduce", kAllreduceTrack, step.sync_begin, step.sync_end);
+}
+
 void TraceBuilder::add_sample(const std::vector<Series>& series, const Sample& sample) {
   const long long ts = micros(sample.time);
   for (std::size_t i = 0; i < series.size() && i < sample.values.size(); ++i) {

@@ -29,6 +29,9 @@ std::int64_t ns_since(Clock::time_point t) {
 }
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 double seconds(std::int64_t ns) { return static_cast<double>(ns) * 1e-9; }
+double unix_seconds_now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
 
 
 // One intra-op thread on the calling thread. LibTorch initializes a thread's
@@ -536,6 +539,7 @@ train::EvalMetrics DataParallelTrainer::evaluate(const StepSync::Seat& seat, con
       append(payload, sums.top5);
     }
     const auto payloads = gang_exchange(*gang, failure, payload, gang_mine_, gang_all_);
+    gang_anchor_ = Clock::now();
     for (int r = 0; r < gang->size(); ++r) {
       const auto theirs = block_of(batches, r, gang->size());
       const char* p = payloads[r];
@@ -575,6 +579,7 @@ bool DataParallelTrainer::check_same_start(const std::string& failure, bool stop
   append(payload, hash_tensors(master_stats_, hash_tensors(master_params_)));
   append(payload, static_cast<std::int64_t>(stop ? 1 : 0));
   const auto payloads = gang_exchange(gang, failure, payload, gang_mine_, gang_all_);
+  gang_anchor_ = Clock::now();
   for (int r = 0; r < gang.size(); ++r)
     if (read_at<std::int64_t>(payloads[r] + 8) != 0) return true;
   const auto first = read_at<std::uint64_t>(payloads[0]);
@@ -602,6 +607,13 @@ bool DataParallelTrainer::exchange_step(std::int64_t local_micro_batches, const 
   const bool has_sum = failure.empty() && local_micro_batches > 0;
   append(payload, static_cast<std::int64_t>(has_sum ? local_micro_batches : 0));
   append(payload, static_cast<std::int64_t>(stop ? 1 : 0));
+  // The timeline: this member's compute and the exchange's start, from the last exchange's end.
+  const auto started = Clock::now();
+  const auto since_anchor = [this](Clock::time_point t) { return std::chrono::duration<double>(t - gang_anchor_).count(); };
+  append(payload, since_anchor(compute_begin_));
+  append(payload, since_anchor(compute_end_));
+  append(payload, since_anchor(started));
+  constexpr std::size_t kLossesAt = 40;
   for (std::size_t j = 0; j < buffers_.size(); ++j) {
     const bool mine = has_sum && static_cast<std::int64_t>(j) < local_micro_batches;
     append(payload, mine ? buffers_[j]->loss : 0.0);
@@ -610,7 +622,6 @@ bool DataParallelTrainer::exchange_step(std::int64_t local_micro_batches, const 
   const auto floats_at = payload.size();
   payload.resize(floats_at + static_cast<std::size_t>(4 * (params + stats)), 0);
   if (has_sum) pack(pack(reinterpret_cast<float*>(payload.data() + floats_at), root.grads), root.stats);
-  const auto started = Clock::now();
   const auto payloads = gang_exchange(gang, failure, payload, gang_mine_, gang_all_);
   // Synchronization: the exchange (waiting for the slowest rank too) and the sum over ranks.
   const AtScopeEnd counted([&] { reduce_ns_.fetch_add(ns_since(started), std::memory_order_relaxed); });
@@ -623,8 +634,8 @@ bool DataParallelTrainer::exchange_step(std::int64_t local_micro_batches, const 
     const auto count = read_at<std::int64_t>(p);
     any_stop = any_stop || read_at<std::int64_t>(p + 8) != 0;
     for (std::int64_t j = 0; j < count; ++j) {
-      losses.push_back(read_at<double>(p + 16 + 16 * j));
-      losses.push_back(read_at<double>(p + 24 + 16 * j));
+      losses.push_back(read_at<double>(p + kLossesAt + 16 * j));
+      losses.push_back(read_at<double>(p + kLossesAt + 8 + 16 * j));
     }
     if (count > 0)
       sums.push_back(torch::from_blob(const_cast<char*>(p) + (floats_at), {params + stats}, torch::kFloat32));
@@ -639,7 +650,27 @@ bool DataParallelTrainer::exchange_step(std::int64_t local_micro_batches, const 
       for (std::size_t left = 0; left + span < n; left += 2 * span) sums[left].add_(sums[left + span]);
   }
   unpack(unpack(sums[0].data_ptr<float>(), master_params_, root.grads), master_stats_, root.stats);
+
+  // Every member's step on this member's clock, anchored at the last exchange's end.
+  const auto ended = Clock::now();
+  const double ended_unix = unix_seconds_now();
+  const double anchor_unix = ended_unix - std::chrono::duration<double>(ended - gang_anchor_).count();
+  for (int r = 0; r < gang.size() && step_timings_kept_ < kMaxStepTimings; ++r, ++step_timings_kept_) {
+    const char* p = payloads[r];
+    step_timings_.push_back(StepTiming{.rank = r, .step = step_,
+                                       .compute_begin = anchor_unix + read_at<double>(p + 16),
+                                       .compute_end = anchor_unix + read_at<double>(p + 24),
+                                       .sync_begin = anchor_unix + read_at<double>(p + 32),
+                                       .sync_end = ended_unix});
+  }
+  gang_anchor_ = ended;
   return false;
+}
+
+void DataParallelTrainer::flush_step_timings() {
+  if (step_timings_.empty()) return;
+  if (callbacks_.on_steps) callbacks_.on_steps(step_timings_);
+  step_timings_.clear();
 }
 
 DataParallelResult DataParallelTrainer::fit(const train::TrainData& data, const DataParallelCallbacks& callbacks) {
@@ -687,6 +718,7 @@ DataParallelResult DataParallelTrainer::fit(const train::TrainData& data, const 
   // However fit ends (an exception too): the helpers stop taking work.
   const AtScopeEnd end([this] { sync_->end(); });
   const auto finish = [&](JobStatus status, std::string message) {
+    flush_step_timings();
     gather_optimizer_state();
     result.status = status;
     result.message = std::move(message);
@@ -732,11 +764,13 @@ DataParallelResult DataParallelTrainer::fit(const train::TrainData& data, const 
         const auto mine = block_of(micro_batches, gang->rank(), gang->size());
         first_batch_ += mine.first;
         std::string failure = std::exchange(pending_failure_, std::string());  // since the last exchange
+        compute_begin_ = Clock::now();
         try {
           if (failure.empty() && mine.count > 0) run_round(seat, static_cast<int>(mine.count));
         } catch (const std::exception& e) {
           failure = e.what();
         }
+        compute_end_ = Clock::now();
         if (exchange_step(mine.count, failure, stop, gang_losses_)) return stopped();
         for (std::size_t j = 0; j < gang_losses_.size(); j += 2) step_loss += gang_losses_[j] * gang_losses_[j + 1];
       } else {
@@ -758,6 +792,7 @@ DataParallelResult DataParallelTrainer::fit(const train::TrainData& data, const 
       loss_sum += step_loss;
       seen += step_samples_;
     }
+    flush_step_timings();
     EpochCost cost;
     cost.epoch = epoch + 1;
     cost.seconds = seconds_since(epoch_started);
@@ -842,6 +877,14 @@ DataParallelResult fit_in_job(JobContext& ctx, models::ModelOptions shape, DataP
                 {"sync_share", number(c.sync_share)},
                 {"samples_per_s", number(c.samples_per_second)}});
     if (user_epoch) user_epoch(m, c);
+  };
+  auto user_steps = std::move(callbacks.on_steps);
+  callbacks.on_steps = [&ctx, user_steps](const std::vector<StepTiming>& steps) {
+    nlohmann::json rows = nlohmann::json::array();
+    for (const auto& t : steps)
+      rows.push_back({t.rank, t.step, t.compute_begin, t.compute_end, t.sync_begin, t.sync_end});
+    ctx.report({{"step_timings", std::move(rows)}});
+    if (user_steps) user_steps(steps);
   };
   return trainer->fit(data, callbacks);
 }

@@ -1,3 +1,6 @@
+#include <packtrain/dashboard/rebuild.hpp>
+#include <packtrain/dashboard/run_files.hpp>
+#include <packtrain/dashboard/sampler.hpp>
 #include <packtrain/dashboard/trace.hpp>
 
 #include "dashboard/dashboard_fixture.hpp"
@@ -251,4 +254,108 @@ TEST(Trace, CoresLentToAnElasticJobAreSlicesOfTheirOwn) {
     cores.insert(s["tid"].get<int>());
   }
   EXPECT_EQ(cores.size(), 3u);
+}
+
+TEST(Trace, AGangsStepsAreComputeAndAllreduceSlicesOnEveryRanksTracksAndSurviveARebuild) {
+  // A job reports two members' steps as dataparallel::fit_in_job does; the
+  // trace draws each on its rank's compute and allreduce tracks, steps.csv
+  // keeps them, and `packtrain report`'s rebuild draws the same slices.
+  DashboardHarness h(1);
+  const double t = unix_now();
+  nlohmann::json rows = nlohmann::json::array();
+  for (int step = 1; step <= 3; ++step)
+    for (int rank = 0; rank < 2; ++rank) {
+      const double at = t + 0.1 * step;
+      rows.push_back({rank, step, at, at + 0.02 + 0.01 * rank, at + 0.03 + 0.01 * rank, at + 0.05});
+    }
+  Job gang;
+  gang.name = "lenet5/cosine";
+  gang.spec = {{"model", "lenet5"}};
+  gang.run = [&](JobContext& ctx) {
+    ctx.report({{"step_timings", rows}});
+    ctx.report({{"epoch", 1}});  // a report without steps draws nothing
+    return JobOutcome{};
+  };
+  h.run.runner->add(gang);
+  ASSERT_EQ(h.run_and_finish().done, 1);
+
+  const auto check = [&](const nlohmann::json& trace) {
+    const double start = trace["otherData"]["start_unix"].get<double>();
+    std::map<std::pair<int, std::string>, std::vector<nlohmann::json>> by_track;
+    std::set<int> named_processes;
+    std::map<std::pair<int, int>, std::string> track_names;
+    for (const auto& e : trace["traceEvents"]) {
+      if (e["ph"] == "M" && e["name"] == "process_name") named_processes.insert(e["pid"].get<int>());
+      if (e["ph"] == "M" && e["name"] == "thread_name")
+        track_names[{e["pid"].get<int>(), e["tid"].get<int>()}] = e["args"]["name"];
+      if (e["ph"] == "X" && e["cat"] == "step") by_track[{e["pid"].get<int>(), e["name"]}].push_back(e);
+    }
+    EXPECT_EQ(named_processes, (std::set<int>{0, 1}));
+    for (int rank = 0; rank < 2; ++rank) {
+      EXPECT_EQ((track_names[{rank, kComputeTrack}]), "compute");
+      EXPECT_EQ((track_names[{rank, kAllreduceTrack}]), "allreduce");
+      const auto& compute = by_track[{rank, "compute"}];
+      const auto& allreduce = by_track[{rank, "allreduce"}];
+      ASSERT_EQ(compute.size(), 3u);
+      ASSERT_EQ(allreduce.size(), 3u);
+      for (int i = 0; i < 3; ++i) {
+        const double at = t + 0.1 * (i + 1);
+        EXPECT_EQ(compute[i]["tid"], kComputeTrack);
+        EXPECT_EQ(allreduce[i]["tid"], kAllreduceTrack);
+        EXPECT_EQ(compute[i]["args"]["step"], i + 1);
+        EXPECT_EQ(compute[i]["args"]["name"], "lenet5/cosine");
+        EXPECT_NEAR(compute[i]["ts"].get<double>(), (at - start) * 1e6, 2);
+        EXPECT_NEAR(compute[i]["dur"].get<double>(), (0.02 + 0.01 * rank) * 1e6, 2);
+        EXPECT_NEAR(allreduce[i]["ts"].get<double>(), (at + 0.03 + 0.01 * rank - start) * 1e6, 2);
+        // Every member's exchange ends at the same moment.
+        EXPECT_NEAR(allreduce[i]["ts"].get<double>() + allreduce[i]["dur"].get<double>(), (at + 0.05 - start) * 1e6, 2);
+      }
+    }
+  };
+  const auto live = read_json(h.dir / "trace.json");
+  ASSERT_TRUE(live.has_value());
+  check(*live);
+  EXPECT_EQ(read_steps(h.dir / "steps.csv").size(), 6u);
+
+  std::filesystem::remove(h.dir / "trace.json");
+  ASSERT_TRUE(write_trace(read_run_folder(h.dir.path())));
+  const auto rebuilt = read_json(h.dir / "trace.json");
+  ASSERT_TRUE(rebuilt.has_value());
+  check(*rebuilt);
+}
+
+TEST(Trace, StepSlicesPastTheCapAreCountedNotDrawn) {
+  TraceBuilder trace(0, 1000.0);
+  StepSlice step{.job_id = "j", .attempt = 1, .rank = 0, .step = 1, .compute_begin = 1000.1, .compute_end = 1000.2,
+                 .sync_begin = 1000.2, .sync_end = 1000.3};
+  for (std::size_t i = 0; i < kMaxStepSlices / 2 + 5; ++i) trace.add_step(step, "j");
+  const auto parsed = nlohmann::json::parse(trace.text());
+  std::size_t drawn = 0;
+  for (const auto& e : parsed["traceEvents"]) drawn += e["ph"] == "X" ? 1 : 0;
+  EXPECT_EQ(drawn, kMaxStepSlices);
+  EXPECT_EQ(parsed["otherData"]["step_slices_dropped"], 10);
+}
+
+TEST(Trace, AProgressReportsStepRowsOfAnotherShapeAreSkipped) {
+  const nlohmann::json progress = {
+      {"step_timings", {{0, 1, 1.0, 2.0, 3.0, 4.0}, {0, 2, "x", 2.0, 3.0, 4.0}, {1, 2, 1.0}, "row", {1, 3, 1, 2, 3, 4}}}};
+  const auto steps = steps_in_progress("job", 2, progress);
+  ASSERT_EQ(steps.size(), 2u);
+  EXPECT_EQ(steps[0].step, 1);
+  EXPECT_EQ(steps[1].rank, 1);
+  EXPECT_EQ(steps[1].attempt, 2);
+  EXPECT_DOUBLE_EQ(steps[1].sync_end, 4.0);
+  EXPECT_TRUE(steps_in_progress("job", 1, nlohmann::json{{"epoch", 1}}).empty());
+  // steps.csv round trip
+  TempDir dir;
+  {
+    AppendFile file(dir / "steps.csv");
+    file.append(kStepsHeader);
+    for (const auto& s : steps) file.append(step_row(s));
+    file.append("torn,line\n");
+  }
+  const auto read = read_steps(dir / "steps.csv");
+  ASSERT_EQ(read.size(), 2u);
+  EXPECT_EQ(read[1].job_id, "job");
+  EXPECT_DOUBLE_EQ(read[1].compute_end, 2.0);
 }

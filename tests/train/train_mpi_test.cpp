@@ -8,7 +8,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -81,6 +83,40 @@ TEST(TrainMpi, TwoRanksGiveOneProcesssBitsWhenEachRanksBlockIsASubtree) {
   // One record, rank 0's; the other rank keeps no journal of its own.
   EXPECT_FALSE(std::filesystem::exists(dir / "two/ranks/rank-1/journal.sqlite"));
   EXPECT_TRUE(std::filesystem::exists(dir / "two/results.csv"));
+}
+
+// Horovod's timeline: rank 0's trace.json has, for every rank, a compute
+// and an allreduce track with one slice per optimizer step; a rank's
+// exchange starts after its compute and the ranks' exchanges of a step end
+// together. steps.csv keeps them for `packtrain report`.
+TEST(TrainMpi, TheTraceShowsEveryRanksComputeAndAllreducePerStep) {
+  TempDir dir;
+  const auto run = run_command(mpirun(2, train(dir, "two", {"--epochs", "1", "--batch-size", "128"})));
+  ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
+  const auto trace = pt::read_json_file(dir / "two/trace.json");
+  ASSERT_TRUE(trace.is_object());
+  std::map<std::pair<int, std::string>, std::map<long long, nlohmann::json>> slices;  // (rank, track) -> step -> slice
+  for (const auto& e : trace["traceEvents"])
+    if (e["ph"] == "X" && e["cat"] == "step")
+      slices[{e["pid"].get<int>(), e["name"].get<std::string>()}][e["args"]["step"].get<long long>()] = e;
+  const auto end_of = [](const nlohmann::json& s) { return s["ts"].get<long long>() + s["dur"].get<long long>(); };
+  for (int rank = 0; rank < 2; ++rank) {
+    const auto& compute = slices[{rank, "compute"}];
+    const auto& allreduce = slices[{rank, "allreduce"}];
+    ASSERT_EQ(compute.size(), 8u) << "1024 samples in steps of 128, rank " << rank;
+    ASSERT_EQ(allreduce.size(), 8u);
+    long long previous_end = 0;
+    for (long long step = 1; step <= 8; ++step) {
+      const auto& c = compute.at(step);
+      const auto& a = allreduce.at(step);
+      EXPECT_GE(c["ts"].get<long long>(), previous_end - 1) << "rank " << rank << " step " << step;
+      EXPECT_LE(end_of(c), a["ts"].get<long long>() + 1) << "rank " << rank << " step " << step;
+      EXPECT_EQ(end_of(a), end_of(slices[{0, "allreduce"}].at(step)));
+      previous_end = end_of(a);
+    }
+  }
+  const auto csv = pt::read_file(dir / "two/steps.csv");
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 1 + 16) << csv;
 }
 
 // The large-batch options apply to the global batch: a gang with linear

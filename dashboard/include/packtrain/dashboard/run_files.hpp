@@ -15,13 +15,20 @@
 //                       job,attempt,status,start,end,rank,cores,name
 //                       3f9c...,1,failed,1716200000.125,1716200002.5,0,0 1,mlp/cosine/fold0
 //                     `cores` is space-separated; `name` is CSV-quoted when needed.
+//   lent.csv          the same rows for cores lent to elastic jobs.
+//   steps.csv         a gang's steps (a data-parallel job over ranks): one
+//                     row per member and optimizer step, unix seconds:
+//                       job,attempt,rank,step,compute_begin,compute_end,sync_begin,sync_end
 //
-// Both are appended one whole line per write(2) and flushed, so a reader
+// All are appended one whole line per write(2) and flushed, so a reader
 // (or a process killed at any moment) sees whole rows, at worst without the
 // last one; readers skip a line they cannot parse.
 #include <packtrain/dashboard/sampler.hpp>
 #include <packtrain/scheduler/job.hpp>
 
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <functional>
@@ -40,6 +47,17 @@ struct AttemptSpan {
   double end = 0;                         // unix seconds; 0 while running
   std::vector<int> cores;
   int rank = 0;
+};
+
+// One gang member's optimizer step (dataparallel::StepTiming): its
+// compute, then its exchange with the others (allreduce).
+struct StepSlice {
+  std::string job_id;
+  int attempt = 1;
+  int rank = 0;
+  std::int64_t step = 0;
+  double compute_begin = 0, compute_end = 0;  // unix seconds
+  double sync_begin = 0, sync_end = 0;
 };
 
 // Appends rows to a file opened for appending (O_APPEND). Not thread-safe.
@@ -87,6 +105,15 @@ extern const char* const kAttemptsHeader;
 
 // Every row of attempts.csv in file order; empty when the file does not exist.
 std::vector<AttemptSpan> read_attempts(const std::filesystem::path& path);
+
+// steps.csv: the text of a row, the header line, every row in file order.
+std::string step_row(const StepSlice& step);
+extern const char* const kStepsHeader;
+std::vector<StepSlice> read_steps(const std::filesystem::path& path);
+// The steps a progress report carries (dataparallel::fit_in_job's
+// "step_timings": [[rank, step, compute_begin, compute_end, sync_begin,
+// sync_end], ...]); none when it has none. Rows of another shape are skipped.
+std::vector<StepSlice> steps_in_progress(const std::string& job_id, int attempt, const nlohmann::json& progress);
 
 // Splits one CSV line (RFC 4180 quoting) into cells.
 std::vector<std::string> split_csv_line(const std::string& line);

@@ -19,6 +19,14 @@
 // until the next event). Timestamps are integer microseconds since
 // otherData.start_unix.
 //
+// A data-parallel job over ranks (a gang) adds two tracks per member rank:
+// "compute" (its micro-batches and in-node sum) and "allreduce" (its
+// exchange with the others, waiting for the slowest included), one slice
+// ("cat":"step") per optimizer step on each, as Horovod's timeline shows
+// them (StepSlice; tids kComputeTrack and kAllreduceTrack, after the cores).
+// At most kMaxStepSlices of them per trace; otherData.step_slices_dropped
+// counts the rest.
+//
 // Valid JSON at every moment: the file is only ever replaced whole, written
 // to a temporary name and renamed (write_file_atomically), every second or
 // so while the run goes and once at its end; a reader sees the previous
@@ -48,6 +56,8 @@ class TraceBuilder {
   void add_cores(const std::vector<int>& cores);
   // One complete slice per core of `span`; `args` (slice_args) go with each.
   void add_attempt(const AttemptSpan& span, const nlohmann::json& args);
+  // The compute and allreduce slices of one member's step of job `name`.
+  void add_step(const StepSlice& step, const std::string& name);
   // Counter events for the values of `sample` that changed since the last one.
   void add_sample(const std::vector<Series>& series, const Sample& sample);
 
@@ -69,7 +79,14 @@ class TraceBuilder {
   std::string events_;                       // finished events, ",\n"-separated
   std::set<int> named_cores_;
   std::map<std::string, std::string> last_;  // counter track -> last value written
+  std::set<int> step_ranks_;                 // ranks whose step tracks are named
+  std::size_t step_slices_ = 0;
+  std::size_t step_slices_dropped_ = 0;
 };
+
+constexpr int kComputeTrack = 1000000;
+constexpr int kAllreduceTrack = 1000001;
+constexpr std::size_t kMaxStepSlices = 200000;
 
 // A slice's args: job id, attempt and status, then every scalar of `spec`
 // (model, fold, schedule, ...), then, for a done attempt, every scalar of

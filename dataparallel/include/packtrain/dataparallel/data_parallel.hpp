@@ -66,6 +66,7 @@
 #include <torch/arg.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -154,6 +155,21 @@ struct EpochCost {
   double samples_per_second = 0;
 };
 
+// One gang member's part of one optimizer step, for the trace's compute
+// and allreduce tracks (Horovod's timeline). Unix seconds on the clock of
+// the member that records it: each member sends its times as offsets from
+// the end of the previous exchange, which ends on every member at about the
+// same moment, so they are drawn on the recorder's clock from that anchor.
+struct StepTiming {
+  int rank = 0;            // the member (gang rank)
+  std::int64_t step = 0;   // optimizer steps of the run, from 1
+  double compute_begin = 0, compute_end = 0;  // its micro-batches and its in-node sum
+  double sync_begin = 0, sync_end = 0;        // the exchange, waiting for the slowest member too, and the sum over members
+};
+// A fit records the first this many (member, step) timings; a longer run's
+// later steps are not drawn (about 12 MB of trace.json).
+constexpr std::size_t kMaxStepTimings = 100000;
+
 struct DataParallelResult {
   train::TrainResult train;     // status, history, val metrics: as a one-core run's
   std::vector<EpochCost> costs;  // one per epoch trained
@@ -178,6 +194,10 @@ struct DataParallelCallbacks {
   // On the replica's thread before it computes a micro-batch (traces, tests).
   // `replica` is the replica's slot (0..max_replicas - 1), `step` counts from 1.
   std::function<void(std::int64_t step, int micro_batch, int replica)> on_micro_batch;
+  // A gang's step timings, every member's, on every member: after each
+  // epoch's steps and before its on_epoch, and when a stop or a divergence
+  // ends the fit mid-epoch. Not called without a gang.
+  std::function<void(const std::vector<StepTiming>&)> on_steps;
 };
 
 class DataParallelTrainer {
@@ -277,6 +297,12 @@ class DataParallelTrainer {
   std::vector<train::EvalSums> eval_sums_;  // per evaluation batch, added up in order by the leader
   std::vector<char> gang_mine_, gang_all_;  // a gang's exchanges (exchange_step, evaluate)
   std::vector<double> gang_losses_;         // a gang's step: loss, samples per micro-batch
+  // A gang's timeline (StepTiming): the end of the last exchange, this
+  // step's compute on this member, the timings not yet given to on_steps.
+  std::chrono::steady_clock::time_point gang_anchor_, compute_begin_, compute_end_;
+  std::vector<StepTiming> step_timings_;
+  std::size_t step_timings_kept_ = 0;
+  void flush_step_timings();
   DataParallelCallbacks callbacks_;
 
   std::atomic<std::int64_t> compute_ns_{0};
@@ -288,7 +314,10 @@ class DataParallelTrainer {
 // ctx.max_cores(), and `shape.seed` is used as given. The trainer outlives
 // this call until the runner has taken every lent core back. Reports each
 // epoch through ctx.report (epoch, train_loss, val_top1, val_loss,
-// seconds, replicas, compute_s, sync_s, sync_share) and stops on ctx's stop request.
+// seconds, replicas, compute_s, sync_s, sync_share), and a gang's step
+// timings as a progress report {"step_timings": [[rank, step,
+// compute_begin, compute_end, sync_begin, sync_end], ...]} (the dashboard
+// draws them), and stops on ctx's stop request.
 DataParallelResult fit_in_job(JobContext& ctx, models::ModelOptions shape, DataParallelOptions options,
                               const train::TrainData& data, DataParallelCallbacks callbacks = {});
 
