@@ -15,7 +15,8 @@ namespace packtrain::cli {
 
 const std::set<std::string> kRunLevelFlags = {"help", "out",    "resume", "cores", "serve",
                                               "bind", "sample-ms", "config", "quiet", "serial",
-                                              "shard", "checkpoint-every", "max-cores", "token", "token-file"};
+                                              "shard", "checkpoint-every", "max-cores", "token", "token-file",
+                                              "oversubscribe"};
 
 namespace {
 
@@ -120,7 +121,10 @@ void add_common_options(po::options_description& desc, CommonOptions& o) {
     ("config", po::value(&o.config), "read options from FILE, one 'key = value' a line")
     ("quiet,q", po::bool_switch(&o.quiet), "print only errors and the final summary")
     ("shard", po::value(&o.shard),
-     "run share I of N of the jobs, as I/N (default from SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT when set)");
+     "run share I of N of the jobs, as I/N (default from SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT when set)")
+    ("oversubscribe", po::bool_switch(&o.oversubscribe),
+     "under mpirun: let more ranks than cores share a node's cores (a core to each, some cores to several); "
+     "the run's core count and speedup count each core once");
 }
 
 bool parse_options(int argc, char** argv, const po::options_description& desc, const std::string& usage,

@@ -34,6 +34,7 @@ struct CommonOptions {
   std::string config;
   bool quiet = false;
   std::string shard;                   // "i/n": run share i of n (SLURM job arrays)
+  bool oversubscribe = false;          // under mpirun: more ranks than a node's cores share them
 
   // Filled by parse_options: every option's value as text, by flag name,
   // except the run-level ones (kRunLevelFlags) that do not change what the

@@ -196,6 +196,9 @@ RunSetup::RunSetup(const CommonOptions& common, std::string command, bool serial
     : common_(common), command_(std::move(command)), out_(common.out) {
   if (common_.out.empty()) throw Error("--out is required: the folder for the run's journal and results");
   std::tie(shard_, shards_) = parse_shard(common_.shard);
+  if (common_.oversubscribe && !distributed::launched_by_mpi())
+    throw Error("--oversubscribe is for runs under mpirun (ranks on one node sharing its cores); this process has the "
+                "node to itself");
   if (distributed::launched_by_mpi()) {
     if (shards_ > 1) throw Error("--shard is for runs without MPI; under mpirun the ranks share the jobs");
     mpi_ = std::make_unique<distributed::MpiSession>();
@@ -208,8 +211,9 @@ RunSetup::RunSetup(const CommonOptions& common, std::string command, bool serial
   if (common_.sample_ms < 10) throw Error("--sample-ms must be at least 10 (got " + std::to_string(common_.sample_ms) + ")");
   trainer_options(common_);  // validates batch size, optimizer and lr
   ResourceProbe probe{.requested_cores = common_.cores};
-  // Ranks on one node divide its cores: each its own, none shared.
-  if (mpi_) probe.share = [this](const std::vector<int>& usable) { return mpi_->node_share(usable); };
+  // Ranks on one node divide its cores: each its own, none shared (unless --oversubscribe).
+  if (mpi_)
+    probe.share = [this](const std::vector<int>& usable) { return mpi_->node_share(usable, common_.oversubscribe); };
   node_ = detect_node_resources(probe);
   if (serial) node_.cores.resize(1);
 }
@@ -367,7 +371,7 @@ void RunSetup::open_run(const nlohmann::json& meta, std::vector<Job> jobs, const
   if (mpi_) {
     if (!mpi_->all_ok(problem.empty()))
       throw Error(problem.empty() ? "another rank could not start the run (rank 0 says why)" : problem);
-    total_cores_ = mpi_->sum(node_.core_count());
+    total_cores_ = mpi_->sum(node_.core_count() - node_.shared_cores);  // each core once
     // Resuming: rank 0 tells the others which jobs are done and sends the
     // files those made (rank 0 itself resumes from its journal). Each step
     // that can fail on one rank is followed by a collective check, so no

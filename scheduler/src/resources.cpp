@@ -125,7 +125,7 @@ int hwloc_physical_cores() {
 
 }  // namespace
 
-std::vector<std::vector<int>> share_node_cores(const std::vector<std::vector<int>>& usable) {
+std::vector<std::vector<int>> share_node_cores(const std::vector<std::vector<int>>& usable, bool oversubscribe) {
   const int n = static_cast<int>(usable.size());
   std::vector<std::vector<int>> shares(static_cast<std::size_t>(n));
   std::set<int> given;
@@ -146,12 +146,13 @@ std::vector<std::vector<int>> share_node_cores(const std::vector<std::vector<int
     const std::size_t end = size * static_cast<std::size_t>(position + 1) / static_cast<std::size_t>(group);
     for (std::size_t k = begin; k < end; ++k)
       if (given.insert(mine[k]).second) shares[i].push_back(mine[k]);
+    if (shares[i].empty() && oversubscribe && !mine.empty()) shares[i].push_back(mine[std::min(begin, size - 1)]);
     if (shares[i].empty()) {
       std::set<int> all;
       for (const auto& u : usable) all.insert(u.begin(), u.end());
       throw Error("this node has " + std::to_string(all.size()) + " usable core(s) for " + std::to_string(n) +
                   " processes of the run (MPI ranks on one node share its cores, one at least each): start at "
-                  "most " + std::to_string(all.size()) + " rank(s) per node");
+                  "most " + std::to_string(all.size()) + " rank(s) per node, or pass --oversubscribe to let ranks share cores");
     }
   }
   return shares;
@@ -174,6 +175,7 @@ NodeResources detect_node_resources(const ResourceProbe& probe) {
     auto share = probe.share(node.cores);
     node.cores = std::move(share.cores);
     processes = std::max(1, share.processes);
+    node.shared_cores = share.shared_cores;
   }
 
   if (probe.requested_cores) {
@@ -185,6 +187,7 @@ NodeResources detect_node_resources(const ResourceProbe& probe) {
                                        " processes' node (ranks on one node share its cores)"
                                  : " usable core(s) of this node"));
     node.cores.resize(n);
+    node.shared_cores = std::min(node.shared_cores, n);
   }
 
   std::uint64_t physical = 0;

@@ -161,6 +161,7 @@ TEST(KFoldCli, BadInputIsOneLineExit2AndLeavesAnEarlierRunAlone) {
       {"--out", (dir / "new").string(), "--cores-per-job", "2", "--max-cores-per-job", "1"},
       {"--out", (dir / "new").string(), "--max-cores-per-job", "999"},
       {"--out", (dir / "new").string(), "--parallelism", "pipelines"},
+      {"--out", (dir / "new").string(), "--oversubscribe"},          // without mpirun
   };
   for (const auto& args : bad) {
     std::vector<std::string> argv = {PACKTRAIN_CLI, "kfold"};
@@ -182,7 +183,8 @@ TEST(KFoldCli, HelpDescribesEveryOption) {
   EXPECT_EQ(r.exit_code, 0);
   for (const char* flag : {"--models", "--schedules", "--folds", "--epochs", "--serial", "--resume", "--cores",
                            "--seed", "--config", "--quiet", "--data", "--out", "--batch-size", "--optimizer", "--lr",
-                           "--serve", "--cores-per-job", "--max-cores-per-job", "--micro-batch", "--parallelism"})
+                           "--serve", "--cores-per-job", "--max-cores-per-job", "--micro-batch", "--parallelism",
+                           "--oversubscribe"})
     EXPECT_NE(r.out.find(flag), std::string::npos) << flag;
 }
 

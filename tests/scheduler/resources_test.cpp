@@ -182,3 +182,14 @@ TEST(NodeShare, CoresAndMemoryCountWithinTheShare) {
         << e.what();
   }
 }
+
+// --oversubscribe: more processes than cores each get one, spread evenly,
+// and the cores are never refused.
+TEST(NodeShare, OversubscribedProcessesShareCoresEvenly) {
+  using packtrain::share_node_cores;
+  EXPECT_EQ(share_node_cores({{0, 1}, {0, 1}, {0, 1}, {0, 1}}, true),
+            (std::vector<std::vector<int>>{{0}, {0}, {1}, {1}}));
+  EXPECT_EQ(share_node_cores({{0, 1}, {0, 1}, {0, 1}}, true), (std::vector<std::vector<int>>{{0}, {0}, {1}}));
+  // Enough cores: the same shares as without it.
+  EXPECT_EQ(share_node_cores({{0, 1, 2, 3}, {0, 1, 2, 3}}, true), share_node_cores({{0, 1, 2, 3}, {0, 1, 2, 3}}));
+}

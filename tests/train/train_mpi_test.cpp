@@ -119,6 +119,27 @@ TEST(TrainMpi, TheTraceShowsEveryRanksComputeAndAllreducePerStep) {
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 1 + 16) << csv;
 }
 
+// Four ranks on this 2-core machine, sharing its cores (--oversubscribe):
+// one micro-batch a rank, each a leaf of the one-process tree, so one
+// process's bits again; the run counts 2 cores, not 4.
+TEST(TrainMpi, FourRanksSharingTwoCoresGiveOneProcesssBits) {
+  TempDir dir;
+  const std::vector<std::string> flags = {"--epochs", "1", "--batch-size", "64", "--micro-batch", "16"};
+  const auto one = one_process(dir, "one", flags);
+  ASSERT_EQ(one.exit_code, 0) << one.out << one.err;
+  auto gang_flags = flags;
+  gang_flags.push_back("--oversubscribe");
+  const auto four = run_command(mpirun(4, train(dir, "four", gang_flags)));
+  ASSERT_EQ(four.exit_code, 0) << four.out << four.err;
+  EXPECT_NE(four.out.find("on each of 4 ranks"), std::string::npos) << four.out;
+  const auto a = the_job(dir / "one");
+  const auto b = the_job(dir / "four");
+  EXPECT_EQ(b.metrics["ranks"], 4);
+  expect_same_epochs(a, b, {"train_loss", "val_loss", "val_top1", "lr"});
+  const auto summary = pt::read_json_file(dir / "four/results.json")["summary"];
+  EXPECT_EQ(summary["cores"], 2) << summary.dump();
+}
+
 // The large-batch options apply to the global batch: a gang with linear
 // scaling and a warm-up epoch has one process's rates and bits.
 TEST(TrainMpi, LinearScalingAndWarmUpFollowTheGlobalBatch) {

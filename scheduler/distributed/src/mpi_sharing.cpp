@@ -105,7 +105,7 @@ int MpiSession::min(int value) {
   return least;
 }
 
-NodeShare MpiSession::node_share(const std::vector<int>& usable) {
+NodeShare MpiSession::node_share(const std::vector<int>& usable, bool oversubscribe) {
   MPI_Comm node = MPI_COMM_NULL;
   check_mpi(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node), "split by node");
   // Freed however this ends (an Error from share_node_cores too).
@@ -134,7 +134,13 @@ NodeShare MpiSession::node_share(const std::vector<int>& usable) {
   std::vector<std::vector<int>> by_rank(counts.size());
   for (std::size_t i = 0; i < counts.size(); ++i)
     by_rank[i].assign(all.begin() + offsets[i], all.begin() + offsets[i] + counts[i]);
-  return NodeShare{.cores = share_node_cores(by_rank)[static_cast<std::size_t>(local_rank)], .processes = local_size};
+  const auto shares = share_node_cores(by_rank, oversubscribe);
+  // Cores an earlier rank of the node holds too (--oversubscribe) are counted once, by it.
+  std::set<int> earlier;
+  for (int i = 0; i < local_rank; ++i) earlier.insert(shares[i].begin(), shares[i].end());
+  const auto& mine_share = shares[static_cast<std::size_t>(local_rank)];
+  const auto shared = std::count_if(mine_share.begin(), mine_share.end(), [&](int c) { return earlier.count(c) > 0; });
+  return NodeShare{.cores = mine_share, .processes = local_size, .shared_cores = static_cast<int>(shared)};
 }
 
 int MpiSession::sum(int value) {

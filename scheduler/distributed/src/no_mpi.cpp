@@ -27,7 +27,7 @@ std::string MpiSession::broadcast(const std::string& text) { return text; }
 bool MpiSession::all_ok(bool ok) { return ok; }
 int MpiSession::sum(int value) { return value; }
 int MpiSession::min(int value) { return value; }
-NodeShare MpiSession::node_share(const std::vector<int>& usable) { return {.cores = usable, .processes = 1}; }
+NodeShare MpiSession::node_share(const std::vector<int>& usable, bool) { return {.cores = usable, .processes = 1}; }
 
 struct MpiGangComm::Impl {};
 MpiGangComm::MpiGangComm(MpiSession&) { no_mpi(); }

@@ -24,6 +24,7 @@ struct NodeResources {
   int gpus = 0;                  // CUDA devices (0 in a CPU build)
   int physical_cores = 0;        // from hwloc, for the record (0 if unknown)
   std::optional<double> cgroup_cpu_limit;  // quota / period, when one is set
+  int shared_cores = 0;          // of `cores`, counted by another process of the node (NodeShare)
 
   int core_count() const { return static_cast<int>(cores.size()); }
 };
@@ -34,6 +35,7 @@ struct NodeResources {
 struct NodeShare {
   std::vector<int> cores;
   int processes = 1;
+  int shared_cores = 0;  // of `cores`, held by an earlier process of the node too (oversubscribed)
 };
 
 struct ResourceProbe {
@@ -60,8 +62,11 @@ NodeResources detect_node_resources(const ResourceProbe& probe = {});
 // even as whole cores allow (5 cores for 2: 2 and 3); a core already given
 // to an earlier process is never given again. Throws Error naming the counts
 // when a process would get no core. The result is the same on every process
-// given the same `usable`, so all of them refuse together.
-std::vector<std::vector<int>> share_node_cores(const std::vector<std::vector<int>>& usable);
+// given the same `usable`, so all of them refuse together. With
+// `oversubscribe` a process that would get no core gets one that others
+// hold too, spread evenly over the cores it found (4 processes on 2 cores:
+// 0, 0, 1, 1), and nothing is refused.
+std::vector<std::vector<int>> share_node_cores(const std::vector<std::vector<int>>& usable, bool oversubscribe = false);
 
 // The CPU quota of the cgroup this process is in, as a core count
 // (e.g. 1.5 for "150000 100000"), or nothing when unlimited or unknown.

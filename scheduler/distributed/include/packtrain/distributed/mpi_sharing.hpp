@@ -95,7 +95,7 @@ class MpiSession {
   // divide them (share_node_cores, scheduler/resources.hpp), so that no two
   // ranks use a core; every rank of the node gets the same Error when there
   // are fewer cores than ranks. For ResourceProbe::share.
-  NodeShare node_share(const std::vector<int>& usable);
+  NodeShare node_share(const std::vector<int>& usable, bool oversubscribe = false);
 
  private:
   int rank_ = 0;
