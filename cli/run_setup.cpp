@@ -259,6 +259,10 @@ class MpiGang final : public dataparallel::Gang {
   int rank() const override { return comm_.rank(); }
   int size() const override { return comm_.size(); }
   void allgather(const void* mine, std::size_t bytes, void* all) override { comm_.allgather(mine, bytes, all); }
+  std::uint64_t start_allgather(const void* mine, std::size_t bytes, void* all) override {
+    return comm_.start_allgather(mine, bytes, all);
+  }
+  void wait(std::uint64_t ticket) override { comm_.wait(ticket); }
 
  private:
   distributed::MpiGangComm& comm_;

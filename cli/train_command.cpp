@@ -49,6 +49,8 @@ struct TrainCommandOptions {
   std::string parallelism;  // empty: the model's default
   std::string lr_scaling = "none";
   int warmup_epochs = 0;
+  double bucket_cap_mb = dataparallel::kDefaultBucketCapMb;
+  std::string overlap = "on";
 };
 
 std::string list_text(const std::vector<std::string>& items) {
@@ -88,7 +90,13 @@ int train_command(int argc, char** argv) {
      "none, or linear: the learning rate times --batch-size / 64 (Goyal et al. 2017, for large batches)")
     ("warmup-epochs", po::value(&o.warmup_epochs)->default_value(o.warmup_epochs),
      "replicas: raise the learning rate linearly over the first W epochs, from a 64-sample batch's rate to "
-     "--lr-scaling's (0: no warm-up)");
+     "--lr-scaling's (0: no warm-up)")
+    ("bucket-cap-mb", po::value(&o.bucket_cap_mb)->default_value(o.bucket_cap_mb, number_text(o.bucket_cap_mb)),
+     "under mpirun: the ranks exchange gradients in buckets of up to this many MiB, the last layers' first (the "
+     "first bucket up to 1 MiB, as PyTorch DDP); the numbers do not depend on it")
+    ("overlap", po::value(&o.overlap)->default_value(o.overlap),
+     "under mpirun: on (a bucket's exchange starts while backward still runs on the layers before it) or off "
+     "(once the rank's micro-batches are summed); the numbers do not depend on it");
   if (!parse_options(argc, argv, desc, "packtrain train [options] --out DIR", common)) return 0;
 
   // --- everything that can be wrong, before anything is written ------------
@@ -149,6 +157,13 @@ int train_command(int argc, char** argv) {
                   std::to_string(setup.ranks()) + " ranks that share each step: raise --batch-size or lower --micro-batch");
     gang = setup.gang();
   }
+  if (o.overlap != "on" && o.overlap != "off") throw Error("--overlap must be on or off, not '" + o.overlap + "'");
+  if (!(o.bucket_cap_mb > 0) || o.bucket_cap_mb > 1024)
+    throw Error("--bucket-cap-mb must be above 0 and at most 1024, not " + number_text(o.bucket_cap_mb));
+  if (!gang)
+    for (const char* flag : {"bucket-cap-mb", "overlap"})
+      if (common.given.count(flag))
+        throw Error(std::string("--") + flag + " is for a model trained by several ranks (train under mpirun)");
   const int max_cores = setup.node().core_count();
   const int cores = job_cores.value_or(max_cores);
   const auto checkpoints = setup.out() / "checkpoints";  // this rank's folder under MPI
@@ -167,7 +182,9 @@ int train_command(int argc, char** argv) {
                         .lr_scaling(lr_scaling)
                         .warmup_epochs(o.warmup_epochs)
                         .parallelism(parallelism)
-                        .gang(gang);
+                        .gang(gang)
+                        .bucket_cap_mb(o.bucket_cap_mb)
+                        .overlap(o.overlap == "on");
 
   const auto data = setup.load_data();
   if (o.augment && (data->channels != 3 || data->height != 32 || data->width != 32))

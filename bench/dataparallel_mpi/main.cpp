@@ -4,7 +4,10 @@
 // Prints the median wall times, the ratio of the gang to the in-node
 // replicas (target: within 10%), the gang's share of time in gradient sync
 // (from its results.json) and its exchange bandwidth, against the
-// machine's memcpy bandwidth as the bound.
+// machine's memcpy bandwidth as the bound. Then the gang alone at batch
+// 256 (4 micro-batches a rank) with gradient buckets of 0.01, 1, 25 and
+// 128 MiB, each with the exchanges overlapping backward and without (after
+// the rank's micro-batches are summed): the job's seconds and sync share.
 //
 // Usage: bench_dataparallel_mpi [--rounds N] [--limit SAMPLES]   (default 3 rounds, 20000 samples)
 #include <common/process.hpp>
@@ -37,7 +40,8 @@ struct Run {
   double sync_share = 0;
   double mpi_seconds = 0;  // the gang only: rank 0's seconds in exchanges
   double gb_per_s = 0;     // the gang only: bytes gathered per second in exchanges
-  double kib = 0;          // the gang only: one rank's packet
+  double kib = 0;          // the gang only: one rank's packet, on average
+  double exchanges = 0;    // the gang only: buckets and step headers, evaluations, start and end
 };
 
 std::string quoted(const std::vector<std::string>& argv) {
@@ -46,12 +50,14 @@ std::string quoted(const std::vector<std::string>& argv) {
   return s;
 }
 
-Run run(int ranks, int cores, int batch, const std::string& limit, const fs::path& out) {
+Run run(int ranks, int cores, int batch, const std::string& limit, const fs::path& out,
+        const std::vector<std::string>& extra = {}) {
   fs::remove_all(out);
   std::vector<std::string> inner = {PACKTRAIN_CLI,    "train",      "--model",        "lenet5",
                                     "--epochs",      "1",          "--batch-size",   std::to_string(batch),
                                     "--micro-batch", "32",         "--limit",        limit,
                                     "--cores",       std::to_string(cores), "--out", out.string()};
+  inner.insert(inner.end(), extra.begin(), extra.end());
   std::vector<std::string> argv;
   if (ranks > 1)
     argv = {PACKTRAIN_MPIEXEC, "--allow-run-as-root", "--oversubscribe", "--bind-to", "none", "-np", std::to_string(ranks)};
@@ -73,10 +79,11 @@ Run run(int ranks, int cores, int batch, const std::string& limit, const fs::pat
   all << text.rdbuf();
   std::smatch m;
   const std::string s = all.str();
-  if (std::regex_search(s, m, std::regex(R"(exchanges of ([0-9.]+) KiB a rank: ([0-9.]+) s in MPI.* ([0-9.]+) GB/s)"))) {
-    result.kib = std::stod(m[1]);
-    result.mpi_seconds = std::stod(m[2]);
-    result.gb_per_s = std::stod(m[3]);
+  if (std::regex_search(s, m, std::regex(R"(([0-9]+) exchanges of ([0-9.]+) KiB a rank: ([0-9.]+) s in MPI.* ([0-9.]+) GB/s)"))) {
+    result.exchanges = std::stod(m[1]);
+    result.kib = std::stod(m[2]);
+    result.mpi_seconds = std::stod(m[3]);
+    result.gb_per_s = std::stod(m[4]);
   }
   return result;
 }
@@ -136,6 +143,27 @@ int main(int argc, char** argv) {
     std::printf("%6d %11.2fs %13.2fs %11.2fs %13.2fx %11.2fx %13.2fx %9.1f%% %9.2f %10.2f\n", batch, median(one),
                 median(replicas), median(gang), median(gang) / median(replicas), median(one) / median(replicas),
                 median(job_ratio), 100 * median(share), median(mpi_s), median(rate));
+  }
+
+  // Buckets and overlap: the gang alone, batch 256, both settings side by side in each round.
+  std::printf("\n2 ranks x 1 core, batch 256: gradient buckets, exchanges overlapping backward or not\n");
+  std::printf("%10s %10s %12s %12s %12s %12s %12s\n", "cap MiB", "exchanges", "job s (on)", "job s (off)",
+              "off / on", "sync (on)", "sync (off)");
+  for (const char* cap : {"0.01", "1", "25", "128"}) {
+    std::vector<double> on_s, off_s, on_share, off_share, ratio;
+    double exchanges = 0;
+    for (int r = 0; r < rounds; ++r) {
+      const auto on = run(2, 1, 256, limit, dir / "on", {"--bucket-cap-mb", cap, "--overlap", "on"});
+      const auto off = run(2, 1, 256, limit, dir / "off", {"--bucket-cap-mb", cap, "--overlap", "off"});
+      on_s.push_back(on.job);
+      off_s.push_back(off.job);
+      ratio.push_back(off.job / on.job);
+      on_share.push_back(on.sync_share);
+      off_share.push_back(off.sync_share);
+      exchanges = on.exchanges;
+    }
+    std::printf("%10s %10.0f %11.2fs %11.2fs %11.3fx %11.1f%% %11.1f%%\n", cap, exchanges, median(on_s), median(off_s),
+                median(ratio), 100 * median(on_share), 100 * median(off_share));
   }
   fs::remove_all(dir);
   const double bound = memcpy_gb_per_s();

@@ -6,6 +6,9 @@
 #include <packtrain/train/checkpoint.hpp>
 #include <packtrain/train/evaluate.hpp>
 
+#include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/utils/lambda_post_hook.h>
+#include <torch/csrc/autograd/variable.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -189,6 +192,8 @@ void DataParallelOptions::validate() const {
                 std::to_string(warmup_epochs()));
   if (!(width_multiplier() > 0)) throw Error("the width multiplier must be above 0");
   if (limit() < 0) throw Error("limit must not be negative");
+  if (!(bucket_cap_mb() > 0) || bucket_cap_mb() > 1024)
+    throw Error("the bucket cap must be above 0 and at most 1024 MiB, not " + std::to_string(bucket_cap_mb()));
 }
 
 double DataParallelOptions::lr_at(std::int64_t step, std::int64_t steps_per_epoch, std::int64_t total_steps) const {
@@ -271,6 +276,22 @@ struct DataParallelTrainer::Replica {
   std::vector<at::Tensor> params;
   std::vector<at::Tensor> buffers;  // all of them, in the master's order
   std::vector<at::Tensor> stats;    // the floating ones, in master_stats_'s order
+  // A gang's overlap: the parameters' gradient accumulators, held so that
+  // the hooks on them live, and whether this replica's backward is the one
+  // that overlaps the exchange (the hooks act only then).
+  std::vector<std::shared_ptr<torch::autograd::Node>> accumulators;
+  bool overlapping = false;
+};
+
+// A gang's bucket of parameters: what this member sends (its sum of the
+// step's micro-batches for them) and receives (every member's, in rank order).
+struct DataParallelTrainer::Bucket {
+  std::vector<std::size_t> params;  // indices into master_params_
+  std::int64_t floats = 0;
+  std::vector<float> send, recv;
+  std::size_t pending = 0;          // gradients not final yet in the overlapping backward
+  bool ready = false;
+  std::uint64_t ticket = 0;
 };
 
 // What one micro-batch of the step produced; after the tree, the sum of a
@@ -317,6 +338,30 @@ DataParallelTrainer::DataParallelTrainer(models::ModelOptions shape, DataParalle
     }
     for (auto& params : share) shards_.push_back(train::make_optimizer(options_.train(), std::move(params)));
   }
+  if (const auto& gang = options_.gang()) {
+    // Buckets in reverse parameter order, closed once they reach their cap.
+    const double mib = 1024.0 * 1024.0;
+    const double cap = options_.bucket_cap_mb() * mib;
+    const double first_cap = std::min(kFirstBucketCapMb, options_.bucket_cap_mb()) * mib;
+    bucket_of_.assign(master_params_.size(), 0);
+    auto bucket = std::make_unique<Bucket>();
+    for (std::size_t i = master_params_.size(); i-- > 0;) {
+      bucket->params.push_back(i);
+      bucket->floats += master_params_[i].numel();
+      bucket_of_[i] = buckets_.size();
+      if (static_cast<double>(bucket->floats) * sizeof(float) >= (buckets_.empty() ? first_cap : cap)) {
+        buckets_.push_back(std::move(bucket));
+        bucket = std::make_unique<Bucket>();
+      }
+    }
+    if (!bucket->params.empty()) buckets_.push_back(std::move(bucket));
+    for (auto& b : buckets_) {
+      b->send.resize(static_cast<std::size_t>(b->floats));
+      b->recv.resize(static_cast<std::size_t>(b->floats) * static_cast<std::size_t>(gang->size()));
+    }
+    // A tied parameter's one accumulator would be two entries: no overlap then.
+    can_overlap_ = options_.overlap() && distinct.size() == master_params_.size();
+  }
   sync_ = std::make_unique<StepSync>(options_.max_replicas(), static_cast<int>(micro_batches));
   replicas_.resize(static_cast<std::size_t>(options_.max_replicas()));
   for (std::int64_t i = 0; i < micro_batches; ++i) buffers_.push_back(std::make_unique<Buffer>());
@@ -340,6 +385,20 @@ DataParallelTrainer::Replica& DataParallelTrainer::replica(int slot) {
     for (auto& b : made->buffers)
       if (b.is_floating_point()) made->stats.push_back(b);
     PACKTRAIN_CHECK(made->stats.size() == master_stats_.size(), "data-parallel: a replica differs from the master");
+    if (can_overlap_) {
+      // After AccumulateGrad has put a parameter's gradient in .grad (as DDP hooks it).
+      for (std::size_t i = 0; i < made->params.size(); ++i) {
+        auto accumulator = torch::autograd::impl::grad_accumulator(made->params[i]);
+        PACKTRAIN_CHECK(accumulator, "data-parallel: a parameter without a gradient accumulator");
+        accumulator->add_post_hook(std::make_unique<torch::autograd::utils::LambdaPostHook>(
+            [this, replica = made.get(), i](const torch::autograd::variable_list& outputs,
+                                            const torch::autograd::variable_list&) {
+              if (replica->overlapping) gradient_final(*replica, i);
+              return outputs;
+            }));
+        made->accumulators.push_back(std::move(accumulator));
+      }
+    }
     made->model->train();
     r = std::move(made);
   }
@@ -376,6 +435,14 @@ void DataParallelTrainer::compute(int slot, const MicroBatch& mb) {
   const auto batch = loader_->batch(first_batch_ + mb.index);
   const auto samples = batch.labels.size(0);
   for (auto& p : r.params) p.mutable_grad().reset();
+  // A gang's last micro-batch of the step, every other one summed already:
+  // its backward starts the buckets' exchanges (gradient_final).
+  if (can_overlap_ && finished_in_round_.load(std::memory_order_acquire) == round_items_ - 1) {
+    overlap_leaf_.store(mb.index, std::memory_order_relaxed);
+    out.grads.assign(r.params.size(), at::Tensor());
+    r.overlapping = true;
+  }
+  const AtScopeEnd not_overlapping([&r] { r.overlapping = false; });
   const auto logits = r.model->forward(batch.images);
   const auto& loss_fn = options_.train().loss();
   const auto loss = loss_fn ? loss_fn(logits, batch.labels) : torch::nn::functional::cross_entropy(logits, batch.labels);
@@ -398,7 +465,9 @@ void DataParallelTrainer::combine(int left, int right) {
   torch::NoGradGuard no_grad;
   auto& l = *buffers_[static_cast<std::size_t>(left)];
   auto& r = *buffers_[static_cast<std::size_t>(right)];
-  for (std::size_t i = 0; i < l.grads.size(); ++i) l.grads[i].add_(r.grads[i]);
+  // On an overlapping leaf's path the buckets sum the gradients (post_bucket).
+  if (overlap_leaf_.load(std::memory_order_relaxed) < 0)
+    for (std::size_t i = 0; i < l.grads.size(); ++i) l.grads[i].add_(r.grads[i]);
   for (std::size_t i = 0; i < l.stats.size(); ++i) l.stats[i].add_(r.stats[i]);
   r.grads.clear();
   r.stats.clear();
@@ -412,6 +481,7 @@ void DataParallelTrainer::compute_counted(int slot, const MicroBatch& mb) {
     compute(slot, mb);
     const auto computed = Clock::now();
     sync_->finish(mb, [this](int left, int right) { combine(left, right); });
+    if (phase == Phase::train) finished_in_round_.fetch_add(1, std::memory_order_release);
     // The epoch's costs are its training's: an optimizer shard is reducing.
     if (phase == Phase::train) {
       compute_ns_.fetch_add(std::chrono::duration_cast<std::chrono::nanoseconds>(computed - started).count(),
@@ -595,24 +665,80 @@ bool DataParallelTrainer::check_same_start(const std::string& failure, bool stop
   return false;
 }
 
-bool DataParallelTrainer::exchange_step(std::int64_t local_micro_batches, const std::string& failure, bool stop,
-                                        std::vector<double>& losses) {
+void DataParallelTrainer::arm_buckets(std::int64_t local_micro_batches) {
+  round_items_ = static_cast<int>(local_micro_batches);
+  finished_in_round_.store(0, std::memory_order_relaxed);  // published with the round's deal
+  overlap_leaf_.store(-1, std::memory_order_relaxed);
+  next_bucket_ = 0;
+  for (auto& b : buckets_) {
+    b->pending = b->params.size();
+    b->ready = false;
+  }
+}
+
+// On the overlapping replica's thread, inside its backward.
+void DataParallelTrainer::gradient_final(Replica& r, std::size_t param) {
+  auto& out = *buffers_[static_cast<std::size_t>(overlap_leaf_.load(std::memory_order_relaxed))];
+  out.grads[param] = r.params[param].grad();  // the same tensor compute() takes afterwards
+  auto& bucket = *buckets_[bucket_of_[param]];
+  if (--bucket.pending > 0) return;
+  bucket.ready = true;
+  // In bucket order, so that every member starts the same exchanges in the same order.
+  while (next_bucket_ < buckets_.size() && buckets_[next_bucket_]->ready) {
+    post_bucket(next_bucket_, true);
+    ++next_bucket_;
+  }
+}
+
+void DataParallelTrainer::post_bucket(std::size_t b, bool has_sum) {
+  auto& bucket = *buckets_[b];
+  torch::NoGradGuard no_grad;
+  const int leaf = overlap_leaf_.load(std::memory_order_relaxed);
+  if (has_sum && leaf >= 0) {
+    // The in-node tree's additions on the overlapping leaf's path (combine()
+    // leaves them to the buckets), for this bucket's parameters: the same bits.
+    ReductionTree::path_to_root(leaf, round_items_, [&](int left, int right) {
+      auto& l = *buffers_[static_cast<std::size_t>(left)];
+      auto& r = *buffers_[static_cast<std::size_t>(right)];
+      for (const auto i : bucket.params) l.grads[i].add_(r.grads[i]);
+    });
+  }
+  float* to = bucket.send.data();
+  for (const auto i : bucket.params) {
+    const auto n = static_cast<std::size_t>(master_params_[i].numel());
+    if (has_sum) {
+      const auto g = buffers_[0]->grads[i].contiguous();
+      std::memcpy(to, g.data_ptr<float>(), n * sizeof(float));
+    } else {
+      std::fill(to, to + n, 0.0f);  // a member with no sum (none computed, or a failure the header carries)
+    }
+    to += n;
+  }
+  if (b == 0) first_post_ = Clock::now();
+  bucket.ticket = options_.gang()->start_allgather(bucket.send.data(), bucket.send.size() * sizeof(float),
+                                                   bucket.recv.data());
+}
+
+bool DataParallelTrainer::exchange_step(std::int64_t local_micro_batches, std::int64_t micro_batches,
+                                        const std::string& failure, bool stop, std::vector<double>& losses) {
   Gang& gang = *options_.gang();
-  std::int64_t params = 0, stats = 0;
-  for (const auto& p : master_params_) params += p.numel();
-  for (const auto& b : master_stats_) stats += b.numel();
   auto& root = *buffers_[0];
-  std::vector<char> payload;
-  payload.reserve(static_cast<std::size_t>(24 + 16 * buffers_.size() + 4 * (params + stats)));
   const bool has_sum = failure.empty() && local_micro_batches > 0;
+  // The buckets the backward did not start (all of them without overlap), in order.
+  for (; next_bucket_ < buckets_.size(); ++next_bucket_) post_bucket(next_bucket_, has_sum);
+
+  // The header: counts, stop, losses, the timeline, BatchNorm statistics.
+  std::int64_t stats = 0;
+  for (const auto& b : master_stats_) stats += b.numel();
+  std::vector<char> payload;
+  payload.reserve(static_cast<std::size_t>(40 + 16 * buffers_.size() + 4 * stats));
   append(payload, static_cast<std::int64_t>(has_sum ? local_micro_batches : 0));
   append(payload, static_cast<std::int64_t>(stop ? 1 : 0));
   // The timeline: this member's compute and the exchange's start, from the last exchange's end.
-  const auto started = Clock::now();
   const auto since_anchor = [this](Clock::time_point t) { return std::chrono::duration<double>(t - gang_anchor_).count(); };
   append(payload, since_anchor(compute_begin_));
   append(payload, since_anchor(compute_end_));
-  append(payload, since_anchor(started));
+  append(payload, since_anchor(std::min(first_post_, Clock::now())));
   constexpr std::size_t kLossesAt = 40;
   for (std::size_t j = 0; j < buffers_.size(); ++j) {
     const bool mine = has_sum && static_cast<std::int64_t>(j) < local_micro_batches;
@@ -620,15 +746,44 @@ bool DataParallelTrainer::exchange_step(std::int64_t local_micro_batches, const 
     append(payload, mine ? static_cast<double>(buffers_[j]->samples) : 0.0);
   }
   const auto floats_at = payload.size();
-  payload.resize(floats_at + static_cast<std::size_t>(4 * (params + stats)), 0);
-  if (has_sum) pack(pack(reinterpret_cast<float*>(payload.data() + floats_at), root.grads), root.stats);
-  const auto payloads = gang_exchange(gang, failure, payload, gang_mine_, gang_all_);
-  // Synchronization: the exchange (waiting for the slowest rank too) and the sum over ranks.
+  payload.resize(floats_at + static_cast<std::size_t>(4 * stats), 0);
+  if (has_sum) pack(reinterpret_cast<float*>(payload.data() + floats_at), root.stats);
+  const auto started = Clock::now();
+  // Synchronization: the exchanges (waiting for the slowest member too) and the sums over members.
   const AtScopeEnd counted([&] { reduce_ns_.fetch_add(ns_since(started), std::memory_order_relaxed); });
 
+  // The members' sums, by the pairwise tree over members (reduction_tree.hpp's shape).
+  const auto tree_sum = [](std::vector<at::Tensor>& sums) {
+    torch::NoGradGuard no_grad;
+    const auto n = sums.size();
+    for (std::size_t span = 1; span < n; span *= 2)
+      for (std::size_t left = 0; left + span < n; left += 2 * span) sums[left].add_(sums[left + span]);
+  };
+  // Which members computed micro-batches this step: the same deal on every member.
+  std::vector<int> computed;
+  for (int r = 0; r < gang.size(); ++r)
+    if (block_of(micro_batches, r, gang.size()).count > 0) computed.push_back(r);
+  PACKTRAIN_CHECK(!computed.empty(), "data-parallel: a gang step with no micro-batch");
+  root.grads.resize(master_params_.size());
+  for (auto& bucket : buckets_) {
+    gang.wait(bucket->ticket);
+    std::vector<at::Tensor> sums;
+    for (const int r : computed)
+      sums.push_back(torch::from_blob(bucket->recv.data() + static_cast<std::size_t>(r) * bucket->send.size(),
+                                      {bucket->floats}, torch::kFloat32));
+    tree_sum(sums);
+    const float* from = sums[0].data_ptr<float>();
+    for (const auto i : bucket->params) {
+      root.grads[i] = torch::empty_like(master_params_[i], at::MemoryFormat::Contiguous);
+      std::memcpy(root.grads[i].data_ptr<float>(), from, static_cast<std::size_t>(root.grads[i].numel()) * sizeof(float));
+      from += root.grads[i].numel();
+    }
+  }
+
+  const auto payloads = gang_exchange(gang, failure, payload, gang_mine_, gang_all_);
   bool any_stop = false;
   losses.clear();
-  std::vector<at::Tensor> sums;  // of the members that computed micro-batches, in rank order
+  std::vector<at::Tensor> stat_sums;  // of the members that computed micro-batches, in rank order
   for (int r = 0; r < gang.size(); ++r) {
     const char* p = payloads[r];
     const auto count = read_at<std::int64_t>(p);
@@ -637,19 +792,14 @@ bool DataParallelTrainer::exchange_step(std::int64_t local_micro_batches, const 
       losses.push_back(read_at<double>(p + kLossesAt + 16 * j));
       losses.push_back(read_at<double>(p + kLossesAt + 8 + 16 * j));
     }
-    if (count > 0)
-      sums.push_back(torch::from_blob(const_cast<char*>(p) + (floats_at), {params + stats}, torch::kFloat32));
+    if (count > 0 && stats > 0)
+      stat_sums.push_back(torch::from_blob(const_cast<char*>(p) + floats_at, {stats}, torch::kFloat32));
   }
   if (any_stop) return true;
-  PACKTRAIN_CHECK(!sums.empty(), "data-parallel: a gang step with no micro-batch");
-  // The members' sums, by the pairwise tree over members (reduction_tree.hpp's shape).
-  {
-    torch::NoGradGuard no_grad;
-    const auto n = sums.size();
-    for (std::size_t span = 1; span < n; span *= 2)
-      for (std::size_t left = 0; left + span < n; left += 2 * span) sums[left].add_(sums[left + span]);
+  if (stats > 0) {
+    tree_sum(stat_sums);
+    unpack(stat_sums[0].data_ptr<float>(), master_stats_, root.stats);
   }
-  unpack(unpack(sums[0].data_ptr<float>(), master_params_, root.grads), master_stats_, root.stats);
 
   // Every member's step on this member's clock, anchored at the last exchange's end.
   const auto ended = Clock::now();
@@ -764,6 +914,7 @@ DataParallelResult DataParallelTrainer::fit(const train::TrainData& data, const 
         const auto mine = block_of(micro_batches, gang->rank(), gang->size());
         first_batch_ += mine.first;
         std::string failure = std::exchange(pending_failure_, std::string());  // since the last exchange
+        arm_buckets(mine.count);
         compute_begin_ = Clock::now();
         try {
           if (failure.empty() && mine.count > 0) run_round(seat, static_cast<int>(mine.count));
@@ -771,7 +922,7 @@ DataParallelResult DataParallelTrainer::fit(const train::TrainData& data, const 
           failure = e.what();
         }
         compute_end_ = Clock::now();
-        if (exchange_step(mine.count, failure, stop, gang_losses_)) return stopped();
+        if (exchange_step(mine.count, micro_batches, failure, stop, gang_losses_)) return stopped();
         for (std::size_t j = 0; j < gang_losses_.size(); j += 2) step_loss += gang_losses_[j] * gang_losses_[j + 1];
       } else {
         run_round(seat, micro_batches);

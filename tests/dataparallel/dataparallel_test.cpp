@@ -3,6 +3,7 @@
 // is the global batch's; a throwing replica fails its job; options.
 #include <packtrain/data/loader.hpp>
 #include <packtrain/dataparallel/data_parallel.hpp>
+#include <packtrain/dataparallel/gang.hpp>
 #include <packtrain/scheduler/error.hpp>
 #include <packtrain/scheduler/job_runner.hpp>
 
@@ -12,7 +13,9 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <atomic>
 #include <condition_variable>
+#include <cstring>
 #include <cstdio>
 #include <cstdlib>
 #include <future>
@@ -141,7 +144,61 @@ void expect_same_bits_on_1_2_3_replicas(const std::string& model, double width =
   }
 }
 
+// A gang of one: its exchanges copy this member's bytes (what MPI gives a
+// world of one), so a run through the gang's buckets, hooks and headers can
+// be held against the plain trainer's bits in one process.
+class GangOfOne final : public Gang {
+ public:
+  int rank() const override { return 0; }
+  int size() const override { return 1; }
+  void allgather(const void* mine, std::size_t bytes, void* all) override {
+    std::memcpy(all, mine, bytes);
+    ++exchanges;
+  }
+  std::atomic<int> exchanges{0};
+};
+
 }  // namespace
+
+// Gradient buckets of 1 KiB (lenet5 in dozens) summed and sent from
+// autograd's hooks during the last micro-batch's backward: the plain
+// trainer's bits on 1, 2 and 3 replicas, and with one replica every step's
+// first bucket leaves before the compute ends.
+TEST(DataParallel, AGangsBucketsAndOverlapChangeNoBit) {
+  const auto plain = train_on(1, "lenet5");
+  for (const bool overlap : {true, false})
+    for (int k = 1; k <= 3; ++k) {
+      const std::string what = std::string(overlap ? "overlap" : "no overlap") + ", " + std::to_string(k) + " replicas";
+      auto gang = std::make_shared<GangOfOne>();
+      std::vector<StepTiming> steps;
+      auto options = small_options("lenet5").gang(gang).bucket_cap_mb(0.001).overlap(overlap);
+      const auto data = fashion();
+      auto trainer = std::make_shared<DataParallelTrainer>(shape_of(*data, 5), options.max_replicas(k));
+      DataParallelCallbacks callbacks;
+      callbacks.on_steps = [&](const std::vector<StepTiming>& t) { steps.insert(steps.end(), t.begin(), t.end()); };
+      std::vector<std::unique_ptr<CoreLease>> leases;
+      std::vector<std::thread> helpers;
+      for (int h = 1; h < k; ++h) {
+        leases.push_back(std::make_unique<CoreLease>(h));
+        helpers.emplace_back([&trainer, &lease = *leases.back()] { trainer->help(lease); });
+      }
+      TrainedRun run;
+      run.result = trainer->fit(small_data(*data, 280), callbacks);
+      for (auto& l : leases) l->ask_to_return();
+      for (auto& t : helpers) t.join();
+      run.model = trainer->model();
+      expect_same_bits(plain, run, what);
+      ASSERT_EQ(steps.size(), 10u) << what;
+      // 61,706 floats in buckets of at most 1 KiB and at least one parameter:
+      // more exchanges than steps, evaluations, start and end (12 + 2).
+      EXPECT_GT(gang->exchanges.load(), 10 * 3 + 4) << what;
+      if (k == 1)
+        for (const auto& t : steps) {
+          if (overlap) EXPECT_LT(t.sync_begin, t.compute_end) << what << ", step " << t.step;
+          else EXPECT_GE(t.sync_begin, t.compute_end) << what << ", step " << t.step;
+        }
+    }
+}
 
 TEST(DataParallel, MlpIsTheSameBitsOn1And2And3Replicas) { expect_same_bits_on_1_2_3_replicas("mlp"); }
 

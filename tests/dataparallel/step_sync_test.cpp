@@ -82,6 +82,40 @@ TEST(ReductionTree, TheSumIsTheSameBitsInEveryArrivalOrder) {
   }
 }
 
+// A gang's bucket sums the last leaf's path itself (path_to_root): the
+// combines arrive() would make, so the same bits for every leaf being last.
+TEST(ReductionTree, ThePathToTheRootOfTheLastLeafGivesTheSameBits) {
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> mantissa(-1.0f, 1.0f);
+  std::uniform_int_distribution<int> exponent(-20, 20);
+  for (int n = 1; n <= 19; ++n) {
+    std::vector<float> leaves(static_cast<std::size_t>(n));
+    for (auto& x : leaves) x = std::ldexp(mantissa(rng), exponent(rng));
+    const float expected = reference_sum(leaves);
+    ReductionTree tree(19);
+    for (int last = 0; last < n; ++last) {
+      auto buffer = leaves;
+      tree.reset(n);
+      const auto add = [&](int left, int right) {
+        buffer[static_cast<std::size_t>(left)] += buffer[static_cast<std::size_t>(right)];
+      };
+      for (int leaf = 0; leaf < n; ++leaf)
+        if (leaf != last) EXPECT_FALSE(tree.arrive(leaf, add));
+      ReductionTree::path_to_root(last, n, add);
+      std::uint32_t got = 0, want = 0;
+      std::memcpy(&got, &buffer[0], sizeof got);
+      std::memcpy(&want, &expected, sizeof want);
+      EXPECT_EQ(got, want) << "n " << n << ", last leaf " << last;
+      // arrive() would have made exactly those combines: none is left for it.
+      int left_over = 0;
+      EXPECT_TRUE(tree.arrive(last, [&](int, int) { ++left_over; }));
+      int on_path = 0;
+      ReductionTree::path_to_root(last, n, [&](int, int) { ++on_path; });
+      EXPECT_EQ(left_over, on_path) << "n " << n << ", last leaf " << last;
+    }
+  }
+}
+
 TEST(ReductionTree, RefusesARoundLargerThanItsLeaves) {
   ReductionTree tree(4);
   EXPECT_THROW(tree.reset(5), std::out_of_range);

@@ -44,7 +44,8 @@ TEST(TrainCommand, HelpDescribesEveryOption) {
   EXPECT_EQ(run.status, 0) << run.err;
   for (const auto* option : {"--model", "--epochs", "--schedule", "--checkpoint-every", "--data", "--out", "--cores",
                              "--seed", "--batch-size", "--optimizer", "--lr", "--resume", "--quiet", "--augment",
-                             "--max-cores", "--micro-batch", "--parallelism", "--lr-scaling", "--warmup-epochs"})
+                             "--max-cores", "--micro-batch", "--parallelism", "--lr-scaling", "--warmup-epochs",
+                             "--bucket-cap-mb", "--overlap", "--oversubscribe"})
     EXPECT_NE(run.out.find(option), std::string::npos) << option;
 }
 
@@ -160,6 +161,10 @@ TEST(TrainCommand, BadInputIsOneLineExitTwoAndWritesNothing) {
       {"--warmup-epochs 6 --out " + out.string() + data, "--warmup-epochs must be in 0..5"},
       {"--parallelism threads --micro-batch 16 --out " + out.string() + data, "--micro-batch is for --parallelism replicas"},
       {"--model mlp --max-cores 2 --out " + out.string() + data, "--max-cores is for --parallelism replicas"},
+      {"--bucket-cap-mb 4 --out " + out.string() + data, "--bucket-cap-mb is for a model trained by several ranks"},
+      {"--overlap off --out " + out.string() + data, "--overlap is for a model trained by several ranks"},
+      {"--overlap sometimes --out " + out.string() + data, "--overlap must be on or off"},
+      {"--oversubscribe --out " + out.string() + data, "--oversubscribe is for runs under mpirun"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.args);

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -70,8 +71,9 @@ TEST(TrainMpi, TwoRanksGiveOneProcesssBitsWhenEachRanksBlockIsASubtree) {
   const auto two = run_command(mpirun(2, train(dir, "two", flags)));
   ASSERT_EQ(two.exit_code, 0) << two.out << two.err;
   EXPECT_NE(two.out.find("on each of 2 ranks"), std::string::npos) << two.out;
-  // The start, 2 epochs of 16 steps and an evaluation each, the end.
-  EXPECT_NE(two.out.find("2 ranks, 36 exchanges of"), std::string::npos) << two.out;
+  // The start, 2 epochs of 16 steps (one bucket of lenet5's 240 KiB and a
+  // header each) and an evaluation each, the end.
+  EXPECT_NE(two.out.find("2 ranks, 68 exchanges of"), std::string::npos) << two.out;
 
   const auto a = the_job(dir / "one");
   const auto b = the_job(dir / "two");
@@ -87,8 +89,8 @@ TEST(TrainMpi, TwoRanksGiveOneProcesssBitsWhenEachRanksBlockIsASubtree) {
 
 // Horovod's timeline: rank 0's trace.json has, for every rank, a compute
 // and an allreduce track with one slice per optimizer step; a rank's
-// exchange starts after its compute and the ranks' exchanges of a step end
-// together. steps.csv keeps them for `packtrain report`.
+// exchange starts within its compute and ends after it, and the ranks'
+// exchanges of a step end together. steps.csv keeps them for `packtrain report`.
 TEST(TrainMpi, TheTraceShowsEveryRanksComputeAndAllreducePerStep) {
   TempDir dir;
   const auto run = run_command(mpirun(2, train(dir, "two", {"--epochs", "1", "--batch-size", "128"})));
@@ -110,13 +112,55 @@ TEST(TrainMpi, TheTraceShowsEveryRanksComputeAndAllreducePerStep) {
       const auto& c = compute.at(step);
       const auto& a = allreduce.at(step);
       EXPECT_GE(c["ts"].get<long long>(), previous_end - 1) << "rank " << rank << " step " << step;
-      EXPECT_LE(end_of(c), a["ts"].get<long long>() + 1) << "rank " << rank << " step " << step;
+      // The exchange starts during the compute (its buckets overlap backward) and ends after it.
+      EXPECT_GE(a["ts"].get<long long>(), c["ts"].get<long long>() - 1) << "rank " << rank << " step " << step;
+      EXPECT_GE(end_of(a), end_of(c) - 1) << "rank " << rank << " step " << step;
       EXPECT_EQ(end_of(a), end_of(slices[{0, "allreduce"}].at(step)));
       previous_end = end_of(a);
     }
   }
   const auto csv = pt::read_file(dir / "two/steps.csv");
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 1 + 16) << csv;
+}
+
+// Gradient buckets of 10 KiB (lenet5 in 3: fc3 and fc2, fc1, the
+// convolutions) exchanged while backward goes
+// on, or after it: neither changes a bit of one process's numbers. With
+// overlap each rank's first bucket starts before its compute ends, every
+// step; without, after.
+TEST(TrainMpi, BucketsAndOverlapKeepOneProcesssBitsAndOverlapStartsTheExchangeDuringBackward) {
+  TempDir dir;
+  const std::vector<std::string> flags = {"--epochs", "1", "--batch-size", "64", "--micro-batch", "16"};
+  const auto one = one_process(dir, "one", flags);
+  ASSERT_EQ(one.exit_code, 0) << one.out << one.err;
+  for (const std::string overlap : {"on", "off"}) {
+    SCOPED_TRACE("--overlap " + overlap);
+    auto gang_flags = flags;
+    gang_flags.insert(gang_flags.end(), {"--bucket-cap-mb", "0.01", "--overlap", overlap});
+    const auto two = run_command(mpirun(2, train(dir, overlap, gang_flags)));
+    ASSERT_EQ(two.exit_code, 0) << two.out << two.err;
+    // The start, 16 steps of 3 buckets and a header, the evaluation, the end.
+    EXPECT_NE(two.out.find("2 ranks, 67 exchanges of"), std::string::npos) << two.out;
+    expect_same_epochs(the_job(dir / "one"), the_job(dir / overlap), {"train_loss", "val_loss", "val_top1", "lr"});
+    std::istringstream csv(pt::read_file(dir / overlap / "steps.csv"));
+    std::string line;
+    std::getline(csv, line);  // the header
+    int rows = 0;
+    while (std::getline(csv, line)) {
+      std::vector<std::string> cells;
+      std::stringstream cell(line);
+      for (std::string c; std::getline(cell, c, ',');) cells.push_back(c);
+      ASSERT_EQ(cells.size(), 8u) << line;
+      const double compute_end = std::stod(cells[5]), sync_begin = std::stod(cells[6]);
+      if (overlap == "on") {
+        EXPECT_LT(sync_begin, compute_end) << line;
+      } else {
+        EXPECT_GE(sync_begin, compute_end) << line;
+      }
+      ++rows;
+    }
+    EXPECT_EQ(rows, 2 * 16);
+  }
 }
 
 // Four ranks on this 2-core machine, sharing its cores (--oversubscribe):

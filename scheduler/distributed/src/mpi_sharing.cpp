@@ -157,11 +157,13 @@ struct MpiGangComm::Impl {
   int size = 1;
   Mutex mutex;
   CondVar work;  // the thread: a task or quit
-  CondVar done;  // the caller: its task ran
-  std::function<void()> task PACKTRAIN_GUARDED_BY(mutex);  // handed over, not yet taken
-  bool finished PACKTRAIN_GUARDED_BY(mutex) = false;
+  CondVar done;  // the waiters: a task ran
+  // Tasks started and not yet run, in order; task n (from 1) is ticket n.
+  std::deque<std::function<void()>> tasks PACKTRAIN_GUARDED_BY(mutex);
+  std::uint64_t started PACKTRAIN_GUARDED_BY(mutex) = 0;
+  std::uint64_t finished PACKTRAIN_GUARDED_BY(mutex) = 0;
+  std::map<std::uint64_t, std::exception_ptr> errors PACKTRAIN_GUARDED_BY(mutex);  // by ticket, until waited for
   bool quit PACKTRAIN_GUARDED_BY(mutex) = false;
-  std::exception_ptr error PACKTRAIN_GUARDED_BY(mutex);  // the last task's
   std::atomic<std::int64_t> exchanges{0};
   std::atomic<std::int64_t> bytes{0};
   std::atomic<std::int64_t> ns{0};
@@ -172,21 +174,23 @@ struct MpiGangComm::Impl {
       std::function<void()> next;
       {
         MutexLock lock(mutex);
-        while (!quit && !task) work.wait(mutex);
+        while (!quit && tasks.empty()) work.wait(mutex);
         if (quit) return;
-        next = std::move(task);
-        task = nullptr;
+        next = std::move(tasks.front());
+        tasks.pop_front();
       }
       std::exception_ptr failure;
+      const auto begin = std::chrono::steady_clock::now();
       try {
         next();
       } catch (...) {
         failure = std::current_exception();
       }
+      ns.fetch_add(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - begin).count());
       MutexLock lock(mutex);
-      error = failure;
-      finished = true;
-      done.notify_one();
+      ++finished;
+      if (failure) errors[finished] = failure;
+      done.notify_all();
     }
   }
 };
@@ -216,28 +220,35 @@ std::int64_t MpiGangComm::exchanges() const { return impl_->exchanges.load(); }
 std::int64_t MpiGangComm::bytes_sent() const { return impl_->bytes.load(); }
 double MpiGangComm::seconds() const { return static_cast<double>(impl_->ns.load()) * 1e-9; }
 
-void MpiGangComm::allgather(const void* mine, std::size_t bytes, void* all) {
+std::uint64_t MpiGangComm::start_allgather(const void* mine, std::size_t bytes, void* all) {
   if (bytes > static_cast<std::size_t>(std::numeric_limits<int>::max()))
     throw Error("a gang exchange of " + std::to_string(bytes) + " bytes is too large for one MPI message");
-  const auto started = std::chrono::steady_clock::now();
+  impl_->exchanges.fetch_add(1);
+  impl_->bytes.fetch_add(static_cast<std::int64_t>(bytes));
+  MutexLock lock(impl_->mutex);
+  impl_->tasks.push_back([this, mine, bytes, all] {
+    const int n = static_cast<int>(bytes);
+    check_mpi(MPI_Allgather(mine, n, MPI_BYTE, all, n, MPI_BYTE, impl_->comm), "gang allgather");
+  });
+  impl_->work.notify_one();
+  return ++impl_->started;
+}
+
+void MpiGangComm::wait(std::uint64_t ticket) {
   std::exception_ptr error;
   {
     MutexLock lock(impl_->mutex);
-    impl_->task = [this, mine, bytes, all] {
-      const int n = static_cast<int>(bytes);
-      check_mpi(MPI_Allgather(mine, n, MPI_BYTE, all, n, MPI_BYTE, impl_->comm), "gang allgather");
-    };
-    impl_->finished = false;
-    impl_->work.notify_one();
-    while (!impl_->finished) impl_->done.wait(impl_->mutex);
-    error = impl_->error;
+    PACKTRAIN_CHECK(ticket >= 1 && ticket <= impl_->started, "MpiGangComm::wait: a ticket that was never given");
+    while (impl_->finished < ticket) impl_->done.wait(impl_->mutex);
+    if (const auto it = impl_->errors.find(ticket); it != impl_->errors.end()) {
+      error = it->second;
+      impl_->errors.erase(it);
+    }
   }
-  impl_->exchanges.fetch_add(1);
-  impl_->bytes.fetch_add(static_cast<std::int64_t>(bytes));
-  impl_->ns.fetch_add(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - started).count());
   if (error) std::rethrow_exception(error);
 }
+
+void MpiGangComm::allgather(const void* mine, std::size_t bytes, void* all) { wait(start_allgather(mine, bytes, all)); }
 
 struct MpiWorkSharing::Impl {
   using Buffer = std::shared_ptr<const std::string>;

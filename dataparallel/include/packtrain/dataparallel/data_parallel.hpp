@@ -88,6 +88,10 @@ struct MicroBatch;
 inline constexpr std::int64_t kDefaultMicroBatch = 32;
 // The batch whose learning rate the base rate is (TrainOptions' default batch).
 inline constexpr std::int64_t kReferenceBatch = 64;
+// A gang's gradient buckets (DDP's defaults): the first holds up to 1 MiB
+// (or the cap, if smaller), the others up to the cap.
+inline constexpr double kDefaultBucketCapMb = 25.0;
+inline constexpr double kFirstBucketCapMb = 1.0;
 
 enum class LrScaling { none, linear };
 // replicas: this file. threads: a plain train::Trainer on the job's cores as
@@ -131,6 +135,16 @@ struct DataParallelOptions {
   TORCH_ARG(Parallelism, parallelism) = Parallelism::replicas;
   // Several processes train the job together (gang.hpp); none: this one alone.
   TORCH_ARG(std::shared_ptr<Gang>, gang) = nullptr;
+  // A gang's gradients go to the others in buckets of parameters, in
+  // reverse order (the last layer's first: backward finishes it first), of
+  // up to this many MiB (the first up to kFirstBucketCapMb). With `overlap`
+  // a bucket's exchange starts as soon as its gradients are final, while
+  // backward goes on with the layers before it (where the member computes
+  // the step's last micro-batch after the others are summed: always, with
+  // one core a member); without, once the member's micro-batches are summed.
+  // Neither changes a bit of the result.
+  TORCH_ARG(double, bucket_cap_mb) = kDefaultBucketCapMb;
+  TORCH_ARG(bool, overlap) = true;
 
  public:
   // Throws packtrain::Error naming the first bad option (train's too).
@@ -231,6 +245,7 @@ class DataParallelTrainer {
  private:
   struct Replica;
   struct Buffer;
+  struct Bucket;
   Replica& replica(int slot);
   void compute(int slot, const MicroBatch& mb);
   void compute_counted(int slot, const MicroBatch& mb);
@@ -240,13 +255,25 @@ class DataParallelTrainer {
   void scatter_optimizer_state();
   void save_if_due(int epoch);
   void run_round(const StepSync::Seat& seat, int items);
-  // A gang's step: this member's share of the micro-batches (computed
-  // already, summed in buffers_[0]) and its losses, exchanged; afterwards
-  // buffers_[0] holds every member's sum, added in the tree's order, and
-  // `losses` every micro-batch's loss x samples in index order. A member's
-  // failure (`failure`, empty if none) or wish to stop reaches every member:
-  // returns true if any member asked to stop; throws naming a member that failed.
-  bool exchange_step(std::int64_t local_micro_batches, const std::string& failure, bool stop, std::vector<double>& losses);
+  // A gang's step of `micro_batches`: this member's share of them (computed
+  // already, summed in buffers_[0], some buckets on their way) and its
+  // losses, exchanged: the buckets not started yet are, every bucket's sums
+  // are added over the members, then a header carries the losses, the
+  // BatchNorm statistics and the timeline. Afterwards buffers_[0] holds
+  // every member's sum, added in the tree's order, and `losses` every
+  // micro-batch's loss x samples in index order. A member's failure
+  // (`failure`, empty if none) or wish to stop reaches every member: returns
+  // true if any member asked to stop; throws naming a member that failed.
+  bool exchange_step(std::int64_t local_micro_batches, std::int64_t micro_batches, const std::string& failure,
+                     bool stop, std::vector<double>& losses);
+  // A gang's buckets (DataParallelOptions::bucket_cap_mb): arm them before
+  // a step's round of `local_micro_batches`; a parameter's gradient of the
+  // overlapping micro-batch is final (autograd's hook); complete a bucket
+  // (its in-node sum, when a micro-batch overlapped) and start its exchange,
+  // in bucket order.
+  void arm_buckets(std::int64_t local_micro_batches);
+  void gradient_final(Replica& r, std::size_t param);
+  void post_bucket(std::size_t b, bool has_sum);
   // At the start of a gang's fit: no member failed to set up (`failure`),
   // every member holds the same weights; returns true if any member asked
   // to stop (`stop`). Throws, on every member alike, otherwise.
@@ -279,6 +306,17 @@ class DataParallelTrainer {
   std::unique_ptr<StepSync> sync_;
   std::vector<std::unique_ptr<Replica>> replicas_;  // per seat, made by its first owner
   std::vector<std::unique_ptr<Buffer>> buffers_;    // per micro-batch index of a step
+  std::vector<std::unique_ptr<Bucket>> buckets_;    // a gang's, in the order they are exchanged
+  std::vector<std::size_t> bucket_of_;              // per parameter
+  bool can_overlap_ = false;                        // a gang, overlap on, no tied parameters
+  // The step's round: micro-batches this member computes, those finished
+  // (their tree sums done), the one computed last whose backward overlaps
+  // the exchange (-1: none), buckets started, when the first started.
+  int round_items_ = 0;
+  std::atomic<int> finished_in_round_{0};
+  std::atomic<int> overlap_leaf_{-1};
+  std::size_t next_bucket_ = 0;
+  std::chrono::steady_clock::time_point first_post_;
 
   // The round being computed: written by the leader before its deal (which
   // publishes them), read by the replicas that take its items. A round is a

@@ -31,6 +31,16 @@ class Gang {
   // (size() x bytes, in rank order) on every member. Throws
   // packtrain::Error when the exchange fails.
   virtual void allgather(const void* mine, std::size_t bytes, void* all) = 0;
+  // The same, started now and finished in the background, after every
+  // exchange started before it (a gradient bucket's, while backward goes
+  // on); wait(ticket) returns once it is done, throwing its error. `mine`
+  // and `all` must stay put until then. May be called from any one thread
+  // at a time. By default the exchange is made at once.
+  virtual std::uint64_t start_allgather(const void* mine, std::size_t bytes, void* all) {
+    allgather(mine, bytes, all);
+    return 0;
+  }
+  virtual void wait(std::uint64_t ticket) { (void)ticket; }
 };
 
 // Member `rank` of `members` takes items [first, first + count) of `items`.

@@ -60,6 +60,20 @@ class ReductionTree {
   // Runs combine(left, right) for each node this arrival completes, bottom
   // up, then returns true if it completed the root (the sum is in leaf 0's
   // buffer), false if a sibling is still missing (its arrival will go on).
+  // The combines on `leaf`'s path to the root of a round of `leaves`, in
+  // arrive()'s order: what arrive(leaf) runs when every other leaf has
+  // arrived (a gang's bucket sums them for a share of the parameters).
+  template <typename Combine>
+  static void path_to_root(int leaf, int leaves, Combine&& combine) {
+    int index = leaf;
+    for (int span = 1; span < leaves; span *= 2) {
+      const int parent = index / 2;
+      const int left = parent * 2 * span;
+      const int right = left + span;
+      index = parent;
+      if (right < leaves) combine(left, right);
+    }
+  }
   template <typename Combine>
   bool arrive(int leaf, Combine&& combine) {
     int index = leaf;

@@ -119,8 +119,13 @@ class MpiGangComm {
   // Collective: `bytes` bytes of every rank into `all` (size() x bytes, in
   // rank order). Throws packtrain::Error naming the MPI error.
   void allgather(const void* mine, std::size_t bytes, void* all);
+  // The same, queued for the gang's thread, which makes the exchanges one
+  // after another in the order they were started; wait(ticket) returns when
+  // that one is done, rethrowing its error. Thread-safe.
+  std::uint64_t start_allgather(const void* mine, std::size_t bytes, void* all);
+  void wait(std::uint64_t ticket);
   // Exchanges so far, the bytes this rank sent in them, and the seconds
-  // they took (waiting for the slowest rank too).
+  // they took in MPI (waiting for the slowest rank too).
   std::int64_t exchanges() const;
   std::int64_t bytes_sent() const;
   double seconds() const;
