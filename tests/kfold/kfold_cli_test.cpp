@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <algorithm>
@@ -279,6 +280,30 @@ bool wait_for_second_epoch(const std::filesystem::path& out) {
   return false;
 }
 
+// CPU seconds process `pid` has used (user + system, /proc/PID/stat): how
+// far its jobs got, whatever the machine's load.
+double cpu_seconds(int pid) {
+  std::istringstream in(read_file("/proc/" + std::to_string(pid) + "/stat"));
+  std::string field;
+  // The name (field 2) may hold spaces: skip past its closing parenthesis.
+  std::getline(in, field, ')');
+  double utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && in >> field; ++i) {
+    if (i == 14) utime = std::stod(field);
+    if (i == 15) stime = std::stod(field);
+  }
+  return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+// Then waits until it has worked `seconds` of CPU more: its jobs are a few
+// batches into the epoch (one takes about a CPU second), not at its start.
+void wait_for_cpu(int pid, double seconds) {
+  const double from = cpu_seconds(pid);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (cpu_seconds(pid) < from + seconds && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+}
+
 }  // namespace
 
 TEST(KFoldCli, SigtermSavesEachRunningJobsStepExits143AndResumeGivesTheUninterruptedBits) {
@@ -290,6 +315,7 @@ TEST(KFoldCli, SigtermSavesEachRunningJobsStepExits143AndResumeGivesTheUninterru
 
   const int pid = packtrain::testing::start_command(preemptible_sweep(cut), dir / "cut.log");
   ASSERT_TRUE(wait_for_second_epoch(cut)) << read_file(dir / "cut.log");
+  wait_for_cpu(pid, 0.3);
   kill(pid, SIGTERM);
   // A second SIGTERM (SLURM's at the time limit) once the first is taken: ignored, the saves go on.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
