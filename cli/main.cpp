@@ -1,5 +1,6 @@
 // packtrain: packs many training jobs onto every idle core of a node.
 #include "commands.hpp"
+#include "invocation.hpp"
 
 #include <packtrain/distributed/mpi_sharing.hpp>
 #include <packtrain/scheduler/error.hpp>
@@ -60,6 +61,7 @@ void print_error(const std::string& command, const std::string& what) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  packtrain::cli::remember_invocation(argc, argv);
   if (argc < 2) {
     print_usage(std::cerr);
     return 2;

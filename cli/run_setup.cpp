@@ -1,4 +1,5 @@
 #include "run_setup.hpp"
+#include "invocation.hpp"
 
 #include <packtrain/dashboard/live_server.hpp>
 #include <packtrain/dashboard/rebuild.hpp>
@@ -280,7 +281,7 @@ std::shared_ptr<dataparallel::Gang> RunSetup::gang() {
 void RunSetup::gang_job_started() {
   MutexLock lock(gang_mutex_);
   gang_started_ = true;
-  if (gang_stop_pending_) runner_->request_stop();
+  if (gang_stop_pending_) preempt_asked_.load() ? runner_->request_preempt() : runner_->request_stop();
 }
 
 std::int64_t RunSetup::gang_exchanges() const { return gang_comm_ ? gang_comm_->exchanges() : 0; }
@@ -306,6 +307,12 @@ RunSummary RunSetup::run() {
                  "packtrain %s: stopped: the journal cannot be written (%s); nothing more was started and what the "
                  "journal holds is intact: free space, then run the same command with --resume\n",
                  command_.c_str(), summary.journal_error.c_str());
+  }
+  if (summary.preempted && is_root()) {
+    // One line a batch script's log shows, with the command that goes on.
+    std::fprintf(stderr, "packtrain %s: preempted: the running jobs saved checkpoints; resume with: %s%s\n",
+                 command_.c_str(), resume_line().c_str(),
+                 mpi_ ? " (under mpirun or srun: the same launch, every rank with --resume)" : "");
   }
   if (sharing_) {
     sharing_->finish();
@@ -407,7 +414,8 @@ void RunSetup::open_run(const nlohmann::json& meta, std::vector<Job> jobs, const
   runner_ = std::make_unique<JobRunner>(*executor_, node_);
   for (std::size_t j = 0; j < jobs.size(); ++j)
     if (share[j] == shard_) runner_->add(std::move(jobs[j]));
-  interrupts_.on_interrupt([this, runner = runner_.get()] {
+  interrupts_.on_interrupt([this, runner = runner_.get()](StopSignal why) {
+    if (why == StopSignal::preempt) preempt_asked_.store(true);
     if (gang_comm_) {
       MutexLock lock(gang_mutex_);
       if (!gang_started_) {
@@ -415,7 +423,7 @@ void RunSetup::open_run(const nlohmann::json& meta, std::vector<Job> jobs, const
         return;
       }
     }
-    runner->request_stop();
+    why == StopSignal::preempt ? runner->request_preempt() : runner->request_stop();
   });
   console_ = std::make_unique<ConsoleSink>(
       ConsoleOptions{.quiet = common_.quiet || rank_ > 0, .metric = meta.value("metric", std::string())});
@@ -446,7 +454,7 @@ nlohmann::json RunSetup::summary_json(const RunSummary& run) const {
   return {{"command", command_}, {"ranks", ranks()}, {"shard", std::to_string(shard_) + "/" + std::to_string(shards_)},     {"cores", total_cores_}, {"done", run.done},
           {"failed", run.failed},    {"diverged", run.diverged},    {"skipped", run.skipped},
           {"cancelled", run.cancelled}, {"resumed", run.resumed},   {"makespan_s", run.makespan_s},
-          {"job_seconds", run.job_seconds}, {"interrupted", run.interrupted}, {"data", common_.data}};
+          {"job_seconds", run.job_seconds}, {"interrupted", run.interrupted}, {"preempted", run.preempted}, {"data", common_.data}};
 }
 
 void RunSetup::finish(const RunSummary& run, const nlohmann::json& summary) {

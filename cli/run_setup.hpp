@@ -25,6 +25,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <atomic>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -116,6 +117,7 @@ class RunSetup {
   Mutex gang_mutex_;                                      // the interrupt's thread and the job's
   bool gang_started_ PACKTRAIN_GUARDED_BY(gang_mutex_) = false;
   bool gang_stop_pending_ PACKTRAIN_GUARDED_BY(gang_mutex_) = false;
+  std::atomic<bool> preempt_asked_{false};  // the stop asked was a preemption (SIGTERM, SIGUSR1)
   RunOptions run_options_;
 };
 

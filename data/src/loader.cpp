@@ -76,7 +76,10 @@ std::int64_t BatchLoader::batches_per_epoch() const {
   return (size() + options_.batch_size() - 1) / options_.batch_size();
 }
 
-void BatchLoader::start_epoch(std::int64_t epoch) {
+void BatchLoader::start_epoch(std::int64_t epoch, std::int64_t first_batch) {
+  if (first_batch < 0 || first_batch > batches_per_epoch())
+    throw Error("batch " + std::to_string(first_batch) + " is outside an epoch of " +
+                std::to_string(batches_per_epoch()) + " batches");
   at::Tensor order = indices_;
   if (options_.shuffle()) {
     auto generator = at::make_generator<at::CPUGeneratorImpl>(mix_seed(options_.seed(), mix_seed(epoch, kShuffleStream)));
@@ -91,9 +94,9 @@ void BatchLoader::start_epoch(std::int64_t epoch) {
   wait_until_idle(lock);
   epoch_ = epoch;
   order_ = order;
-  next_batch_ = 0;
-  if (prefetching_) {
-    requested_ = 0;
+  next_batch_ = first_batch;
+  if (prefetching_ && first_batch < batches_per_epoch()) {
+    requested_ = first_batch;
     cv_.notify_all();
   }
 }

@@ -101,10 +101,18 @@ std::vector<Job> KFold::jobs() const {
                                      .classes = data->classes, .seed = ctx.seed()};
           auto topts = options.trainer();
           topts.schedule(schedule).seed(ctx.seed()).threads(ctx.threads());
-          if (!options.checkpoint_root().empty() && topts.checkpoint_every() > 0) {
+          if (!options.checkpoint_root().empty()) {
             const auto dir = std::filesystem::path(options.checkpoint_root()) / ctx.id();
-            topts.checkpoint_dir(dir.string());
-            if (auto latest = train::latest_checkpoint(dir)) topts.resume_from(latest->string());
+            // A preempted attempt's mid-epoch checkpoint is the latest: a later
+            // epoch checkpoint or the job's end removes it.
+            const auto preempted = train::preempt_checkpoint_path(dir);
+            topts.preempt_checkpoint(preempted.string());
+            if (topts.checkpoint_every() > 0) {
+              topts.checkpoint_dir(dir.string());
+              if (auto latest = train::latest_checkpoint(dir)) topts.resume_from(latest->string());
+            }
+            std::error_code ec;
+            if (!replicas && std::filesystem::is_regular_file(preempted, ec)) topts.resume_from(preempted.string());
           }
           const auto resumed_from = topts.resume_from();
           const auto fold_data = train::TrainData::from_fold(*data, (*folds)[fold]);
@@ -121,6 +129,7 @@ std::vector<Job> KFold::jobs() const {
             train::Trainer trainer(factory(shape), topts);
             train::TrainCallbacks callbacks;
             callbacks.should_stop = [&ctx] { return ctx.stop_requested(); };
+            callbacks.should_checkpoint = [&ctx] { return ctx.checkpoint_requested(); };
             if (options.print_every() > 0) {
               callbacks.on_epoch = [&ctx, every = options.print_every()](const train::EpochMetrics& e) {
                 if (e.epoch % every != 0) return;

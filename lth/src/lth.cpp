@@ -55,6 +55,7 @@ std::shared_ptr<models::Model> build(const std::string& name, const data::Datase
 train::TrainCallbacks callbacks_for(JobContext& ctx, int print_every) {
   train::TrainCallbacks callbacks;
   callbacks.should_stop = [&ctx] { return ctx.stop_requested(); };
+  callbacks.should_checkpoint = [&ctx] { return ctx.checkpoint_requested(); };
   if (print_every > 0) {
     callbacks.on_epoch = [&ctx, print_every](const train::EpochMetrics& e) {
       if (e.epoch % print_every != 0) return;
@@ -63,6 +64,18 @@ train::TrainCallbacks callbacks_for(JobContext& ctx, int print_every) {
     };
   }
   return callbacks;
+}
+
+// A job trained by one train::Trainer saves a mid-epoch checkpoint in `dir`
+// when the run is preempted, and goes on from it when there is one (a
+// later checkpoint or the job's end removes it). Replicas
+// (dataparallel::fit_in_job) go on from their epoch checkpoints.
+void preemptible(train::TrainOptions& topts, const fs::path& dir, bool replicas) {
+  if (replicas) return;
+  const auto preempted = train::preempt_checkpoint_path(dir);
+  topts.preempt_checkpoint(preempted.string());
+  std::error_code ec;
+  if (fs::is_regular_file(preempted, ec)) topts.resume_from(preempted.string());
 }
 
 // What a job's training gave: the result and its metrics (test_top1 too).
@@ -221,6 +234,7 @@ Job LotteryTicketSweep::dense_job() const {
     saves.push_back(options.trainer().epochs());
     auto topts = options.trainer();
     topts.seed(ctx.seed()).threads(ctx.threads()).checkpoint_dir(dir.string()).checkpoint_epochs(saves).resume_from("");
+    preemptible(topts, dir, replicas);
     const train::TrainData td{data->train, first_n(data->train, options.limit()), data->test, data::all_indices(data->test)};
     auto [result, metrics] = train_in_job(ctx, options, *data, topts, td, replicas, {}, nullptr);
     metrics["sparsity"] = 0.0;
@@ -299,8 +313,9 @@ Job LotteryTicketSweep::retrain_job(int reset_epoch, double sparsity, int round,
     // masked weights and no optimizer state, so the removed weights start at
     // 0 and the mask keeps them there.
     const train::TrainData td{data->train, first_n(data->train, options.limit()), data->test, data::all_indices(data->test)};
-    auto [result, metrics] =
-        train_in_job(ctx, options, *data, topts.resume_from(ticket_path.string()), td, replicas, {}, &mask);
+    topts.resume_from(ticket_path.string());
+    preemptible(topts, own_dir, replicas);
+    auto [result, metrics] = train_in_job(ctx, options, *data, topts, td, replicas, {}, &mask);
     metrics["sparsity"] = mask.sparsity();
     metrics["weights_left"] = mask.kept();
     metrics["weights_total"] = mask.total();
@@ -350,6 +365,7 @@ std::vector<Job> LotteryTicketSweep::transfer_jobs(const std::vector<std::string
       const fs::path root = options.out_dir();
       auto topts = options.trainer();
       topts.seed(ctx.seed()).threads(ctx.threads()).checkpoint_epochs({}).checkpoint_every(0).resume_from("");
+      preemptible(topts, root / "checkpoints" / ctx.id(), replicas);
       nlohmann::json extra = nlohmann::json::object();
       std::optional<Mask> mask;
       std::function<void(torch::nn::Module&)> load;

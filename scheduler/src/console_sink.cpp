@@ -128,7 +128,9 @@ void ConsoleSink::on_run_end(const RunSummary& s) {
   if (live_) std::fprintf(options_.out, "\r\033[K");
   std::fprintf(options_.out, "packtrain: %d done, %d failed, %d diverged, %d skipped, %d cancelled in %s%s\n", s.done,
                s.failed, s.diverged, s.skipped, s.cancelled, format_duration(s.makespan_s).c_str(),
-               s.interrupted ? " (interrupted: --resume finishes the rest)" : "");
+               s.preempted     ? " (preempted: --resume goes on from each job's checkpoint)"
+               : s.interrupted ? " (interrupted: --resume finishes the rest)"
+                               : "");
   std::fflush(options_.out);
 }
 

@@ -28,7 +28,7 @@ struct JobRunner::Helpers {
 
 int RunSummary::exit_code() const {
   if (!journal_error.empty()) return 1;
-  if (interrupted) return 130;
+  if (interrupted) return preempted ? 143 : 130;
   return (failed + diverged + skipped + cancelled) > 0 ? 1 : 0;
 }
 
@@ -115,6 +115,12 @@ void JobRunner::write_journal(std::function<void(Journal&)> write) {
       request_stop();
     }
   });
+}
+
+void JobRunner::request_preempt() {
+  // Release: a job that sees the stop and then reads the flag sees it set.
+  preempt_.store(true, std::memory_order_release);
+  request_stop();
 }
 
 void JobRunner::request_stop() {
@@ -219,6 +225,7 @@ RunSummary JobRunner::run(const RunOptions& options) {
     // Stopped with work undone: jobs never started, or jobs that stopped
     // early (cancelled) when asked to.
     summary_.interrupted = stop_.stop_requested() && (!graph_.all_ended() || summary_.cancelled > 0);
+    summary_.preempted = summary_.interrupted && preempt_.load(std::memory_order_acquire);
     summary_.journal_error = journal_error_;
     summary_.makespan_s = now();
     summary_.peak_cores_in_use = ledger_.peak_cores_in_use();
@@ -303,6 +310,7 @@ void JobRunner::execute(int j, int attempt, const std::vector<int>& workers) {
                    emit({.kind = EventKind::progress, .job_id = id, .name = name, .time = now(), .attempt = attempt,
                          .rank = options_->rank, .status = JobStatus::running, .data = progress});
                  });
+  ctx.set_preempt_flag(&preempt_);
   ctx.set_elastic(job.max_cores, [this, j](CoreHelper helper) { register_helper(j, std::move(helper)); });
   JobOutcome outcome;
   JobStatus status;

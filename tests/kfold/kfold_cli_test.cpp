@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <algorithm>
@@ -255,4 +256,120 @@ TEST(KFoldCli, CtrlCRecordsWhatFinishedExits130AndResumeFinishes) {
     }
   }
   EXPECT_GE(cancelled, 1) << read_file(out / "attempts.csv");
+}
+
+namespace {
+
+// A sweep whose jobs take a few seconds: 3 lenet5 folds, 3 epochs each, with
+// epoch checkpoints (the test's cue that a job is past its first epoch).
+std::vector<std::string> preemptible_sweep(const std::filesystem::path& out, const std::vector<std::string>& extra = {}) {
+  return packtrain::testing::packtrain_argv(
+      {"kfold", "--models", "lenet5", "--schedules", "cosine", "--folds", "3", "--epochs", "3", "--limit", "9000",
+       "--checkpoint-every", "1", "--cores", "2", "--out", out.string(), "--quiet"},
+      extra);
+}
+
+// Waits (up to two minutes) until some job of the run in `out` has written
+// its first epoch's checkpoint, so it is in its second epoch now.
+bool wait_for_second_epoch(const std::filesystem::path& out) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(out / "checkpoints", ec))
+      if (std::filesystem::exists(entry.path() / "epoch-0001.pt")) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
+// CPU seconds process `pid` has used (user + system, /proc/PID/stat): how
+// far its jobs got, whatever the machine's load.
+double cpu_seconds(int pid) {
+  std::istringstream in(read_file("/proc/" + std::to_string(pid) + "/stat"));
+  std::string field;
+  // The name (field 2) may hold spaces: skip past its closing parenthesis.
+  std::getline(in, field, ')');
+  double utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && in >> field; ++i) {
+    if (i == 14) utime = std::stod(field);
+    if (i == 15) stime = std::stod(field);
+  }
+  return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+// Then waits until it has worked `seconds` of CPU more: its jobs are a few
+// batches into the epoch (one takes about a CPU second), not at its start.
+void wait_for_cpu(int pid, double seconds) {
+  const double from = cpu_seconds(pid);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (cpu_seconds(pid) < from + seconds && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+}
+
+}  // namespace
+
+TEST(KFoldCli, SigtermSavesEachRunningJobsStepExits143AndResumeGivesTheUninterruptedBits) {
+  TempDir dir;
+  const auto whole = dir / "whole";
+  const auto cut = dir / "cut";
+  const auto uninterrupted = run_command(preemptible_sweep(whole));
+  ASSERT_EQ(uninterrupted.exit_code, 0) << uninterrupted.err;
+
+  const int pid = packtrain::testing::start_command(preemptible_sweep(cut), dir / "cut.log");
+  ASSERT_TRUE(wait_for_second_epoch(cut)) << read_file(dir / "cut.log");
+  wait_for_cpu(pid, 0.3);
+  kill(pid, SIGTERM);
+  // A second SIGTERM (SLURM's at the time limit) once the first is taken: ignored, the saves go on.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (read_file(dir / "cut.log").find("asked to stop") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  kill(pid, SIGTERM);
+  const auto stopped = packtrain::testing::wait_command(pid);
+  const auto log = read_file(dir / "cut.log");
+  ASSERT_EQ(stopped.exit_code, 143) << log;
+
+  // One line names the command that goes on.
+  const std::string marker = "resume with: ";
+  const auto at = log.find(marker);
+  ASSERT_NE(at, std::string::npos) << log;
+  const auto line = log.substr(at + marker.size(), log.find('\n', at) - at - marker.size());
+  EXPECT_NE(line.find("--resume"), std::string::npos) << line;
+  EXPECT_NE(line.find(cut.string()), std::string::npos) << line;
+
+  // The running jobs saved their place mid-epoch and stay resumable.
+  const auto before = packtrain::testing::journal_by_id(cut);
+  std::map<std::string, nlohmann::json> saved;  // job -> checkpointed_at
+  int mid_epoch = 0;
+  for (const auto& [id, r] : before) {
+    EXPECT_NE(r.status, JobStatus::running) << id;
+    if (r.status != JobStatus::cancelled || !r.metrics.contains("checkpointed_at")) continue;
+    saved[id] = r.metrics["checkpointed_at"];
+    mid_epoch += saved[id]["batch"].get<int>() > 0;
+    EXPECT_TRUE(std::filesystem::exists(cut / "checkpoints" / id / "preempted.pt")) << id;
+  }
+  ASSERT_GE(saved.size(), 1u) << log;
+  EXPECT_GE(mid_epoch, 1) << log;
+
+  // The printed line itself resumes the run.
+  const auto resumed = run_command({"/bin/sh", "-c", line});
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  expect_same_numbers(whole / "results.csv", cut / "results.csv");
+  const auto a = packtrain::testing::journal_by_id(whole), b = packtrain::testing::journal_by_id(cut);
+  ASSERT_EQ(a.size(), b.size());
+  for (const auto& [id, r] : a) {
+    ASSERT_EQ(b.at(id).status, JobStatus::done) << id;
+    // Bit for bit: the journal keeps every double's 17 digits.
+    for (const char* m : {"val_loss", "val_top1", "val_top5", "train_loss"})
+      EXPECT_EQ(r.metrics[m].get<double>(), b.at(id).metrics[m].get<double>()) << id << " " << m;
+  }
+  for (const auto& [id, position] : saved) {
+    const auto& m = b.at(id).metrics;
+    EXPECT_EQ(m.value("resumed_from", ""), "preempted.pt") << id;
+    // It went on from its step: only the steps after the checkpoint were trained again.
+    const auto done_before = position["epoch"].get<std::int64_t>() * position["batches_per_epoch"].get<std::int64_t>() +
+                             position["batch"].get<std::int64_t>();
+    EXPECT_EQ(m["steps"].get<std::int64_t>(), a.at(id).metrics["steps"].get<std::int64_t>() - done_before) << id;
+    EXPECT_FALSE(std::filesystem::exists(cut / "checkpoints" / id / "preempted.pt")) << id;
+  }
 }

@@ -257,6 +257,35 @@ TEST(JobRunner, StopLetsRunningJobsFinishAndStartsNothingNew) {
   EXPECT_EQ(cancelled, 2);
 }
 
+TEST(JobRunner, PreemptAsksRunningJobsForACheckpointThenStopsWith143) {
+  for (const bool preempt : {true, false}) {
+    VirtualRun r(2);
+    Counter started;
+    std::atomic<int> asked_to_save{0};
+    for (int i = 0; i < 4; ++i) {
+      Job job = stops_when_asked("j" + std::to_string(i), started);
+      job.run = [inner = job.run, &asked_to_save](JobContext& ctx) {
+        auto outcome = inner(ctx);
+        // After the stop is seen, the preemption is seen too (it is raised first).
+        if (ctx.checkpoint_requested()) asked_to_save.fetch_add(1);
+        return outcome;
+      };
+      r.runner->add(std::move(job));
+    }
+    std::thread stopper([&] {
+      EXPECT_TRUE(started.wait_for(2));
+      preempt ? r.runner->request_preempt() : r.runner->request_stop();
+    });
+    const auto s = r.runner->run(r.options);
+    stopper.join();
+    EXPECT_TRUE(s.interrupted);
+    EXPECT_EQ(s.preempted, preempt);
+    EXPECT_EQ(s.exit_code(), preempt ? 143 : 130);
+    EXPECT_EQ(s.cancelled, 2);
+    EXPECT_EQ(asked_to_save.load(), preempt ? 2 : 0);
+  }
+}
+
 // A full disk mid-run (the journal's file may grow no more: RLIMIT_FSIZE, as
 // a real write then fails): the run starts nothing more and says why, the
 // journal keeps what it had and passes SQLite's integrity check, and a

@@ -118,6 +118,58 @@ TEST(Trainer, ResumedRunEqualsTheUninterruptedOne) {
   }
 }
 
+TEST(Trainer, PreemptedMidEpochResumesToTheUninterruptedBits) {
+  for (const auto optimizer : {train::OptimizerKind::sgd, train::OptimizerKind::adam}) {
+    TempDir dir;
+    const auto saved = dir / "preempted.pt";
+    auto options = quick().epochs(3).optimizer(optimizer).schedule(train::Schedule::cosine).preempt_checkpoint(saved.string());
+    const auto whole = run("lenet5", options);
+    // Preempted before step 21: epoch 2 (16 steps an epoch) after its 5th batch.
+    int calls = 0;
+    train::TrainCallbacks stop;
+    stop.should_stop = [&] { return ++calls > 21; };
+    stop.should_checkpoint = [] { return true; };
+    const auto first = run("lenet5", options, 3, stop);
+    EXPECT_EQ(first.result.status, JobStatus::cancelled);
+    ASSERT_TRUE(first.result.checkpointed_at.has_value());
+    EXPECT_EQ(first.result.checkpointed_at->epoch, 1);
+    EXPECT_EQ(first.result.checkpointed_at->batch, 5);
+    EXPECT_EQ(first.result.metrics()["checkpointed_at"]["batches_per_epoch"], 16);
+    EXPECT_NE(first.result.message.find("preempted in epoch 2 after batch 5 of 16"), std::string::npos)
+        << first.result.message;
+    ASSERT_TRUE(std::filesystem::exists(saved));
+    // Another initial model: everything must come from the checkpoint.
+    const auto resumed = run("lenet5", TrainOptions(options).resume_from(saved.string()), 99);
+    EXPECT_EQ(resumed.result.status, JobStatus::done);
+    EXPECT_EQ(resumed.result.steps, 3 * 16 - 21);
+    ASSERT_TRUE(resumed.result.resumed_at.has_value());
+    EXPECT_EQ(resumed.result.resumed_at->batch, 5);
+    ASSERT_EQ(resumed.result.history.size(), 2u);
+    // The interrupted epoch's mean loss counts the batches before the checkpoint too.
+    EXPECT_EQ(resumed.result.history[0].train_loss, whole.result.history[1].train_loss);
+    EXPECT_EQ(resumed.result.history[1].train_loss, whole.result.history[2].train_loss);
+    EXPECT_EQ(resumed.result.val.loss, whole.result.val.loss);
+    EXPECT_EQ(resumed.result.val.top1, whole.result.val.top1);
+    ASSERT_EQ(resumed.state.size(), whole.state.size());
+    for (std::size_t i = 0; i < whole.state.size(); ++i)
+      EXPECT_TRUE(resumed.state[i].equal(whole.state[i])) << "tensor " << i << " optimizer " << to_string(optimizer);
+    // Superseded by the run's end.
+    EXPECT_FALSE(std::filesystem::exists(saved));
+  }
+}
+
+TEST(Trainer, StopWithoutACheckpointRequestSavesNothing) {
+  TempDir dir;
+  const auto saved = dir / "preempted.pt";
+  train::TrainCallbacks stop;
+  stop.should_stop = [] { return true; };
+  stop.should_checkpoint = [] { return false; };  // Ctrl-C, not a preemption
+  const auto out = run("mlp", quick().preempt_checkpoint(saved.string()), 3, stop);
+  EXPECT_EQ(out.result.status, JobStatus::cancelled);
+  EXPECT_FALSE(out.result.checkpointed_at.has_value());
+  EXPECT_FALSE(std::filesystem::exists(saved));
+}
+
 TEST(Trainer, HugeLearningRateDivergesWithoutThrowing) {
   train::TrainResult result;
   ASSERT_NO_THROW(result = run("mlp", quick().lr(1e8).momentum(0.0)).result);

@@ -17,8 +17,15 @@ std::filesystem::path checkpoint_path(const std::filesystem::path& dir, int epoc
   return dir / name;
 }
 
+std::filesystem::path preempt_checkpoint_path(const std::filesystem::path& dir) { return dir / "preempted.pt"; }
+
 void save_checkpoint(const std::filesystem::path& path, const torch::nn::Module& model,
                      const torch::optim::Optimizer* optimizer, int epoch) {
+  save_checkpoint(path, model, optimizer, CheckpointPosition{.epoch = epoch});
+}
+
+void save_checkpoint(const std::filesystem::path& path, const torch::nn::Module& model,
+                     const torch::optim::Optimizer* optimizer, const CheckpointPosition& at) {
   std::error_code ec;
   if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path(), ec);
   if (ec) throw Error("cannot create checkpoint folder " + path.parent_path().string() + ": " + ec.message());
@@ -31,7 +38,13 @@ void save_checkpoint(const std::filesystem::path& path, const torch::nn::Module&
     optimizer->save(optimizer_archive);
     archive.write("optimizer", optimizer_archive);
   }
-  archive.write("epoch", torch::tensor(static_cast<std::int64_t>(epoch)));
+  archive.write("epoch", torch::tensor(static_cast<std::int64_t>(at.epoch)));
+  if (at.batch > 0) {
+    // Mid-epoch: the loss sum keeps all its bits (float64).
+    archive.write("batch", torch::tensor(at.batch));
+    archive.write("loss_sum", torch::tensor(at.loss_sum, torch::kFloat64));
+    archive.write("samples", torch::tensor(at.samples));
+  }
   const auto tmp = path.string() + ".tmp" + std::to_string(getpid());
   try {
     archive.save_to(tmp);
@@ -47,6 +60,11 @@ void save_checkpoint(const std::filesystem::path& path, const torch::nn::Module&
 }
 
 int load_checkpoint(const std::filesystem::path& path, torch::nn::Module& model, torch::optim::Optimizer* optimizer) {
+  return load_checkpoint_position(path, model, optimizer).epoch;
+}
+
+CheckpointPosition load_checkpoint_position(const std::filesystem::path& path, torch::nn::Module& model,
+                                            torch::optim::Optimizer* optimizer) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) throw Error("checkpoint " + path.string() + " not found");
   try {
@@ -71,9 +89,22 @@ int load_checkpoint(const std::filesystem::path& path, torch::nn::Module& model,
         throw Error("checkpoint " + path.string() + " holds no optimizer state");
       optimizer->load(optimizer_archive);
     }
-    torch::Tensor epoch;
-    archive.read("epoch", epoch);
-    return static_cast<int>(epoch.item<std::int64_t>());
+    // A fresh tensor for each read: read() into a defined tensor set_()s its
+    // storage, keeping the old dtype.
+    const auto read = [&archive](const char* key) {
+      torch::Tensor value;
+      archive.read(key, value);
+      return value;
+    };
+    CheckpointPosition at;
+    at.epoch = static_cast<int>(read("epoch").item<std::int64_t>());
+    torch::Tensor batch;
+    if (archive.try_read("batch", batch)) {
+      at.batch = batch.item<std::int64_t>();
+      at.loss_sum = read("loss_sum").item<double>();
+      at.samples = read("samples").item<std::int64_t>();
+    }
+    return at;
   } catch (const c10::Error& e) {
     std::string what = e.what_without_backtrace();
     what = what.substr(0, what.find('\n'));

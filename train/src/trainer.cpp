@@ -54,13 +54,19 @@ TrainData TrainData::from_fold(const data::DatasetSplit& split, const data::Fold
 nlohmann::json TrainResult::metrics() const {
   // NaN has no JSON form: an absent figure is null.
   const auto number = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); };
-  return {{"val_top1", number(val.top1)},
+  const auto position = [this](const CheckpointPosition& at) {
+    return nlohmann::json{{"epoch", at.epoch}, {"batch", at.batch}, {"batches_per_epoch", batches_per_epoch}};
+  };
+  nlohmann::json out = {{"val_top1", number(val.top1)},
           {"val_top5", number(val.top5)},
           {"val_loss", number(val.loss)},
           {"train_loss", number(train_loss)},
           {"epochs_completed", epochs_completed},
           {"steps", steps},
           {"train_seconds", seconds}};
+  if (checkpointed_at) out["checkpointed_at"] = position(*checkpointed_at);
+  if (resumed_at) out["resumed_at"] = position(*resumed_at);
+  return out;
 }
 
 Trainer::Trainer(std::shared_ptr<models::Model> model, TrainOptions options)
@@ -95,6 +101,13 @@ void check_data_fits(const models::Model& model, const TrainData& data) {
 void Trainer::save_if_due(int epoch) {
   if (!checkpoint_due(options_, epoch)) return;
   save_checkpoint(checkpoint_path(options_.checkpoint_dir(), epoch), *model_, optimizer_.get(), epoch);
+  remove_preempt_checkpoint();  // this one is later
+}
+
+void Trainer::remove_preempt_checkpoint() const {
+  if (options_.preempt_checkpoint().empty()) return;
+  std::error_code ec;
+  std::filesystem::remove(options_.preempt_checkpoint(), ec);  // absent is fine
 }
 
 TrainResult Trainer::fit(const TrainData& data, const TrainCallbacks& callbacks) {
@@ -111,15 +124,17 @@ TrainResult Trainer::fit(const TrainData& data, const TrainCallbacks& callbacks)
   TrainResult result;
   result.val = EvalMetrics{kNaN, kNaN, kNaN, 0};
   result.train_loss = kNaN;
-  int first_epoch = 0;
+  CheckpointPosition at;
   if (!options_.resume_from().empty()) {
-    first_epoch = load_checkpoint(options_.resume_from(), *model_, optimizer_.get());
-    if (first_epoch < 0 || first_epoch > options_.epochs())
-      throw Error("checkpoint " + options_.resume_from() + " is at epoch " + std::to_string(first_epoch) +
+    at = load_checkpoint_position(options_.resume_from(), *model_, optimizer_.get());
+    if (at.epoch < 0 || at.epoch > options_.epochs() || (at.batch > 0 && at.epoch == options_.epochs()))
+      throw Error("checkpoint " + options_.resume_from() + " is at epoch " + std::to_string(at.epoch) +
                   ", outside this run's 0.." + std::to_string(options_.epochs()));
+    if (at.batch > 0) result.resumed_at = at;
   } else {
     save_if_due(0);
   }
+  const int first_epoch = at.epoch;
   result.epochs_completed = first_epoch;
 
   data::BatchLoader loader(data.train, data.train_idx,
@@ -130,8 +145,12 @@ TrainResult Trainer::fit(const TrainData& data, const TrainCallbacks& callbacks)
                                .prefetch(options_.prefetch())
                                .prefetch_on_one_core(options_.prefetch_on_one_core()));
   const std::int64_t steps_per_epoch = loader.batches_per_epoch();
+  result.batches_per_epoch = steps_per_epoch;
+  if (at.batch < 0 || at.batch >= steps_per_epoch)
+    throw Error("checkpoint " + options_.resume_from() + " is at batch " + std::to_string(at.batch) +
+                " of an epoch, which has " + std::to_string(steps_per_epoch) + " here (other data or batch size?)");
   const std::int64_t total_steps = steps_per_epoch * options_.epochs();
-  std::int64_t step = steps_per_epoch * first_epoch;
+  std::int64_t step = steps_per_epoch * first_epoch + at.batch;
   const double base_lr = options_.effective_lr();
   double lr = scheduled_lr(options_.schedule(), base_lr, step, total_steps);
 
@@ -146,13 +165,25 @@ TrainResult Trainer::fit(const TrainData& data, const TrainCallbacks& callbacks)
   for (int epoch = first_epoch; epoch < options_.epochs(); ++epoch) {
     const auto epoch_started = std::chrono::steady_clock::now();
     model_->train();
-    loader.start_epoch(epoch);
-    double loss_sum = 0;
-    std::int64_t seen = 0;
+    // A mid-epoch checkpoint's epoch goes on from its batch and loss sums.
+    const bool resuming = epoch == first_epoch;
+    loader.start_epoch(epoch, resuming ? at.batch : 0);
+    double loss_sum = resuming ? at.loss_sum : 0;
+    std::int64_t seen = resuming ? at.samples : 0;
     while (auto batch = loader.next()) {
-      if (callbacks.should_stop && callbacks.should_stop())
+      if (callbacks.should_stop && callbacks.should_stop()) {
+        const std::int64_t done = step - steps_per_epoch * epoch;  // batches of this epoch trained
+        if (callbacks.should_checkpoint && callbacks.should_checkpoint() && !options_.preempt_checkpoint().empty()) {
+          const CheckpointPosition here{.epoch = epoch, .batch = done, .loss_sum = loss_sum, .samples = seen};
+          save_checkpoint(options_.preempt_checkpoint(), *model_, optimizer_.get(), here);
+          result.checkpointed_at = here;
+          return finish(JobStatus::cancelled, "preempted in epoch " + std::to_string(epoch + 1) + " after batch " +
+                                                  std::to_string(done) + " of " + std::to_string(steps_per_epoch) +
+                                                  ": checkpoint saved, --resume goes on from there");
+        }
         return finish(JobStatus::cancelled, "stopped in epoch " + std::to_string(epoch + 1) + " after " +
                                                 std::to_string(result.steps) + " steps");
+      }
       lr = scheduled_lr(options_.schedule(), base_lr, step, total_steps);
       for (auto& group : optimizer_->param_groups()) group.options().set_lr(lr);
       optimizer_->zero_grad();
@@ -192,6 +223,7 @@ TrainResult Trainer::fit(const TrainData& data, const TrainCallbacks& callbacks)
     save_if_due(epoch + 1);
     if (callbacks.on_epoch) callbacks.on_epoch(metrics);
   }
+  remove_preempt_checkpoint();
   return finish(JobStatus::done, "");
 }
 

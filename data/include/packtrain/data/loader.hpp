@@ -64,7 +64,10 @@ class BatchLoader {
 
   // Begins epoch `epoch` (any number, in any order): draws its order and
   // starts gathering its first batch. An unfinished epoch is dropped.
-  void start_epoch(std::int64_t epoch);
+  // With `first_batch`, next() starts there (a run resumed mid-epoch): the
+  // batches are those an epoch started at 0 gives from that one on. Throws
+  // packtrain::Error for a first_batch outside [0, batches_per_epoch()].
+  void start_epoch(std::int64_t epoch, std::int64_t first_batch = 0);
 
   // The epoch's next batch, or nothing after its last one.
   std::optional<Batch> next();

@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <stop_token>
@@ -126,6 +127,11 @@ class JobContext {
   int rank() const { return rank_; }
   // True after Ctrl-C: stop at the next checkpoint and return `cancelled`.
   bool stop_requested() const { return stop_.stop_requested(); }
+  // True when the run is preempted (SIGTERM, SIGUSR1: JobRunner::request_preempt),
+  // set before stop_requested() turns true: a job that can should save what
+  // it needs to go on from its current step (a --resume's attempt of it
+  // reads that), then return `cancelled` as for a stop.
+  bool checkpoint_requested() const { return preempt_ != nullptr && preempt_->load(std::memory_order_acquire); }
   // The same request, for a job that sleeps on a condition: a
   // std::stop_callback on this token runs when the runner is asked to stop
   // (JobRunner::request_stop, on the thread that asks), or at once on the
@@ -153,6 +159,9 @@ class JobContext {
     if (lend_) lend_(std::move(helper));
   }
 
+  // For the runner: the flag request_preempt() sets (outlives the job).
+  void set_preempt_flag(const std::atomic<bool>* flag) { preempt_ = flag; }
+
   // For the runner: how lend_cores_to reaches it.
   void set_elastic(int max_cores, std::function<void(CoreHelper)> lend) {
     max_cores_ = max_cores;
@@ -169,6 +178,7 @@ class JobContext {
   std::function<void(const nlohmann::json&)> report_;
   int max_cores_ = 0;
   std::function<void(CoreHelper)> lend_;
+  const std::atomic<bool>* preempt_ = nullptr;
 };
 
 }  // namespace packtrain

@@ -44,7 +44,10 @@
 // `done` are `skipped`. request_stop() (Ctrl-C) starts nothing new, tells
 // running jobs through JobContext::stop_requested() and the callbacks on
 // JobContext::stop_token(), and run() returns once they have; the summary's
-// exit_code() is then 130.
+// exit_code() is then 130. request_preempt() (SIGTERM, SIGUSR1: a batch
+// system's time limit or preemption) does the same after raising
+// JobContext::checkpoint_requested(), so jobs that can save their step
+// first; exit_code() is then 143.
 //
 //   packtrain::Executor ex(node.cores);
 //   packtrain::JobRunner runner(ex, node);
@@ -121,6 +124,7 @@ struct RunSummary {
   int peak_cores_in_use = 0;
   int ignored_remote_ends = 0;          // ends from other processes for jobs running here or ended
   bool interrupted = false;
+  bool preempted = false;               // ... by request_preempt()
   // The first journal write that failed (a full disk, an I/O error): the
   // run then started nothing new and asked the running jobs to stop, as
   // for Ctrl-C; the journal holds everything written before, and --resume
@@ -128,7 +132,7 @@ struct RunSummary {
   std::string journal_error;
 
   // 0 all done; 1 some failed, diverged or skipped, or the journal could
-  // not be written; 130 interrupted (Ctrl-C).
+  // not be written; 130 interrupted (Ctrl-C); 143 preempted (SIGTERM).
   int exit_code() const;
 };
 
@@ -157,6 +161,9 @@ class JobRunner {
   // lock, and then takes the lock.
   void request_stop() PACKTRAIN_EXCLUDES(mutex_);
   bool stop_requested() const { return stop_.stop_requested(); }
+  // request_stop(), with every running job asked first to save its step
+  // (JobContext::checkpoint_requested). Same threads as request_stop().
+  void request_preempt() PACKTRAIN_EXCLUDES(mutex_);
 
   // Work sharing (thread-safe, for the thread that talks to other processes):
   // half of the jobs ready here and not started, which stop being ours;
@@ -203,6 +210,7 @@ class JobRunner {
   const RunOptions* options_ = nullptr;
   double start_time_ = 0;
   std::stop_source stop_;                             // request_stop(): once, never reset
+  std::atomic<bool> preempt_{false};                  // request_preempt(): once, never reset
   const std::unique_ptr<EventQueue> events_;         // journal writes and sink calls, in order
   // Touched by the delivering thread only (run()'s): the first failed journal write.
   std::string journal_error_;

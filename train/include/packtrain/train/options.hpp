@@ -81,9 +81,14 @@ struct TrainOptions {
   TORCH_ARG(std::string, checkpoint_dir) = "";
   TORCH_ARG(int, checkpoint_every) = 0;
   TORCH_ARG(std::vector<int>, checkpoint_epochs) = {};
-  // A checkpoint to go on from: its weights, optimizer state and epoch. The
-  // run then ends as the uninterrupted one would have (same options needed).
+  // A checkpoint to go on from: its weights, optimizer state and epoch (and,
+  // for a mid-epoch one, its batch and loss sums). The run then ends as the
+  // uninterrupted one would have (same options needed).
   TORCH_ARG(std::string, resume_from) = "";
+  // Where fit() writes a mid-epoch checkpoint when TrainCallbacks::
+  // should_checkpoint asks (preemption); empty: it stops without one. fit()
+  // removes the file once a later checkpoint or the run's end supersedes it.
+  TORCH_ARG(std::string, preempt_checkpoint) = "";
   // The training loss; empty: cross-entropy.
   TORCH_ARG(LossFunction, loss) = {};
 

@@ -9,7 +9,8 @@
 //
 // A loss that turns NaN or infinite ends the run with status `diverged`, and
 // should_stop() (checked between batches) with `cancelled`: both are results,
-// not exceptions. Bad options throw packtrain::Error before training starts.
+// not exceptions. Stopped for a preemption (should_checkpoint()), it first
+// saves a mid-epoch checkpoint that resume_from() continues bit for bit. Bad options throw packtrain::Error before training starts.
 //
 //   auto data = packtrain::data::shared_dataset("fashion-mnist");
 //   auto model = packtrain::models::make_model("mlp", {.seed = seed});
@@ -21,6 +22,7 @@
 #include <packtrain/data/folds.hpp>
 #include <packtrain/models/models.hpp>
 #include <packtrain/scheduler/job.hpp>
+#include <packtrain/train/checkpoint.hpp>
 #include <packtrain/train/evaluate.hpp>
 #include <packtrain/train/options.hpp>
 
@@ -30,6 +32,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -63,6 +66,9 @@ struct TrainCallbacks {
   std::function<void(const EpochMetrics&)> on_epoch;
   // Checked before every batch; true ends the run as `cancelled`.
   std::function<bool()> should_stop;
+  // Checked when should_stop() is true: true saves a mid-epoch checkpoint to
+  // TrainOptions::preempt_checkpoint first (JobContext::checkpoint_requested).
+  std::function<bool()> should_checkpoint;
   // After every optimizer step (e.g. to re-apply pruning masks).
   std::function<void(torch::nn::Module&)> after_step;
 };
@@ -76,9 +82,16 @@ struct TrainResult {
   std::vector<EpochMetrics> history;   // the epochs this fit() trained
   double seconds = 0;
   std::string message;                 // why it diverged or was cancelled
+  // Cancelled with a mid-epoch checkpoint: where it was taken, and the
+  // epoch's batches. A run resumed from it reports metrics()["resumed_at"].
+  std::optional<CheckpointPosition> checkpointed_at;
+  std::optional<CheckpointPosition> resumed_at;
+  std::int64_t batches_per_epoch = 0;
 
   // {"val_top1", "val_top5", "val_loss", "train_loss", "epochs_completed", "steps", "train_seconds"}:
-  // the metrics a job reports (JobOutcome::metrics).
+  // the metrics a job reports (JobOutcome::metrics); plus "checkpointed_at"
+  // or "resumed_at" ({"epoch", "batch", "batches_per_epoch"}) after a
+  // mid-epoch checkpoint.
   nlohmann::json metrics() const;
 };
 
@@ -107,6 +120,7 @@ class Trainer {
 
  private:
   void save_if_due(int epoch);
+  void remove_preempt_checkpoint() const;
 
   std::shared_ptr<models::Model> model_;
   TrainOptions options_;
