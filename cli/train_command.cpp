@@ -59,6 +59,59 @@ std::string list_text(const std::vector<std::string>& items) {
   return out;
 }
 
+// A gang's start, agreed by its ranks before the run opens: the latest
+// epoch every rank has a checkpoint of (with --resume; none: from scratch),
+// and the weights each rank then holds, compared by hash. Throws the same
+// Error on every rank (a usage error: nothing started, nothing written)
+// when a rank cannot read its checkpoint or starts from other weights.
+std::string agree_gang_start(dataparallel::Gang& gang, const CommonOptions& common, const TrainCommandOptions& o,
+                             const std::filesystem::path& checkpoints, const Job& job,
+                             models::ModelOptions model_options) {
+  const auto members = static_cast<std::size_t>(gang.size());
+  std::string resume_from;
+  if (common.resume) {
+    std::vector<char> have(static_cast<std::size_t>(o.epochs) + 1, 0);
+    for (int e = 1; e <= o.epochs; ++e) {
+      std::error_code ec;  // unreadable counts as missing
+      have[static_cast<std::size_t>(e)] = std::filesystem::exists(train::checkpoint_path(checkpoints, e), ec);
+    }
+    std::vector<char> all(have.size() * members);
+    gang.allgather(have.data(), have.size(), all.data());
+    for (int e = o.epochs; e >= 1 && resume_from.empty(); --e) {
+      bool everywhere = true;
+      for (std::size_t r = 0; r < members; ++r) everywhere = everywhere && all[r * have.size() + static_cast<std::size_t>(e)];
+      if (everywhere) resume_from = train::checkpoint_path(checkpoints, e).string();
+    }
+  }
+  // Each rank's weights: the job's model from its seed, and the checkpoint.
+  struct Start {
+    std::uint64_t hash = 0;
+    char problem[248] = {};
+  } mine;
+  try {
+    model_options.seed = derive_seed(job.id(), common.seed);
+    auto model = models::make_model(o.model, model_options);
+    if (!resume_from.empty()) (void)train::load_checkpoint(resume_from, *model, nullptr);
+    mine.hash = dataparallel::weights_hash(*model);
+  } catch (const std::exception& e) {
+    std::snprintf(mine.problem, sizeof mine.problem, "%s", e.what());
+  }
+  std::vector<Start> all(members);
+  gang.allgather(&mine, sizeof mine, all.data());
+  for (std::size_t r = 0; r < members; ++r)
+    if (all[r].problem[0] != '\0') throw Error("rank " + std::to_string(r) + ": " + all[r].problem);
+  for (std::size_t r = 1; r < members; ++r)
+    if (all[r].hash != all[0].hash) {
+      char text[96];
+      std::snprintf(text, sizeof text, "(hash %016llx, rank 0 %016llx)", static_cast<unsigned long long>(all[r].hash),
+                    static_cast<unsigned long long>(all[0].hash));
+      throw Error("rank " + std::to_string(r) + " starts from other weights than rank 0 " + text +
+                  (resume_from.empty() ? ": start every rank with the same command"
+                                       : ": its " + resume_from + " is another run's; start every rank from the same run"));
+    }
+  return resume_from;
+}
+
 }  // namespace
 
 int train_command(int argc, char** argv) {
@@ -214,28 +267,17 @@ int train_command(int argc, char** argv) {
   const std::int64_t samples = o.limit > 0 ? std::min<std::int64_t>(o.limit, data->train.size()) : data->train.size();
   if (o.limit > 0) job.spec["limit"] = o.limit;
   job.cost = flops * kBackwardFactor * static_cast<double>(samples) * o.epochs;
+  // A gang's ranks agree, before anything is written, on the checkpoint
+  // they resume from and that it gives every one of them the same weights.
+  std::string gang_resume_from;
+  if (gang) gang_resume_from = agree_gang_start(*gang, common, o, checkpoints, job, model_options);
   job.run = [&, options, model_options, dp_options](JobContext& ctx) mutable {
     if (gang) setup.gang_job_started();
     model_options.seed = ctx.seed();
     auto run_options = options;
     run_options.seed(ctx.seed()).threads(ctx.threads());
-    if (common.resume && gang) {
-      // The ranks resume from the latest epoch every one of them has a checkpoint of.
-      std::vector<char> have(static_cast<std::size_t>(o.epochs) + 1, 0);
-      for (int e = 1; e <= o.epochs; ++e) {
-        std::error_code ec;  // unreadable counts as missing: no throw between the ranks' exchanges
-        have[static_cast<std::size_t>(e)] = std::filesystem::exists(train::checkpoint_path(checkpoints, e), ec);
-      }
-      std::vector<char> all(have.size() * static_cast<std::size_t>(gang->size()));
-      gang->allgather(have.data(), have.size(), all.data());
-      for (int e = o.epochs; e >= 1; --e) {
-        bool everywhere = true;
-        for (int r = 0; r < gang->size(); ++r) everywhere = everywhere && all[static_cast<std::size_t>(r) * have.size() + e];
-        if (everywhere) {
-          run_options.resume_from(train::checkpoint_path(checkpoints, e).string());
-          break;
-        }
-      }
+    if (gang) {
+      run_options.resume_from(gang_resume_from);
     } else if (common.resume) {
       if (auto last = train::latest_checkpoint(checkpoints)) run_options.resume_from(last->string());
     }

@@ -139,6 +139,13 @@ std::uint64_t hash_tensors(const std::vector<at::Tensor>& tensors, std::uint64_t
 
 // --- options -----------------------------------------------------------------
 
+std::uint64_t weights_hash(torch::nn::Module& model) {
+  std::vector<at::Tensor> stats;
+  for (const auto& b : model.buffers())
+    if (b.is_floating_point()) stats.push_back(b);
+  return hash_tensors(stats, hash_tensors(model.parameters()));
+}
+
 LrScaling lr_scaling_from_string(std::string_view name) {
   if (name == "none") return LrScaling::none;
   if (name == "linear") return LrScaling::linear;
@@ -646,7 +653,7 @@ void DataParallelTrainer::guarded(Body&& body) {
 bool DataParallelTrainer::check_same_start(const std::string& failure, bool stop) {
   Gang& gang = *options_.gang();
   std::vector<char> payload;
-  append(payload, hash_tensors(master_stats_, hash_tensors(master_params_)));
+  append(payload, weights_hash(*master_));
   append(payload, static_cast<std::int64_t>(stop ? 1 : 0));
   const auto payloads = gang_exchange(gang, failure, payload, gang_mine_, gang_all_);
   gang_anchor_ = Clock::now();

@@ -71,9 +71,10 @@ TEST(TrainMpi, TwoRanksGiveOneProcesssBitsWhenEachRanksBlockIsASubtree) {
   const auto two = run_command(mpirun(2, train(dir, "two", flags)));
   ASSERT_EQ(two.exit_code, 0) << two.out << two.err;
   EXPECT_NE(two.out.find("on each of 2 ranks"), std::string::npos) << two.out;
-  // The start, 2 epochs of 16 steps (one bucket of lenet5's 240 KiB and a
-  // header each) and an evaluation each, the end.
-  EXPECT_NE(two.out.find("2 ranks, 68 exchanges of"), std::string::npos) << two.out;
+  // The weights' check before the run, the trainer's start, 2 epochs of 16
+  // steps (one bucket of lenet5's 240 KiB and a header each) and an
+  // evaluation each, the end.
+  EXPECT_NE(two.out.find("2 ranks, 69 exchanges of"), std::string::npos) << two.out;
 
   const auto a = the_job(dir / "one");
   const auto b = the_job(dir / "two");
@@ -139,8 +140,8 @@ TEST(TrainMpi, BucketsAndOverlapKeepOneProcesssBitsAndOverlapStartsTheExchangeDu
     gang_flags.insert(gang_flags.end(), {"--bucket-cap-mb", "0.01", "--overlap", overlap});
     const auto two = run_command(mpirun(2, train(dir, overlap, gang_flags)));
     ASSERT_EQ(two.exit_code, 0) << two.out << two.err;
-    // The start, 16 steps of 3 buckets and a header, the evaluation, the end.
-    EXPECT_NE(two.out.find("2 ranks, 67 exchanges of"), std::string::npos) << two.out;
+    // The weights' check, the start, 16 steps of 3 buckets and a header, the evaluation, the end.
+    EXPECT_NE(two.out.find("2 ranks, 68 exchanges of"), std::string::npos) << two.out;
     expect_same_epochs(the_job(dir / "one"), the_job(dir / overlap), {"train_loss", "val_loss", "val_top1", "lr"});
     std::istringstream csv(pt::read_file(dir / overlap / "steps.csv"));
     std::string line;
@@ -243,6 +244,20 @@ TEST(TrainMpi, BadRequestsAreOneLineOnEveryRankAndExit2) {
   refused("few", {"--batch-size", "32", "--micro-batch", "32"},
           "packtrain train: error: --batch-size 32 is 1 micro-batch(es) of 32, fewer than the 2 ranks");
   refused("threads", {"--parallelism", "threads"}, "packtrain train: error: under mpirun the ranks train the model together");
+  // Ranks started with different seeds would train different models.
+  const auto seeds = [&](std::vector<std::string> options) {
+    auto argv = mpirun(1, train(dir, "seeds", {"--seed", "1"}), std::move(options));
+    argv.insert(argv.end(), {":", "-np", "1"});
+    const auto second = train(dir, "seeds", {"--seed", "2"});
+    argv.insert(argv.end(), second.begin(), second.end());
+    return run_command(argv);
+  };
+  const std::string mismatch = "packtrain train: error: rank 1 starts from other weights than rank 0";
+  const auto plain = seeds({});
+  EXPECT_EQ(plain.exit_code, 2) << plain.out << plain.err;
+  EXPECT_GE(lines(plain.err, mismatch), 1u) << plain.err;
+  EXPECT_EQ(lines(seeds({"--mca", "orte_abort_on_non_zero_status", "0"}).err, mismatch), 2u);
+  EXPECT_FALSE(std::filesystem::exists(dir / "seeds"));
   EXPECT_FALSE(std::filesystem::exists(dir / "few"));
   EXPECT_FALSE(std::filesystem::exists(dir / "threads"));
 }
@@ -282,20 +297,21 @@ TEST(TrainMpi, AKilledRankEndsEveryRankBadCheckpointsFailEveryRankAndResumeFinis
   auto resume_flags = flags;
   resume_flags.push_back("--resume");
 
-  // A copy whose rank 1 cannot read its checkpoint: the job fails on every
-  // rank with rank 1's message (no rank waits for it), exit 1.
+  // A copy whose rank 1 cannot read its checkpoint: refused on every rank
+  // with rank 1's message before the run opens (no rank waits), exit 2,
+  // the journal as it was.
   std::filesystem::copy(dir / "killed", dir / "damaged", std::filesystem::copy_options::recursive);
   for (const auto& entry : std::filesystem::directory_iterator(dir / "damaged/ranks/rank-1/checkpoints"))
     std::filesystem::resize_file(entry.path(), 100);
+  const auto journal_before = pt::read_file(dir / "damaged/journal.sqlite");
   const auto damaged = run_command(mpirun(2, train(dir, "damaged", resume_flags)));
-  EXPECT_EQ(damaged.exit_code, 1) << damaged.out << damaged.err;
-  const auto failed = the_job(dir / "damaged");
-  EXPECT_EQ(failed.status, JobStatus::failed);
-  EXPECT_NE(failed.message.find("rank 1 of the job's 2"), std::string::npos) << failed.message;
+  EXPECT_EQ(damaged.exit_code, 2) << damaged.out << damaged.err;
+  EXPECT_NE(damaged.err.find("packtrain train: error: rank 1: "), std::string::npos) << damaged.err;
+  EXPECT_EQ(pt::read_file(dir / "damaged/journal.sqlite"), journal_before);
 
   // A copy whose rank 1 holds another run's checkpoints (another --seed):
-  // they load, but the ranks would train different models; the start's
-  // weight check fails the job on every rank and names the rank.
+  // they load, but the ranks would train different models; the weight
+  // check refuses the run on every rank, naming the rank: exit 2.
   auto other_flags = flags;
   other_flags.insert(other_flags.end(), {"--seed", "7"});
   ASSERT_EQ(one_process(dir, "other", other_flags).exit_code, 0);
@@ -304,10 +320,10 @@ TEST(TrainMpi, AKilledRankEndsEveryRankBadCheckpointsFailEveryRankAndResumeFinis
     std::filesystem::copy_file(dir / "other/checkpoints" / entry.path().filename(), entry.path(),
                                std::filesystem::copy_options::overwrite_existing);
   const auto foreign = run_command(mpirun(2, train(dir, "foreign", resume_flags)));
-  EXPECT_EQ(foreign.exit_code, 1) << foreign.out << foreign.err;
-  const auto mismatch = the_job(dir / "foreign");
-  EXPECT_EQ(mismatch.status, JobStatus::failed);
-  EXPECT_NE(mismatch.message.find("rank 1 starts from other weights than rank 0"), std::string::npos) << mismatch.message;
+  EXPECT_EQ(foreign.exit_code, 2) << foreign.out << foreign.err;
+  EXPECT_NE(foreign.err.find("packtrain train: error: rank 1 starts from other weights than rank 0"), std::string::npos)
+      << foreign.err;
+  EXPECT_NE(the_job(dir / "foreign").status, JobStatus::done);
 
   const auto resumed = run_command(mpirun(2, train(dir, "killed", resume_flags)));
   ASSERT_EQ(resumed.exit_code, 0) << resumed.out << resumed.err;

@@ -112,6 +112,10 @@ Parallelism default_parallelism(const std::string& model);
 // first bad value (max_cores_per_job 0 means cores_per_job).
 void check_sweep_cores(int cores_per_job, int max_cores_per_job, std::int64_t micro_batch, std::int64_t batch_size);
 
+// FNV-1a over a model's parameters, then its floating buffers (BatchNorm
+// statistics): what a gang's members check they all start from.
+std::uint64_t weights_hash(torch::nn::Module& model);
+
 struct DataParallelOptions {
   // What one core would do: epochs, the global batch, optimizer, lr,
   // schedule, seed (data order and augmentation), checkpoints, resume,
