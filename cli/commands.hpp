@@ -12,5 +12,6 @@ int kfold_command(int argc, char** argv);
 int report_command(int argc, char** argv);
 int lth_command(int argc, char** argv);
 int hogwild_command(int argc, char** argv);
+int simulate_command(int argc, char** argv);
 
 }  // namespace packtrain::cli

@@ -28,6 +28,7 @@ constexpr Subcommand kSubcommands[] = {
     {"hogwild", packtrain::cli::hogwild_command, "Hogwild: lock-free SGD workers on shared weights, growing onto idle cores"},
     {"train", packtrain::cli::train_command, "train one model on all the cores it is given"},
     {"report", packtrain::cli::report_command, "rebuild a run's report.html, results and trace from its journal"},
+    {"simulate", packtrain::cli::simulate_command, "predict a sweep's makespan on N nodes: the real placement policy in virtual time"},
 };
 
 void print_usage(std::ostream& out) {

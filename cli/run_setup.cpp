@@ -193,8 +193,25 @@ bool check_out_dir(const std::filesystem::path& dir, bool resume, const std::str
 
 }  // namespace
 
+namespace {
+CapturedJobs* g_capture = nullptr;  // set only by the simulate command's thread, before any RunSetup
+}  // namespace
+
+void capture_jobs_for_simulation(CapturedJobs* into) { g_capture = into; }
+
 RunSetup::RunSetup(const CommonOptions& common, std::string command, bool serial)
     : common_(common), command_(std::move(command)), out_(common.out) {
+  if (g_capture) {
+    // A virtual node: the cores asked for, as much memory as the jobs ask.
+    if (common_.cores && (*common_.cores < 1 || *common_.cores > g_capture->cores))
+      throw Error("--cores " + std::to_string(*common_.cores) + " is not within the simulated node's 1.." +
+                  std::to_string(g_capture->cores) + " cores");
+    const int cores = serial ? 1 : common_.cores.value_or(g_capture->cores);
+    for (int c = 0; c < cores; ++c) node_.cores.push_back(c);
+    node_.memory_mb = std::uint64_t{1} << 40;
+    trainer_options(common_);
+    return;
+  }
   if (common_.out.empty()) throw Error("--out is required: the folder for the run's journal and results");
   std::tie(shard_, shards_) = parse_shard(common_.shard);
   if (common_.oversubscribe && !distributed::launched_by_mpi())
@@ -324,13 +341,27 @@ RunSummary RunSetup::run() {
   return summary;
 }
 
-std::shared_ptr<const data::DatasetSplit> RunSetup::load_data() { return data::shared_dataset(common_.data); }
+std::shared_ptr<const data::DatasetSplit> RunSetup::load_data() {
+  auto data = data::shared_dataset(common_.data);
+  if (g_capture) g_capture->data = data;
+  return data;
+}
 
 void RunSetup::open_run(const nlohmann::json& meta, std::vector<Job> jobs, const std::vector<std::string>& columns) {
   const std::string shard = std::to_string(shard_) + "/" + std::to_string(shards_);
   nlohmann::json job_list = nlohmann::json::array();
   for (const auto& job : jobs) job_list.push_back({{"id", job.id()}, {"name", job.name}});
 
+  if (g_capture) {
+    for (const auto& job : jobs)
+      if (job.cores > node_.core_count())
+        throw Error(job.name + " needs " + std::to_string(job.cores) + " cores; a simulated node has " +
+                    std::to_string(node_.core_count()));
+    g_capture->command = command_;
+    g_capture->jobs = std::move(jobs);
+    g_capture->meta = meta;
+    throw JobsCaptured{};
+  }
   if (mpi_) check_same_jobs_on_every_rank(*mpi_, job_list);
   // A gang's communicator takes one exchange at a time: one job.
   PACKTRAIN_CHECK(!gang_comm_ || jobs.size() <= 1, "a gang run holds one job");

@@ -36,6 +36,21 @@ namespace packtrain::cli {
 // TrainOptions from the common options (batch size, optimizer, lr).
 train::TrainOptions trainer_options(const CommonOptions& common);
 
+// `packtrain simulate`: while capture_jobs_for_simulation() holds a
+// CapturedJobs, a RunSetup stands for a virtual node of `cores` cores (no
+// MPI, no --out needed, nothing detected or written), and open_run() checks
+// the jobs as it would, moves them there and throws JobsCaptured: the
+// command's own code builds the jobs, and none runs.
+struct CapturedJobs {
+  int cores = 1;
+  std::string command;
+  std::vector<Job> jobs;
+  nlohmann::json meta;
+  std::shared_ptr<const data::DatasetSplit> data;  // what the command loaded (its models' input shape)
+};
+struct JobsCaptured {};
+void capture_jobs_for_simulation(CapturedJobs* into);  // nullptr: off
+
 class RunSetup {
  public:
   // Validates the common options and finds the node's cores (one, with `serial`).

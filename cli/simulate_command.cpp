@@ -1,0 +1,330 @@
+// packtrain simulate [options] -- COMMAND [its options]: builds the jobs
+// COMMAND (kfold, lth, hogwild, train) would run, exactly as it builds them
+// (RunSetup's capture: the command's own code, nothing runs, nothing is
+// written), predicts each job's seconds, and runs the real placement policy
+// over N simulated nodes in virtual time (scheduler/simulator.hpp).
+//
+// A job's seconds: with --from DIR, what the job with the same id took in
+// that earlier run (its journal); a job it does not hold, its cost times the
+// seconds per unit of cost the earlier run's jobs took (median). Without
+// --from: its cost (3 x FLOPs a sample x samples x epochs) over the FLOP/s
+// its model reaches on one core here, measured by a short step benchmark of
+// each model (a quarter of a second each); evaluation is not in the cost.
+#include "commands.hpp"
+#include "common_options.hpp"
+#include "run_setup.hpp"
+
+#include <packtrain/dashboard/run_files.hpp>
+#include <packtrain/dashboard/trace.hpp>
+#include <packtrain/data/dataset.hpp>
+#include <packtrain/models/models.hpp>
+#include <packtrain/scheduler/error.hpp>
+#include <packtrain/scheduler/journal.hpp>
+#include <packtrain/scheduler/results.hpp>
+#include <packtrain/scheduler/simulator.hpp>
+
+#include <boost/program_options.hpp>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace po = boost::program_options;
+
+namespace packtrain::cli {
+namespace {
+
+struct SimulateOptions {
+  int nodes = 1;
+  int cores = 0;  // 0: this machine's usable cores
+  std::string from;
+  double latency_us = 5;
+  bool no_steal = false;
+  std::string out;
+  std::uint64_t seed = 1;
+  bool quiet = false;
+};
+
+using Clock = std::chrono::steady_clock;
+
+std::string duration_text(double seconds) {
+  char text[32];
+  if (seconds < 60) {
+    std::snprintf(text, sizeof text, "%.1fs", seconds);
+  } else if (seconds < 3600) {
+    std::snprintf(text, sizeof text, "%dm%02ds", static_cast<int>(seconds) / 60, static_cast<int>(seconds) % 60);
+  } else {
+    std::snprintf(text, sizeof text, "%dh%02dm", static_cast<int>(seconds) / 3600, static_cast<int>(seconds) / 60 % 60);
+  }
+  return text;
+}
+
+// FLOP/s one core reaches training `model` at `batch` (SGD steps on random
+// inputs of the data's shape, after two warm-up steps).
+double measured_flops_per_second(const std::string& model, models::ModelOptions shape, std::int64_t batch) {
+  torch::manual_seed(1);
+  auto net = models::make_model(model, shape);
+  net->train();
+  torch::optim::SGD sgd(net->parameters(), torch::optim::SGDOptions(0.01).momentum(0.9));
+  const auto x = torch::randn({batch, shape.channels, shape.height, shape.width});
+  const auto y = torch::randint(0, shape.classes, {batch}, torch::kLong);
+  const auto step = [&] {
+    sgd.zero_grad();
+    torch::nn::functional::cross_entropy(net->forward(x), y).backward();
+    sgd.step();
+  };
+  step();
+  step();
+  int steps = 0;
+  const auto begin = Clock::now();
+  double elapsed = 0;
+  while (steps < 3 || elapsed < 0.25) {
+    step();
+    ++steps;
+    elapsed = std::chrono::duration<double>(Clock::now() - begin).count();
+  }
+  return 3.0 * models::estimate_flops(model, shape) * static_cast<double>(batch) * steps / elapsed;
+}
+
+double median_of(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const auto n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+// Each captured job's predicted seconds; says where they came from.
+std::vector<double> predict_seconds(const CapturedJobs& captured, const std::shared_ptr<const data::DatasetSplit>& data,
+                                    const SimulateOptions& o, std::string& how) {
+  const auto& jobs = captured.jobs;
+  std::vector<double> seconds(jobs.size(), -1);
+  if (!o.from.empty()) {
+    const auto path = std::filesystem::path(o.from) / "journal.sqlite";
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(path, ec))
+      throw Error("--from " + o.from + " holds no journal.sqlite: give the folder of an earlier run");
+    const auto journal = Journal::open_existing(path);  // one-line Error for a damaged or foreign file
+    std::map<std::string, double> by_id;
+    for (const auto& r : journal->records())
+      if (r.status == JobStatus::done && r.seconds() > 0) by_id[r.id] = r.seconds();
+    std::vector<double> per_cost;
+    int matched = 0;
+    for (std::size_t j = 0; j < jobs.size(); ++j)
+      if (const auto it = by_id.find(jobs[j].id()); it != by_id.end()) {
+        seconds[j] = it->second;
+        ++matched;
+        if (jobs[j].cost > 0) per_cost.push_back(it->second / jobs[j].cost);
+      }
+    if (matched == 0)
+      throw Error("--from " + o.from + " ran none of these jobs (another sweep?): nothing to take their times from");
+    const double rate = median_of(per_cost);
+    for (std::size_t j = 0; j < jobs.size(); ++j)
+      if (seconds[j] < 0) seconds[j] = jobs[j].cost * rate;
+    how = "seconds from " + o.from + ": " + std::to_string(matched) + " of " + std::to_string(jobs.size()) +
+          " jobs by id" + (matched < static_cast<int>(jobs.size()) ? ", the rest by cost at its median rate" : "");
+    return seconds;
+  }
+  if (!data) throw Error("the command loaded no dataset: nothing to calibrate its models on");
+  const auto begin = Clock::now();
+  torch::set_num_threads(1);
+  std::map<std::string, double> rate;  // model -> FLOP/s on one core
+  for (std::size_t j = 0; j < jobs.size(); ++j) {
+    const auto& spec = jobs[j].spec;
+    const std::string model = spec.value("model", std::string());
+    if (model.empty()) throw Error(jobs[j].name + " names no model: run it once and simulate --from its folder");
+    const std::int64_t batch = spec.value("batch_size", std::int64_t{64});
+    const double width = spec.value("width_multiplier", 1.0);
+    const std::string key = model + "/" + std::to_string(batch) + "/" + std::to_string(width);
+    if (!rate.count(key)) {
+      models::ModelOptions shape{.channels = data->channels, .height = data->height, .width = data->width,
+                                 .classes = data->classes, .width_multiplier = width};
+      rate[key] = measured_flops_per_second(model, shape, batch);
+    }
+    // A job of several cores: its replicas in step (their sync is not counted).
+    seconds[j] = jobs[j].cost / (rate[key] * std::max(1, jobs[j].cores));
+  }
+  char text[160];
+  std::snprintf(text, sizeof text, "seconds from each job's FLOPs at its model's speed on one core here "
+                "(%zu model(s) measured in %.1f s; training steps only)", rate.size(),
+                std::chrono::duration<double>(Clock::now() - begin).count());
+  how = text;
+  return seconds;
+}
+
+void write_outputs(const std::filesystem::path& out, const CapturedJobs& captured, const std::vector<SimJob>& jobs,
+                   const SimOptions& so, const SimResult& r, const std::string& how) {
+  std::error_code ec;
+  if (std::filesystem::exists(out / "journal.sqlite", ec))
+    throw Error("--out " + out.string() + " holds a real run: simulate into another folder");
+  std::filesystem::create_directories(out, ec);
+  if (ec) throw Error("cannot create --out " + out.string() + ": " + ec.message());
+  nlohmann::json attempts = nlohmann::json::array();
+  for (const auto& a : r.attempts) {
+    const auto& job = jobs[static_cast<std::size_t>(a.job)];
+    attempts.push_back({{"job", job.id}, {"name", job.name}, {"node", a.node}, {"cores", a.cores},
+                        {"start", a.start}, {"end", a.end}});
+  }
+  // trace.json: a builder per node (pid = node, a track per core), their
+  // events joined into one file.
+  std::string joined = "{\"traceEvents\":[\n";
+  bool first = true;
+  for (int k = 0; k < so.nodes; ++k) {
+    dashboard::TraceBuilder b(k, 0.0, {{"simulated", true}});
+    std::vector<int> all(static_cast<std::size_t>(so.cores));
+    for (int c = 0; c < so.cores; ++c) all[static_cast<std::size_t>(c)] = c;
+    b.add_cores(all);
+    for (const auto& a : r.attempts) {
+      if (a.node != k) continue;
+      const auto& job = jobs[static_cast<std::size_t>(a.job)];
+      dashboard::AttemptSpan span{.job_id = job.id, .name = job.name, .attempt = 1, .status = JobStatus::done,
+                                  .start = a.start, .end = a.end, .cores = a.cores, .rank = k};
+      b.add_attempt(span, {{"job", job.id}, {"simulated", true}, {"seconds", a.end - a.start}});
+    }
+    const auto text = nlohmann::json::parse(b.text());
+    for (const auto& e : text["traceEvents"]) {
+      joined += (first ? "" : ",\n") + e.dump();
+      first = false;
+    }
+  }
+  const nlohmann::json other = {{"simulated", true}, {"command", captured.command}, {"how", how},
+                                {"nodes", so.nodes}, {"cores", so.cores}, {"start_unix", 0.0}};
+  joined += "\n],\"displayTimeUnit\":\"ms\",\"otherData\":" + other.dump() + "}\n";
+  write_file_atomically(out / "trace.json", joined);
+  const nlohmann::json summary = {
+      {"simulated", true},          {"command", captured.command},  {"how", how},
+      {"nodes", so.nodes},          {"cores", so.cores},            {"latency_s", so.latency_s},
+      {"steal", so.steal},          {"jobs", jobs.size()},          {"makespan_s", r.makespan},
+      {"job_seconds", r.job_seconds}, {"speedup", r.makespan > 0 ? r.job_seconds / r.makespan : 0.0},
+      {"efficiency", r.efficiency(so)}, {"node_busy_core_seconds", r.node_busy}, {"steal_requests", r.steal_requests},
+      {"steals", r.steals},         {"lifeline_gifts", r.lifeline_gifts}, {"jobs_moved", r.jobs_moved},
+      {"attempts", attempts}};
+  write_file_atomically(out / "simulation.json", summary.dump(1) + "\n");
+}
+
+}  // namespace
+
+int simulate_command(int argc, char** argv) {
+  // Its own options end at "--"; the command and its options follow.
+  int dash = argc;
+  for (int i = 1; i < argc; ++i)
+    if (std::strcmp(argv[i], "--") == 0) {
+      dash = i;
+      break;
+    }
+  SimulateOptions o;
+  po::options_description desc(
+      "packtrain simulate: predict a sweep's makespan on N nodes by running the real placement policy in virtual "
+      "time\nusage: packtrain simulate [options] -- kfold|lth|hogwild|train [its options]\n\noptions");
+  desc.add_options()
+    ("help,h", "print this help")
+    ("nodes", po::value(&o.nodes)->default_value(o.nodes), "simulated nodes (MPI ranks)")
+    ("cores", po::value(&o.cores), "cores a node (default: this machine's usable cores)")
+    ("from", po::value(&o.from), "take each job's seconds from an earlier run's folder (its journal); "
+     "default: from the jobs' FLOPs and a short step benchmark of each model here")
+    ("latency-us", po::value(&o.latency_us)->default_value(o.latency_us, number_text(o.latency_us)),
+     "one message between nodes, in microseconds")
+    ("no-steal", po::bool_switch(&o.no_steal), "each node runs the jobs it was dealt, alone (as --shard splits them)")
+    ("out", po::value(&o.out), "also write DIR/trace.json (a track per simulated core) and DIR/simulation.json")
+    ("seed", po::value(&o.seed)->default_value(o.seed), "seed of the victims' draw")
+    ("quiet,q", po::bool_switch(&o.quiet), "print only the prediction's line");
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(dash, argv).options(desc).run(), vm);  // skips argv[0], "simulate"
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw Error(e.what());
+  }
+  if (vm.count("help")) {
+    std::cout << desc << "\n";
+    return 0;
+  }
+  if (dash >= argc - 1)
+    throw Error("name the command to simulate after --, e.g. packtrain simulate --nodes 4 -- kfold --models mlp");
+  const std::string command = argv[dash + 1];
+  int (*run)(int, char**) = nullptr;
+  if (command == "kfold") run = kfold_command;
+  if (command == "lth") run = lth_command;
+  if (command == "hogwild") run = hogwild_command;
+  if (command == "train") run = train_command;
+  if (!run) throw Error("cannot simulate '" + command + "': kfold, lth, hogwild or train");
+  if (o.nodes < 1 || o.nodes > 100000) throw Error("--nodes must be in 1..100000, not " + std::to_string(o.nodes));
+  if (vm.count("cores") && (o.cores < 1 || o.cores > 100000))
+    throw Error("--cores must be in 1..100000, not " + std::to_string(o.cores));
+  if (!(o.latency_us >= 0)) throw Error("--latency-us must not be negative");
+  if (o.cores == 0) o.cores = static_cast<int>(affinity_cores().size());
+
+  // The command builds its jobs; RunSetup hands them over instead of running them.
+  CapturedJobs captured;
+  captured.cores = o.cores;
+  capture_jobs_for_simulation(&captured);
+  struct Off {
+    ~Off() { capture_jobs_for_simulation(nullptr); }
+  } off;
+  bool got = false;
+  try {
+    const int rc = run(argc - dash - 1, argv + dash + 1);
+    if (rc != 0) return rc;  // its --help, or a refusal it printed itself
+  } catch (const JobsCaptured&) {
+    got = true;
+  }
+  if (!got) return 0;  // --help of the command
+  if (captured.jobs.empty()) throw Error("the " + command + " command built no jobs to simulate");
+
+  std::string how;
+  const auto seconds = predict_seconds(captured, captured.data, o, how);
+  std::map<std::string, int> index;
+  for (std::size_t j = 0; j < captured.jobs.size(); ++j) index[captured.jobs[j].id()] = static_cast<int>(j);
+  std::vector<SimJob> jobs;
+  for (std::size_t j = 0; j < captured.jobs.size(); ++j) {
+    const auto& job = captured.jobs[j];
+    SimJob s{.id = job.id(), .name = job.name, .cost = job.cost, .seconds = seconds[j], .cores = job.cores,
+             .memory_mb = job.memory_mb};
+    for (const auto& dep : job.after) {
+      const auto it = index.find(dep);
+      if (it == index.end()) throw Error(job.name + " waits for a job the command did not build");
+      s.after.push_back(it->second);
+    }
+    jobs.push_back(std::move(s));
+  }
+  const SimOptions so{.nodes = o.nodes, .cores = o.cores, .latency_s = o.latency_us * 1e-6, .steal = !o.no_steal,
+                      .seed = o.seed};
+  const auto started = Clock::now();
+  const auto r = simulate(jobs, so);
+  const double took = std::chrono::duration<double>(Clock::now() - started).count();
+
+  if (!o.quiet) {
+    std::printf("packtrain simulate: %zu job(s) of %s on %d node(s) x %d core(s), %s\n", jobs.size(), command.c_str(),
+                o.nodes, o.cores, how.c_str());
+  }
+  std::printf("predicted makespan %s, jobs' own time %s: %.2fx the speed of one job at a time on %d core(s); "
+              "efficiency %.3f (ideal / makespan)\n",
+              duration_text(r.makespan).c_str(), duration_text(r.job_seconds).c_str(),
+              r.makespan > 0 ? r.job_seconds / r.makespan : 0.0, o.nodes * o.cores, r.efficiency(so));
+  if (!o.quiet) {
+    const int shown = std::min(o.nodes, 8);
+    for (int k = 0; k < shown; ++k)
+      std::printf("  node %d: %.1f%% busy\n", k,
+                  r.makespan > 0 ? 100.0 * r.node_busy[static_cast<std::size_t>(k)] / (r.makespan * o.cores) : 0.0);
+    if (o.nodes > shown) std::printf("  ... %d more node(s)\n", o.nodes - shown);
+    if (o.nodes > 1)
+      std::printf("  work sharing: %d steal request(s), %d answered with jobs, %d lifeline gift(s), %d job(s) moved "
+                  "(%s)\n",
+                  r.steal_requests, r.steals, r.lifeline_gifts, r.jobs_moved, so.steal ? "stealing on" : "no stealing");
+    std::printf("  simulated %lld events in %.2f s\n", static_cast<long long>(r.events), took);
+  }
+  if (!o.out.empty()) {
+    write_outputs(o.out, captured, jobs, so, r, how);
+    if (!o.quiet) std::printf("trace: %s  (also simulation.json)\n", (std::filesystem::path(o.out) / "trace.json").c_str());
+  }
+  return 0;
+}
+
+}  // namespace packtrain::cli

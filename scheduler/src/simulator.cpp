@@ -1,0 +1,256 @@
+#include <packtrain/scheduler/simulator.hpp>
+
+#include <packtrain/scheduler/error.hpp>
+#include <packtrain/scheduler/job_graph.hpp>
+#include <packtrain/scheduler/placement.hpp>
+#include <packtrain/scheduler/resource_ledger.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <deque>
+#include <limits>
+#include <numeric>
+#include <queue>
+#include <random>
+#include <set>
+
+namespace packtrain {
+
+namespace {
+
+enum class EventKind { job_end, end_notice, steal_request, steal_reply, gift };
+
+struct Event {
+  double time = 0;
+  std::int64_t order = 0;  // ties: in the order they were made
+  EventKind kind = EventKind::job_end;
+  int node = 0;            // where it happens
+  int from = 0;            // the sender (messages)
+  int job = -1;            // job_end, end_notice
+  std::vector<int> jobs;   // steal_reply, gift
+  bool operator>(const Event& o) const { return time > o.time || (time == o.time && order > o.order); }
+};
+
+void check(const std::vector<SimJob>& jobs, const SimOptions& o) {
+  if (o.nodes < 1) throw Error("simulate: at least 1 node, not " + std::to_string(o.nodes));
+  if (o.cores < 1) throw Error("simulate: at least 1 core a node, not " + std::to_string(o.cores));
+  if (!(o.latency_s >= 0)) throw Error("simulate: a negative message latency");
+  const int n = static_cast<int>(jobs.size());
+  std::vector<int> waiting(static_cast<std::size_t>(n), 0);
+  std::vector<std::vector<int>> dependents(static_cast<std::size_t>(n));
+  for (int j = 0; j < n; ++j) {
+    const auto& job = jobs[static_cast<std::size_t>(j)];
+    if (job.cores < 1 || job.cores > o.cores)
+      throw Error("simulate: " + job.name + " needs " + std::to_string(job.cores) + " cores; a node has " +
+                  std::to_string(o.cores));
+    if (o.memory_mb > 0 && job.memory_mb > o.memory_mb)
+      throw Error("simulate: " + job.name + " needs " + std::to_string(job.memory_mb) + " MB; a node has " +
+                  std::to_string(o.memory_mb));
+    if (!(job.seconds >= 0) || !std::isfinite(job.seconds))
+      throw Error("simulate: " + job.name + " has no valid duration");
+    for (int d : job.after) {
+      if (d < 0 || d >= n || d == j) throw Error("simulate: " + job.name + " waits for an unknown job");
+      ++waiting[static_cast<std::size_t>(j)];
+      dependents[static_cast<std::size_t>(d)].push_back(j);
+    }
+  }
+  // Kahn: every job must be reachable from the ones that wait for nothing.
+  std::vector<int> ready;
+  for (int j = 0; j < n; ++j)
+    if (waiting[static_cast<std::size_t>(j)] == 0) ready.push_back(j);
+  int seen = 0;
+  while (!ready.empty()) {
+    const int j = ready.back();
+    ready.pop_back();
+    ++seen;
+    for (int d : dependents[static_cast<std::size_t>(j)])
+      if (--waiting[static_cast<std::size_t>(d)] == 0) ready.push_back(d);
+  }
+  if (seen != n) throw Error("simulate: the jobs' dependencies have a cycle");
+}
+
+// One simulated node: the runner's bookkeeping and the sharing's state.
+struct Node {
+  JobGraph graph;
+  ResourceLedger ledger;
+  bool asking = false;          // a steal request is out
+  int empty_answers = 0;
+  bool lifeline_out = false;    // registered with the others
+  std::deque<int> lifelines;    // thieves waiting for work from here
+};
+
+class Simulation {
+ public:
+  Simulation(const std::vector<SimJob>& jobs, const SimOptions& o) : jobs_(jobs), o_(o), rng_(o.seed) {
+    const int n = static_cast<int>(jobs.size());
+    // The deal: longest first, round-robin over the nodes (MpiWorkSharing's).
+    std::vector<int> order(static_cast<std::size_t>(n));
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
+      return jobs[static_cast<std::size_t>(a)].cost > jobs[static_cast<std::size_t>(b)].cost;
+    });
+    std::vector<int> owner(static_cast<std::size_t>(n));
+    for (std::size_t p = 0; p < order.size(); ++p) owner[static_cast<std::size_t>(order[p])] = static_cast<int>(p % o.nodes);
+    const std::uint64_t memory = o.memory_mb > 0 ? o.memory_mb : std::numeric_limits<std::uint64_t>::max() / 2;
+    for (int k = 0; k < o.nodes; ++k) {
+      std::vector<JobGraph::Node> graph;
+      graph.reserve(jobs.size());
+      for (int j = 0; j < n; ++j)
+        graph.push_back({.after = jobs[static_cast<std::size_t>(j)].after, .cost = jobs[static_cast<std::size_t>(j)].cost,
+                         .owned = owner[static_cast<std::size_t>(j)] == k});
+      nodes_.push_back(Node{.graph = JobGraph(std::move(graph)), .ledger = ResourceLedger(o.cores, 0, memory)});
+    }
+    result_.node_busy.assign(static_cast<std::size_t>(o.nodes), 0.0);
+    all_single_ = std::all_of(jobs.begin(), jobs.end(), [](const SimJob& j) { return j.cores == 1 && j.memory_mb == 0; });
+    has_dependents_.assign(jobs.size(), false);
+    for (const auto& job : jobs)
+      for (int d : job.after) has_dependents_[static_cast<std::size_t>(d)] = true;
+  }
+
+  SimResult run() {
+    for (int k = 0; k < o_.nodes; ++k) dispatch(k);
+    while (!events_.empty()) {
+      Event e = events_.top();
+      events_.pop();
+      now_ = e.time;
+      ++result_.events;
+      handle(e);
+    }
+    if (ended_ != static_cast<int>(jobs_.size())) throw Error("simulate: jobs were left unrun (a bug in the simulation)");
+    return std::move(result_);
+  }
+
+ private:
+  void push(Event e) {
+    e.order = next_order_++;
+    events_.push(std::move(e));
+  }
+  void message(EventKind kind, int from, int to, int job = -1, std::vector<int> jobs = {}) {
+    push(Event{.time = now_ + o_.latency_s, .kind = kind, .node = to, .from = from, .job = job, .jobs = std::move(jobs)});
+  }
+
+  void handle(const Event& e) {
+    auto& node = nodes_[static_cast<std::size_t>(e.node)];
+    switch (e.kind) {
+      case EventKind::job_end: {
+        node.ledger.release(e.job);
+        (void)node.graph.end(e.job, JobStatus::done, false);
+        ++ended_;
+        // The others hear of it where it matters: jobs wait for it.
+        if (has_dependents_[static_cast<std::size_t>(e.job)])
+          for (int k = 0; k < o_.nodes; ++k)
+            if (k != e.node) message(EventKind::end_notice, e.node, k, e.job);
+        serve_lifelines(e.node);
+        dispatch(e.node);
+        return;
+      }
+      case EventKind::end_notice:
+        (void)node.graph.end_elsewhere(e.job, JobStatus::done);
+        node.empty_answers = 0;  // work may be ready somewhere now: ask again
+        serve_lifelines(e.node);
+        dispatch(e.node);
+        return;
+      case EventKind::steal_request: {
+        ++result_.steal_requests;
+        std::vector<int> given = node.graph.give_away();
+        message(EventKind::steal_reply, e.node, e.from, -1, std::move(given));
+        return;
+      }
+      case EventKind::steal_reply:
+      case EventKind::gift: {
+        if (e.kind == EventKind::steal_reply) node.asking = false;
+        if (!e.jobs.empty()) {
+          if (e.kind == EventKind::steal_reply) ++result_.steals;
+          else ++result_.lifeline_gifts;
+          result_.jobs_moved += static_cast<int>(e.jobs.size());
+          node.graph.take(e.jobs);
+          node.empty_answers = 0;
+          node.lifeline_out = false;
+        } else if (e.kind == EventKind::steal_reply) {
+          ++node.empty_answers;
+        }
+        dispatch(e.node);
+        return;
+      }
+    }
+  }
+
+  // A node with ready jobs to spare hands half of them to a waiting thief.
+  void serve_lifelines(int k) {
+    auto& node = nodes_[static_cast<std::size_t>(k)];
+    while (!node.lifelines.empty() && node.graph.ready_count() >= 2) {
+      const int thief = node.lifelines.front();
+      node.lifelines.pop_front();
+      message(EventKind::gift, k, thief, -1, node.graph.give_away());
+    }
+  }
+
+  void dispatch(int k) {
+    auto& node = nodes_[static_cast<std::size_t>(k)];
+    if (node.ledger.free_cores() > 0 && node.graph.ready_count() > 0) {
+      std::vector<ReadyJob> ready;
+      for (int j : node.graph.ready()) {
+        const auto& job = jobs_[static_cast<std::size_t>(j)];
+        ready.push_back({.job = j, .demand = {.cores = job.cores, .memory_mb = job.memory_mb}, .cost = job.cost});
+        // One-core jobs with no memory to fit: the longest free-cores of
+        // them are what place() would start (a shortcut for large sweeps).
+        if (all_single_ && static_cast<int>(ready.size()) >= node.ledger.free_cores()) break;
+      }
+      for (const auto& d : place(node.ledger, ready)) {
+        if (d.kind != Decision::Kind::start) continue;  // nothing is elastic here
+        const auto& job = jobs_[static_cast<std::size_t>(d.job)];
+        node.ledger.hold(d.job, d.workers, {.cores = job.cores, .memory_mb = job.memory_mb});
+        (void)node.graph.start(d.job);
+        result_.attempts.push_back({.job = d.job, .node = k, .cores = d.workers, .start = now_, .end = now_ + job.seconds});
+        result_.makespan = std::max(result_.makespan, now_ + job.seconds);
+        result_.job_seconds += job.seconds;
+        result_.core_seconds += job.seconds * job.cores;
+        result_.node_busy[static_cast<std::size_t>(k)] += job.seconds * job.cores;
+        push(Event{.time = now_ + job.seconds, .kind = EventKind::job_end, .node = k, .job = d.job});
+      }
+    }
+    // Idle cores and nothing ready: ask a random other node, or, after two
+    // empty answers, wait on lifelines registered with every other node.
+    if (!o_.steal || o_.nodes < 2 || node.asking || node.ledger.free_cores() == 0 || node.graph.ready_count() > 0 ||
+        ended_ == static_cast<int>(jobs_.size()))
+      return;
+    if (node.empty_answers >= 2) {
+      if (!node.lifeline_out) {
+        node.lifeline_out = true;
+        for (int v = 0; v < o_.nodes; ++v)
+          if (v != k) {
+            auto& victim = nodes_[static_cast<std::size_t>(v)];
+            if (std::find(victim.lifelines.begin(), victim.lifelines.end(), k) == victim.lifelines.end())
+              victim.lifelines.push_back(k);
+          }
+      }
+      return;
+    }
+    std::uniform_int_distribution<int> pick(0, o_.nodes - 2);
+    int victim = pick(rng_);
+    if (victim >= k) ++victim;
+    node.asking = true;
+    message(EventKind::steal_request, k, victim);
+  }
+
+  const std::vector<SimJob>& jobs_;
+  SimOptions o_;
+  std::mt19937_64 rng_;
+  std::vector<Node> nodes_;
+  std::priority_queue<Event, std::vector<Event>, std::greater<>> events_;
+  std::int64_t next_order_ = 0;
+  double now_ = 0;
+  int ended_ = 0;
+  bool all_single_ = false;
+  std::vector<bool> has_dependents_;
+  SimResult result_;
+};
+
+}  // namespace
+
+SimResult simulate(const std::vector<SimJob>& jobs, const SimOptions& options) {
+  check(jobs, options);
+  return Simulation(jobs, options).run();
+}
+
+}  // namespace packtrain
