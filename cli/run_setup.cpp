@@ -209,6 +209,9 @@ RunSetup::RunSetup(const CommonOptions& common, std::string command, bool serial
     const int cores = serial ? 1 : common_.cores.value_or(g_capture->cores);
     for (int c = 0; c < cores; ++c) node_.cores.push_back(c);
     node_.memory_mb = std::uint64_t{1} << 40;
+    // A folder the jobs would write to, never created (the jobs never run;
+    // no job's identity holds it).
+    if (out_.empty()) out_ = std::filesystem::path("(simulated)");
     trainer_options(common_);
     return;
   }

@@ -14,6 +14,7 @@
 #include "common_options.hpp"
 #include "run_setup.hpp"
 
+#include <packtrain/dashboard/report.hpp>
 #include <packtrain/dashboard/run_files.hpp>
 #include <packtrain/dashboard/trace.hpp>
 #include <packtrain/data/dataset.hpp>
@@ -207,6 +208,46 @@ void write_outputs(const std::filesystem::path& out, const CapturedJobs& capture
       {"steals", r.steals},         {"lifeline_gifts", r.lifeline_gifts}, {"jobs_moved", r.jobs_moved},
       {"attempts", attempts}};
   write_file_atomically(out / "simulation.json", summary.dump(1) + "\n");
+
+  // report.html: the Gantt chart and the results table of the simulated
+  // jobs (times from the moment it was simulated; node k is rank k). The
+  // chart draws the first kDrawnNodes nodes' cores, node k's core c as core
+  // k x cores + c; the table has every job.
+  constexpr int kDrawnNodes = 4;
+  const int drawn = std::min(so.nodes, kDrawnNodes);
+  const double t0 = unix_now();
+  dashboard::ReportInput input;
+  input.title = out.filename().string() + " (simulated)";
+  input.sweep.command = captured.command + " (simulated)";
+  input.sweep.metric = "seconds";
+  input.sweep.higher_is_better = false;
+  for (const auto& a : r.attempts) {
+    const auto& job = jobs[static_cast<std::size_t>(a.job)];
+    JobRecord record;
+    record.id = job.id;
+    record.name = job.name;
+    record.spec = captured.jobs[static_cast<std::size_t>(a.job)].spec;
+    record.status = JobStatus::done;
+    record.attempts = 1;
+    record.started_at = t0 + a.start;
+    record.ended_at = t0 + a.end;
+    record.cores = a.cores;
+    record.rank = a.node;
+    record.metrics = {{"simulated", true}};
+    input.jobs.push_back(record);
+    if (a.node >= drawn) continue;
+    std::vector<int> cores;
+    for (int c : a.cores) cores.push_back(a.node * so.cores + c);
+    input.attempts.push_back({.job_id = job.id, .name = job.name, .attempt = 1, .status = JobStatus::done,
+                              .start = t0 + a.start, .end = t0 + a.end, .cores = cores, .rank = 0});
+  }
+  input.utilization.begin = t0;
+  input.utilization.end = t0 + r.makespan;
+  input.summary = {{"command", captured.command + " (simulated)"}, {"done", jobs.size()},
+                   {"makespan_s", r.makespan}, {"job_seconds", r.job_seconds}, {"cores", so.nodes * so.cores}};
+  input.columns = {"job", "status", "seconds", "cores", "rank"};
+  for (int c = 0; c < drawn * so.cores; ++c) input.cores.push_back(c);
+  write_file_atomically(out / "report.html", dashboard::render_report_html(input));
 }
 
 }  // namespace
@@ -322,7 +363,8 @@ int simulate_command(int argc, char** argv) {
   }
   if (!o.out.empty()) {
     write_outputs(o.out, captured, jobs, so, r, how);
-    if (!o.quiet) std::printf("trace: %s  (also simulation.json)\n", (std::filesystem::path(o.out) / "trace.json").c_str());
+    if (!o.quiet)
+      std::printf("trace: %s  (also report.html, simulation.json)\n", (std::filesystem::path(o.out) / "trace.json").c_str());
   }
   return 0;
 }

@@ -59,6 +59,10 @@ TEST(Simulate, FromARealRunPredictsItsMakespanWithinFivePercent) {
   for (const auto& e : trace["traceEvents"]) slices += e["ph"] == "X" ? 1 : 0;
   EXPECT_EQ(slices, 8);
   EXPECT_FALSE(std::filesystem::exists(dir / "never"));
+  // report.html: the simulated run's page, every job in its table.
+  const auto report = read_file(dir / "sim/report.html");
+  EXPECT_NE(report.find("kfold (simulated)"), std::string::npos);
+  for (const auto& [id, row] : results_by_id(dir / "real/results.csv")) EXPECT_NE(report.find(id), std::string::npos) << id;
 }
 
 // Without --from: each model measured here, a prediction on 4 nodes with
@@ -107,4 +111,33 @@ TEST(Simulate, HelpDescribesEveryOption) {
   for (const char* flag : {"--nodes", "--cores", "--from", "--latency-us", "--no-steal", "--out", "--seed", "--quiet"})
     EXPECT_NE(r.out.find(flag), std::string::npos) << flag;
   EXPECT_NE(run_packtrain({"--help"}).out.find("simulate"), std::string::npos) << "packtrain --help lists it";
+}
+
+// An lth sweep (a dense job, then retrains that wait for it): the
+// prediction --from its real run is within 5%, and every retrain starts
+// after the dense job ends.
+TEST(Simulate, AnLthSweepKeepsItsDependencies) {
+  TempDir dir;
+  const std::vector<std::string> sweep = {"lth", "--model", "mlp", "--epochs", "2", "--limit", "3000",
+                                          "--sparsities", "0.5,0.8", "--reset-epochs", "0,1"};
+  const auto real = run_packtrain(with(sweep, {"--out", (dir / "real").string(), "--quiet"}));
+  ASSERT_EQ(real.exit_code, 0) << real.err;
+  const double real_makespan = read_json_file(dir / "real/results.json")["summary"]["makespan_s"].get<double>();
+  const auto sim = run_packtrain(with({"simulate", "--from", (dir / "real").string(), "--out", (dir / "sim").string(), "--"},
+                                      sweep));
+  ASSERT_EQ(sim.exit_code, 0) << sim.err;
+  const auto predicted = read_json_file(dir / "sim/simulation.json");
+  const double makespan = predicted["makespan_s"].get<double>();
+  EXPECT_LT(std::abs(makespan - real_makespan) / real_makespan, 0.05)
+      << "predicted " << makespan << " s, real " << real_makespan << " s";
+  double dense_end = -1;
+  std::vector<double> retrain_starts;
+  for (const auto& a : predicted["attempts"]) {
+    const std::string name = a["name"];
+    if (name.find("dense") != std::string::npos) dense_end = a["end"].get<double>();
+    else retrain_starts.push_back(a["start"].get<double>());
+  }
+  ASSERT_GE(dense_end, 0) << predicted.dump();
+  ASSERT_EQ(retrain_starts.size(), 4u) << predicted.dump();
+  for (const double s : retrain_starts) EXPECT_GE(s, dense_end);
 }
