@@ -52,6 +52,7 @@ struct SimulateOptions {
   std::string out;
   std::uint64_t seed = 1;
   bool quiet = false;
+  double elastic_efficiency = 0.7;
 };
 
 using Clock = std::chrono::steady_clock;
@@ -116,6 +117,14 @@ std::vector<double> predict_seconds(const CapturedJobs& captured, const std::sha
     std::map<std::string, double> by_id;
     for (const auto& r : journal->records())
       if (r.status == JobStatus::done && r.seconds() > 0) by_id[r.id] = r.seconds();
+    // An elastic job's time was shortened by the cores lent to it (lent.csv):
+    // its time on its own cores is its time plus their share of the work.
+    std::map<std::string, double> lent_seconds;
+    for (const auto& a : dashboard::read_attempts(std::filesystem::path(o.from) / "lent.csv"))
+      if (a.end > a.start) lent_seconds[a.job_id] += a.end - a.start;
+    for (const auto& job : jobs)
+      if (const auto it = by_id.find(job.id()); it != by_id.end() && job.max_cores > job.cores && lent_seconds.count(job.id()))
+        it->second += o.elastic_efficiency * lent_seconds[job.id()] / std::max(1, job.cores);
     std::vector<double> per_cost;
     int matched = 0;
     for (std::size_t j = 0; j < jobs.size(); ++j)
@@ -171,7 +180,7 @@ void write_outputs(const std::filesystem::path& out, const CapturedJobs& capture
   for (const auto& a : r.attempts) {
     const auto& job = jobs[static_cast<std::size_t>(a.job)];
     attempts.push_back({{"job", job.id}, {"name", job.name}, {"node", a.node}, {"cores", a.cores},
-                        {"start", a.start}, {"end", a.end}});
+                        {"start", a.start}, {"end", a.end}, {"lent", a.lent}});
   }
   // trace.json: a builder per node (pid = node, a track per core), their
   // events joined into one file.
@@ -185,9 +194,9 @@ void write_outputs(const std::filesystem::path& out, const CapturedJobs& capture
     for (const auto& a : r.attempts) {
       if (a.node != k) continue;
       const auto& job = jobs[static_cast<std::size_t>(a.job)];
-      dashboard::AttemptSpan span{.job_id = job.id, .name = job.name, .attempt = 1, .status = JobStatus::done,
-                                  .start = a.start, .end = a.end, .cores = a.cores, .rank = k};
-      b.add_attempt(span, {{"job", job.id}, {"simulated", true}, {"seconds", a.end - a.start}});
+      dashboard::AttemptSpan span{.job_id = job.id, .name = job.name + (a.lent ? " (lent)" : ""), .attempt = 1,
+                                  .status = JobStatus::done, .start = a.start, .end = a.end, .cores = a.cores, .rank = k};
+      b.add_attempt(span, {{"job", job.id}, {"simulated", true}, {"seconds", a.end - a.start}, {"lent", a.lent}});
     }
     const auto text = nlohmann::json::parse(b.text());
     for (const auto& e : text["traceEvents"]) {
@@ -223,6 +232,12 @@ void write_outputs(const std::filesystem::path& out, const CapturedJobs& capture
   input.sweep.higher_is_better = false;
   for (const auto& a : r.attempts) {
     const auto& job = jobs[static_cast<std::size_t>(a.job)];
+    if (a.lent) {
+      if (a.node >= drawn) continue;
+      input.attempts.push_back({.job_id = job.id, .name = job.name + " (lent)", .attempt = 1, .status = JobStatus::done,
+                                .start = t0 + a.start, .end = t0 + a.end, .cores = {a.node * so.cores + a.cores[0]}});
+      continue;
+    }
     JobRecord record;
     record.id = job.id;
     record.name = job.name;
@@ -275,6 +290,9 @@ int simulate_command(int argc, char** argv) {
     ("no-steal", po::bool_switch(&o.no_steal), "each node runs the jobs it was dealt, alone (as --shard splits them)")
     ("out", po::value(&o.out), "also write DIR/trace.json (a track per simulated core) and DIR/simulation.json")
     ("seed", po::value(&o.seed)->default_value(o.seed), "seed of the victims' draw")
+    ("elastic-efficiency", po::value(&o.elastic_efficiency)->default_value(o.elastic_efficiency, number_text(o.elastic_efficiency)),
+     "elastic jobs (Hogwild, growing replicas): a core lent to one adds this share of a core's speed (bench_hogwild "
+     "and bench_dataparallel measure 0.56-0.8 on 2 cores)")
     ("quiet,q", po::bool_switch(&o.quiet), "print only the prediction's line");
   po::variables_map vm;
   try {
@@ -300,6 +318,8 @@ int simulate_command(int argc, char** argv) {
   if (vm.count("cores") && (o.cores < 1 || o.cores > 100000))
     throw Error("--cores must be in 1..100000, not " + std::to_string(o.cores));
   if (!(o.latency_us >= 0)) throw Error("--latency-us must not be negative");
+  if (!(o.elastic_efficiency >= 0) || o.elastic_efficiency > 1)
+    throw Error("--elastic-efficiency must be in 0..1, not " + number_text(o.elastic_efficiency));
   if (o.cores == 0) o.cores = static_cast<int>(affinity_cores().size());
 
   // The command builds its jobs; RunSetup hands them over instead of running them.
@@ -327,7 +347,7 @@ int simulate_command(int argc, char** argv) {
   for (std::size_t j = 0; j < captured.jobs.size(); ++j) {
     const auto& job = captured.jobs[j];
     SimJob s{.id = job.id(), .name = job.name, .cost = job.cost, .seconds = seconds[j], .cores = job.cores,
-             .memory_mb = job.memory_mb};
+             .memory_mb = job.memory_mb, .max_cores = job.max_cores, .elastic_efficiency = o.elastic_efficiency};
     for (const auto& dep : job.after) {
       const auto it = index.find(dep);
       if (it == index.end()) throw Error(job.name + " waits for a job the command did not build");

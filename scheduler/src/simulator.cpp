@@ -9,6 +9,7 @@
 #include <cmath>
 #include <deque>
 #include <limits>
+#include <map>
 #include <numeric>
 #include <queue>
 #include <random>
@@ -101,7 +102,9 @@ class Simulation {
       nodes_.push_back(Node{.graph = JobGraph(std::move(graph)), .ledger = ResourceLedger(o.cores, 0, memory)});
     }
     result_.node_busy.assign(static_cast<std::size_t>(o.nodes), 0.0);
-    all_single_ = std::all_of(jobs.begin(), jobs.end(), [](const SimJob& j) { return j.cores == 1 && j.memory_mb == 0; });
+    all_single_ = std::all_of(jobs.begin(), jobs.end(),
+                              [](const SimJob& j) { return j.cores == 1 && j.memory_mb == 0 && j.max_cores <= 1; });
+    running_.resize(jobs.size());
     has_dependents_.assign(jobs.size(), false);
     for (const auto& job : jobs)
       for (int d : job.after) has_dependents_[static_cast<std::size_t>(d)] = true;
@@ -133,13 +136,12 @@ class Simulation {
     auto& node = nodes_[static_cast<std::size_t>(e.node)];
     switch (e.kind) {
       case EventKind::job_end: {
-        node.ledger.release(e.job);
-        (void)node.graph.end(e.job, JobStatus::done, false);
-        ++ended_;
-        // The others hear of it where it matters: jobs wait for it.
-        if (has_dependents_[static_cast<std::size_t>(e.job)])
-          for (int k = 0; k < o_.nodes; ++k)
-            if (k != e.node) message(EventKind::end_notice, e.node, k, e.job);
+        auto& run = running_[static_cast<std::size_t>(e.job)];
+        if (e.order != run.event) return;  // rescheduled since (its cores changed)
+        finish(e.node, e.job);
+        for (int k = 0; k < o_.nodes; ++k)
+          if (k != e.node && has_dependents_[static_cast<std::size_t>(e.job)])
+            message(EventKind::end_notice, e.node, k, e.job);
         serve_lifelines(e.node);
         dispatch(e.node);
         return;
@@ -185,9 +187,83 @@ class Simulation {
     }
   }
 
+  // A running job's progress: remaining seconds at its own cores' speed,
+  // the speed now, since when, and its end event (a new one whenever its
+  // cores change).
+  struct Running {
+    double remaining = 0;
+    double speed = 1;
+    double since = 0;
+    int lent = 0;
+    std::int64_t event = -1;
+    std::size_t attempt = 0;
+  };
+
+  void schedule_end(int k, int job) {
+    auto& run = running_[static_cast<std::size_t>(job)];
+    run.event = next_order_;
+    push(Event{.time = now_ + run.remaining / run.speed, .kind = EventKind::job_end, .node = k, .job = job});
+  }
+
+  // Brings a running job's progress and busy time up to now.
+  void advance(int k, int job) {
+    auto& run = running_[static_cast<std::size_t>(job)];
+    const auto& j = jobs_[static_cast<std::size_t>(job)];
+    const double dt = now_ - run.since;
+    run.remaining = std::max(0.0, run.remaining - dt * run.speed);
+    const double busy = dt * (j.cores + run.lent);
+    result_.core_seconds += busy;
+    result_.node_busy[static_cast<std::size_t>(k)] += busy;
+    run.since = now_;
+  }
+
+  void set_lent(int k, int job, int lent) {
+    advance(k, job);
+    auto& run = running_[static_cast<std::size_t>(job)];
+    const auto& j = jobs_[static_cast<std::size_t>(job)];
+    run.lent = lent;
+    run.speed = (j.cores + j.elastic_efficiency * lent) / j.cores;
+    schedule_end(k, job);
+  }
+
+  void finish(int k, int job) {
+    auto& node = nodes_[static_cast<std::size_t>(k)];
+    advance(k, job);
+    auto& run = running_[static_cast<std::size_t>(job)];
+    auto& attempt = result_.attempts[run.attempt];
+    attempt.end = now_;
+    result_.job_seconds += now_ - attempt.start;
+    result_.makespan = std::max(result_.makespan, now_);
+    if (jobs_[static_cast<std::size_t>(job)].max_cores > 0) {
+      node.ledger.close_elastic(job);
+      std::vector<int> lent;
+      for (const auto& l : node.ledger.leases())
+        if (l.job == job) lent.push_back(l.worker);
+      for (int w : lent) end_lease(k, w);
+    }
+    node.ledger.release(job);
+    (void)node.graph.end(job, JobStatus::done, false);
+    ++ended_;
+  }
+
+  // A lent core goes back: its slice of the trace ends now.
+  void end_lease(int k, int worker) {
+    auto& node = nodes_[static_cast<std::size_t>(k)];
+    const auto key = std::make_pair(k, worker);
+    if (const auto it = lent_attempt_.find(key); it != lent_attempt_.end()) {
+      result_.attempts[it->second].end = now_;
+      lent_attempt_.erase(it);
+    }
+    node.ledger.end_lease(worker);
+  }
+
   void dispatch(int k) {
     auto& node = nodes_[static_cast<std::size_t>(k)];
-    if (node.ledger.free_cores() > 0 && node.graph.ready_count() > 0) {
+    // Cores asked back return at once, and an elastic job that started opens
+    // for lending (as its helper registers): another round places what
+    // waited for those cores, or lends them.
+    for (int round = 0; round < 4; ++round) {
+      if (node.ledger.free_cores() == 0 && node.ledger.elastic().empty()) break;
       std::vector<ReadyJob> ready;
       for (int j : node.graph.ready()) {
         const auto& job = jobs_[static_cast<std::size_t>(j)];
@@ -196,18 +272,42 @@ class Simulation {
         // them are what place() would start (a shortcut for large sweeps).
         if (all_single_ && static_cast<int>(ready.size()) >= node.ledger.free_cores()) break;
       }
+      if (ready.empty() && node.ledger.elastic().empty()) break;
+      bool again = false;
       for (const auto& d : place(node.ledger, ready)) {
-        if (d.kind != Decision::Kind::start) continue;  // nothing is elastic here
         const auto& job = jobs_[static_cast<std::size_t>(d.job)];
-        node.ledger.hold(d.job, d.workers, {.cores = job.cores, .memory_mb = job.memory_mb});
-        (void)node.graph.start(d.job);
-        result_.attempts.push_back({.job = d.job, .node = k, .cores = d.workers, .start = now_, .end = now_ + job.seconds});
-        result_.makespan = std::max(result_.makespan, now_ + job.seconds);
-        result_.job_seconds += job.seconds;
-        result_.core_seconds += job.seconds * job.cores;
-        result_.node_busy[static_cast<std::size_t>(k)] += job.seconds * job.cores;
-        push(Event{.time = now_ + job.seconds, .kind = EventKind::job_end, .node = k, .job = d.job});
+        switch (d.kind) {
+          case Decision::Kind::start: {
+            node.ledger.hold(d.job, d.workers, {.cores = job.cores, .memory_mb = job.memory_mb});
+            (void)node.graph.start(d.job);
+            auto& run = running_[static_cast<std::size_t>(d.job)];
+            run = Running{.remaining = job.seconds, .speed = 1, .since = now_, .attempt = result_.attempts.size()};
+            result_.attempts.push_back({.job = d.job, .node = k, .cores = d.workers, .start = now_, .end = now_});
+            if (job.max_cores > job.cores) {
+              node.ledger.open_elastic(d.job, job.cores, job.max_cores);
+              again = true;
+            }
+            schedule_end(k, d.job);
+            break;
+          }
+          case Decision::Kind::lend: {
+            node.ledger.lend(d.workers[0], d.job);
+            lent_attempt_[{k, d.workers[0]}] = result_.attempts.size();
+            result_.attempts.push_back(
+                {.job = d.job, .node = k, .cores = d.workers, .start = now_, .end = now_, .lent = true});
+            set_lent(k, d.job, running_[static_cast<std::size_t>(d.job)].lent + 1);
+            break;
+          }
+          case Decision::Kind::ask_back: {
+            node.ledger.ask_back(d.workers[0]);
+            end_lease(k, d.workers[0]);
+            set_lent(k, d.job, running_[static_cast<std::size_t>(d.job)].lent - 1);
+            again = true;
+            break;
+          }
+        }
       }
+      if (!again) break;
     }
     // Idle cores and nothing ready: ask a random other node, or, after two
     // empty answers, wait on lifelines registered with every other node.
@@ -242,6 +342,8 @@ class Simulation {
   double now_ = 0;
   int ended_ = 0;
   bool all_single_ = false;
+  std::vector<Running> running_;                              // per job
+  std::map<std::pair<int, int>, std::size_t> lent_attempt_;   // (node, worker) -> its lent attempt
   std::vector<bool> has_dependents_;
   SimResult result_;
 };

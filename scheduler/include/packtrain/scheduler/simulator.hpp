@@ -13,8 +13,10 @@
 // decision: it makes nothing ready), and registering a lifeline takes no
 // time: a simulation of 100,000 jobs on 100 nodes stays fast.
 //
-// What it does not model (yet): elastic jobs' lent cores (a job runs on
-// its own cores for its whole time), retries, GPUs.
+// Elastic jobs (Job::max_cores: Hogwild, growing replicas) are lent idle
+// cores and asked to give them back as place() decides; a lent core adds
+// `elastic_efficiency` of a core's speed to the job (its measured scaling),
+// and a core asked back returns at once. Not modelled: retries, GPUs.
 //
 //   std::vector<SimJob> jobs = {{.name = "a", .cost = 2, .seconds = 2}, {.name = "b", .cost = 1, .seconds = 1}};
 //   auto result = simulate(jobs, SimOptions{.nodes = 1, .cores = 2});
@@ -36,6 +38,8 @@ struct SimJob {
   double seconds = 1.0;      // how long it runs on its cores (the prediction)
   int cores = 1;
   std::uint64_t memory_mb = 0;
+  int max_cores = 0;                // elastic: up to this many with lent cores (0: just `cores`)
+  double elastic_efficiency = 1.0;  // a lent core's share of a core's speed (1: perfect scaling)
 };
 
 struct SimOptions {
@@ -47,19 +51,22 @@ struct SimOptions {
   std::uint64_t seed = 1;
 };
 
-// One job's run: on `node`, workers `cores`, from `start` to `end` (seconds).
+// One job's run: on `node`, workers `cores`, from `start` to `end` (seconds);
+// for an elastic job, also each core lent to it, as an attempt of its own
+// with `lent` true.
 struct SimAttempt {
   int job = 0;
   int node = 0;
   std::vector<int> cores;
   double start = 0;
   double end = 0;
+  bool lent = false;
 };
 
 struct SimResult {
   double makespan = 0;
   double job_seconds = 0;                  // the jobs' own times, summed
-  double core_seconds = 0;                 // ... times their cores
+  double core_seconds = 0;                 // the cores' busy time (their own and lent), summed
   std::vector<SimAttempt> attempts;        // in start order
   std::vector<double> node_busy;           // per node: core-seconds busy
   int steal_requests = 0;
