@@ -53,7 +53,34 @@ struct SimulateOptions {
   std::uint64_t seed = 1;
   bool quiet = false;
   double elastic_efficiency = 0.7;
+  int gpus = 0;
+  int gpu_slots = 1;
+  std::string gpu_speedup;  // "X" or "model=X,model=Y"
 };
+
+// --gpu-speedup: how many times one core's speed a GPU slot trains each
+// model at ("" for a model: it stays on the CPU).
+std::map<std::string, double> parse_gpu_speedup(const std::string& text, double& every) {
+  std::map<std::string, double> by_model;
+  every = 0;
+  if (text.empty()) return by_model;
+  std::size_t at = 0;
+  while (at <= text.size()) {
+    const auto comma = text.find(',', at);
+    const std::string item = text.substr(at, comma == std::string::npos ? std::string::npos : comma - at);
+    const auto eq = item.find('=');
+    const std::string value = eq == std::string::npos ? item : item.substr(eq + 1);
+    char* end = nullptr;
+    const double x = std::strtod(value.c_str(), &end);
+    if (value.empty() || end != value.c_str() + value.size() || !(x > 0) || !std::isfinite(x))
+      throw Error("--gpu-speedup takes X or MODEL=X,...: a speedup above 0, not '" + item + "'");
+    if (eq == std::string::npos) every = x;
+    else by_model[item.substr(0, eq)] = x;
+    if (comma == std::string::npos) break;
+    at = comma + 1;
+  }
+  return by_model;
+}
 
 using Clock = std::chrono::steady_clock;
 
@@ -180,7 +207,7 @@ void write_outputs(const std::filesystem::path& out, const CapturedJobs& capture
   for (const auto& a : r.attempts) {
     const auto& job = jobs[static_cast<std::size_t>(a.job)];
     attempts.push_back({{"job", job.id}, {"name", job.name}, {"node", a.node}, {"cores", a.cores},
-                        {"start", a.start}, {"end", a.end}, {"lent", a.lent}});
+                        {"start", a.start}, {"end", a.end}, {"lent", a.lent}, {"gpu_slot", a.gpu_slot}});
   }
   // trace.json: a builder per node (pid = node, a track per core), their
   // events joined into one file.
@@ -194,8 +221,12 @@ void write_outputs(const std::filesystem::path& out, const CapturedJobs& capture
     for (const auto& a : r.attempts) {
       if (a.node != k) continue;
       const auto& job = jobs[static_cast<std::size_t>(a.job)];
-      dashboard::AttemptSpan span{.job_id = job.id, .name = job.name + (a.lent ? " (lent)" : ""), .attempt = 1,
-                                  .status = JobStatus::done, .start = a.start, .end = a.end, .cores = a.cores, .rank = k};
+      // A GPU slot s is drawn as track cores + s.
+      const std::vector<int> tracks = a.gpu_slot >= 0 ? std::vector<int>{so.cores + a.gpu_slot} : a.cores;
+      dashboard::AttemptSpan span{.job_id = job.id,
+                                  .name = job.name + (a.lent ? " (lent)" : a.gpu_slot >= 0 ? " (GPU slot)" : ""),
+                                  .attempt = 1, .status = JobStatus::done, .start = a.start, .end = a.end,
+                                  .cores = tracks, .rank = k};
       b.add_attempt(span, {{"job", job.id}, {"simulated", true}, {"seconds", a.end - a.start}, {"lent", a.lent}});
     }
     const auto text = nlohmann::json::parse(b.text());
@@ -215,6 +246,7 @@ void write_outputs(const std::filesystem::path& out, const CapturedJobs& capture
       {"job_seconds", r.job_seconds}, {"speedup", r.makespan > 0 ? r.job_seconds / r.makespan : 0.0},
       {"efficiency", r.efficiency(so)}, {"node_busy_core_seconds", r.node_busy}, {"steal_requests", r.steal_requests},
       {"steals", r.steals},         {"lifeline_gifts", r.lifeline_gifts}, {"jobs_moved", r.jobs_moved},
+      {"gpu_slots", so.gpu_slots},  {"gpu_jobs", r.gpu_jobs},       {"node_gpu_busy_slot_seconds", r.node_gpu_busy},
       {"attempts", attempts}};
   write_file_atomically(out / "simulation.json", summary.dump(1) + "\n");
 
@@ -250,7 +282,7 @@ void write_outputs(const std::filesystem::path& out, const CapturedJobs& capture
     record.rank = a.node;
     record.metrics = {{"simulated", true}};
     input.jobs.push_back(record);
-    if (a.node >= drawn) continue;
+    if (a.node >= drawn || a.gpu_slot >= 0) continue;  // the report's chart: CPU cores
     std::vector<int> cores;
     for (int c : a.cores) cores.push_back(a.node * so.cores + c);
     input.attempts.push_back({.job_id = job.id, .name = job.name, .attempt = 1, .status = JobStatus::done,
@@ -290,6 +322,11 @@ int simulate_command(int argc, char** argv) {
     ("no-steal", po::bool_switch(&o.no_steal), "each node runs the jobs it was dealt, alone (as --shard splits them)")
     ("out", po::value(&o.out), "also write DIR/trace.json (a track per simulated core) and DIR/simulation.json")
     ("seed", po::value(&o.seed)->default_value(o.seed), "seed of the victims' draw")
+    ("gpus", po::value(&o.gpus)->default_value(o.gpus), "GPUs a node (simulated; with --gpu-speedup)")
+    ("gpu-slots", po::value(&o.gpu_slots)->default_value(o.gpu_slots), "jobs a GPU runs at once")
+    ("gpu-speedup", po::value(&o.gpu_speedup),
+     "X, or MODEL=X,...: a job in a GPU slot runs X times as fast as on one core (no GPU here to measure it); a "
+     "model not named stays on the CPU. Each job then goes where it is expected to finish first")
     ("elastic-efficiency", po::value(&o.elastic_efficiency)->default_value(o.elastic_efficiency, number_text(o.elastic_efficiency)),
      "elastic jobs (Hogwild, growing replicas): a core lent to one adds this share of a core's speed (bench_hogwild "
      "and bench_dataparallel measure 0.56-0.8 on 2 cores)")
@@ -318,6 +355,13 @@ int simulate_command(int argc, char** argv) {
   if (vm.count("cores") && (o.cores < 1 || o.cores > 100000))
     throw Error("--cores must be in 1..100000, not " + std::to_string(o.cores));
   if (!(o.latency_us >= 0)) throw Error("--latency-us must not be negative");
+  if (o.gpus < 0 || o.gpus > 64) throw Error("--gpus must be in 0..64, not " + std::to_string(o.gpus));
+  if (o.gpu_slots < 1 || o.gpu_slots > 64) throw Error("--gpu-slots must be in 1..64, not " + std::to_string(o.gpu_slots));
+  if (o.gpus > 0 && o.gpu_speedup.empty())
+    throw Error("--gpus needs --gpu-speedup: how much faster a GPU slot trains the models (there is no GPU here to measure)");
+  if (o.gpus == 0 && !o.gpu_speedup.empty()) throw Error("--gpu-speedup is for simulated --gpus");
+  double every_speedup = 0;
+  const auto speedups = parse_gpu_speedup(o.gpu_speedup, every_speedup);
   if (!(o.elastic_efficiency >= 0) || o.elastic_efficiency > 1)
     throw Error("--elastic-efficiency must be in 0..1, not " + number_text(o.elastic_efficiency));
   if (o.cores == 0) o.cores = static_cast<int>(affinity_cores().size());
@@ -348,6 +392,11 @@ int simulate_command(int argc, char** argv) {
     const auto& job = captured.jobs[j];
     SimJob s{.id = job.id(), .name = job.name, .cost = job.cost, .seconds = seconds[j], .cores = job.cores,
              .memory_mb = job.memory_mb, .max_cores = job.max_cores, .elastic_efficiency = o.elastic_efficiency};
+    if (o.gpus > 0) {
+      const auto it = speedups.find(job.spec.value("model", std::string()));
+      const double x = it != speedups.end() ? it->second : every_speedup;
+      if (x > 0) s.gpu_seconds = seconds[j] * job.cores / x;  // its cores' time as one core's, x times faster
+    }
     for (const auto& dep : job.after) {
       const auto it = index.find(dep);
       if (it == index.end()) throw Error(job.name + " waits for a job the command did not build");
@@ -355,8 +404,8 @@ int simulate_command(int argc, char** argv) {
     }
     jobs.push_back(std::move(s));
   }
-  const SimOptions so{.nodes = o.nodes, .cores = o.cores, .latency_s = o.latency_us * 1e-6, .steal = !o.no_steal,
-                      .seed = o.seed};
+  const SimOptions so{.nodes = o.nodes, .cores = o.cores, .gpu_slots = o.gpus * o.gpu_slots,
+                      .latency_s = o.latency_us * 1e-6, .steal = !o.no_steal, .seed = o.seed};
   const auto started = Clock::now();
   const auto r = simulate(jobs, so);
   const double took = std::chrono::duration<double>(Clock::now() - started).count();
@@ -365,15 +414,25 @@ int simulate_command(int argc, char** argv) {
     std::printf("packtrain simulate: %zu job(s) of %s on %d node(s) x %d core(s), %s\n", jobs.size(), command.c_str(),
                 o.nodes, o.cores, how.c_str());
   }
-  std::printf("predicted makespan %s, jobs' own time %s: %.2fx the speed of one job at a time on %d core(s); "
-              "efficiency %.3f (ideal / makespan)\n",
+  const std::string gpus = so.gpu_slots > 0 ? " and " + std::to_string(o.nodes * so.gpu_slots) + " GPU slot(s)" : "";
+  std::printf("predicted makespan %s, jobs' own time %s: %.2fx the speed of one job at a time on %d core(s)%s; "
+              "efficiency %.3f (the cores' busy share)\n",
               duration_text(r.makespan).c_str(), duration_text(r.job_seconds).c_str(),
-              r.makespan > 0 ? r.job_seconds / r.makespan : 0.0, o.nodes * o.cores, r.efficiency(so));
+              r.makespan > 0 ? r.job_seconds / r.makespan : 0.0, o.nodes * o.cores, gpus.c_str(), r.efficiency(so));
   if (!o.quiet) {
     const int shown = std::min(o.nodes, 8);
-    for (int k = 0; k < shown; ++k)
-      std::printf("  node %d: %.1f%% busy\n", k,
+    for (int k = 0; k < shown; ++k) {
+      std::printf("  node %d: %.1f%% busy", k,
                   r.makespan > 0 ? 100.0 * r.node_busy[static_cast<std::size_t>(k)] / (r.makespan * o.cores) : 0.0);
+      if (so.gpu_slots > 0)
+        std::printf(", GPU slots %.1f%% busy", r.makespan > 0 ? 100.0 * r.node_gpu_busy[static_cast<std::size_t>(k)] /
+                                                                     (r.makespan * so.gpu_slots)
+                                                               : 0.0);
+      std::printf("\n");
+    }
+    if (so.gpu_slots > 0)
+      std::printf("  %d of %zu job(s) placed in a GPU slot (where each was expected to finish first)\n", r.gpu_jobs,
+                  jobs.size());
     if (o.nodes > shown) std::printf("  ... %d more node(s)\n", o.nodes - shown);
     if (o.nodes > 1)
       std::printf("  work sharing: %d steal request(s), %d answered with jobs, %d lifeline gift(s), %d job(s) moved "

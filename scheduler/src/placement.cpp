@@ -1,6 +1,8 @@
 #include <packtrain/scheduler/placement.hpp>
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 
 namespace packtrain {
 
@@ -100,6 +102,43 @@ std::vector<Decision> place(const ResourceLedger& ledger, const std::vector<Read
     ++has[best];
     left.free[w] = false;
     out.push_back({.kind = Decision::Kind::lend, .job = ledger.elastic()[best].job, .workers = {w}});
+  }
+  return out;
+}
+
+std::vector<MixedDecision> place_mixed(const ResourceLedger& ledger, const std::vector<ReadyChoice>& ready,
+                                       Forecast forecast) {
+  std::vector<MixedDecision> out;
+  Left left{.free = std::vector<bool>(ledger.cores()), .cores = ledger.free_cores(), .gpus = ledger.free_gpus(),
+            .memory_mb = ledger.free_memory_mb()};
+  for (int w = 0; w < ledger.cores(); ++w) left.free[w] = ledger.is_free(w);
+  std::vector<const ReadyChoice*> order;
+  for (const auto& r : ready) order.push_back(&r);
+  std::sort(order.begin(), order.end(), [](const ReadyChoice* a, const ReadyChoice* b) {
+    return a->cost > b->cost || (a->cost == b->cost && a->job < b->job);
+  });
+  constexpr double kNever = std::numeric_limits<double>::infinity();
+  for (const auto* r : order) {
+    const bool on_cpu = r->cpu_seconds > 0, on_gpu = r->gpu_seconds > 0;
+    const Demand slot{.cores = 0, .gpus = 1, .memory_mb = r->cpu.memory_mb};
+    const bool cpu_now = on_cpu && left.fits(r->cpu), gpu_now = on_gpu && left.fits(slot);
+    const double cpu_finish = !on_cpu ? kNever : (cpu_now ? 0 : forecast.core_free_in) + r->cpu_seconds;
+    const double gpu_finish = !on_gpu ? kNever : (gpu_now ? 0 : forecast.gpu_slot_free_in) + r->gpu_seconds;
+    const bool gpu_best = gpu_finish < cpu_finish;
+    if (gpu_best ? gpu_now : cpu_now) {
+      MixedDecision d{.job = r->job, .gpu = gpu_best};
+      const Demand& used = gpu_best ? slot : r->cpu;
+      if (!gpu_best) d.workers = take_lowest(left, r->cpu.cores);
+      left.cores -= used.cores;
+      left.gpus -= used.gpus;
+      left.memory_mb -= used.memory_mb;
+      auto& frees = gpu_best ? forecast.gpu_slot_free_in : forecast.core_free_in;
+      frees = std::min(frees, gpu_best ? r->gpu_seconds : r->cpu_seconds);
+      out.push_back(std::move(d));
+    } else if (std::isfinite(gpu_best ? gpu_finish : cpu_finish)) {
+      // It waits for the place it is best at: the next job waits behind it.
+      (gpu_best ? forecast.gpu_slot_free_in : forecast.core_free_in) += gpu_best ? r->gpu_seconds : r->cpu_seconds;
+    }
   }
   return out;
 }

@@ -36,6 +36,7 @@ void check(const std::vector<SimJob>& jobs, const SimOptions& o) {
   if (o.nodes < 1) throw Error("simulate: at least 1 node, not " + std::to_string(o.nodes));
   if (o.cores < 1) throw Error("simulate: at least 1 core a node, not " + std::to_string(o.cores));
   if (!(o.latency_s >= 0)) throw Error("simulate: a negative message latency");
+  if (o.gpu_slots < 0) throw Error("simulate: a negative number of GPU slots");
   const int n = static_cast<int>(jobs.size());
   std::vector<int> waiting(static_cast<std::size_t>(n), 0);
   std::vector<std::vector<int>> dependents(static_cast<std::size_t>(n));
@@ -47,7 +48,7 @@ void check(const std::vector<SimJob>& jobs, const SimOptions& o) {
     if (o.memory_mb > 0 && job.memory_mb > o.memory_mb)
       throw Error("simulate: " + job.name + " needs " + std::to_string(job.memory_mb) + " MB; a node has " +
                   std::to_string(o.memory_mb));
-    if (!(job.seconds >= 0) || !std::isfinite(job.seconds))
+    if (!(job.seconds >= 0) || !std::isfinite(job.seconds) || !(job.gpu_seconds >= 0) || !std::isfinite(job.gpu_seconds))
       throw Error("simulate: " + job.name + " has no valid duration");
     for (int d : job.after) {
       if (d < 0 || d >= n || d == j) throw Error("simulate: " + job.name + " waits for an unknown job");
@@ -78,6 +79,8 @@ struct Node {
   int empty_answers = 0;
   bool lifeline_out = false;    // registered with the others
   std::deque<int> lifelines;    // thieves waiting for work from here
+  std::vector<bool> slot_busy;  // per GPU slot
+  std::set<int> running;        // jobs running here
 };
 
 class Simulation {
@@ -93,15 +96,18 @@ class Simulation {
     std::vector<int> owner(static_cast<std::size_t>(n));
     for (std::size_t p = 0; p < order.size(); ++p) owner[static_cast<std::size_t>(order[p])] = static_cast<int>(p % o.nodes);
     const std::uint64_t memory = o.memory_mb > 0 ? o.memory_mb : std::numeric_limits<std::uint64_t>::max() / 2;
+    mixed_ = o.gpu_slots > 0 && std::any_of(jobs.begin(), jobs.end(), [](const SimJob& j) { return j.gpu_seconds > 0; });
     for (int k = 0; k < o.nodes; ++k) {
       std::vector<JobGraph::Node> graph;
       graph.reserve(jobs.size());
       for (int j = 0; j < n; ++j)
         graph.push_back({.after = jobs[static_cast<std::size_t>(j)].after, .cost = jobs[static_cast<std::size_t>(j)].cost,
                          .owned = owner[static_cast<std::size_t>(j)] == k});
-      nodes_.push_back(Node{.graph = JobGraph(std::move(graph)), .ledger = ResourceLedger(o.cores, 0, memory)});
+      nodes_.push_back(Node{.graph = JobGraph(std::move(graph)), .ledger = ResourceLedger(o.cores, o.gpu_slots, memory),
+                            .slot_busy = std::vector<bool>(static_cast<std::size_t>(std::max(0, o.gpu_slots)), false)});
     }
     result_.node_busy.assign(static_cast<std::size_t>(o.nodes), 0.0);
+    result_.node_gpu_busy.assign(static_cast<std::size_t>(o.nodes), 0.0);
     all_single_ = std::all_of(jobs.begin(), jobs.end(),
                               [](const SimJob& j) { return j.cores == 1 && j.memory_mb == 0 && j.max_cores <= 1; });
     running_.resize(jobs.size());
@@ -197,6 +203,7 @@ class Simulation {
     int lent = 0;
     std::int64_t event = -1;
     std::size_t attempt = 0;
+    int slot = -1;  // the GPU slot it runs in, or -1
   };
 
   void schedule_end(int k, int job) {
@@ -211,9 +218,13 @@ class Simulation {
     const auto& j = jobs_[static_cast<std::size_t>(job)];
     const double dt = now_ - run.since;
     run.remaining = std::max(0.0, run.remaining - dt * run.speed);
-    const double busy = dt * (j.cores + run.lent);
-    result_.core_seconds += busy;
-    result_.node_busy[static_cast<std::size_t>(k)] += busy;
+    if (run.slot >= 0) {
+      result_.node_gpu_busy[static_cast<std::size_t>(k)] += dt;
+    } else {
+      const double busy = dt * (j.cores + run.lent);
+      result_.core_seconds += busy;
+      result_.node_busy[static_cast<std::size_t>(k)] += busy;
+    }
     run.since = now_;
   }
 
@@ -242,8 +253,52 @@ class Simulation {
       for (int w : lent) end_lease(k, w);
     }
     node.ledger.release(job);
+    if (run.slot >= 0) node.slot_busy[static_cast<std::size_t>(run.slot)] = false;
+    node.running.erase(job);
     (void)node.graph.end(job, JobStatus::done, false);
     ++ended_;
+  }
+
+  // DESIGN.md decision 12: each ready job on its cores or in a GPU slot,
+  // where it is expected to finish first (place_mixed), from the running
+  // jobs' expected ends.
+  void dispatch_mixed(int k) {
+    auto& node = nodes_[static_cast<std::size_t>(k)];
+    if (node.graph.ready_count() == 0) return;
+    Forecast forecast;
+    for (int j : node.running) {
+      const auto& run = running_[static_cast<std::size_t>(j)];
+      const double left = std::max(0.0, run.remaining - (now_ - run.since) * run.speed) / run.speed;
+      auto& frees = run.slot >= 0 ? forecast.gpu_slot_free_in : forecast.core_free_in;
+      frees = std::min(frees, left);
+    }
+    std::vector<ReadyChoice> ready;
+    for (int j : node.graph.ready()) {
+      const auto& job = jobs_[static_cast<std::size_t>(j)];
+      ready.push_back({.job = j, .cost = job.cost, .cpu = {.cores = job.cores, .memory_mb = job.memory_mb},
+                       .cpu_seconds = job.seconds > 0 ? job.seconds : 1e-12, .gpu_seconds = job.gpu_seconds});
+    }
+    for (const auto& d : place_mixed(node.ledger, ready, forecast)) {
+      const auto& job = jobs_[static_cast<std::size_t>(d.job)];
+      auto& run = running_[static_cast<std::size_t>(d.job)];
+      run = Running{.remaining = d.gpu ? job.gpu_seconds : job.seconds, .speed = 1, .since = now_,
+                    .attempt = result_.attempts.size()};
+      SimAttempt attempt{.job = d.job, .node = k, .cores = d.workers, .start = now_, .end = now_};
+      if (d.gpu) {
+        const auto free = std::find(node.slot_busy.begin(), node.slot_busy.end(), false);
+        run.slot = static_cast<int>(free - node.slot_busy.begin());
+        *free = true;
+        attempt.gpu_slot = run.slot;
+        node.ledger.hold(d.job, {}, {.cores = 0, .gpus = 1, .memory_mb = job.memory_mb});
+        ++result_.gpu_jobs;
+      } else {
+        node.ledger.hold(d.job, d.workers, {.cores = job.cores, .memory_mb = job.memory_mb});
+      }
+      (void)node.graph.start(d.job);
+      node.running.insert(d.job);
+      result_.attempts.push_back(std::move(attempt));
+      schedule_end(k, d.job);
+    }
   }
 
   // A lent core goes back: its slice of the trace ends now.
@@ -259,10 +314,11 @@ class Simulation {
 
   void dispatch(int k) {
     auto& node = nodes_[static_cast<std::size_t>(k)];
+    if (mixed_) dispatch_mixed(k);
     // Cores asked back return at once, and an elastic job that started opens
     // for lending (as its helper registers): another round places what
     // waited for those cores, or lends them.
-    for (int round = 0; round < 4; ++round) {
+    for (int round = 0; round < 4 && !mixed_; ++round) {
       if (node.ledger.free_cores() == 0 && node.ledger.elastic().empty()) break;
       std::vector<ReadyJob> ready;
       for (int j : node.graph.ready()) {
@@ -282,6 +338,7 @@ class Simulation {
             (void)node.graph.start(d.job);
             auto& run = running_[static_cast<std::size_t>(d.job)];
             run = Running{.remaining = job.seconds, .speed = 1, .since = now_, .attempt = result_.attempts.size()};
+            node.running.insert(d.job);
             result_.attempts.push_back({.job = d.job, .node = k, .cores = d.workers, .start = now_, .end = now_});
             if (job.max_cores > job.cores) {
               node.ledger.open_elastic(d.job, job.cores, job.max_cores);
@@ -342,6 +399,7 @@ class Simulation {
   double now_ = 0;
   int ended_ = 0;
   bool all_single_ = false;
+  bool mixed_ = false;
   std::vector<Running> running_;                              // per job
   std::map<std::pair<int, int>, std::size_t> lent_attempt_;   // (node, worker) -> its lent attempt
   std::vector<bool> has_dependents_;

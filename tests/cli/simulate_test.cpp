@@ -79,6 +79,13 @@ TEST(Simulate, WithoutFromItCalibratesOnThisMachineAndSimulatesSeveralNodes) {
                                     "--models", "mlp,lenet5", "--folds", "4", "--epochs", "2"});
   ASSERT_EQ(alone.exit_code, 0) << alone.err;
   EXPECT_NE(alone.out.find("0 job(s) moved (no stealing)"), std::string::npos) << alone.out;
+  // A GPU per node, lenet5 20x a core there, mlp left on the CPU: lenet5 jobs go to the slots.
+  const auto gpus = run_packtrain({"simulate", "--nodes", "1", "--cores", "2", "--gpus", "1", "--gpu-speedup", "lenet5=20",
+                                   "--", "kfold", "--models", "mlp,lenet5", "--folds", "4", "--epochs", "2"});
+  ASSERT_EQ(gpus.exit_code, 0) << gpus.err;
+  EXPECT_NE(gpus.out.find("on 2 core(s) and 1 GPU slot(s)"), std::string::npos) << gpus.out;
+  EXPECT_NE(gpus.out.find("job(s) placed in a GPU slot"), std::string::npos) << gpus.out;
+  EXPECT_EQ(gpus.out.find(" 0 of 16 job(s) placed in a GPU slot"), std::string::npos) << gpus.out;
 }
 
 TEST(Simulate, BadRequestsAreOneLineExit2) {
@@ -93,6 +100,10 @@ TEST(Simulate, BadRequestsAreOneLineExit2) {
       {"simulate", "--", "kfold", "--folds", "1"},                                // the command's own refusal
       {"simulate", "--cores", "2", "--", "kfold", "--cores-per-job", "3"},        // wider than a simulated node
       {"simulate", "--no-such-flag", "--", "kfold"},
+      {"simulate", "--gpus", "2", "--", "kfold"},                                 // no speedup to simulate them with
+      {"simulate", "--gpus", "1", "--gpu-speedup", "lenet5=fast", "--", "kfold"},
+      {"simulate", "--gpu-speedup", "4", "--", "kfold"},                          // no --gpus
+      {"simulate", "--elastic-efficiency", "2", "--", "kfold"},
   };
   for (const auto& argv : bad) {
     std::string joined;
@@ -108,7 +119,8 @@ TEST(Simulate, HelpDescribesEveryOption) {
   const auto r = run_packtrain({"simulate", "--help"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("usage: packtrain simulate [options] -- kfold|lth|hogwild|train"), std::string::npos) << r.out;
-  for (const char* flag : {"--nodes", "--cores", "--from", "--latency-us", "--no-steal", "--out", "--seed", "--quiet"})
+  for (const char* flag : {"--nodes", "--cores", "--from", "--latency-us", "--no-steal", "--out", "--seed", "--quiet",
+                           "--gpus", "--gpu-slots", "--gpu-speedup", "--elastic-efficiency"})
     EXPECT_NE(r.out.find(flag), std::string::npos) << flag;
   EXPECT_NE(run_packtrain({"--help"}).out.find("simulate"), std::string::npos) << "packtrain --help lists it";
 }

@@ -139,3 +139,54 @@ TEST(Placement, AnEndingElasticJobGetsNoCoresAndItsLeasesCountAsReturning) {
   EXPECT_TRUE(place(ledger, {ready(0, 5, 2)}).empty());
   EXPECT_TRUE(place(ledger, {}).empty());
 }
+
+// --- mixed CPU/GPU placement: where each job is expected to finish first ---
+
+namespace {
+
+ReadyChoice choice(int job, double cpu_seconds, double gpu_seconds, int cores = 1) {
+  return {.job = job, .cost = std::max(cpu_seconds, gpu_seconds), .cpu = {.cores = cores},
+          .cpu_seconds = cpu_seconds, .gpu_seconds = gpu_seconds};
+}
+MixedDecision on_gpu(int job) { return {.job = job, .gpu = true}; }
+MixedDecision on_cpu(int job, std::vector<int> workers) { return {.job = job, .gpu = false, .workers = workers}; }
+
+}  // namespace
+
+TEST(MixedPlacement, AJobFasterOnAFreeGpuSlotGoesThereAndTheNextWhereItFinishesFirst) {
+  ResourceLedger ledger(2, 1, 1000);  // 2 cores, 1 GPU slot
+  // Job 1 after job 0's 5 s in the slot: 5 + 26 = 31 > 30 on a core: the core.
+  EXPECT_EQ(place_mixed(ledger, {choice(0, 40, 5), choice(1, 30, 26)}, {}),
+            (std::vector<MixedDecision>{on_gpu(0), on_cpu(1, {0})}));
+  // 5 + 6 = 11 < 30: it waits for the slot.
+  EXPECT_EQ(place_mixed(ledger, {choice(0, 40, 5), choice(1, 30, 6)}, {}), (std::vector<MixedDecision>{on_gpu(0)}));
+}
+
+TEST(MixedPlacement, ABusySlotIsWaitedForOnlyWhenThatStillFinishesFirst) {
+  ResourceLedger ledger(1, 1, 1000);
+  ledger.hold(kOther, {}, {.cores = 0, .gpus = 1});  // the slot is busy for 3 more seconds
+  // 3 + 5 on the GPU beats 40 on the core: job 0 waits; the short CPU-only job takes the core.
+  EXPECT_EQ(place_mixed(ledger, {choice(0, 40, 5), choice(1, 2, 0)}, {.gpu_slot_free_in = 3}),
+            (std::vector<MixedDecision>{on_cpu(1, {0})}));
+  // Busy for 50 more seconds: the core now is sooner.
+  EXPECT_EQ(place_mixed(ledger, {choice(0, 40, 5)}, {.gpu_slot_free_in = 50}),
+            (std::vector<MixedDecision>{on_cpu(0, {0})}));
+}
+
+TEST(MixedPlacement, JobsWaitingForTheSameSlotQueueBehindEachOther) {
+  ResourceLedger ledger(1, 1, 1000);
+  ledger.hold(kOther, {}, {.cores = 0, .gpus = 1});
+  // Job 0 waits for the slot (2 + 10 < 30); job 1 would wait 2 + 10 + 10 = 22
+  // there against 25 on the free core... it waits too; job 2 (3 s on CPU) runs now.
+  EXPECT_EQ(place_mixed(ledger, {choice(0, 30, 10), choice(1, 25, 10), choice(2, 3, 0)}, {.gpu_slot_free_in = 2}),
+            (std::vector<MixedDecision>{on_cpu(2, {0})}));
+  // Job 1 on a slower GPU (16 s): 2 + 10 + 16 = 28 > 25: the core.
+  EXPECT_EQ(place_mixed(ledger, {choice(0, 30, 10), choice(1, 25, 16)}, {.gpu_slot_free_in = 2}),
+            (std::vector<MixedDecision>{on_cpu(1, {0})}));
+}
+
+TEST(MixedPlacement, CpuOnlyAndGpuOnlyJobsStayOnTheirDevice) {
+  ResourceLedger ledger(1, 1, 1000);
+  EXPECT_EQ(place_mixed(ledger, {choice(0, 5, 0), choice(1, 0, 50)}, {}),
+            (std::vector<MixedDecision>{on_gpu(1), on_cpu(0, {0})}));
+}

@@ -32,7 +32,7 @@ void expect_valid(const std::vector<SimJob>& jobs, const SimOptions& o, const Si
       continue;
     }
     EXPECT_TRUE(seen.insert(a.job).second) << "job " << a.job << " ran twice";
-    EXPECT_EQ(static_cast<int>(a.cores.size()), jobs[static_cast<std::size_t>(a.job)].cores);
+    if (a.gpu_slot < 0) EXPECT_EQ(static_cast<int>(a.cores.size()), jobs[static_cast<std::size_t>(a.job)].cores);
     EXPECT_GE(a.node, 0);
     EXPECT_LT(a.node, o.nodes);
     for (int c : a.cores) {
@@ -151,6 +151,34 @@ TEST(Simulator, AnElasticJobGrowsOntoIdleCoresAndGivesThemBackForAWaitingJob) {
   expect_valid(jobs, o, half);
   // 0-3: 1.5 x 3 = 4.5 done; 3-5: 2 more; 13.5 left at 2x: 6.75 s.
   EXPECT_DOUBLE_EQ(half.makespan, 5.0 + 13.5 / 2.0);
+}
+
+// Decision 12 in virtual time: six jobs of 10 s on a core or 2 s in the one
+// GPU slot, 2 cores: each goes where it finishes first. Four queue for the
+// slot (2, 4, 6, 8 s), the fifth and sixth would end at 10 and 12 there, so
+// they take the cores (10 s): makespan 10, against 30 on the cores alone.
+TEST(Simulator, JobsGoWhereTheyAreExpectedToFinishFirstOnCoresOrAGpuSlot) {
+  std::vector<SimJob> jobs;
+  for (int i = 0; i < 6; ++i)
+    jobs.push_back({.name = "j" + std::to_string(i), .cost = 10, .seconds = 10, .gpu_seconds = 2});
+  SimOptions o{.nodes = 1, .cores = 2, .gpu_slots = 1};
+  const auto r = simulate(jobs, o);
+  expect_valid(jobs, o, r);
+  EXPECT_EQ(r.gpu_jobs, 4);
+  EXPECT_DOUBLE_EQ(r.makespan, 10.0);
+  std::vector<std::pair<double, double>> slot;
+  for (const auto& a : r.attempts)
+    if (a.gpu_slot >= 0) {
+      EXPECT_EQ(a.gpu_slot, 0);
+      EXPECT_TRUE(a.cores.empty());
+      EXPECT_DOUBLE_EQ(a.end - a.start, 2.0);
+      slot.emplace_back(a.start, a.end);
+    }
+  std::sort(slot.begin(), slot.end());
+  for (std::size_t i = 1; i < slot.size(); ++i) EXPECT_GE(slot[i].first, slot[i - 1].second) << "one job a slot";
+  EXPECT_DOUBLE_EQ(r.node_gpu_busy[0], 8.0);
+  o.gpu_slots = 0;
+  EXPECT_DOUBLE_EQ(simulate(jobs, o).makespan, 30.0);
 }
 
 TEST(Simulator, TheSameJobsAndOptionsGiveTheSameSchedule) {

@@ -27,6 +27,7 @@
 //     if (d.kind == Decision::Kind::start) ledger.hold(d.job, d.workers, ...);
 #include <packtrain/scheduler/resource_ledger.hpp>
 
+#include <limits>
 #include <vector>
 
 namespace packtrain {
@@ -52,5 +53,37 @@ struct Decision {
 
 // `ready`: the ready jobs, in any order.
 std::vector<Decision> place(const ResourceLedger& ledger, const std::vector<ReadyJob>& ready);
+
+// Mixed CPU/GPU placement (DESIGN.md decision 12): a job that can run on
+// its CPU cores or in one GPU slot (a ledger GPU) goes where it is expected
+// to finish first. Jobs are taken longest first (cost); for each, the
+// expected finish is its seconds there if that place is free now, else the
+// forecast wait for the next such place plus its seconds there. The best
+// place free now: it starts there. The best place not free: it waits for
+// it (and that place's forecast grows by its seconds, so the next job
+// counts it), while shorter jobs may take what is free. Elastic lending is
+// not part of it.
+struct ReadyChoice {
+  int job = 0;
+  double cost = 1.0;
+  Demand cpu;                // its cores (and memory) on the CPU
+  double cpu_seconds = 0;    // expected on `cpu`; <= 0: it cannot run on the CPU
+  double gpu_seconds = 0;    // expected in one GPU slot; <= 0: it cannot run on a GPU
+};
+// Seconds from now until the next busy core (slot) is expected to free:
+// the running jobs' expected ends; infinite when none is busy. A job
+// started in this placement counts too (it frees its place after its seconds).
+struct Forecast {
+  double core_free_in = std::numeric_limits<double>::infinity();
+  double gpu_slot_free_in = std::numeric_limits<double>::infinity();
+};
+struct MixedDecision {
+  int job = 0;
+  bool gpu = false;          // in a GPU slot (Demand{.cores = 0, .gpus = 1}), else on `workers`
+  std::vector<int> workers;  // the CPU cores, lowest free first
+  bool operator==(const MixedDecision&) const = default;
+};
+std::vector<MixedDecision> place_mixed(const ResourceLedger& ledger, const std::vector<ReadyChoice>& ready,
+                                       Forecast forecast);
 
 }  // namespace packtrain

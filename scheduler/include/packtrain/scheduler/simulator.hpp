@@ -16,7 +16,10 @@
 // Elastic jobs (Job::max_cores: Hogwild, growing replicas) are lent idle
 // cores and asked to give them back as place() decides; a lent core adds
 // `elastic_efficiency` of a core's speed to the job (its measured scaling),
-// and a core asked back returns at once. Not modelled: retries, GPUs.
+// and a core asked back returns at once. With GPU slots on the nodes, each
+// ready job goes where it is expected to finish first, on its CPU cores or
+// in a slot (place_mixed, DESIGN.md decision 12; no lending then). Not
+// modelled: retries.
 //
 //   std::vector<SimJob> jobs = {{.name = "a", .cost = 2, .seconds = 2}, {.name = "b", .cost = 1, .seconds = 1}};
 //   auto result = simulate(jobs, SimOptions{.nodes = 1, .cores = 2});
@@ -38,6 +41,7 @@ struct SimJob {
   double seconds = 1.0;      // how long it runs on its cores (the prediction)
   int cores = 1;
   std::uint64_t memory_mb = 0;
+  double gpu_seconds = 0;           // in one GPU slot (0: CPU only)
   int max_cores = 0;                // elastic: up to this many with lent cores (0: just `cores`)
   double elastic_efficiency = 1.0;  // a lent core's share of a core's speed (1: perfect scaling)
 };
@@ -46,6 +50,7 @@ struct SimOptions {
   int nodes = 1;
   int cores = 1;                   // per node
   std::uint64_t memory_mb = 0;     // per node; 0: as much as the jobs ask
+  int gpu_slots = 0;               // per node: GPUs x jobs per GPU
   double latency_s = 5e-6;         // one message between nodes
   bool steal = true;               // false: each node runs its deal alone (--shard-like)
   std::uint64_t seed = 1;
@@ -61,6 +66,7 @@ struct SimAttempt {
   double start = 0;
   double end = 0;
   bool lent = false;
+  int gpu_slot = -1;  // in this GPU slot of the node (cores empty), or -1
 };
 
 struct SimResult {
@@ -69,6 +75,8 @@ struct SimResult {
   double core_seconds = 0;                 // the cores' busy time (their own and lent), summed
   std::vector<SimAttempt> attempts;        // in start order
   std::vector<double> node_busy;           // per node: core-seconds busy
+  std::vector<double> node_gpu_busy;       // per node: GPU-slot-seconds busy
+  int gpu_jobs = 0;                        // jobs placed in a GPU slot
   int steal_requests = 0;
   int steals = 0;                          // requests answered with jobs
   int lifeline_gifts = 0;
