@@ -42,6 +42,27 @@ bool parse_double(const std::string& text, double& out) {
   return end == text.c_str() + text.size() && errno == 0 && std::isfinite(out);
 }
 
+// Calls `row` with the cells of every line of the CSV file at `path` that
+// has as many cells as `header` (its header lines, which a resumed run
+// appends again, skipped); a row that throws (a torn or foreign line) is
+// skipped. Nothing when the file does not exist.
+template <typename Row>
+void for_each_row(const std::filesystem::path& path, const char* header, Row&& row) {
+  const std::string header_line(header, std::strlen(header) - 1);
+  const auto columns = split_csv_line(header_line).size();
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line == header_line) continue;
+    const auto cells = split_csv_line(line);
+    if (cells.size() != columns) continue;
+    try {
+      row(cells);
+    } catch (const std::exception&) {
+    }
+  }
+}
+
 // The last header line of an existing utilization.csv, or "".
 std::string last_header(const std::filesystem::path& path) {
   std::ifstream in(path);
@@ -214,27 +235,16 @@ std::string step_row(const StepSlice& step) {
 
 std::vector<StepSlice> read_steps(const std::filesystem::path& path) {
   std::vector<StepSlice> steps;
-  std::ifstream in(path);
-  std::string line;
-  const std::string header(kStepsHeader, std::strlen(kStepsHeader) - 1);
-  while (std::getline(in, line)) {
-    if (line == header) continue;  // a resumed run's header
-    const auto cells = split_csv_line(line);
-    if (cells.size() != 8) continue;
-    try {
-      StepSlice s;
-      s.job_id = cells[0];
-      s.attempt = std::stoi(cells[1]);
-      s.rank = std::stoi(cells[2]);
-      s.step = std::stoll(cells[3]);
-      if (!parse_double(cells[4], s.compute_begin) || !parse_double(cells[5], s.compute_end) ||
-          !parse_double(cells[6], s.sync_begin) || !parse_double(cells[7], s.sync_end))
-        continue;
+  for_each_row(path, kStepsHeader, [&](const std::vector<std::string>& cells) {
+    StepSlice s;
+    s.job_id = cells[0];
+    s.attempt = std::stoi(cells[1]);
+    s.rank = std::stoi(cells[2]);
+    s.step = std::stoll(cells[3]);
+    if (parse_double(cells[4], s.compute_begin) && parse_double(cells[5], s.compute_end) &&
+        parse_double(cells[6], s.sync_begin) && parse_double(cells[7], s.sync_end))
       steps.push_back(std::move(s));
-    } catch (const std::exception&) {
-      continue;  // a torn or foreign line
-    }
-  }
+  });
   return steps;
 }
 
@@ -258,27 +268,18 @@ std::vector<StepSlice> steps_in_progress(const std::string& job_id, int attempt,
 
 std::vector<AttemptSpan> read_attempts(const std::filesystem::path& path) {
   std::vector<AttemptSpan> spans;
-  std::ifstream in(path);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.starts_with("job,")) continue;  // a header
-    const auto cells = split_csv_line(line);
-    if (cells.size() != 8) continue;
-    try {
-      AttemptSpan s;
-      s.job_id = cells[0];
-      s.attempt = std::stoi(cells[1]);
-      s.status = job_status_from_string(cells[2]);
-      if (!parse_double(cells[3], s.start) || !parse_double(cells[4], s.end)) continue;
-      s.rank = std::stoi(cells[5]);
-      std::istringstream cores(cells[6]);
-      for (int c; cores >> c;) s.cores.push_back(c);
-      s.name = cells[7];
-      spans.push_back(std::move(s));
-    } catch (const std::exception&) {
-      continue;  // a torn or foreign line
-    }
-  }
+  for_each_row(path, kAttemptsHeader, [&](const std::vector<std::string>& cells) {
+    AttemptSpan s;
+    s.job_id = cells[0];
+    s.attempt = std::stoi(cells[1]);
+    s.status = job_status_from_string(cells[2]);
+    if (!parse_double(cells[3], s.start) || !parse_double(cells[4], s.end)) return;
+    s.rank = std::stoi(cells[5]);
+    std::istringstream cores(cells[6]);
+    for (int c; cores >> c;) s.cores.push_back(c);
+    s.name = cells[7];
+    spans.push_back(std::move(s));
+  });
   return spans;
 }
 
