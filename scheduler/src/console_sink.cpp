@@ -26,6 +26,9 @@ std::string format_speedup(const RunSummary& run, int cores, int ranks) {
   if (jobs == 0) return "nothing to run: this share of the sweep holds none of its jobs";
   if (run.job_seconds <= 0 || run.makespan_s <= 0) {
     if (run.resumed == jobs) return "nothing to run: all " + plural(jobs, "job") + " were done before (--resume)";
+    if (run.crashed > 0 && run.resumed + run.crashed == jobs)
+      return "nothing to run: " + std::to_string(run.resumed) + " of " + plural(jobs, "job") + " were done before and " +
+             std::to_string(run.crashed) + " crashed twice (never run again)";
     if (run.interrupted) return "interrupted before any job ended";
     return "no job ran to its end in this run";
   }

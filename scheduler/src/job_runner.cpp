@@ -158,6 +158,8 @@ RunSummary JobRunner::run(const RunOptions& options) {
         nodes[j].done_before = true;
       } else if (prior && prior->status == JobStatus::crashed) {
         r = *prior;  // its signal and crashes stay recorded
+        r.name = job.name;
+        r.spec = job.spec;
         nodes[j].crashed_before = true;
       } else if (prior) {
         r.attempts = prior->attempts;  // cancelled, failed or killed while running: numbering goes on
@@ -186,15 +188,15 @@ RunSummary JobRunner::run(const RunOptions& options) {
         ++summary_.resumed;
         continue;
       }
+      write_journal([id = records[j].id, name = jobs_[j].name, spec = jobs_[j].spec](Journal& journal) {
+        journal.add_queued(id, name, spec);  // a crashed job's row too: it keeps its status, gets its spec
+      });
       if (nodes[j].crashed_before) {
         ++summary_.crashed;
         continue;
       }
       if (options.sharing) nodes[j].owned = options.sharing->starts_with(j);
       start_info.total_cost += jobs_[j].cost;
-      write_journal([id = records[j].id, name = jobs_[j].name, spec = jobs_[j].spec](Journal& journal) {
-        journal.add_queued(id, name, spec);
-      });
     }
     start_info.already_done = summary_.resumed;
     start_info.already_crashed = summary_.crashed;
