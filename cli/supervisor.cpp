@@ -155,7 +155,7 @@ std::vector<Blamed> record_crash(const std::filesystem::path& path, double start
     const bool last = crashes >= kCrashesAllowed;
     const nlohmann::json metrics = {{"signal", signal_name(signo)}, {"crashes", crashes}};
     const std::string message =
-        last ? "crashed: the process died by " + how + " while this job ran, " + std::to_string(crashes) +
+        last ? "the process died by " + how + " while this job ran, " + std::to_string(crashes) +
                    " times; not run again"
              : "the process died by " + how + " while this job ran; it runs again (a second crash records it crashed)";
     journal->set_meta("crashes", counts.dump());
