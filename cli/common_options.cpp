@@ -16,7 +16,7 @@ namespace packtrain::cli {
 const std::set<std::string> kRunLevelFlags = {"help", "out",    "resume", "cores", "serve",
                                               "bind", "sample-ms", "config", "quiet", "serial",
                                               "shard", "checkpoint-every", "max-cores", "token", "token-file",
-                                              "oversubscribe", "bucket-cap-mb", "overlap"};
+                                              "oversubscribe", "bucket-cap-mb", "overlap", "no-supervise"};
 
 namespace {
 
@@ -122,6 +122,10 @@ void add_common_options(po::options_description& desc, CommonOptions& o) {
     ("quiet,q", po::bool_switch(&o.quiet), "print only errors and the final summary")
     ("shard", po::value(&o.shard),
      "run share I of N of the jobs, as I/N (default from SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT when set)")
+    ("no-supervise", po::bool_switch(&o.no_supervise),
+     "run the jobs in this process, without the supervising parent that restarts the run with --resume after a "
+     "crash (segfault, abort, OOM kill) and records a job running at two crashes as crashed: for debuggers. "
+     "Command line only")
     ("oversubscribe", po::bool_switch(&o.oversubscribe),
      "under mpirun: let more ranks than cores share a node's cores (a core to each, some cores to several); "
      "the run's core count and speedup count each core once");
@@ -141,7 +145,13 @@ bool parse_options(int argc, char** argv, const po::options_description& desc, c
       const auto path = vm["config"].as<std::string>();
       std::ifstream in(path);
       if (!in) throw Error("cannot read --config file '" + path + "'");
+      const bool no_supervise = vm.count("no-supervise") && !vm["no-supervise"].defaulted();
       po::store(po::parse_config_file(in, desc), vm);
+      // The supervising parent decides before any option is parsed.
+      if (vm.count("no-supervise") && !vm["no-supervise"].defaulted() && !no_supervise)
+        throw Error("no-supervise in --config file '" + path +
+                    "': give --no-supervise on the command line (the supervising process starts before the file is "
+                    "read)");
     }
     po::notify(vm);
   } catch (po::error_with_option_name& e) {

@@ -35,6 +35,7 @@ struct CommonOptions {
   bool quiet = false;
   std::string shard;                   // "i/n": run share i of n (SLURM job arrays)
   bool oversubscribe = false;          // under mpirun: more ranks than a node's cores share them
+  bool no_supervise = false;           // no supervising parent (cli/supervisor.hpp); read by it from argv
 
   // Filled by parse_options: every option's value as text, by flag name,
   // except the run-level ones (kRunLevelFlags) that do not change what the

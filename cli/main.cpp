@@ -1,6 +1,7 @@
 // packtrain: packs many training jobs onto every idle core of a node.
 #include "commands.hpp"
 #include "invocation.hpp"
+#include "supervisor.hpp"
 
 #include <packtrain/distributed/mpi_sharing.hpp>
 #include <packtrain/scheduler/error.hpp>
@@ -20,15 +21,16 @@ struct Subcommand {
   const char* name;
   int (*run)(int, char**);
   const char* summary;
+  bool supervised;  // trains: run in a child a parent restarts after a crash (cli/supervisor.hpp)
 };
 
 constexpr Subcommand kSubcommands[] = {
-  {"kfold", packtrain::cli::kfold_command, "K-fold cross-validation: models x schedules x folds, packed"},
-    {"lth", packtrain::cli::lth_command, "lottery-ticket sweep: dense run, then masks x reset epochs, packed"},
-    {"hogwild", packtrain::cli::hogwild_command, "Hogwild: lock-free SGD workers on shared weights, growing onto idle cores"},
-    {"train", packtrain::cli::train_command, "train one model on all the cores it is given"},
-    {"report", packtrain::cli::report_command, "rebuild a run's report.html, results and trace from its journal"},
-    {"simulate", packtrain::cli::simulate_command, "predict a sweep's makespan on N nodes: the real placement policy in virtual time"},
+  {"kfold", packtrain::cli::kfold_command, "K-fold cross-validation: models x schedules x folds, packed", true},
+    {"lth", packtrain::cli::lth_command, "lottery-ticket sweep: dense run, then masks x reset epochs, packed", true},
+    {"hogwild", packtrain::cli::hogwild_command, "Hogwild: lock-free SGD workers on shared weights, growing onto idle cores", true},
+    {"train", packtrain::cli::train_command, "train one model on all the cores it is given", true},
+    {"report", packtrain::cli::report_command, "rebuild a run's report.html, results and trace from its journal", false},
+    {"simulate", packtrain::cli::simulate_command, "predict a sweep's makespan on N nodes: the real placement policy in virtual time", false},
 };
 
 void print_usage(std::ostream& out) {
@@ -78,18 +80,23 @@ int main(int argc, char** argv) {
   }
   for (const auto& c : kSubcommands) {
     if (name != c.name) continue;
-    try {
-      return c.run(argc - 1, argv + 1);
-    } catch (const packtrain::Error& e) {
-      print_error(name, e.what());
-      return 2;
-    } catch (const std::exception& e) {
-      // Anything else escaping a subcommand is still reported on one line.
-      std::string what = e.what();
-      what = what.substr(0, what.find('\n'));
-      print_error(name, what);
-      return 2;
-    }
+    // argv[0] is the program: the subcommand gets argv from its own name on.
+    const auto run = [&c, &name](int n, char** args) {
+      try {
+        return c.run(n - 1, args + 1);
+      } catch (const packtrain::Error& e) {
+        print_error(name, e.what());
+        return 2;
+      } catch (const std::exception& e) {
+        // Anything else escaping a subcommand is still reported on one line.
+        std::string what = e.what();
+        what = what.substr(0, what.find('\n'));
+        print_error(name, what);
+        return 2;
+      }
+    };
+    // Before any thread exists: the supervising parent forks the run.
+    return c.supervised ? packtrain::cli::run_supervised(argc, argv, run) : run(argc, argv);
   }
   std::cerr << "packtrain: unknown command '" << name << "' (see packtrain --help)\n";
   return 2;

@@ -1,5 +1,6 @@
 #include "run_setup.hpp"
 #include "invocation.hpp"
+#include "supervisor.hpp"
 
 #include <packtrain/dashboard/live_server.hpp>
 #include <packtrain/dashboard/rebuild.hpp>
@@ -351,6 +352,7 @@ std::shared_ptr<const data::DatasetSplit> RunSetup::load_data() {
 }
 
 void RunSetup::open_run(const nlohmann::json& meta, std::vector<Job> jobs, const std::vector<std::string>& columns) {
+  apply_crash_test_hook(jobs);  // PACKTRAIN_TEST_CRASH_JOB: for the supervisor's tests only
   const std::string shard = std::to_string(shard_) + "/" + std::to_string(shards_);
   nlohmann::json job_list = nlohmann::json::array();
   for (const auto& job : jobs) job_list.push_back({{"id", job.id()}, {"name", job.name}});
@@ -408,6 +410,7 @@ void RunSetup::open_run(const nlohmann::json& meta, std::vector<Job> jobs, const
       // `packtrain report --merge` check that a folder belongs to it.
       journal_->set_meta("sweep_jobs", job_list.dump());
       journal_->set_meta("shard", shard);
+      tell_supervisor_journal(journal_->path());  // where a crash is recorded from now on
     }
   } catch (const std::exception& e) {
     problem = e.what();
@@ -486,7 +489,7 @@ void RunSetup::open_run(const nlohmann::json& meta, std::vector<Job> jobs, const
 
 nlohmann::json RunSetup::summary_json(const RunSummary& run) const {
   return {{"command", command_}, {"ranks", ranks()}, {"shard", std::to_string(shard_) + "/" + std::to_string(shards_)},     {"cores", total_cores_}, {"done", run.done},
-          {"failed", run.failed},    {"diverged", run.diverged},    {"skipped", run.skipped},
+          {"failed", run.failed},    {"diverged", run.diverged},    {"skipped", run.skipped}, {"crashed", run.crashed},
           {"cancelled", run.cancelled}, {"resumed", run.resumed},   {"makespan_s", run.makespan_s},
           {"job_seconds", run.job_seconds}, {"interrupted", run.interrupted}, {"preempted", run.preempted}, {"data", common_.data}};
 }

@@ -162,6 +162,7 @@ JobCounts LiveStatus::counts() const {
       case JobStatus::diverged: ++c.diverged; break;
       case JobStatus::skipped: ++c.skipped; break;
       case JobStatus::cancelled: ++c.cancelled; break;
+      case JobStatus::crashed: ++c.failed; break;  // only from the journal (a parent records it): no event brings it
     }
   }
   return c;

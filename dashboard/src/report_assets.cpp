@@ -42,7 +42,7 @@ svg .bar text{fill:#fff;dominant-baseline:middle;pointer-events:none;font-size:1
 svg .bar.hl rect{stroke:#1d2430;stroke-width:1.6}
 .st-done rect,i.st-done{fill:var(--done);background:var(--done)}
 .st-diverged rect,i.st-diverged{fill:var(--diverged);background:var(--diverged)}
-.st-failed rect,i.st-failed{fill:var(--failed);background:var(--failed)}
+.st-failed rect,i.st-failed,.st-crashed rect,i.st-crashed{fill:var(--failed);background:var(--failed)}
 .st-cancelled rect,i.st-cancelled{fill:var(--cancelled);background:var(--cancelled)}
 .st-running rect,i.st-running{fill:var(--running);background:var(--running)}
 .st-skipped rect,i.st-skipped,.st-queued rect,i.st-queued{fill:var(--skipped);background:var(--skipped)}
@@ -68,7 +68,7 @@ td.msg{white-space:normal;color:var(--failed);max-width:480px}
 tr.best td{background:#f2fbf6;font-weight:600}
 .badge{background:var(--done);color:#fff;border-radius:10px;padding:1px 8px;font-size:11px;font-weight:600}
 .pill{border-radius:10px;padding:1px 8px;font-size:11.5px;color:#fff}
-.pill.st-done{background:var(--done)}.pill.st-diverged{background:var(--diverged)}.pill.st-failed{background:var(--failed)}
+.pill.st-done{background:var(--done)}.pill.st-diverged{background:var(--diverged)}.pill.st-failed,.pill.st-crashed{background:var(--failed)}
 .pill.st-cancelled{background:var(--cancelled)}.pill.st-running{background:var(--running)}
 .pill.st-skipped,.pill.st-queued{background:var(--skipped);color:var(--fg)}
 svg.spread{width:160px;height:14px;vertical-align:middle}

@@ -26,8 +26,8 @@ constexpr double kRight = 60;  // per-track means
 constexpr double kPlotWidth = kWidth - kLeft - kRight;
 constexpr double kAxisHeight = 22;
 
-constexpr JobStatus kStatuses[] = {JobStatus::done,    JobStatus::diverged, JobStatus::failed,   JobStatus::cancelled,
-                                   JobStatus::running, JobStatus::skipped,  JobStatus::queued};
+constexpr JobStatus kStatuses[] = {JobStatus::done,    JobStatus::diverged, JobStatus::failed,  JobStatus::crashed,
+                                   JobStatus::cancelled, JobStatus::running, JobStatus::skipped, JobStatus::queued};
 
 const char* const kSeriesColours[] = {"#3a7bd5", "#e07b39", "#2e9e68", "#9b59b6", "#d9453d", "#1b9aaa", "#8a6d3b"};
 

@@ -26,6 +26,9 @@ std::string format_speedup(const RunSummary& run, int cores, int ranks) {
   if (jobs == 0) return "nothing to run: this share of the sweep holds none of its jobs";
   if (run.job_seconds <= 0 || run.makespan_s <= 0) {
     if (run.resumed == jobs) return "nothing to run: all " + plural(jobs, "job") + " were done before (--resume)";
+    if (run.crashed > 0 && run.resumed + run.crashed == jobs)
+      return "nothing to run: " + std::to_string(run.resumed) + " of " + plural(jobs, "job") + " were done before and " +
+             std::to_string(run.crashed) + " crashed twice (never run again)";
     if (run.interrupted) return "interrupted before any job ended";
     return "no job ran to its end in this run";
   }
@@ -49,11 +52,13 @@ ConsoleSink::ConsoleSink(ConsoleOptions options) : options_(options) {
 
 void ConsoleSink::on_run_start(const RunStart& start) {
   total_ = start.total_jobs;
-  done_ = start.already_done;
+  done_ = start.already_done + start.already_crashed;
   total_cost_ = start.total_cost;
   if (options_.quiet) return;
   std::fprintf(options_.out, "packtrain: %d job(s) on %zu core(s)", total_, start.cores.size());
   if (start.already_done > 0) std::fprintf(options_.out, ", %d already done (resumed)", start.already_done);
+  if (start.already_crashed > 0)
+    std::fprintf(options_.out, ", %d crashed before (not run again)", start.already_crashed);
   std::fprintf(options_.out, "\n");
   std::fflush(options_.out);
 }
@@ -126,11 +131,24 @@ void ConsoleSink::on_event(const JobEvent& e) {
 void ConsoleSink::on_run_end(const RunSummary& s) {
   if (options_.quiet) return;
   if (live_) std::fprintf(options_.out, "\r\033[K");
-  std::fprintf(options_.out, "packtrain: %d done, %d failed, %d diverged, %d skipped, %d cancelled in %s%s\n", s.done,
-               s.failed, s.diverged, s.skipped, s.cancelled, format_duration(s.makespan_s).c_str(),
+  const std::string crashed = s.crashed > 0 ? ", " + std::to_string(s.crashed) + " crashed" : "";
+  std::fprintf(options_.out, "packtrain: %d done, %d failed, %d diverged, %d skipped, %d cancelled%s in %s%s\n", s.done,
+               s.failed, s.diverged, s.skipped, s.cancelled, crashed.c_str(), format_duration(s.makespan_s).c_str(),
                s.preempted     ? " (preempted: --resume goes on from each job's checkpoint)"
                : s.interrupted ? " (interrupted: --resume finishes the rest)"
                                : "");
+  if (s.crashed > 0) {
+    // By name: the jobs --resume will never run again (DESIGN.md decision 13).
+    std::string names;
+    for (const auto& r : s.jobs) {
+      if (r.status != JobStatus::crashed) continue;
+      const auto signal = r.metrics.is_object() && r.metrics.contains("signal") && r.metrics["signal"].is_string()
+                              ? " (" + r.metrics["signal"].get<std::string>() + ")"
+                              : std::string();
+      names += (names.empty() ? "" : ", ") + r.name + signal;
+    }
+    std::fprintf(options_.out, "packtrain: crashed twice, not run again: %s\n", names.c_str());
+  }
   std::fflush(options_.out);
 }
 

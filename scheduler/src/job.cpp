@@ -9,7 +9,7 @@
 namespace packtrain {
 namespace {
 
-constexpr std::array<std::pair<JobStatus, std::string_view>, 7> kStatusNames{{
+constexpr std::array<std::pair<JobStatus, std::string_view>, 8> kStatusNames{{
     {JobStatus::queued, "queued"},
     {JobStatus::running, "running"},
     {JobStatus::done, "done"},
@@ -17,6 +17,7 @@ constexpr std::array<std::pair<JobStatus, std::string_view>, 7> kStatusNames{{
     {JobStatus::diverged, "diverged"},
     {JobStatus::skipped, "skipped"},
     {JobStatus::cancelled, "cancelled"},
+    {JobStatus::crashed, "crashed"},
 }};
 
 }  // namespace

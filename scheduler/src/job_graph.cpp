@@ -9,9 +9,9 @@ JobGraph::JobGraph(std::vector<Node> nodes) {
   for (std::size_t j = 0; j < nodes.size(); ++j) jobs_[j].node = std::move(nodes[j]);
   for (int j = 0; j < size(); ++j) {
     auto& e = jobs_[j];
-    if (e.node.done_before) {
+    if (e.node.done_before || e.node.crashed_before) {
       e.state = State::ended;
-      e.status = JobStatus::done;
+      e.status = e.node.done_before ? JobStatus::done : JobStatus::crashed;
       ++ended_;
     }
     for (int d : e.node.after) {
@@ -20,6 +20,11 @@ JobGraph::JobGraph(std::vector<Node> nodes) {
       if (!jobs_[d].node.done_before) ++e.waiting_on;
     }
   }
+  // Before any job is made ready: a skipped job never is.
+  Ended at_start;
+  for (int j = 0; j < size(); ++j)
+    if (jobs_[j].node.crashed_before && !jobs_[j].node.done_before) skip_dependents(j, at_start);
+  skipped_at_start_ = std::move(at_start.skipped);
   for (int j = 0; j < size(); ++j)
     if (jobs_[j].state == State::waiting && jobs_[j].waiting_on == 0 && jobs_[j].node.owned) make_ready(j);
 }

@@ -1,5 +1,6 @@
 #include <packtrain/scheduler/job_runner.hpp>
 
+#include <packtrain/scheduler/crash_report.hpp>
 #include <packtrain/scheduler/error.hpp>
 #include <packtrain/scheduler/placement.hpp>
 #include <packtrain/scheduler/thread_budget.hpp>
@@ -29,7 +30,7 @@ struct JobRunner::Helpers {
 int RunSummary::exit_code() const {
   if (!journal_error.empty()) return 1;
   if (interrupted) return preempted ? 143 : 130;
-  return (failed + diverged + skipped + cancelled) > 0 ? 1 : 0;
+  return (failed + diverged + skipped + cancelled + crashed) > 0 ? 1 : 0;
 }
 
 JobRunner::JobRunner(Executor& executor, NodeResources node)
@@ -155,6 +156,11 @@ RunSummary JobRunner::run(const RunOptions& options) {
       if (auto prior = options.journal->find(r.id); prior && prior->status == JobStatus::done) {
         r = *prior;
         nodes[j].done_before = true;
+      } else if (prior && prior->status == JobStatus::crashed) {
+        r = *prior;  // its signal and crashes stay recorded
+        r.name = job.name;
+        r.spec = job.spec;
+        nodes[j].crashed_before = true;
       } else if (prior) {
         r.attempts = prior->attempts;  // cancelled, failed or killed while running: numbering goes on
       }
@@ -182,18 +188,23 @@ RunSummary JobRunner::run(const RunOptions& options) {
         ++summary_.resumed;
         continue;
       }
+      write_journal([id = records[j].id, name = jobs_[j].name, spec = jobs_[j].spec](Journal& journal) {
+        journal.add_queued(id, name, spec);  // a crashed job's row too: it keeps its status, gets its spec
+      });
+      if (nodes[j].crashed_before) {
+        ++summary_.crashed;
+        continue;
+      }
       if (options.sharing) nodes[j].owned = options.sharing->starts_with(j);
       start_info.total_cost += jobs_[j].cost;
-      write_journal([id = records[j].id, name = jobs_[j].name, spec = jobs_[j].spec](Journal& journal) {
-        journal.add_queued(id, name, spec);
-      });
     }
     start_info.already_done = summary_.resumed;
+    start_info.already_crashed = summary_.crashed;
     events_->push([sinks = &options.sinks, start_info] {
       for (auto* sink : *sinks) sink->on_run_start(start_info);
     });
     for (int j = 0; j < n; ++j)
-      if (!nodes[j].done_before)
+      if (!nodes[j].done_before && !nodes[j].crashed_before)
         emit({.kind = EventKind::queued, .job_id = records[j].id, .name = jobs_[j].name, .time = now(),
               .rank = options.rank});
 
@@ -202,6 +213,12 @@ RunSummary JobRunner::run(const RunOptions& options) {
       if (!nodes[j].done_before) earlier_attempts_[j] = records[j].attempts;
     records_ = std::move(records);
     graph_ = JobGraph(std::move(nodes));
+    // The dependents of jobs that crashed before never run: record them skipped.
+    if (!graph_.skipped_at_start().empty()) {
+      JobGraph::Ended at_start;
+      at_start.skipped = graph_.skipped_at_start();
+      record_ended(at_start);
+    }
     ledger_ = ResourceLedger(node_.core_count(), node_.gpus, node_.memory_mb);
     helpers_.clear();
     active_ = true;
@@ -315,6 +332,7 @@ void JobRunner::execute(int j, int attempt, const std::vector<int>& workers) {
   JobOutcome outcome;
   JobStatus status;
   try {
+    const RunningJobMark mark(id);  // a crash on this thread names this job
     outcome = job.run(ctx);
     status = outcome.status;
     if (status != JobStatus::done && status != JobStatus::diverged && status != JobStatus::cancelled)
@@ -368,7 +386,7 @@ void JobRunner::complete(int j, JobStatus status, JobOutcome outcome) {
     journal.mark_ended(id, status, attempts, at, metrics, message, artifacts);
   });
   emit(std::move(ev));
-  record_ended(j, ended);
+  record_ended(ended);
   if (!ended.retried && options_->sharing) options_->sharing->ended(j, r);
   const auto& workers = ledger_.workers_of(j);
   for (std::size_t i = 1; i < workers.size(); ++i) executor_.set_reserved(workers[i], false);
@@ -379,7 +397,7 @@ void JobRunner::complete(int j, JobStatus status, JobOutcome outcome) {
 
 // Records what ending a job changed in the graph: skipped dependents, and
 // the released ones for work sharing.
-void JobRunner::record_ended(int j, const JobGraph::Ended& ended) {
+void JobRunner::record_ended(const JobGraph::Ended& ended) {
   if (ended.retried || !ended.released.empty())
     if (options_->sharing) options_->sharing->work_available();
   for (const auto& [d, because] : ended.skipped) {
@@ -441,6 +459,7 @@ void JobRunner::apply_remote_end(int j, const JobRecord& record) {
     case JobStatus::diverged: ++summary_.diverged; break;
     case JobStatus::cancelled: ++summary_.cancelled; break;
     case JobStatus::skipped: ++summary_.skipped; break;
+    case JobStatus::crashed: ++summary_.crashed; break;
     default: ++summary_.failed; break;
   }
   summary_.job_seconds += record.seconds();
@@ -450,7 +469,7 @@ void JobRunner::apply_remote_end(int j, const JobRecord& record) {
         .job_id = record.id, .name = record.name, .time = now(), .cores = record.cores,
         .attempt = record.attempts, .rank = record.rank, .status = record.status, .data = record.metrics,
         .message = record.message, .cost = jobs_[j].cost});
-  record_ended(j, *ended);
+  record_ended(*ended);
 }
 
 int JobRunner::ready_count() {
@@ -491,10 +510,12 @@ void JobRunner::lend(int j, int worker, bool own) {
 
 void JobRunner::run_lease(int j, const std::shared_ptr<CoreLease>& lease, int worker, bool own) {
   CoreHelper helper;
+  std::string id;
   {
     MutexLock lock(mutex_);
     const auto& h = helpers_.at(j);
     if (!h.closed && !lease->should_return()) helper = h.helper;
+    id = records_[j].id;
   }
   std::string error;
   bool returned_unasked = false;
@@ -502,6 +523,7 @@ void JobRunner::run_lease(int j, const std::shared_ptr<CoreLease>& lease, int wo
     if (options_->pin_threads) apply_thread_budget({lease->core()});
     if (options_->thread_budget) options_->thread_budget(1);
     try {
+      const RunningJobMark mark(id);  // a crash on a lent core names the job too
       helper(*lease);
     } catch (const std::exception& e) {
       error = e.what();

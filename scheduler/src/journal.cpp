@@ -240,7 +240,12 @@ void Journal::add_artifacts_column() {
 
 void Journal::add_queued(const std::string& id, const std::string& name, const nlohmann::json& spec) {
   std::lock_guard lock(mutex_);
-  Statement s(db_, path_, "INSERT OR IGNORE INTO jobs (id, name, spec, status) VALUES (?1, ?2, ?3, 'queued')");
+  // The name and spec are the job's (its id is their hash): a row another
+  // process wrote without them (a supervising parent recording a crash that
+  // came before the row) gets them; everything else stays.
+  Statement s(db_, path_,
+              "INSERT INTO jobs (id, name, spec, status) VALUES (?1, ?2, ?3, 'queued') ON CONFLICT(id) DO UPDATE SET "
+              "name=excluded.name, spec=excluded.spec");
   s.bind(1, id).bind(2, name).bind(3, spec.dump());
   s.step();
 }

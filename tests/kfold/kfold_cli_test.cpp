@@ -282,9 +282,13 @@ bool wait_for_second_epoch(const std::filesystem::path& out) {
   return false;
 }
 
-// CPU seconds process `pid` has used (user + system, /proc/PID/stat): how
-// far its jobs got, whatever the machine's load.
+// CPU seconds process `pid` and its children have used (user + system,
+// /proc/PID/stat; the run is packtrain's supervised child): how far its
+// jobs got, whatever the machine's load.
 double cpu_seconds(int pid) {
+  double children = 0;
+  std::istringstream kids(read_file("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children"));
+  for (int child = 0; kids >> child;) children += cpu_seconds(child);
   std::istringstream in(read_file("/proc/" + std::to_string(pid) + "/stat"));
   std::string field;
   // The name (field 2) may hold spaces: skip past its closing parenthesis.
@@ -294,7 +298,7 @@ double cpu_seconds(int pid) {
     if (i == 14) utime = std::stod(field);
     if (i == 15) stime = std::stod(field);
   }
-  return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+  return children + (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
 // Then waits until it has worked `seconds` of CPU more: its jobs are a few

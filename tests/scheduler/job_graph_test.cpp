@@ -54,6 +54,19 @@ TEST(JobGraph, JobsDoneBeforeCountAsEndedAndHoldNothingBack) {
   EXPECT_EQ(graph.ready(), (std::vector<int>{1}));
 }
 
+TEST(JobGraph, AJobThatCrashedBeforeIsEndedAndSkipsItsDependentsFromTheStart) {
+  // 0 crashed before; 0 -> 1 -> 2; 3 free; 4 waits for 3.
+  JobGraph graph({{.crashed_before = true}, {.after = {0}}, {.after = {1}}, {}, {.after = {3}}});
+  EXPECT_EQ(graph.status(0), JobStatus::crashed);
+  EXPECT_EQ(graph.skipped_at_start(), (std::vector<std::pair<int, int>>{{1, 0}, {2, 1}}));
+  EXPECT_EQ(graph.status(1), JobStatus::skipped);
+  EXPECT_EQ(graph.status(2), JobStatus::skipped);
+  EXPECT_EQ(graph.ended(), 3);
+  EXPECT_EQ(graph.ready(), (std::vector<int>{3}));
+  graph.start(3);
+  EXPECT_EQ(graph.end(3, JobStatus::done, true).released, (std::vector<int>{4}));
+}
+
 TEST(JobGraph, AnEndFromElsewhereIsIgnoredForAJobRunningHereOrEnded) {
   JobGraph graph({{}, {}, {.after = {1}}});
   graph.start(0);

@@ -357,6 +357,49 @@ TEST(JobRunner, AJournalThatCannotBeWrittenStopsTheRunKeepsWhatItHasAndResumeFin
   EXPECT_EQ(done, kJobs);
 }
 
+// A job a supervising parent recorded `crashed` (DESIGN.md decision 13):
+// --resume never runs it nor its dependents (recorded skipped, naming it),
+// keeps its row as the parent wrote it, runs the rest, and exits 1.
+TEST(JobRunner, ResumeNeverRunsAJobRecordedCrashedAndSkipsItsDependents) {
+  packtrain::testing::TempDir dir;
+  const auto journal = Journal::open(dir / "journal.sqlite");
+  std::atomic<int> runs{0};
+  const auto counting = [&runs](const std::string& name) {
+    Job job = sleeping_job(name, 1);
+    job.run = [&runs, sleep = job.run](JobContext& ctx) {
+      ++runs;
+      return sleep(ctx);
+    };
+    return job;
+  };
+  VirtualRun r(2);
+  const auto bad = r.runner->add(counting("bad"));
+  Job dependent = counting("after-bad");
+  dependent.after = {bad};
+  const auto dependent_id = r.runner->add(dependent);
+  r.runner->add(counting("good"));
+  journal->add_queued(bad, "bad", nlohmann::json::object());
+  journal->mark_started(bad, 2, unix_now(), {0}, 0);
+  journal->mark_ended(bad, JobStatus::crashed, 2, unix_now(), {{"signal", "SIGSEGV"}, {"crashes", 2}}, "crashed twice");
+  r.options.journal = journal.get();
+  r.options.resume = true;
+  const auto s = r.runner->run(r.options);
+  EXPECT_EQ(runs.load(), 1) << "only 'good' runs";
+  EXPECT_EQ(s.crashed, 1);
+  EXPECT_EQ(s.skipped, 1);
+  EXPECT_EQ(s.done, 1);
+  EXPECT_EQ(s.exit_code(), 1);
+  const auto crashed = journal->find(bad);
+  ASSERT_TRUE(crashed);
+  EXPECT_EQ(crashed->status, JobStatus::crashed);
+  EXPECT_EQ(crashed->attempts, 2);
+  EXPECT_EQ(crashed->metrics["signal"], "SIGSEGV");
+  const auto skipped = journal->find(dependent_id);
+  ASSERT_TRUE(skipped);
+  EXPECT_EQ(skipped->status, JobStatus::skipped);
+  EXPECT_EQ(skipped->message, "dependency bad crashed");
+}
+
 TEST(JobRunner, RefusesAJobNeedingMoreCoresThanTheNodeHas) {
   VirtualRun r(2);
   r.runner->add(sleeping_job("huge", 1, 1, 3));

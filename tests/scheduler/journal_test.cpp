@@ -83,6 +83,29 @@ TEST(Journal, RecordsJobsAcrossReopen) {
   EXPECT_FALSE(j->find("zz").has_value());
 }
 
+// A supervising parent may record a crash before the runner wrote the
+// job's row (cli/supervisor.hpp): the runner's add_queued then gives the
+// row its name and spec and keeps what the parent recorded.
+TEST(Journal, AddQueuedGivesARowWrittenWithoutItsSpecTheSpecAndKeepsTheRest) {
+  TempDir dir;
+  auto journal = Journal::open(dir / "journal.sqlite");
+  JobRecord bare;
+  bare.id = "00000000000000aa";
+  bare.name = "bare";
+  bare.status = JobStatus::crashed;
+  bare.attempts = 2;
+  bare.message = "crashed";
+  journal->put(bare);
+  journal->add_queued(bare.id, "mlp/none/fold0", {{"model", "mlp"}});
+  const auto row = journal->find(bare.id);
+  ASSERT_TRUE(row);
+  EXPECT_EQ(row->name, "mlp/none/fold0");
+  EXPECT_EQ(row->spec, (nlohmann::json{{"model", "mlp"}}));
+  EXPECT_EQ(row->status, JobStatus::crashed);
+  EXPECT_EQ(row->attempts, 2);
+  EXPECT_EQ(row->message, "crashed");
+}
+
 TEST(Journal, NotAJournalIsAnErrorNamingTheFile) {
   TempDir dir;
   packtrain::testing::write_file(dir / "journal.sqlite", std::string(4096, 'x'));

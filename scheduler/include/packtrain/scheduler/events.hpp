@@ -37,6 +37,7 @@ struct JobEvent {
 struct RunStart {
   int total_jobs = 0;
   int already_done = 0;            // resumed from the journal
+  int already_crashed = 0;         // recorded `crashed` in the journal: not run again
   std::vector<int> cores;
   double total_cost = 0;           // sum of cost estimates of the jobs to run
 };

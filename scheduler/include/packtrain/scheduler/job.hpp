@@ -30,8 +30,11 @@ namespace packtrain {
 
 // The journal's job states. queued -> running -> done | failed | diverged |
 // cancelled; skipped when a dependency did not finish. A run killed at any
-// moment leaves rows `running`: --resume runs those again.
-enum class JobStatus { queued, running, done, failed, diverged, skipped, cancelled };
+// moment leaves rows `running`: --resume runs those again. `crashed` is
+// written by a supervising parent (cli/supervisor.hpp, DESIGN.md decision
+// 13), never by a job: the job was running when the process died by a
+// signal, twice; --resume never runs it again (its dependents are skipped).
+enum class JobStatus { queued, running, done, failed, diverged, skipped, cancelled, crashed };
 
 std::string_view to_string(JobStatus status);
 JobStatus job_status_from_string(std::string_view text);  // throws Error on an unknown word

@@ -31,6 +31,10 @@ class JobGraph {
     double cost = 1.0;         // longest first
     int retries = 0;           // extra attempts after a failure
     bool done_before = false;  // done in an earlier run (resume): counts as ended, done
+    // Recorded `crashed` in an earlier run (two crashes of its process while
+    // it ran, DESIGN.md decision 13): counts as ended, crashed, and is never
+    // run again; its dependents are skipped from the start.
+    bool crashed_before = false;
     bool owned = true;         // this process runs it (work sharing may move it)
   };
 
@@ -46,6 +50,11 @@ class JobGraph {
   JobGraph() = default;
   // Throws nothing: dependencies are checked (known, acyclic) by the caller.
   explicit JobGraph(std::vector<Node> nodes);
+
+  // The jobs the constructor skipped because a job crashed before
+  // (Node::crashed_before), each with the job whose end skipped it, for the
+  // caller to record as it records Ended::skipped.
+  const std::vector<std::pair<int, int>>& skipped_at_start() const { return skipped_at_start_; }
 
   int size() const { return static_cast<int>(jobs_.size()); }
   // Ready jobs owned here, longest first (ties: lower index first).
@@ -103,6 +112,7 @@ class JobGraph {
   std::set<std::pair<double, int>, Longer> ready_;  // (cost, job), longest first
   int running_ = 0;
   int ended_ = 0;
+  std::vector<std::pair<int, int>> skipped_at_start_;
 };
 
 }  // namespace packtrain

@@ -41,7 +41,9 @@
 //
 // A job that throws is recorded `failed` with the message and retried up
 // to `retries` more times; jobs depending on a job that did not finish
-// `done` are `skipped`. request_stop() (Ctrl-C) starts nothing new, tells
+// `done` are `skipped`. With `resume`, a job the journal records `crashed`
+// (by a supervising parent: cli/supervisor.hpp) is not run again, and its
+// dependents are skipped. request_stop() (Ctrl-C) starts nothing new, tells
 // running jobs through JobContext::stop_requested() and the callbacks on
 // JobContext::stop_token(), and run() returns once they have; the summary's
 // exit_code() is then 130. request_preempt() (SIGTERM, SIGUSR1: a batch
@@ -117,6 +119,7 @@ struct RunOptions {
 struct RunSummary {
   std::vector<JobRecord> jobs;          // every job, in the order added
   int done = 0, failed = 0, diverged = 0, skipped = 0, cancelled = 0;
+  int crashed = 0;                      // recorded `crashed` before this run: never run again
   int resumed = 0;                      // done before this run (from the journal)
   int retried = 0;                      // failed attempts that were retried
   double makespan_s = 0;                // wall time of this run
@@ -131,8 +134,8 @@ struct RunSummary {
   // finishes the run. Empty: every write went through.
   std::string journal_error;
 
-  // 0 all done; 1 some failed, diverged or skipped, or the journal could
-  // not be written; 130 interrupted (Ctrl-C); 143 preempted (SIGTERM).
+  // 0 all done; 1 some failed, diverged, skipped or crashed, or the journal
+  // could not be written; 130 interrupted (Ctrl-C); 143 preempted (SIGTERM).
   int exit_code() const;
 };
 
@@ -186,7 +189,7 @@ class JobRunner {
   void start(int job, std::vector<int> workers) PACKTRAIN_REQUIRES(mutex_);
   void execute(int job, int attempt, const std::vector<int>& workers) PACKTRAIN_EXCLUDES(mutex_);
   void complete(int job, JobStatus status, JobOutcome outcome) PACKTRAIN_EXCLUDES(mutex_);
-  void record_ended(int job, const JobGraph::Ended& ended) PACKTRAIN_REQUIRES(mutex_);
+  void record_ended(const JobGraph::Ended& ended) PACKTRAIN_REQUIRES(mutex_);
   void apply_remote_end(int job, const JobRecord& record) PACKTRAIN_REQUIRES(mutex_);
   void finish_if_over() PACKTRAIN_REQUIRES(mutex_);
   // Elastic jobs and lent cores.

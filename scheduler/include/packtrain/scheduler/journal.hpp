@@ -63,7 +63,8 @@ class Journal {
 
   const std::filesystem::path& path() const { return path_; }
 
-  // Adds a `queued` row; an existing row of that id is left as it is.
+  // Adds a `queued` row; an existing row of that id keeps its status,
+  // attempts, times and results, and gets this name and spec.
   void add_queued(const std::string& id, const std::string& name, const nlohmann::json& spec);
   void mark_started(const std::string& id, int attempt, double started_at, const std::vector<int>& cores, int rank);
   void mark_ended(const std::string& id, JobStatus status, int attempts, double ended_at,
