@@ -68,6 +68,20 @@ std::string agree_gang_start(dataparallel::Gang& gang, const CommonOptions& comm
                              const std::filesystem::path& checkpoints, const Job& job,
                              models::ModelOptions model_options) {
   const auto members = static_cast<std::size_t>(gang.size());
+  // First, what decides the exchanges below, at one size on every rank: the
+  // job (its flags), --resume and --epochs. Ranks started with other flags
+  // are refused here, before they make exchanges of other sizes.
+  struct Head {
+    std::uint64_t job = 0;
+    std::int64_t epochs = 0;
+    std::int64_t resume = 0;
+  } head{stable_hash(job.id()), o.epochs, common.resume ? 1 : 0};
+  std::vector<Head> heads(members);
+  gang.allgather(&head, sizeof head, heads.data());
+  for (std::size_t r = 1; r < members; ++r)
+    if (heads[r].job != heads[0].job || heads[r].epochs != heads[0].epochs || heads[r].resume != heads[0].resume)
+      throw Error("rank " + std::to_string(r) + " was started with other flags than rank 0 (its job, --epochs or "
+                  "--resume differ): start every rank with the same command");
   std::string resume_from;
   if (common.resume) {
     std::vector<char> have(static_cast<std::size_t>(o.epochs) + 1, 0);
@@ -354,8 +368,11 @@ int train_command(int argc, char** argv) {
     const double seconds = setup.gang_seconds();
     const double moved = static_cast<double>(setup.gang_bytes()) * gang->size();
     const double wall = run.makespan_s > 0 ? run.makespan_s : 0;
+    // Exchanges: gradient buckets, step headers, evaluations, checks. The
+    // seconds are the gang thread's in MPI calls: those overlapping
+    // backward count too.
     std::printf("packtrain train: %d ranks, %lld exchanges of %.0f KiB a rank: %.2f s in MPI on rank 0 (%.0f%% of the "
-                "run, waiting for the slowest rank included), %.2f GB/s gathered\n",
+                "run, overlapping compute and waiting for the slowest rank included), %.2f GB/s gathered\n",
                 gang->size(), static_cast<long long>(setup.gang_exchanges()),
                 static_cast<double>(setup.gang_bytes()) / static_cast<double>(setup.gang_exchanges()) / 1024.0, seconds,
                 wall > 0 ? 100.0 * seconds / wall : 0.0, seconds > 0 ? moved / seconds * 1e-9 : 0.0);

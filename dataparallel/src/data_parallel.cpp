@@ -444,7 +444,10 @@ void DataParallelTrainer::compute(int slot, const MicroBatch& mb) {
   for (auto& p : r.params) p.mutable_grad().reset();
   // A gang's last micro-batch of the step, every other one summed already:
   // its backward starts the buckets' exchanges (gradient_final).
-  if (can_overlap_ && finished_in_round_.load(std::memory_order_acquire) == round_items_ - 1) {
+  const std::int64_t finished = finished_in_round_.load(std::memory_order_acquire);
+  const bool last = round_items_ == 1 || (finished >> kRoundShift == mb.step &&
+                                          (finished & ((std::int64_t{1} << kRoundShift) - 1)) == round_items_ - 1);
+  if (can_overlap_ && last) {
     overlap_leaf_.store(mb.index, std::memory_order_relaxed);
     out.grads.assign(r.params.size(), at::Tensor());
     r.overlapping = true;
@@ -465,6 +468,24 @@ void DataParallelTrainer::compute(int slot, const MicroBatch& mb) {
   }
   out.stats.resize(r.stats.size());
   for (std::size_t i = 0; i < r.stats.size(); ++i) out.stats[i] = r.stats[i].clone();
+  if (r.overlapping) {
+    // Buckets whose gradients never reached a hook (a parameter the loss
+    // does not use: zeros above), while the tree's other buffers still hold
+    // theirs (finish() clears them).
+    for (; next_bucket_ < buckets_.size(); ++next_bucket_) post_bucket(next_bucket_, true);
+  }
+}
+
+// A micro-batch of train round `round` is finished, its tree sums done.
+void DataParallelTrainer::count_finished(std::int64_t round) {
+  std::int64_t seen = finished_in_round_.load(std::memory_order_relaxed);
+  for (;;) {
+    const std::int64_t tag = seen >> kRoundShift;
+    if (tag > round) return;  // a late count of an earlier round: not this one's
+    const std::int64_t next = tag == round ? seen + 1 : (round << kRoundShift) + 1;
+    if (finished_in_round_.compare_exchange_weak(seen, next, std::memory_order_acq_rel, std::memory_order_relaxed))
+      return;
+  }
 }
 
 void DataParallelTrainer::combine(int left, int right) {
@@ -488,7 +509,7 @@ void DataParallelTrainer::compute_counted(int slot, const MicroBatch& mb) {
     compute(slot, mb);
     const auto computed = Clock::now();
     sync_->finish(mb, [this](int left, int right) { combine(left, right); });
-    if (phase == Phase::train) finished_in_round_.fetch_add(1, std::memory_order_release);
+    if (phase == Phase::train) count_finished(mb.step);
     // The epoch's costs are its training's: an optimizer shard is reducing.
     if (phase == Phase::train) {
       compute_ns_.fetch_add(std::chrono::duration_cast<std::chrono::nanoseconds>(computed - started).count(),
@@ -686,7 +707,9 @@ void DataParallelTrainer::arm_buckets(std::int64_t local_micro_batches) {
 // On the overlapping replica's thread, inside its backward.
 void DataParallelTrainer::gradient_final(Replica& r, std::size_t param) {
   auto& out = *buffers_[static_cast<std::size_t>(overlap_leaf_.load(std::memory_order_relaxed))];
-  out.grads[param] = r.params[param].grad();  // the same tensor compute() takes afterwards
+  auto& g = r.params[param].mutable_grad();
+  if (!g.defined()) g = torch::zeros_like(r.params[param]);
+  out.grads[param] = g;  // the same tensor compute() takes afterwards
   auto& bucket = *buckets_[bucket_of_[param]];
   if (--bucket.pending > 0) return;
   bucket.ready = true;
@@ -727,12 +750,22 @@ void DataParallelTrainer::post_bucket(std::size_t b, bool has_sum) {
 }
 
 bool DataParallelTrainer::exchange_step(std::int64_t local_micro_batches, std::int64_t micro_batches,
-                                        const std::string& failure, bool stop, std::vector<double>& losses) {
+                                        const std::string& failed, bool stop, std::vector<double>& losses) {
   Gang& gang = *options_.gang();
   auto& root = *buffers_[0];
+  // What fails here on this member goes in the header like a failure before
+  // it: every member makes every exchange, then every member throws.
+  std::string failure = failed;
   const bool has_sum = failure.empty() && local_micro_batches > 0;
   // The buckets the backward did not start (all of them without overlap), in order.
-  for (; next_bucket_ < buckets_.size(); ++next_bucket_) post_bucket(next_bucket_, has_sum);
+  for (; next_bucket_ < buckets_.size(); ++next_bucket_) {
+    try {
+      post_bucket(next_bucket_, has_sum && failure.empty());
+    } catch (const std::exception& e) {
+      if (failure.empty()) failure = e.what();
+      post_bucket(next_bucket_, false);  // zeros: only starting the exchange itself can throw, and then MPI is gone
+    }
+  }
 
   // The header: counts, stop, losses, the timeline, BatchNorm statistics.
   std::int64_t stats = 0;
@@ -773,7 +806,13 @@ bool DataParallelTrainer::exchange_step(std::int64_t local_micro_batches, std::i
   PACKTRAIN_CHECK(!computed.empty(), "data-parallel: a gang step with no micro-batch");
   root.grads.resize(master_params_.size());
   for (auto& bucket : buckets_) {
-    gang.wait(bucket->ticket);
+    try {
+      gang.wait(bucket->ticket);
+    } catch (const std::exception& e) {
+      if (failure.empty()) failure = e.what();
+      continue;
+    }
+    if (!failure.empty()) continue;  // the header fails the step everywhere
     std::vector<at::Tensor> sums;
     for (const int r : computed)
       sums.push_back(torch::from_blob(bucket->recv.data() + static_cast<std::size_t>(r) * bucket->send.size(),
@@ -875,7 +914,7 @@ DataParallelResult DataParallelTrainer::fit(const train::TrainData& data, const 
   // However fit ends (an exception too): the helpers stop taking work.
   const AtScopeEnd end([this] { sync_->end(); });
   const auto finish = [&](JobStatus status, std::string message) {
-    flush_step_timings();
+    guarded([&] { flush_step_timings(); });
     gather_optimizer_state();
     result.status = status;
     result.message = std::move(message);
@@ -950,7 +989,7 @@ DataParallelResult DataParallelTrainer::fit(const train::TrainData& data, const 
       loss_sum += step_loss;
       seen += step_samples_;
     }
-    flush_step_timings();
+    guarded([&] { flush_step_timings(); });  // a throw reaches the others at the evaluation's exchange
     EpochCost cost;
     cost.epoch = epoch + 1;
     cost.seconds = seconds_since(epoch_started);

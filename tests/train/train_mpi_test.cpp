@@ -71,10 +71,10 @@ TEST(TrainMpi, TwoRanksGiveOneProcesssBitsWhenEachRanksBlockIsASubtree) {
   const auto two = run_command(mpirun(2, train(dir, "two", flags)));
   ASSERT_EQ(two.exit_code, 0) << two.out << two.err;
   EXPECT_NE(two.out.find("on each of 2 ranks"), std::string::npos) << two.out;
-  // The weights' check before the run, the trainer's start, 2 epochs of 16
+  // The flags' and weights' checks before the run, the trainer's start, 2 epochs of 16
   // steps (one bucket of lenet5's 240 KiB and a header each) and an
   // evaluation each, the end.
-  EXPECT_NE(two.out.find("2 ranks, 69 exchanges of"), std::string::npos) << two.out;
+  EXPECT_NE(two.out.find("2 ranks, 70 exchanges of"), std::string::npos) << two.out;
 
   const auto a = the_job(dir / "one");
   const auto b = the_job(dir / "two");
@@ -140,8 +140,8 @@ TEST(TrainMpi, BucketsAndOverlapKeepOneProcesssBitsAndOverlapStartsTheExchangeDu
     gang_flags.insert(gang_flags.end(), {"--bucket-cap-mb", "0.01", "--overlap", overlap});
     const auto two = run_command(mpirun(2, train(dir, overlap, gang_flags)));
     ASSERT_EQ(two.exit_code, 0) << two.out << two.err;
-    // The weights' check, the start, 16 steps of 3 buckets and a header, the evaluation, the end.
-    EXPECT_NE(two.out.find("2 ranks, 68 exchanges of"), std::string::npos) << two.out;
+    // The flags' and weights' checks, the start, 16 steps of 3 buckets and a header, the evaluation, the end.
+    EXPECT_NE(two.out.find("2 ranks, 69 exchanges of"), std::string::npos) << two.out;
     expect_same_epochs(the_job(dir / "one"), the_job(dir / overlap), {"train_loss", "val_loss", "val_top1", "lr"});
     std::istringstream csv(pt::read_file(dir / overlap / "steps.csv"));
     std::string line;
@@ -244,20 +244,27 @@ TEST(TrainMpi, BadRequestsAreOneLineOnEveryRankAndExit2) {
   refused("few", {"--batch-size", "32", "--micro-batch", "32"},
           "packtrain train: error: --batch-size 32 is 1 micro-batch(es) of 32, fewer than the 2 ranks");
   refused("threads", {"--parallelism", "threads"}, "packtrain train: error: under mpirun the ranks train the model together");
-  // Ranks started with different seeds would train different models.
-  const auto seeds = [&](std::vector<std::string> options) {
-    auto argv = mpirun(1, train(dir, "seeds", {"--seed", "1"}), std::move(options));
+  // Ranks started with different flags: rank 0 with `a`, rank 1 with `b`.
+  const auto mixed = [&](const std::vector<std::string>& a, const std::vector<std::string>& b,
+                         std::vector<std::string> options) {
+    auto argv = mpirun(1, train(dir, "mixed", a), std::move(options));
     argv.insert(argv.end(), {":", "-np", "1"});
-    const auto second = train(dir, "seeds", {"--seed", "2"});
+    const auto second = train(dir, "mixed", b);
     argv.insert(argv.end(), second.begin(), second.end());
     return run_command(argv);
   };
-  const std::string mismatch = "packtrain train: error: rank 1 starts from other weights than rank 0";
-  const auto plain = seeds({});
-  EXPECT_EQ(plain.exit_code, 2) << plain.out << plain.err;
-  EXPECT_GE(lines(plain.err, mismatch), 1u) << plain.err;
-  EXPECT_EQ(lines(seeds({"--mca", "orte_abort_on_non_zero_status", "0"}).err, mismatch), 2u);
-  EXPECT_FALSE(std::filesystem::exists(dir / "seeds"));
+  const auto refused_mixed = [&](const std::vector<std::string>& a, const std::vector<std::string>& b,
+                                 const std::string& line) {
+    const auto plain = mixed(a, b, {});
+    EXPECT_EQ(plain.exit_code, 2) << plain.out << plain.err;
+    EXPECT_GE(lines(plain.err, line), 1u) << plain.err;
+    EXPECT_EQ(lines(mixed(a, b, {"--mca", "orte_abort_on_non_zero_status", "0"}).err, line), 2u);
+    EXPECT_FALSE(std::filesystem::exists(dir / "mixed"));
+  };
+  // Other seeds would train different models; other epochs are another job.
+  refused_mixed({"--seed", "1"}, {"--seed", "2"}, "packtrain train: error: rank 1 starts from other weights than rank 0");
+  refused_mixed({"--epochs", "2"}, {"--epochs", "3"},
+                "packtrain train: error: rank 1 was started with other flags than rank 0");
   EXPECT_FALSE(std::filesystem::exists(dir / "few"));
   EXPECT_FALSE(std::filesystem::exists(dir / "threads"));
 }

@@ -207,6 +207,13 @@ MpiGangComm::MpiGangComm(MpiSession& session) : impl_(std::make_unique<Impl>()) 
 MpiGangComm::~MpiGangComm() {
   {
     MutexLock lock(impl_->mutex);
+    if (impl_->started != impl_->finished) {
+      // An exchange this member started and will not finish: the others
+      // wait in it forever. End every rank (mpirun stops them), the journal intact.
+      std::fprintf(stderr, "packtrain: a gang exchange was left unfinished on rank %d: ending every rank\n",
+                   impl_->rank);
+      MPI_Abort(impl_->comm, 1);
+    }
     impl_->quit = true;
   }
   impl_->work.notify_one();

@@ -314,10 +314,14 @@ class DataParallelTrainer {
   std::vector<std::size_t> bucket_of_;              // per parameter
   bool can_overlap_ = false;                        // a gang, overlap on, no tied parameters
   // The step's round: micro-batches this member computes, those finished
-  // (their tree sums done), the one computed last whose backward overlaps
-  // the exchange (-1: none), buckets started, when the first started.
+  // (their tree sums done: the round's StepSync number << kRoundShift, plus
+  // the count, so that a late count of an earlier round is never taken for
+  // this one's), the one computed last whose backward overlaps the exchange
+  // (-1: none), buckets started, when the first started.
+  static constexpr int kRoundShift = 24;
   int round_items_ = 0;
-  std::atomic<int> finished_in_round_{0};
+  std::atomic<std::int64_t> finished_in_round_{0};
+  void count_finished(std::int64_t round);
   std::atomic<int> overlap_leaf_{-1};
   std::size_t next_bucket_ = 0;
   std::chrono::steady_clock::time_point first_post_;
