@@ -212,17 +212,17 @@ bool alive(int pid) {
 
 // Waits (up to two minutes) until the run in `out` has a job running.
 bool wait_for_running_job(const std::filesystem::path& out) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  while (std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    if (!std::filesystem::exists(out / "journal.sqlite")) continue;
-    try {
-      for (const auto& r : journal_records(out))
-        if (r.status == JobStatus::running) return true;
-    } catch (const std::exception&) {
-    }
-  }
-  return false;
+  return wait_until(
+      [&] {
+        if (!std::filesystem::exists(out / "journal.sqlite")) return false;
+        try {
+          for (const auto& r : journal_records(out))
+            if (r.status == JobStatus::running) return true;
+        } catch (const std::exception&) {
+        }
+        return false;
+      },
+      std::chrono::seconds(120));
 }
 
 // Ctrl-C and SIGTERM sent to packtrain (the parent) reach the run: 130 and
@@ -245,9 +245,7 @@ TEST_F(Supervisor, SignalsToTheParentReachTheRunAndItsExitStatusIsTheRuns) {
     if (signal == SIGKILL) {
       EXPECT_EQ(ended.signal, SIGKILL);
       // Killed with its parent, by the kernel: wait for the signal to land.
-      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-      while (alive(child) && std::chrono::steady_clock::now() < deadline)
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      (void)wait_until([&] { return !alive(child); }, std::chrono::seconds(60));
     } else {
       EXPECT_EQ(ended.exit_code, signal == SIGINT ? 130 : 143) << read_file(log);
     }

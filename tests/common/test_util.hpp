@@ -1,8 +1,10 @@
 #pragma once
 // Helpers shared by the test binaries.
 
+#include <chrono>
 #include <filesystem>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace packtrain::testing {
@@ -26,6 +28,19 @@ void write_file(const std::filesystem::path& path, const std::string& text);
 
 // Reads a whole file.
 std::string read_file(const std::filesystem::path& path);
+
+// For what another process does (a file it writes, its CPU time, its exit),
+// which nothing in this process can be notified of: checks `done` every
+// 10 ms until it holds or `limit` has passed. Returns whether it held.
+template <typename Done>
+bool wait_until(Done&& done, std::chrono::milliseconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return true;
+}
 
 }  // namespace packtrain::testing
 

@@ -194,8 +194,11 @@ TEST(DataParallel, AGangsBucketsAndOverlapChangeNoBit) {
       EXPECT_GT(gang->exchanges.load(), 10 * 3 + 4) << what;
       if (k == 1)
         for (const auto& t : steps) {
-          if (overlap) EXPECT_LT(t.sync_begin, t.compute_end) << what << ", step " << t.step;
-          else EXPECT_GE(t.sync_begin, t.compute_end) << what << ", step " << t.step;
+          if (overlap) {
+            EXPECT_LT(t.sync_begin, t.compute_end) << what << ", step " << t.step;
+          } else {
+            EXPECT_GE(t.sync_begin, t.compute_end) << what << ", step " << t.step;
+          }
         }
     }
 }

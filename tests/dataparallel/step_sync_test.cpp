@@ -100,7 +100,9 @@ TEST(ReductionTree, ThePathToTheRootOfTheLastLeafGivesTheSameBits) {
         buffer[static_cast<std::size_t>(left)] += buffer[static_cast<std::size_t>(right)];
       };
       for (int leaf = 0; leaf < n; ++leaf)
-        if (leaf != last) EXPECT_FALSE(tree.arrive(leaf, add));
+        if (leaf != last) {
+          EXPECT_FALSE(tree.arrive(leaf, add));
+        }
       ReductionTree::path_to_root(last, n, add);
       std::uint32_t got = 0, want = 0;
       std::memcpy(&got, &buffer[0], sizeof got);

@@ -272,14 +272,14 @@ std::vector<std::string> preemptible_sweep(const std::filesystem::path& out, con
 // Waits (up to two minutes) until some job of the run in `out` has written
 // its first epoch's checkpoint, so it is in its second epoch now.
 bool wait_for_second_epoch(const std::filesystem::path& out) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  while (std::chrono::steady_clock::now() < deadline) {
-    std::error_code ec;
-    for (const auto& entry : std::filesystem::directory_iterator(out / "checkpoints", ec))
-      if (std::filesystem::exists(entry.path() / "epoch-0001.pt")) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return false;
+  return packtrain::testing::wait_until(
+      [&] {
+        std::error_code ec;
+        for (const auto& entry : std::filesystem::directory_iterator(out / "checkpoints", ec))
+          if (std::filesystem::exists(entry.path() / "epoch-0001.pt")) return true;
+        return false;
+      },
+      std::chrono::seconds(120));
 }
 
 // CPU seconds process `pid` and its children have used (user + system,
@@ -305,9 +305,7 @@ double cpu_seconds(int pid) {
 // batches into the epoch (one takes about a CPU second), not at its start.
 void wait_for_cpu(int pid, double seconds) {
   const double from = cpu_seconds(pid);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (cpu_seconds(pid) < from + seconds && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  (void)packtrain::testing::wait_until([&] { return cpu_seconds(pid) >= from + seconds; }, std::chrono::seconds(60));
 }
 
 }  // namespace
@@ -324,10 +322,8 @@ TEST(KFoldCli, SigtermSavesEachRunningJobsStepExits143AndResumeGivesTheUninterru
   wait_for_cpu(pid, 0.3);
   kill(pid, SIGTERM);
   // A second SIGTERM (SLURM's at the time limit) once the first is taken: ignored, the saves go on.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (read_file(dir / "cut.log").find("asked to stop") == std::string::npos &&
-         std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  (void)packtrain::testing::wait_until(
+      [&] { return read_file(dir / "cut.log").find("asked to stop") != std::string::npos; }, std::chrono::seconds(60));
   kill(pid, SIGTERM);
   const auto stopped = packtrain::testing::wait_command(pid);
   const auto log = read_file(dir / "cut.log");

@@ -32,7 +32,9 @@ void expect_valid(const std::vector<SimJob>& jobs, const SimOptions& o, const Si
       continue;
     }
     EXPECT_TRUE(seen.insert(a.job).second) << "job " << a.job << " ran twice";
-    if (a.gpu_slot < 0) EXPECT_EQ(static_cast<int>(a.cores.size()), jobs[static_cast<std::size_t>(a.job)].cores);
+    if (a.gpu_slot < 0) {
+      EXPECT_EQ(static_cast<int>(a.cores.size()), jobs[static_cast<std::size_t>(a.job)].cores);
+    }
     EXPECT_GE(a.node, 0);
     EXPECT_LT(a.node, o.nodes);
     for (int c : a.cores) {

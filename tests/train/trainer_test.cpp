@@ -48,6 +48,12 @@ Outcome run(const std::string& name, TrainOptions options, std::uint64_t model_s
   return out;
 }
 
+// The same final weights, buffers and optimizer state, bit for bit.
+void expect_same_state(const Outcome& a, const Outcome& b, const std::string& what = "") {
+  ASSERT_EQ(a.state.size(), b.state.size()) << what;
+  for (std::size_t i = 0; i < a.state.size(); ++i) EXPECT_TRUE(a.state[i].equal(b.state[i])) << "tensor " << i << what;
+}
+
 void expect_identical(const Outcome& a, const Outcome& b) {
   ASSERT_EQ(a.result.history.size(), b.result.history.size());
   for (std::size_t e = 0; e < a.result.history.size(); ++e) {
@@ -56,8 +62,14 @@ void expect_identical(const Outcome& a, const Outcome& b) {
     EXPECT_EQ(a.result.history[e].val_loss, b.result.history[e].val_loss) << "epoch " << e + 1;
     EXPECT_EQ(a.result.history[e].val_top1, b.result.history[e].val_top1) << "epoch " << e + 1;
   }
-  ASSERT_EQ(a.state.size(), b.state.size());
-  for (std::size_t i = 0; i < a.state.size(); ++i) EXPECT_TRUE(a.state[i].equal(b.state[i])) << "tensor " << i;
+  expect_same_state(a, b);
+}
+
+// A resumed run ends where the uninterrupted one did: validation and state, bit for bit.
+void expect_same_end(const Outcome& resumed, const Outcome& whole, train::OptimizerKind optimizer) {
+  EXPECT_EQ(resumed.result.val.loss, whole.result.val.loss);
+  EXPECT_EQ(resumed.result.val.top1, whole.result.val.top1);
+  expect_same_state(resumed, whole, std::string(" optimizer ") + std::string(to_string(optimizer)));
 }
 
 TEST(Trainer, LearnsAToyProblem) {
@@ -110,11 +122,7 @@ TEST(Trainer, ResumedRunEqualsTheUninterruptedOne) {
     ASSERT_EQ(resumed.result.history.size(), 2u);
     EXPECT_EQ(resumed.result.history[0].epoch, 3);
     EXPECT_EQ(resumed.result.history[1].train_loss, whole.result.history[3].train_loss);
-    EXPECT_EQ(resumed.result.val.loss, whole.result.val.loss);
-    EXPECT_EQ(resumed.result.val.top1, whole.result.val.top1);
-    ASSERT_EQ(resumed.state.size(), whole.state.size());
-    for (std::size_t i = 0; i < whole.state.size(); ++i)
-      EXPECT_TRUE(resumed.state[i].equal(whole.state[i])) << "tensor " << i << " optimizer " << to_string(optimizer);
+    expect_same_end(resumed, whole, optimizer);
   }
 }
 
@@ -148,11 +156,7 @@ TEST(Trainer, PreemptedMidEpochResumesToTheUninterruptedBits) {
     // The interrupted epoch's mean loss counts the batches before the checkpoint too.
     EXPECT_EQ(resumed.result.history[0].train_loss, whole.result.history[1].train_loss);
     EXPECT_EQ(resumed.result.history[1].train_loss, whole.result.history[2].train_loss);
-    EXPECT_EQ(resumed.result.val.loss, whole.result.val.loss);
-    EXPECT_EQ(resumed.result.val.top1, whole.result.val.top1);
-    ASSERT_EQ(resumed.state.size(), whole.state.size());
-    for (std::size_t i = 0; i < whole.state.size(); ++i)
-      EXPECT_TRUE(resumed.state[i].equal(whole.state[i])) << "tensor " << i << " optimizer " << to_string(optimizer);
+    expect_same_end(resumed, whole, optimizer);
     // Superseded by the run's end.
     EXPECT_FALSE(std::filesystem::exists(saved));
   }
