@@ -778,7 +778,7 @@ bool DataParallelTrainer::exchange_step(std::int64_t local_micro_batches, std::i
   const auto since_anchor = [this](Clock::time_point t) { return std::chrono::duration<double>(t - gang_anchor_).count(); };
   append(payload, since_anchor(compute_begin_));
   append(payload, since_anchor(compute_end_));
-  append(payload, since_anchor(std::min(first_post_, Clock::now())));
+  append(payload, since_anchor(first_post_));  // bucket 0 has started by now
   constexpr std::size_t kLossesAt = 40;
   for (std::size_t j = 0; j < buffers_.size(); ++j) {
     const bool mine = has_sum && static_cast<std::int64_t>(j) < local_micro_batches;
