@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -304,13 +305,23 @@ TEST(StepSync, EveryMicroBatchIsReducedExactlyOncePerStepWhileReplicasComeAndGo)
   std::minstd_rand rng(3);
   StepSync::Seat leader(sync);
   std::int64_t mismatched = 0, not_once = 0;
-  for (std::int64_t s = 0; s < steps; ++s) {
+  // The leader may take every micro-batch itself (wait_for_step says `work`
+  // while any is untaken), so on a loaded machine the helpers could miss all
+  // `steps`: the steps go on until they have taken some and come back at
+  // least once, the leader leaving those steps to them, up to a deadline the
+  // asserts below catch.
+  const auto helpers_took_part = [&] {
+    return helper_items.load(std::memory_order_relaxed) > 0 && visits.load(std::memory_order_relaxed) > kHelpers;
+  };
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  for (std::int64_t s = 0; s < steps || (!helpers_took_part() && std::chrono::steady_clock::now() < deadline); ++s) {
+    const bool leave_to_helpers = s >= steps;
     const int m = 1 + static_cast<int>(rng() % kMaxMicroBatches);
     std::fill(hits.begin(), hits.end(), 0);
     const auto step = sync.begin_step(m);
     // The leader computes only some of what it is dealt, so the helpers do most.
     for (;;) {
-      if (rng() % 2 == 0) {
+      if (!leave_to_helpers && rng() % 2 == 0) {
         if (auto mb = sync.take(leader)) {
           compute(*mb);
           continue;
@@ -319,7 +330,11 @@ TEST(StepSync, EveryMicroBatchIsReducedExactlyOncePerStepWhileReplicasComeAndGo)
       const auto wake = sync.wait_for_step();
       ASSERT_NE(wake, StepSync::Wake::failed);
       if (wake == StepSync::Wake::reduced) break;
-      if (auto mb = sync.take(leader)) compute(*mb);  // what a leaving helper left
+      if (leave_to_helpers) {
+        std::this_thread::yield();
+      } else if (auto mb = sync.take(leader)) {
+        compute(*mb);  // what a leaving helper left
+      }
     }
     std::int64_t expected = 0;
     for (int j = 0; j < m; ++j) {
