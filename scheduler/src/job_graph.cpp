@@ -19,6 +19,11 @@ JobGraph::JobGraph(std::vector<Node> nodes) {
       jobs_[d].dependents.push_back(j);
       if (!jobs_[d].node.done_before) ++e.waiting_on;
     }
+    for (int f : e.node.follows) {
+      PACKTRAIN_CHECK(f >= 0 && f < size(), "JobGraph: a job followed out of range");
+      jobs_[f].followers.push_back(j);
+      if (!jobs_[f].node.done_before && !jobs_[f].node.crashed_before) ++e.waiting_on;
+    }
   }
   // Before any job is made ready: a skipped job never is.
   Ended at_start;
@@ -83,17 +88,24 @@ void JobGraph::finish(int j, JobStatus status, Ended& ended) {
   jobs_[j].state = State::ended;
   jobs_[j].status = status;
   ++ended_;
+  release_followers(j, ended);
   if (status != JobStatus::done) {
     skip_dependents(j, ended);  // failed, diverged, cancelled or skipped: dependents cannot run
     return;
   }
-  for (int d : jobs_[j].dependents) {
-    auto& dep = jobs_[d];
-    if (--dep.waiting_on == 0 && dep.state == State::waiting && dep.node.owned) {
-      make_ready(d);
-      ended.released.push_back(d);
-    }
+  for (int d : jobs_[j].dependents) count_down(d, ended);
+}
+
+void JobGraph::count_down(int d, Ended& ended) {
+  auto& dep = jobs_[d];
+  if (--dep.waiting_on == 0 && dep.state == State::waiting && dep.node.owned) {
+    make_ready(d);
+    ended.released.push_back(d);
   }
+}
+
+void JobGraph::release_followers(int j, Ended& ended) {
+  for (int f : jobs_[j].followers) count_down(f, ended);
 }
 
 void JobGraph::skip_dependents(int j, Ended& ended) {
@@ -106,6 +118,7 @@ void JobGraph::skip_dependents(int j, Ended& ended) {
     dep.status = JobStatus::skipped;
     ++ended_;
     ended.skipped.emplace_back(d, j);
+    release_followers(d, ended);
     skip_dependents(d, ended);
   }
 }
@@ -114,6 +127,10 @@ std::vector<int> JobGraph::give_away() {
   std::vector<int> given;
   bool give = false;
   for (auto it = ready_.begin(); it != ready_.end();) {
+    if (jobs_[it->second].node.pinned) {
+      ++it;
+      continue;
+    }
     if (give) {
       const int j = it->second;
       given.push_back(j);

@@ -70,6 +70,8 @@ void JobRunner::validate() const {
                   std::to_string(node_.memory_mb) + " MiB");
     for (const auto& dep : job.after)
       if (!index_.count(dep)) throw Error("job '" + job.name + "' depends on unknown job id " + dep);
+    for (const auto& f : job.follows)
+      if (!index_.count(f)) throw Error("job '" + job.name + "' follows unknown job id " + f);
   }
   // Cycle check: depth-first search with colours.
   std::vector<int> colour(jobs_.size(), 0);  // 0 new, 1 on the path, 2 done
@@ -77,7 +79,9 @@ void JobRunner::validate() const {
   std::function<void(int)> visit = [&](int j) {
     colour[j] = 1;
     path.push_back(j);
-    for (const auto& dep : jobs_[j].after) {
+    std::vector<std::string> before = jobs_[j].after;  // what it waits for: dependencies and jobs followed
+    before.insert(before.end(), jobs_[j].follows.begin(), jobs_[j].follows.end());
+    for (const auto& dep : before) {
       const int d = index_.at(dep);
       if (colour[d] == 1) {
         std::string cycle;
@@ -170,6 +174,8 @@ RunSummary JobRunner::run(const RunOptions& options) {
       nodes[j].done_before = true;
     }
     for (const auto& dep : job.after) nodes[j].after.push_back(index_.at(dep));
+    for (const auto& f : job.follows) nodes[j].follows.push_back(index_.at(f));
+    nodes[j].pinned = !job.gang_ranks.empty();
     nodes[j].cost = job.cost;
     nodes[j].retries = job.retries;
   }

@@ -94,3 +94,30 @@ TEST(JobGraph, AJobNotOwnedHereIsNotReadyHereUntilTaken) {
   EXPECT_EQ(graph.take({1}), 1);
   EXPECT_EQ(graph.ready(), (std::vector<int>{0, 1}));
 }
+
+TEST(JobGraph, AFollowerStartsOnceTheJobItFollowsHasEndedHoweverItEnded) {
+  // 1 follows 0 (order only); 3 depends on 2 and 4 follows 3.
+  JobGraph graph({{.cost = 1}, {.follows = {0}, .cost = 9}, {}, {.after = {2}}, {.follows = {3}}});
+  EXPECT_EQ(graph.ready(), (std::vector<int>{0, 2}));  // 1 waits for 0 although it is longer
+  graph.start(0);
+  const auto ended = graph.end(0, JobStatus::failed, /*may_retry=*/false);
+  EXPECT_EQ(ended.released, (std::vector<int>{1}));  // a failure releases a follower
+  EXPECT_TRUE(ended.skipped.empty());
+  graph.start(2);
+  const auto second = graph.end(2, JobStatus::diverged, true);
+  EXPECT_EQ(second.skipped, (std::vector<std::pair<int, int>>{{3, 2}}));
+  EXPECT_EQ(second.released, (std::vector<int>{4}));  // a skipped job releases its follower too
+  EXPECT_EQ(graph.ready(), (std::vector<int>{1, 4}));
+}
+
+TEST(JobGraph, FollowingAJobDoneBeforeWaitsForNothing) {
+  JobGraph graph({{.done_before = true}, {.follows = {0}}, {.crashed_before = true}, {.follows = {2}}});
+  EXPECT_EQ(graph.ready(), (std::vector<int>{1, 3}));
+}
+
+TEST(JobGraph, PinnedJobsAreNeverGivenAway) {
+  JobGraph graph({{.cost = 6, .pinned = true}, {.cost = 5}, {.cost = 4, .pinned = true}, {.cost = 3}, {.cost = 2}});
+  // Of the unpinned 1, 3, 4 every other one goes, starting with the second.
+  EXPECT_EQ(graph.give_away(), (std::vector<int>{3}));
+  EXPECT_EQ(graph.ready(), (std::vector<int>{0, 1, 2, 4}));
+}

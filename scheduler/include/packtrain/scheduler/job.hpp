@@ -66,6 +66,14 @@ struct Job {
   double cost = 1.0;                                  // estimate, any unit; longest first
   int retries = 0;                                    // extra attempts after a failure
   std::vector<std::string> after;                     // ids of jobs this one waits for
+  // Ids of jobs this one starts after, once they have ended however they
+  // ended (order only: their failure skips nothing). A gang's lane uses it
+  // so that its members start its jobs in the same order.
+  std::vector<std::string> follows;
+  // A gang job (trained by several processes together, dataparallel/gang.hpp):
+  // the ranks that run it, every one of them from the start. Work sharing
+  // never moves it; its first rank reports its end. Empty: one rank runs it.
+  std::vector<int> gang_ranks;
   std::function<JobOutcome(JobContext&)> run;
 
   // 16 hex digits: FNV-1a 64 of the spec's canonical JSON text.

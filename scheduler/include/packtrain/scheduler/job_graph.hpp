@@ -28,6 +28,7 @@ class JobGraph {
  public:
   struct Node {
     std::vector<int> after;    // indices of the jobs it waits for
+    std::vector<int> follows;  // indices of jobs it starts after, once ended whatever their status (order only)
     double cost = 1.0;         // longest first
     int retries = 0;           // extra attempts after a failure
     bool done_before = false;  // done in an earlier run (resume): counts as ended, done
@@ -36,6 +37,7 @@ class JobGraph {
     // run again; its dependents are skipped from the start.
     bool crashed_before = false;
     bool owned = true;         // this process runs it (work sharing may move it)
+    bool pinned = false;       // never given away (a gang job)
   };
 
   // What ending a job changed.
@@ -81,8 +83,8 @@ class JobGraph {
   // has ended already or is running here: such an end is ignored.
   std::optional<Ended> end_elsewhere(int job, JobStatus status);
 
-  // Work sharing: every other ready job, longest first, which stops being
-  // ours (both sides keep a mix of long and short jobs).
+  // Work sharing: every other ready job that is not pinned, longest first,
+  // which stops being ours (both sides keep a mix of long and short jobs).
   std::vector<int> give_away();
   // Jobs handed to us (valid indices); those with nothing to wait for
   // become ready. Returns how many became ready.
@@ -94,9 +96,10 @@ class JobGraph {
     Node node;
     State state = State::waiting;
     JobStatus status = JobStatus::queued;
-    int waiting_on = 0;          // dependencies not yet done
+    int waiting_on = 0;          // dependencies not yet done, and jobs followed not yet ended
     int attempts = 0;
     std::vector<int> dependents;
+    std::vector<int> followers;  // jobs that follow this one (Node::follows)
   };
   struct Longer {
     bool operator()(const std::pair<double, int>& a, const std::pair<double, int>& b) const {
@@ -107,6 +110,8 @@ class JobGraph {
   void unready(int job);
   void finish(int job, JobStatus status, Ended& ended);
   void skip_dependents(int job, Ended& ended);
+  void release_followers(int job, Ended& ended);
+  void count_down(int job, Ended& ended);
 
   std::vector<Entry> jobs_;
   std::set<std::pair<double, int>, Longer> ready_;  // (cost, job), longest first
