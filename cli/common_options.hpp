@@ -36,6 +36,7 @@ struct CommonOptions {
   std::string shard;                   // "i/n": run share i of n (SLURM job arrays)
   bool oversubscribe = false;          // under mpirun: more ranks than a node's cores share them
   bool no_supervise = false;           // no supervising parent (cli/supervisor.hpp); read by it from argv
+  int ranks_per_job = 1;               // under mpirun: every job a gang of this many ranks (kfold, lth, train)
 
   // Filled by parse_options: every option's value as text, by flag name,
   // except the run-level ones (kRunLevelFlags) that do not change what the
@@ -53,6 +54,8 @@ struct JobCoreOptions {
   std::string parallelism;    // empty: per model
 };
 void add_job_core_options(boost::program_options::options_description& desc, JobCoreOptions& options);
+// --ranks-per-job for a sweep (kfold, lth); check_job_core_options checks it with the others.
+void add_gang_option(boost::program_options::options_description& desc, CommonOptions& common);
 // Throws Error, one line, for what a node of `node_cores` cores cannot give
 // the jobs, and for --micro-batch without jobs that train replicas. Returns
 // --parallelism, if given.
@@ -66,6 +69,9 @@ extern const std::set<std::string> kRunLevelFlags;
 // Adds --data --out --cores --seed --batch-size --optimizer --lr --resume
 // --serve --config --quiet (and --help) to `desc`, bound to `options`.
 void add_common_options(boost::program_options::options_description& desc, CommonOptions& options);
+// --ranks-per-job (kfold, lth, train): RunSetup checks it and plans the gangs.
+void add_ranks_per_job_option(boost::program_options::options_description& desc, CommonOptions& options,
+                              const std::string& help);
 
 // Parses argv[1..] (argv[0] is the subcommand), then --config FILE if given
 // (command line wins), then notifies. Returns false after printing help for

@@ -29,6 +29,14 @@ void add_job_core_options(po::options_description& desc, JobCoreOptions& o) {
      "for mlp, replicas for the others)");
 }
 
+void add_gang_option(po::options_description& desc, CommonOptions& common) {
+  add_ranks_per_job_option(
+      desc, common,
+      "under mpirun: train each job as a gang of R ranks at once (replicas on --cores-per-job cores of each, "
+      "gradients allreduced between them). The ranks form groups of R; jobs go longest first to a group or, past "
+      "the last whole group, to a rank of their own, wherever they are expected to end first");
+}
+
 std::optional<dataparallel::Parallelism> check_job_core_options(const CommonOptions& common, const JobCoreOptions& o,
                                                                 int node_cores) {
   std::optional<dataparallel::Parallelism> how;
@@ -39,8 +47,20 @@ std::optional<dataparallel::Parallelism> check_job_core_options(const CommonOpti
   if (common.given.count("max-cores-per-job") && o.max_cores_per_job > node_cores)
     throw Error("--max-cores-per-job " + std::to_string(o.max_cores_per_job) + " is more than the " +
                 std::to_string(node_cores) + " core(s) this run uses");
-  if (common.given.count("micro-batch") && std::max(o.cores_per_job, o.max_cores_per_job) <= 1)
+  const bool gangs = common.ranks_per_job > 1;
+  if (common.given.count("micro-batch") && std::max(o.cores_per_job, o.max_cores_per_job) <= 1 && !gangs)
     throw Error("--micro-batch is for jobs that train replicas: give --cores-per-job or --max-cores-per-job above 1");
+  if (gangs) {
+    if (how == dataparallel::Parallelism::threads)
+      throw Error("--ranks-per-job trains every job as replicas over its ranks; --parallelism threads keeps a job on "
+                  "one process");
+    const auto micro_batches = o.micro_batch > 0 ? common.batch_size / o.micro_batch : 0;
+    if (micro_batches < common.ranks_per_job)
+      throw Error("--batch-size " + std::to_string(common.batch_size) + " is " + std::to_string(micro_batches) +
+                  " micro-batch(es) of " + std::to_string(o.micro_batch) + ", fewer than the " +
+                  std::to_string(common.ranks_per_job) +
+                  " ranks that share each step (--ranks-per-job): raise --batch-size or lower --micro-batch");
+  }
   return how;
 }
 

@@ -45,12 +45,16 @@ int kfold_command(int argc, char** argv) {
      "checkpoint each job every N epochs into OUT/checkpoints/JOB (0: never); --resume then goes on from a "
      "job's last checkpoint");
   add_job_core_options(desc, cores);
+  add_gang_option(desc, common);
   if (!parse_options(argc, argv, desc, "packtrain kfold [options] --out DIR", common)) return 0;
 
   // Everything that can be wrong with the request is checked before anything
   // is written: options, models, data, cores, the output folder.
   RunSetup setup(common, "kfold", serial);
   const auto how = check_job_core_options(common, cores, setup.node().core_count());
+  if (common.ranks_per_job > 1 && checkpoint_every > 0)
+    throw Error("--checkpoint-every is not for gang jobs (--ranks-per-job) yet: each rank of a gang would go on from a "
+                "checkpoint of its own");
   auto data = setup.load_data();
   auto trainer = trainer_options(common).epochs(epochs).checkpoint_every(checkpoint_every);
   kfold::KFold sweep(data, kfold::KFoldOptions()
@@ -63,7 +67,8 @@ int kfold_command(int argc, char** argv) {
                                .micro_batch(cores.micro_batch)
                                .parallelism(how)
                                .trainer(trainer)
-                               .checkpoint_root((setup.out() / "checkpoints").string()));  // this rank's folder
+                               .checkpoint_root((setup.out() / "checkpoints").string())  // this rank's folder
+                               .gangs(setup.gangs()));
   for (const auto& m : split_list(models, "--models")) sweep.add_model(m);
   for (const auto& s : split_list(schedules, "--schedules")) sweep.add_schedule(train::schedule_from_string(s));
 

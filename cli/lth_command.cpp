@@ -83,6 +83,7 @@ int lth_command(int argc, char** argv) {
     ("serial", po::bool_switch(&serial), "run the same jobs one at a time on one core (the baseline)")
     ("limit", po::value(&limit)->default_value(limit), "train on the first N training samples only (0: all)");
   add_job_core_options(desc, cores);
+  add_gang_option(desc, common);
   if (!parse_options(argc, argv, desc, "packtrain lth [options] --out DIR", common)) return 0;
 
   // Everything that can be wrong is checked before anything is written.
@@ -110,7 +111,8 @@ int lth_command(int argc, char** argv) {
                      // This rank's own folder: under mpirun the files a job on
                      // another rank made arrive there (no shared filesystem).
                      .out_dir(setup.out().string())
-                     .transfer(transfer);
+                     .transfer(transfer)
+                     .gangs(setup.gangs());
   if (rounds == kNotGiven) options.sparsities(parse_numbers<double>(sparsities, "--sparsities"));
   if (!(tolerance >= 0)) throw Error("--tolerance must not be negative");
   auto data = setup.load_data();

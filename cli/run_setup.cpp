@@ -1,4 +1,5 @@
 #include "run_setup.hpp"
+
 #include "invocation.hpp"
 #include "supervisor.hpp"
 
@@ -7,6 +8,7 @@
 #include <packtrain/distributed/job_files.hpp>
 #include <packtrain/scheduler/console_sink.hpp>
 #include <packtrain/scheduler/error.hpp>
+#include <packtrain/scheduler/gang_plan.hpp>
 #include <packtrain/scheduler/resources.hpp>
 #include <packtrain/scheduler/results.hpp>
 #include <packtrain/scheduler/shards.hpp>
@@ -202,7 +204,11 @@ void capture_jobs_for_simulation(CapturedJobs* into) { g_capture = into; }
 
 RunSetup::RunSetup(const CommonOptions& common, std::string command, bool serial)
     : common_(common), command_(std::move(command)), out_(common.out) {
+  if (common_.ranks_per_job < 1)
+    throw Error("--ranks-per-job must be at least 1, not " + std::to_string(common_.ranks_per_job));
   if (g_capture) {
+    if (common_.ranks_per_job > 1)
+      throw Error("packtrain simulate does not model gang jobs (--ranks-per-job) yet: simulate the sweep without it");
     // A virtual node: the cores asked for, as much memory as the jobs ask.
     if (common_.cores && (*common_.cores < 1 || *common_.cores > g_capture->cores))
       throw Error("--cores " + std::to_string(*common_.cores) + " is not within the simulated node's 1.." +
@@ -221,10 +227,17 @@ RunSetup::RunSetup(const CommonOptions& common, std::string command, bool serial
   if (common_.oversubscribe && !distributed::launched_by_mpi())
     throw Error("--oversubscribe is for runs under mpirun (ranks on one node sharing its cores); this process has the "
                 "node to itself");
+  if (common_.ranks_per_job > 1 && !distributed::launched_by_mpi())
+    throw Error("--ranks-per-job is for runs under mpirun or srun (each job trained by that many ranks at once); this "
+                "process runs alone");
   if (distributed::launched_by_mpi()) {
     if (shards_ > 1) throw Error("--shard is for runs without MPI; under mpirun the ranks share the jobs");
-    mpi_ = std::make_unique<distributed::MpiSession>();
+    // Gang jobs' lanes call MPI on threads of their own beside the work sharing's.
+    mpi_ = std::make_unique<distributed::MpiSession>(/*thread_multiple=*/common_.ranks_per_job > 1);
     rank_ = mpi_->rank();
+    if (common_.ranks_per_job > mpi_->size())
+      throw Error("--ranks-per-job " + std::to_string(common_.ranks_per_job) + " is more than the " +
+                  std::to_string(mpi_->size()) + " rank(s) of this run");
     if (rank_ > 0) out_ = out_ / "ranks" / ("rank-" + std::to_string(rank_));
   }
   if (common_.serve_port < 0 || common_.serve_port > 65535)
@@ -270,6 +283,8 @@ RunSetup::~RunSetup() {
   runner_.reset();
   executor_.reset();
   gang_comm_.reset();
+  gangs_.clear();
+  gang_lanes_.clear();
 }
 
 namespace {
@@ -290,7 +305,69 @@ class MpiGang final : public dataparallel::Gang {
   distributed::MpiGangComm& comm_;
 };
 
+// A gang job's members check first that they all started the same job (a
+// lane's order is the same on every member, by Job::follows: a mismatch is
+// a bug, and the exchanges of two different jobs must not meet).
+void check_same_gang_job(dataparallel::Gang& gang, const std::string& id, const std::vector<int>& ranks) {
+  constexpr std::size_t kIdBytes = 16;  // Job::id(): 16 hex digits
+  std::string mine = id;
+  mine.resize(kIdBytes, ' ');
+  std::string all(kIdBytes * static_cast<std::size_t>(gang.size()), '\0');
+  gang.allgather(mine.data(), kIdBytes, all.data());
+  for (int m = 0; m < gang.size(); ++m) {
+    const auto theirs = all.substr(static_cast<std::size_t>(m) * kIdBytes, kIdBytes);
+    if (theirs != mine)
+      throw Error("rank " + std::to_string(ranks.at(static_cast<std::size_t>(m))) + " of this gang started job " +
+                  theirs + " where this rank started " + id + ": the gang's ranks disagree on its jobs' order");
+  }
+}
+
 }  // namespace
+
+void RunSetup::plan_gang_jobs(std::vector<Job>& jobs) {
+  const int per_job = common_.ranks_per_job;
+  int per_rank = 1;  // a gang job's cores on each of its ranks
+  for (const auto& job : jobs) per_rank = std::max(per_rank, job.cores);
+  // Lanes per group (gang jobs at once), the same on every rank: the fewest any rank has room for.
+  const int lanes = std::max(1, mpi_->min(node_.core_count() / per_rank));
+  std::map<std::string, int> index;
+  for (std::size_t j = 0; j < jobs.size(); ++j) index.emplace(jobs[j].id(), static_cast<int>(j));
+  GangPlanInput in{.world = mpi_->size(), .ranks_per_job = per_job, .lanes = lanes, .solo_slots = lanes};
+  for (const auto& job : jobs) {
+    in.costs.push_back(job.cost);
+    auto& after = in.after.emplace_back();
+    for (const auto& id : job.after)
+      if (const auto it = index.find(id); it != index.end()) after.push_back(it->second);  // else: the runner says
+  }
+  gang_plan_ = plan_gangs(in);
+  gang_lanes_ = distributed::MpiGangComm::lanes(*mpi_, per_job, lanes);  // collective
+  for (std::size_t j = 0; j < jobs.size(); ++j) {
+    if (gang_plan_->lane[j] < 0) continue;
+    auto& job = jobs[j];
+    job.gang_ranks = gang_plan_->ranks[j];
+    if (const int before = gang_plan_->follows[j]; before >= 0) job.follows.push_back(jobs[before].id());
+    if (std::find(job.gang_ranks.begin(), job.gang_ranks.end(), rank_) == job.gang_ranks.end()) continue;
+    auto gang = std::make_shared<MpiGang>(*gang_lanes_.at(static_cast<std::size_t>(gang_plan_->lane[j] % lanes)));
+    gangs_[job.id()] = gang;
+    job.run = [inner = std::move(job.run), gang, ranks = job.gang_ranks, id = job.id()](JobContext& ctx) {
+      check_same_gang_job(*gang, id, ranks);
+      auto outcome = inner(ctx);
+      outcome.metrics["ranks"] = ranks.size();
+      outcome.metrics["gang_ranks"] = ranks;
+      return outcome;
+    };
+  }
+}
+
+std::shared_ptr<dataparallel::Gang> RunSetup::gang_for(const std::string& job_id) const {
+  const auto it = gangs_.find(job_id);
+  return it == gangs_.end() ? nullptr : it->second;
+}
+
+dataparallel::GangOf RunSetup::gangs() {
+  if (common_.ranks_per_job <= 1) return nullptr;
+  return [this](const std::string& id) { return gang_for(id); };
+}
 
 std::shared_ptr<dataparallel::Gang> RunSetup::gang() {
   if (!mpi_) return nullptr;
@@ -316,7 +393,9 @@ Journal& RunSetup::journal() {
 
 RunSummary RunSetup::run() {
   if (mpi_ && !gang_comm_) {
-    sharing_ = std::make_unique<distributed::MpiWorkSharing>(*mpi_, *runner_, out_);
+    std::function<int(int)> deal;  // gangs: the plan's first owners
+    if (gang_plan_) deal = [plan = *gang_plan_](int job) { return plan.first_rank.at(static_cast<std::size_t>(job)); };
+    sharing_ = std::make_unique<distributed::MpiWorkSharing>(*mpi_, *runner_, out_, deal);
     run_options_.sharing = sharing_.get();
   }
   auto summary = runner_->run(run_options_);
@@ -447,6 +526,8 @@ void RunSetup::open_run(const nlohmann::json& meta, std::vector<Job> jobs, const
   } else if (!problem.empty()) {
     throw Error(problem);
   }
+  // Gang jobs (--ranks-per-job): which run as gangs, in which lane and order (collective).
+  if (mpi_ && common_.ranks_per_job > 1 && !gang_comm_) plan_gang_jobs(jobs);
   executor_ = std::make_unique<Executor>(node_.cores);
   runner_ = std::make_unique<JobRunner>(*executor_, node_);
   for (std::size_t j = 0; j < jobs.size(); ++j)

@@ -17,6 +17,7 @@
 #include <packtrain/dataparallel/gang.hpp>
 #include <packtrain/distributed/mpi_sharing.hpp>
 #include <packtrain/scheduler/console_sink.hpp>
+#include <packtrain/scheduler/gang_plan.hpp>
 #include <packtrain/scheduler/interrupt.hpp>
 #include <packtrain/scheduler/job_runner.hpp>
 #include <packtrain/scheduler/mutex.hpp>
@@ -27,7 +28,9 @@
 
 #include <atomic>
 #include <filesystem>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -88,6 +91,14 @@ class RunSetup {
   // rank at once (dataparallel/gang.hpp) instead of shared out; rank 0
   // records it. Null without MPI.
   std::shared_ptr<dataparallel::Gang> gang();
+  // Under mpirun with --ranks-per-job R (kfold, lth): the gang this rank
+  // trains job `job_id` in, or null where the job runs on one rank (a solo
+  // job, or a gang this rank is not in). Valid after open_run(), which
+  // plans the gangs (scheduler/gang_plan.hpp); thread-safe.
+  std::shared_ptr<dataparallel::Gang> gang_for(const std::string& job_id) const;
+  // gang_for as a sweep's option (KFoldOptions::gangs, LthOptions::gangs);
+  // null without --ranks-per-job above 1.
+  dataparallel::GangOf gangs();
   // A gang's job calls this first thing: a Ctrl-C (or mpirun's SIGTERM)
   // that came before it stops the job now, at its first exchange with the
   // other ranks, rather than keeping this rank's runner from starting it
@@ -111,6 +122,9 @@ class RunSetup {
  private:
   // --token, --token-file, --bind: a dashboard other machines can reach needs a token.
   void check_dashboard_access();
+  // open_run(), --ranks-per-job: plans the gangs, makes the lanes'
+  // communicators (collective) and wraps each gang job this rank is in.
+  void plan_gang_jobs(std::vector<Job>& jobs);
 
   CommonOptions common_;
   std::string command_;
@@ -129,6 +143,9 @@ class RunSetup {
   std::unique_ptr<dashboard::RunDashboard> dashboard_;  // rank 0: trace.json, report.html, --serve
   std::unique_ptr<distributed::MpiWorkSharing> sharing_;
   std::unique_ptr<distributed::MpiGangComm> gang_comm_;  // gang(): every rank runs every job
+  std::optional<GangPlan> gang_plan_;                     // --ranks-per-job
+  std::vector<std::unique_ptr<distributed::MpiGangComm>> gang_lanes_;  // this rank's group's lanes
+  std::map<std::string, std::shared_ptr<dataparallel::Gang>> gangs_;   // by job id: the gang jobs this rank is in
   Mutex gang_mutex_;                                      // the interrupt's thread and the job's
   bool gang_started_ PACKTRAIN_GUARDED_BY(gang_mutex_) = false;
   bool gang_stop_pending_ PACKTRAIN_GUARDED_BY(gang_mutex_) = false;

@@ -848,15 +848,21 @@ bool DataParallelTrainer::exchange_step(std::int64_t local_micro_batches, std::i
   }
 
   // Every member's step on this member's clock, anchored at the last exchange's end.
+  // A member's offsets run from its own anchor, which a loaded machine can
+  // put a little before this one's: they are kept within this step's span
+  // (its exchange ends on every member at once), so no slice outlives it.
   const auto ended = Clock::now();
   const double ended_unix = unix_seconds_now();
   const double anchor_unix = ended_unix - std::chrono::duration<double>(ended - gang_anchor_).count();
   for (int r = 0; r < gang.size() && step_timings_kept_ < kMaxStepTimings; ++r, ++step_timings_kept_) {
     const char* p = payloads[r];
+    const auto at = [&](std::size_t offset) {
+      return std::clamp(anchor_unix + read_at<double>(p + offset), anchor_unix, ended_unix);
+    };
     step_timings_.push_back(StepTiming{.rank = r, .step = step_,
-                                       .compute_begin = anchor_unix + read_at<double>(p + 16),
-                                       .compute_end = anchor_unix + read_at<double>(p + 24),
-                                       .sync_begin = anchor_unix + read_at<double>(p + 32),
+                                       .compute_begin = at(16),
+                                       .compute_end = at(24),
+                                       .sync_begin = at(32),
                                        .sync_end = ended_unix});
   }
   gang_anchor_ = ended;

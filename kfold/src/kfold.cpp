@@ -86,7 +86,9 @@ std::vector<Job> KFold::jobs() const {
         const auto parallelism = options_.parallelism().value_or(dataparallel::default_parallelism(m.name));
         // Replicas where a job has cores to share out (DESIGN.md decision 10).
         // (A model of the caller's own factory trains with threads: replicas build zoo models.)
-        const bool replicas = max_cores > 1 && parallelism == dataparallel::Parallelism::replicas && m.zoo;
+        // Gang jobs always train replicas (a gang or one rank, the same numbers).
+        const bool replicas =
+            m.zoo && (options_.gangs() || (max_cores > 1 && parallelism == dataparallel::Parallelism::replicas));
         if (replicas) {
           job.spec["parallelism"] = "replicas";
           job.spec["micro_batch"] = options_.micro_batch();
@@ -120,9 +122,13 @@ std::vector<Job> KFold::jobs() const {
           nlohmann::json metrics;
           if (replicas) {
             // fit_in_job reports every epoch, with the replicas and the sync share.
-            const auto dp = dataparallel::fit_in_job(
-                ctx, shape, dataparallel::DataParallelOptions().model(name).train(topts).micro_batch(options.micro_batch()),
-                fold_data);
+            const auto dp = dataparallel::fit_in_job(ctx, shape,
+                                                     dataparallel::DataParallelOptions()
+                                                         .model(name)
+                                                         .train(topts)
+                                                         .micro_batch(options.micro_batch())
+                                                         .gang(options.gangs() ? options.gangs()(ctx.id()) : nullptr),
+                                                     fold_data);
             result = dp.train;
             metrics = dp.metrics();
           } else {

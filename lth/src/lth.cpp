@@ -105,9 +105,13 @@ Trained train_in_job(JobContext& ctx, const LthOptions& options, const data::Dat
     if (mask) callbacks.after_step = [&masked](torch::nn::Module&) { masked->reset(); };
     const models::ModelOptions shape{.channels = shape_of.channels, .height = shape_of.height, .width = shape_of.width,
                                      .classes = shape_of.classes, .seed = ctx.seed()};
-    const auto dp = dataparallel::fit_in_job(
-        ctx, shape, dataparallel::DataParallelOptions().model(options.model()).train(topts).micro_batch(options.micro_batch()),
-        td, callbacks);
+    const auto dp = dataparallel::fit_in_job(ctx, shape,
+                                             dataparallel::DataParallelOptions()
+                                                 .model(options.model())
+                                                 .train(topts)
+                                                 .micro_batch(options.micro_batch())
+                                                 .gang(options.gangs() ? options.gangs()(ctx.id()) : nullptr),
+                                             td, callbacks);
     out.result = dp.train;
     out.metrics = dp.metrics();
   } else {
@@ -203,7 +207,7 @@ nlohmann::json LotteryTicketSweep::base_spec() const {
 bool LotteryTicketSweep::replicas() const {
   const int max_cores = std::max(options_.max_cores_per_job(), options_.cores_per_job());
   const auto parallelism = options_.parallelism().value_or(dataparallel::default_parallelism(options_.model()));
-  return max_cores > 1 && parallelism == dataparallel::Parallelism::replicas;
+  return options_.gangs() || (max_cores > 1 && parallelism == dataparallel::Parallelism::replicas);
 }
 
 void LotteryTicketSweep::set_cores(Job& job) const {

@@ -66,7 +66,9 @@ void expect_report_reproduces(const std::vector<std::string>& args, const std::f
   }
   const bool lent = std::any_of(rebuilt.begin(), rebuilt.end(),
                                 [](const Slice& s) { return s.name.find("(lent)") != std::string::npos; });
-  if (expect_lent) EXPECT_TRUE(lent) << "no lent-core slice in the rebuilt trace";
+  if (expect_lent) {
+    EXPECT_TRUE(lent) << "no lent-core slice in the rebuilt trace";
+  }
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <map>
 #include <set>
 
@@ -125,4 +126,43 @@ TEST(LthMpi, ResumeUnderMpirunSendsTheDoneJobsFilesToTheOtherRanks) {
   EXPECT_TRUE(retrain_ranks.count(1)) << "no retrain ran on rank 1";
   for (const char* e : {"epoch-0000.pt", "epoch-0001.pt", "epoch-0002.pt"})
     EXPECT_TRUE(std::filesystem::exists(dir / "run/ranks/rank-1/checkpoints" / dense_id / e)) << e;
+}
+
+// --ranks-per-job 2 under 3 ranks: the dense run and the retrains go to the
+// gang of ranks 0 and 1 or to rank 2 alone; the rewind checkpoints reach
+// whoever retrains, and every job equals one process's (replicas of the
+// same micro-batches).
+TEST(LthMpi, GangJobsAndSoloJobsOfALotteryTicketSweepMatchOneProcess) {
+  TempDir dir;
+  const auto lth = [&](const std::string& out, const std::vector<std::string>& extra) {
+    std::vector<std::string> argv = {PACKTRAIN_CLI, "lth", "--model", "lenet5", "--epochs", "2", "--reset-epochs", "0,1",
+                                     "--sparsities", "0.5,0.8", "--limit", "1024", "--out", (dir / out).string(),
+                                     "--quiet"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return argv;
+  };
+  const auto single = run_command(lth("single", {"--max-cores-per-job", "2", "--parallelism", "replicas"}));
+  ASSERT_EQ(single.exit_code, 0) << single.err;
+  std::vector<std::string> argv = {PACKTRAIN_MPIEXEC, "--allow-run-as-root", "--oversubscribe", "--bind-to", "none",
+                                   "-np", "3"};
+  const auto inner = lth("gangs", {"--ranks-per-job", "2", "--oversubscribe"});
+  argv.insert(argv.end(), inner.begin(), inner.end());
+  const auto mpi = run_command(argv);
+  ASSERT_EQ(mpi.exit_code, 0) << mpi.out << mpi.err;
+  const auto one = journal_by_id(dir / "single");
+  const auto gangs = journal_by_id(dir / "gangs");
+  ASSERT_EQ(gangs.size(), 5u);
+  std::set<std::string> where;  // "gang" and "solo"
+  for (const auto& [id, r] : gangs) {
+    ASSERT_TRUE(one.count(id)) << r.name;
+    EXPECT_EQ(r.status, JobStatus::done) << r.name << ": " << r.message;
+    EXPECT_NEAR(r.metrics["test_top1"].get<double>(), one.at(id).metrics["test_top1"].get<double>(), 0.003) << r.name;
+    EXPECT_NEAR(r.metrics["val_loss"].get<double>(), one.at(id).metrics["val_loss"].get<double>(),
+                1e-5 * std::abs(one.at(id).metrics["val_loss"].get<double>()))
+        << r.name;
+    EXPECT_EQ(r.metrics.value("weights_left", -1), one.at(id).metrics.value("weights_left", -1)) << r.name;
+    where.insert(r.metrics.contains("gang_ranks") ? "gang" : "solo");
+    if (r.metrics.contains("gang_ranks")) EXPECT_EQ(r.rank, 0) << r.name;
+  }
+  EXPECT_EQ(where, (std::set<std::string>{"gang", "solo"}));
 }

@@ -6,6 +6,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
 #include <map>
 #include <set>
 
@@ -158,4 +162,147 @@ TEST(KFoldMpi, RanksStartedWithDifferentFlagsBothRefuseWithOneLine) {
   const auto both = start({"--mca", "orte_abort_on_non_zero_status", "0"});
   EXPECT_EQ(count(both.err), 2u) << both.err;
   EXPECT_FALSE(std::filesystem::exists(dir / "run"));
+}
+
+namespace {
+
+// `kfold` under mpirun with `ranks` ranks sharing this machine's cores.
+std::vector<std::string> mpirun_kfold(int ranks, const std::vector<std::string>& kfold_argv,
+                                      const std::vector<std::string>& mpirun_options = {}) {
+  std::vector<std::string> argv = {PACKTRAIN_MPIEXEC, "--allow-run-as-root", "--oversubscribe", "--bind-to", "none"};
+  argv.insert(argv.end(), mpirun_options.begin(), mpirun_options.end());
+  argv.insert(argv.end(), {"-np", std::to_string(ranks)});
+  argv.insert(argv.end(), kfold_argv.begin(), kfold_argv.end());
+  return argv;
+}
+
+std::vector<std::string> gang_sweep(const std::filesystem::path& out, const std::vector<std::string>& extra = {}) {
+  // 1536 samples in 3 folds: 1024 to train on, 16 whole steps of 64 (4
+  // micro-batches of 16: 2 a rank, a subtree of one process's sum).
+  return packtrain::testing::packtrain_argv({"kfold", "--models", "lenet5", "--schedules", "cosine", "--folds", "3",
+                                             "--epochs", "1", "--limit", "1536", "--out", out.string(), "--quiet"},
+                                            extra);
+}
+
+std::size_t count_of(const std::string& text, const std::string& line) {
+  std::size_t n = 0;
+  for (auto at = text.find(line); at != std::string::npos; at = text.find(line, at + 1)) ++n;
+  return n;
+}
+
+}  // namespace
+
+// --ranks-per-job 2 under 3 ranks: ranks 0 and 1 form a group whose gang
+// jobs train on both at once; rank 2 runs jobs alone. Every job runs once,
+// is recorded once (a gang job with its ranks), and each equals the same
+// job trained by one process (the same replicas' micro-batches).
+TEST(KFoldMpi, GangJobsOfTwoRanksBesideASoloRankRunEveryJobOnceAndMatchOneProcess) {
+  TempDir dir;
+  const auto single = run_command(gang_sweep(dir / "single", {"--max-cores-per-job", "2", "--parallelism", "replicas"}));
+  ASSERT_EQ(single.exit_code, 0) << single.err;
+  const auto mpi = run_command(mpirun_kfold(3, gang_sweep(dir / "gangs", {"--ranks-per-job", "2", "--oversubscribe"})));
+  ASSERT_EQ(mpi.exit_code, 0) << mpi.out << mpi.err;
+  const auto one = journal_by_id(dir / "single");
+  const auto gangs = journal_by_id(dir / "gangs");
+  ASSERT_EQ(gangs.size(), 3u);
+  int gang_jobs = 0, solo_jobs = 0;
+  for (const auto& [id, r] : gangs) {
+    ASSERT_TRUE(one.count(id)) << r.name << ": the same job (spec) as one process's";
+    EXPECT_EQ(r.status, JobStatus::done) << r.name << ": " << r.message;
+    EXPECT_EQ(r.attempts, 1) << r.name;
+    const auto& mine = r.metrics;
+    const auto& theirs = one.at(id).metrics;
+    EXPECT_NEAR(mine["val_top1"].get<double>(), theirs["val_top1"].get<double>(), 0.003) << r.name;
+    EXPECT_NEAR(mine["val_loss"].get<double>(), theirs["val_loss"].get<double>(),
+                1e-5 * std::abs(theirs["val_loss"].get<double>()))
+        << r.name;
+    if (mine.contains("gang_ranks")) {
+      ++gang_jobs;
+      EXPECT_EQ(mine["gang_ranks"], nlohmann::json::array({0, 1})) << r.name;
+      EXPECT_EQ(mine["ranks"], 2) << r.name;
+      EXPECT_EQ(r.rank, 0) << r.name << ": recorded by the gang's first rank";
+    } else {
+      ++solo_jobs;
+      EXPECT_EQ(r.rank, 2) << r.name << ": the solo rank's";
+    }
+  }
+  EXPECT_GE(gang_jobs, 1);
+  EXPECT_GE(solo_jobs, 1);
+  EXPECT_FALSE(std::filesystem::exists(dir / "gangs/ranks/rank-1/journal.sqlite"));
+}
+
+TEST(KFoldMpi, BadGangRequestsAreOneLineOnEveryRankAndExit2) {
+  TempDir dir;
+  const auto refused = [&](int ranks, const std::vector<std::string>& flags, const std::string& line) {
+    const auto plain = run_command(mpirun_kfold(ranks, gang_sweep(dir / "bad", flags)));
+    EXPECT_EQ(plain.exit_code, 2) << plain.out << plain.err;
+    EXPECT_GE(count_of(plain.err, "packtrain kfold: error: " + line), 1u) << plain.err;
+    // Every rank says it, when mpirun lets each finish (it kills the others
+    // at the first non-zero exit, maybe before they print; it then exits 0).
+    const auto every = run_command(
+        mpirun_kfold(ranks, gang_sweep(dir / "bad", flags), {"--mca", "orte_abort_on_non_zero_status", "0"}));
+    EXPECT_EQ(count_of(every.err, "packtrain kfold: error: " + line), static_cast<std::size_t>(ranks)) << every.err;
+    EXPECT_FALSE(std::filesystem::exists(dir / "bad")) << line;
+  };
+  refused(2, {"--ranks-per-job", "3"}, "--ranks-per-job 3 is more than the 2 rank(s) of this run");
+  refused(2, {"--ranks-per-job", "2", "--parallelism", "threads"},
+          "--ranks-per-job trains every job as replicas over its ranks");
+  refused(2, {"--ranks-per-job", "2", "--checkpoint-every", "1"}, "--checkpoint-every is not for gang jobs");
+  refused(2, {"--ranks-per-job", "2", "--batch-size", "32", "--micro-batch", "32"},
+          "--batch-size 32 is 1 micro-batch(es) of 32, fewer than the 2 ranks");
+  refused(2, {"--ranks-per-job", "2", "--cores-per-job", "2"}, "--cores-per-job 2 is more than the 1 core(s)");
+  refused(2, {"--ranks-per-job", "0"}, "--ranks-per-job must be at least 1, not 0");
+  // Without mpirun there are no ranks to make a gang of.
+  const auto alone = run_command(gang_sweep(dir / "bad", {"--ranks-per-job", "2"}));
+  EXPECT_EQ(alone.exit_code, 2) << alone.err;
+  EXPECT_NE(alone.err.find("packtrain kfold: error: --ranks-per-job is for runs under mpirun or srun"), std::string::npos)
+      << alone.err;
+  EXPECT_FALSE(std::filesystem::exists(dir / "bad"));
+}
+
+// A rank of a gang dies mid-job (a crash: SIGSEGV on its job's thread, the
+// test hook of the supervisor's tests; under mpirun there is no supervising
+// parent): every rank ends non-zero within 10 s, rank 0's journal opens,
+// and --resume finishes the sweep with the numbers of a run never killed.
+TEST(KFoldMpi, ARankOfAGangKilledMidJobEndsEveryRankAndResumeFinishesTheSweep) {
+  TempDir dir;
+  const auto single = run_command(gang_sweep(dir / "single", {"--max-cores-per-job", "2", "--parallelism", "replicas"}));
+  ASSERT_EQ(single.exit_code, 0) << single.err;
+  const auto crashed_at = dir / "crashed";  // the hook writes it just before the signal
+  const std::vector<std::string> flags = {"--ranks-per-job", "2", "--oversubscribe"};
+  std::vector<std::string> argv = {PACKTRAIN_MPIEXEC, "--allow-run-as-root", "--oversubscribe", "--bind-to", "none"};
+  for (int rank = 0; rank < 3; ++rank) {
+    if (rank > 0) argv.push_back(":");
+    argv.insert(argv.end(), {"-np", "1"});
+    if (rank == 1)  // rank 1 runs only gang jobs at first: its first one crashes after the gang's start check
+      argv.insert(argv.end(), {"/usr/bin/env", "PACKTRAIN_TEST_CRASH_JOB=lenet5",
+                               "PACKTRAIN_TEST_CRASH_ONCE=" + crashed_at.string()});
+    const auto inner = gang_sweep(dir / "gangs", flags);
+    argv.insert(argv.end(), inner.begin(), inner.end());
+  }
+  const auto killed = run_command(argv);
+  const auto ended = std::filesystem::file_time_type::clock::now();
+  EXPECT_NE(killed.exit_code, 0) << killed.out << killed.err;
+  ASSERT_TRUE(std::filesystem::exists(crashed_at)) << "the gang job on rank 1 never started: " << killed.err;
+  EXPECT_LT(ended - std::filesystem::last_write_time(crashed_at), std::chrono::seconds(10))
+      << "every rank ended within 10 s of the crash";
+  const auto interrupted = journal_by_id(dir / "gangs");  // opens and reads: intact
+  EXPECT_EQ(interrupted.size(), 3u);
+  EXPECT_TRUE(std::any_of(interrupted.begin(), interrupted.end(),
+                          [](const auto& row) { return row.second.status != JobStatus::done; }))
+      << "the crashed gang job is not recorded done";
+
+  auto resume = flags;
+  resume.push_back("--resume");
+  const auto resumed = run_command(mpirun_kfold(3, gang_sweep(dir / "gangs", resume)));
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.out << resumed.err;
+  const auto one = journal_by_id(dir / "single");
+  const auto after = journal_by_id(dir / "gangs");
+  ASSERT_EQ(after.size(), 3u);
+  for (const auto& [id, r] : after) {
+    EXPECT_EQ(r.status, JobStatus::done) << r.name << ": " << r.message;
+    EXPECT_NEAR(r.metrics["val_loss"].get<double>(), one.at(id).metrics["val_loss"].get<double>(),
+                1e-5 * std::abs(one.at(id).metrics["val_loss"].get<double>()))
+        << r.name;
+  }
 }

@@ -53,12 +53,15 @@ bool launched_by_mpi() {
 
 bool mpi_available() { return true; }
 
-MpiSession::MpiSession() {
+MpiSession::MpiSession(bool thread_multiple) {
   int provided = 0;
-  check_mpi(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_SERIALIZED, &provided), "init");
-  if (provided < MPI_THREAD_SERIALIZED) {
+  const int wanted = thread_multiple ? MPI_THREAD_MULTIPLE : MPI_THREAD_SERIALIZED;
+  check_mpi(MPI_Init_thread(nullptr, nullptr, wanted, &provided), "init");
+  if (provided < wanted) {
     MPI_Finalize();
-    throw Error("this MPI library does not support MPI_THREAD_SERIALIZED");
+    throw Error(thread_multiple ? "this MPI library does not support MPI_THREAD_MULTIPLE, which gang jobs in a sweep "
+                                  "(--ranks-per-job) need"
+                                : "this MPI library does not support MPI_THREAD_SERIALIZED");
   }
   check_mpi(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN), "error handler");
   check_mpi(MPI_Comm_rank(MPI_COMM_WORLD, &rank_), "rank");
@@ -169,6 +172,13 @@ struct MpiGangComm::Impl {
   std::atomic<std::int64_t> ns{0};
   std::thread thread;
 
+  void start() {
+    check_mpi(MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN), "error handler");
+    check_mpi(MPI_Comm_rank(comm, &rank), "rank");
+    check_mpi(MPI_Comm_size(comm, &size), "size");
+    thread = std::thread([this] { loop(); });
+  }
+
   void loop() {
     while (true) {
       std::function<void()> next;
@@ -198,10 +208,29 @@ struct MpiGangComm::Impl {
 MpiGangComm::MpiGangComm(MpiSession& session) : impl_(std::make_unique<Impl>()) {
   (void)session;  // MPI is initialized while it lives
   check_mpi(MPI_Comm_dup(MPI_COMM_WORLD, &impl_->comm), "duplicate the world for a gang");
-  check_mpi(MPI_Comm_set_errhandler(impl_->comm, MPI_ERRORS_RETURN), "error handler");
-  check_mpi(MPI_Comm_rank(impl_->comm, &impl_->rank), "rank");
-  check_mpi(MPI_Comm_size(impl_->comm, &impl_->size), "size");
-  impl_->thread = std::thread([impl = impl_.get()] { impl->loop(); });
+  impl_->start();
+}
+
+MpiGangComm::MpiGangComm(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) { impl_->start(); }
+
+std::vector<std::unique_ptr<MpiGangComm>> MpiGangComm::lanes(MpiSession& session, int ranks_per_job, int lanes) {
+  PACKTRAIN_CHECK(ranks_per_job >= 1 && ranks_per_job <= session.size() && lanes >= 1,
+                  "MpiGangComm::lanes: ranks per job outside 1..world or no lane");
+  const int groups = session.size() / ranks_per_job;
+  const int color = session.rank() < groups * ranks_per_job ? session.rank() / ranks_per_job : MPI_UNDEFINED;
+  MPI_Comm group = MPI_COMM_NULL;
+  check_mpi(MPI_Comm_split(MPI_COMM_WORLD, color, session.rank(), &group), "split the ranks into gang groups");
+  std::vector<std::unique_ptr<MpiGangComm>> out;
+  if (group == MPI_COMM_NULL) return out;  // a solo rank
+  for (int l = 0; l < lanes; ++l) {
+    auto impl = std::make_unique<Impl>();
+    const int rc = MPI_Comm_dup(group, &impl->comm);
+    if (rc != MPI_SUCCESS) MPI_Comm_free(&group);
+    check_mpi(rc, "duplicate a gang group's communicator for a lane");
+    out.push_back(std::unique_ptr<MpiGangComm>(new MpiGangComm(std::move(impl))));
+  }
+  MPI_Comm_free(&group);
+  return out;
 }
 
 MpiGangComm::~MpiGangComm() {
@@ -212,7 +241,7 @@ MpiGangComm::~MpiGangComm() {
       // wait in it forever. End every rank (mpirun stops them), the journal intact.
       std::fprintf(stderr, "packtrain: a gang exchange was left unfinished on rank %d: ending every rank\n",
                    impl_->rank);
-      MPI_Abort(impl_->comm, 1);
+      MPI_Abort(MPI_COMM_WORLD, 1);
     }
     impl_->quit = true;
   }
@@ -277,6 +306,12 @@ struct MpiWorkSharing::Impl {
     for (std::size_t p = 0; p < order.size(); ++p) first_owner[order[p]] = static_cast<int>(p % size);
     if (deal)
       for (std::size_t j = 0; j < jobs.size(); ++j) first_owner[j] = deal(static_cast<int>(j));
+    // A gang job is every member's from the start; its first member reports its end.
+    for (std::size_t j = 0; j < jobs.size(); ++j) {
+      const auto& gang = jobs[j].gang_ranks;
+      for (int member : gang) PACKTRAIN_CHECK(member >= 0 && member < size, "MpiWorkSharing: a gang rank outside the world");
+      if (!gang.empty()) first_owner[j] = gang.front();
+    }
     io_thread = std::thread([this] { io_loop(); });
     comm_thread = std::thread([this] { comm_loop(); });
   }
@@ -284,6 +319,8 @@ struct MpiWorkSharing::Impl {
   // --- called by the runner (its lock held): only queue and notify ---
   void post_ended(int job, const JobRecord& record) PACKTRAIN_EXCLUDES(mutex) {
     if (size == 1) return;  // nobody to tell
+    const auto& gang = gang_of(job);
+    if (!gang.empty() && gang.front() != rank) return;  // the gang's first member tells the others
     MutexLock lock(mutex);
     to_encode.emplace_back(job, record);
     ++unsent_ends;
@@ -304,6 +341,12 @@ struct MpiWorkSharing::Impl {
       io_wake.notify_one();
     }
     io_thread.join();
+  }
+
+  const std::vector<int>& gang_of(int job) const { return runner.jobs()[static_cast<std::size_t>(job)].gang_ranks; }
+  bool in_gang(int job, int member) const {
+    const auto& gang = gang_of(job);
+    return std::find(gang.begin(), gang.end(), member) != gang.end();
   }
 
   // --- the job-list and job-end messages (job_files.hpp carries the files) ---
@@ -390,7 +433,7 @@ struct MpiWorkSharing::Impl {
       MutexLock lock(mutex);
       io_busy = false;
       ++io_items_done;
-      if (buffer) encoded.push_back(std::move(buffer));
+      if (buffer) encoded.push_back({std::move(buffer), end->first});
       if (!error.empty() && io_error.empty()) io_error = error;
       comm_wake.notify_one();
       if (!error.empty()) return;  // the communication thread aborts every rank
@@ -524,7 +567,7 @@ struct MpiWorkSharing::Impl {
       bool barrier_started = false, barrier_done = false;
       MPI_Request barrier = MPI_REQUEST_NULL;
       while (true) {
-        std::deque<Buffer> ends;
+        std::deque<Encoded> ends;
         bool fin = false, ends_unsent = false, io_idle = false;
         std::uint64_t io_seen = 0;
         {
@@ -546,9 +589,9 @@ struct MpiWorkSharing::Impl {
           if (io_idle) return;
         } else {
           bool busy = !ends.empty();
-          for (const auto& buffer : ends)
+          for (const auto& end : ends)
             for (int r = 0; r < size; ++r)
-              if (r != rank) send(r, kJobEnded, buffer);
+              if (r != rank && !in_gang(end.job, r)) send(r, kJobEnded, end.buffer);  // a gang's members ran it
           if (want_more && !request_outstanding && !waiting_on_lifeline && size > 1 && !fin) {
             want_more = false;
             ask_for_work();
@@ -613,7 +656,11 @@ struct MpiWorkSharing::Impl {
   std::condition_variable_any comm_wake;   // the communication thread waits here (for at most 1 ms)
   std::deque<std::pair<int, JobRecord>> to_encode PACKTRAIN_GUARDED_BY(mutex);  // ends of jobs run here
   std::deque<Incoming> to_decode PACKTRAIN_GUARDED_BY(mutex);                 // kJobEnded messages received
-  std::deque<Buffer> encoded PACKTRAIN_GUARDED_BY(mutex);                     // kJobEnded messages to send
+  struct Encoded {
+    Buffer buffer;
+    int job = 0;
+  };
+  std::deque<Encoded> encoded PACKTRAIN_GUARDED_BY(mutex);                    // kJobEnded messages to send
   int unsent_ends PACKTRAIN_GUARDED_BY(mutex) = 0;      // posted by ended(), not yet taken by the comm thread
   bool io_busy PACKTRAIN_GUARDED_BY(mutex) = false;     // the I/O thread holds an item
   std::uint64_t io_items_done PACKTRAIN_GUARDED_BY(mutex) = 0;
@@ -657,7 +704,9 @@ void MpiWorkSharing::finish() {
 
 SharingStats MpiWorkSharing::stats() const { return impl_->stats; }
 
-bool MpiWorkSharing::starts_with(int job) { return impl_->first_owner[job] == impl_->rank; }
+bool MpiWorkSharing::starts_with(int job) {
+  return impl_->gang_of(job).empty() ? impl_->first_owner[job] == impl_->rank : impl_->in_gang(job, impl_->rank);
+}
 void MpiWorkSharing::idle() { impl_->post_flag(&Impl::want_work); }
 void MpiWorkSharing::ended(int job, const JobRecord& record) { impl_->post_ended(job, record); }
 void MpiWorkSharing::work_available() { impl_->post_flag(&Impl::work_ready); }

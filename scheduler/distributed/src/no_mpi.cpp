@@ -21,7 +21,7 @@ bool launched_by_mpi() {
 bool mpi_available() { return false; }
 std::string mpi_version() { return ""; }
 
-MpiSession::MpiSession() { no_mpi(); }
+MpiSession::MpiSession(bool) { no_mpi(); }
 MpiSession::~MpiSession() = default;
 std::string MpiSession::broadcast(const std::string& text) { return text; }
 bool MpiSession::all_ok(bool ok) { return ok; }
@@ -31,10 +31,14 @@ NodeShare MpiSession::node_share(const std::vector<int>& usable, bool) { return 
 
 struct MpiGangComm::Impl {};
 MpiGangComm::MpiGangComm(MpiSession&) { no_mpi(); }
+MpiGangComm::MpiGangComm(std::unique_ptr<Impl>) { no_mpi(); }
+std::vector<std::unique_ptr<MpiGangComm>> MpiGangComm::lanes(MpiSession&, int, int) { no_mpi(); }
 MpiGangComm::~MpiGangComm() = default;
 int MpiGangComm::rank() const { return 0; }
 int MpiGangComm::size() const { return 1; }
 void MpiGangComm::allgather(const void*, std::size_t, void*) { no_mpi(); }
+std::uint64_t MpiGangComm::start_allgather(const void*, std::size_t, void*) { no_mpi(); }
+void MpiGangComm::wait(std::uint64_t) { no_mpi(); }
 std::int64_t MpiGangComm::exchanges() const { return 0; }
 std::int64_t MpiGangComm::bytes_sent() const { return 0; }
 double MpiGangComm::seconds() const { return 0; }

@@ -19,6 +19,9 @@
 // so every member reports the same metrics and takes the same decisions.
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
 
 namespace packtrain::dataparallel {
 
@@ -42,6 +45,10 @@ class Gang {
   }
   virtual void wait(std::uint64_t ticket) { (void)ticket; }
 };
+
+// A sweep's gang jobs (--ranks-per-job): the gang that trains the job of
+// this id on this process, or null where one process trains it alone.
+using GangOf = std::function<std::shared_ptr<Gang>(const std::string& job_id)>;
 
 // Member `rank` of `members` takes items [first, first + count) of `items`.
 struct Block {

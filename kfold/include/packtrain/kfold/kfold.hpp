@@ -56,6 +56,11 @@ struct KFoldOptions {
   TORCH_ARG(train::TrainOptions, trainer) = train::TrainOptions().epochs(2);
   // Emit a progress event every `print_every` epochs (0: none).
   TORCH_ARG(int, print_every) = 1;
+  // Gang jobs (under mpirun, --ranks-per-job): the gang that trains job
+  // `id` on this rank, null where one rank trains it alone. When set, every
+  // job trains replicas on micro_batch samples (a job's numbers are then
+  // the same whether a gang or one rank runs it: dataparallel/gang.hpp).
+  TORCH_ARG(dataparallel::GangOf, gangs) = nullptr;
   // Jobs checkpoint into <checkpoint_root>/<job id>/ when trainer().checkpoint_every() > 0,
   // and a resumed job goes on from its latest checkpoint.
   TORCH_ARG(std::string, checkpoint_root) = "";

@@ -83,6 +83,11 @@ struct LthOptions {
   // Replicas or intra-op threads for jobs with several cores; none: the
   // model's default (dataparallel::default_parallelism). Threads do not grow.
   TORCH_ARG(std::optional<dataparallel::Parallelism>, parallelism) = std::nullopt;
+  // Gang jobs (under mpirun, --ranks-per-job): the gang that trains job
+  // `id` on this rank, null where one rank trains it alone. When set, every
+  // job trains replicas on micro_batch samples (the same numbers whether a
+  // gang or one rank runs it: dataparallel/gang.hpp).
+  TORCH_ARG(dataparallel::GangOf, gangs) = nullptr;
   // Epochs, batch size, optimizer, lr and schedule of every job.
   TORCH_ARG(train::TrainOptions, trainer) = train::TrainOptions().epochs(10);
   // The run folder (required): checkpoints/, masks/, tickets/ go under it.

@@ -25,6 +25,10 @@
 //    resolve locally, with their files copied into this rank's own folder
 //    (no shared filesystem is assumed) before the runner hears of the end,
 //    and every rank knows when the run is over. Rank 0 writes the journal.
+//  - Gang jobs (Job::gang_ranks, a sweep's --ranks-per-job): every rank
+//    of the gang starts with the job and none gives it away; the gang's
+//    first rank tells the ranks outside the gang that it ended (the others
+//    ran it too), so it is recorded once.
 //  - A rank whose communication fails aborts every rank (the others would
 //    otherwise wait for its jobs forever): an MPI error, a file it cannot
 //    read or write, or a message that does not check out (a size past its
@@ -72,9 +76,11 @@ std::string mpi_version();
 
 // MPI for this process: initialized on construction (call it first in
 // main's thread, before other threads), finalized on destruction.
+// `thread_multiple`: gangs in a sweep (their lanes' threads call MPI while
+// the work sharing's does); otherwise MPI_THREAD_SERIALIZED is enough.
 class MpiSession {
  public:
-  MpiSession();
+  explicit MpiSession(bool thread_multiple = false);
   ~MpiSession();
   MpiSession(const MpiSession&) = delete;
   MpiSession& operator=(const MpiSession&) = delete;
@@ -102,15 +108,23 @@ class MpiSession {
   int size_ = 1;
 };
 
-// The communicator of one job trained by every rank at once (a gang:
-// dataparallel/gang.hpp): a duplicate of the world's, driven by a thread of
-// its own that makes every MPI call on it; the job's thread hands it each
-// exchange and waits. While a gang trains, no other thread calls MPI (the
-// run has no work sharing then: MPI_THREAD_SERIALIZED holds).
+// The communicator of one job trained by several ranks at once (a gang:
+// dataparallel/gang.hpp), driven by a thread of its own that makes every
+// MPI call on it; the job's thread hands it each exchange and waits. A
+// `train` under mpirun has one, a duplicate of the world's, and no work
+// sharing (MPI_THREAD_SERIALIZED holds); a sweep of gang jobs has one per
+// lane, beside the work sharing's thread (MPI_THREAD_MULTIPLE).
 class MpiGangComm {
  public:
   // Collective over every rank, on the thread that initialized MPI.
   explicit MpiGangComm(MpiSession& session);
+  // The lanes of this rank's group when a sweep's jobs are gangs of
+  // `ranks_per_job` ranks (scheduler/gang_plan.hpp): groups of consecutive
+  // ranks, `lanes` communicators each, every lane with a thread of its own.
+  // Collective over every rank, on the thread that initialized MPI, before
+  // the work sharing starts; the session must be thread_multiple. Empty for
+  // a rank past the last whole group.
+  static std::vector<std::unique_ptr<MpiGangComm>> lanes(MpiSession& session, int ranks_per_job, int lanes);
   ~MpiGangComm();
   MpiGangComm(const MpiGangComm&) = delete;
   MpiGangComm& operator=(const MpiGangComm&) = delete;
@@ -132,6 +146,7 @@ class MpiGangComm {
 
  private:
   struct Impl;
+  explicit MpiGangComm(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
 
