@@ -131,8 +131,10 @@ void add_common_options(po::options_description& desc, CommonOptions& o) {
      "the run's core count and speedup count each core once");
 }
 
-void add_ranks_per_job_option(po::options_description& desc, CommonOptions& o, const std::string& help) {
-  desc.add_options()("ranks-per-job", po::value(&o.ranks_per_job)->default_value(o.ranks_per_job), help.c_str());
+void add_ranks_per_job_option(po::options_description& desc, CommonOptions& o, const std::string& help,
+                              const std::string& default_text) {
+  desc.add_options()("ranks-per-job", po::value(&o.ranks_per_job)->default_value(o.ranks_per_job, default_text),
+                     help.c_str());
 }
 
 bool parse_options(int argc, char** argv, const po::options_description& desc, const std::string& usage,

@@ -71,7 +71,7 @@ extern const std::set<std::string> kRunLevelFlags;
 void add_common_options(boost::program_options::options_description& desc, CommonOptions& options);
 // --ranks-per-job (kfold, lth, train): RunSetup checks it and plans the gangs.
 void add_ranks_per_job_option(boost::program_options::options_description& desc, CommonOptions& options,
-                              const std::string& help);
+                              const std::string& help, const std::string& default_text = "1");
 
 // Parses argv[1..] (argv[0] is the subcommand), then --config FILE if given
 // (command line wins), then notifies. Returns false after printing help for

@@ -164,7 +164,15 @@ int train_command(int argc, char** argv) {
     ("overlap", po::value(&o.overlap)->default_value(o.overlap),
      "under mpirun: on (a bucket's exchange starts while backward still runs on the layers before it) or off "
      "(once the rank's micro-batches are summed); the numbers do not depend on it");
+  add_ranks_per_job_option(desc, common,
+                           "under mpirun: the ranks that train the job together; train has one job, so every rank "
+                           "of the run",
+                           "every rank");
   if (!parse_options(argc, argv, desc, "packtrain train [options] --out DIR", common)) return 0;
+  // One job: its gang is the world (RunSetup takes a value above 1 for a sweep's lanes).
+  const bool ranks_given = common.given.count("ranks-per-job") > 0;
+  const int ranks_per_job = common.ranks_per_job;
+  common.ranks_per_job = 1;
 
   // --- everything that can be wrong, before anything is written ------------
   // The job has --cores and may grow to --max-cores: the run holds the most.
@@ -213,6 +221,11 @@ int train_command(int argc, char** argv) {
   if (!replicas && o.warmup_epochs > 0) throw Error("--warmup-epochs is for --parallelism replicas");
   // Under mpirun every rank trains the one job on its cores, together: a gang.
   std::shared_ptr<dataparallel::Gang> gang;
+  if (ranks_per_job < 1) throw Error("--ranks-per-job must be at least 1, not " + std::to_string(ranks_per_job));
+  if (ranks_given && ranks_per_job != setup.ranks())
+    throw Error("--ranks-per-job " + std::to_string(ranks_per_job) + ": train runs one job, on every rank of the run (" +
+                std::to_string(setup.ranks()) + (setup.ranks() > 1 ? "" : ": started without mpirun") +
+                "); start it with mpirun -np " + std::to_string(ranks_per_job) + " instead");
   if (setup.ranks() > 1) {
     if (!replicas)
       throw Error("under mpirun the ranks train the model together as replicas; --parallelism threads trains on "

@@ -244,6 +244,8 @@ TEST(TrainMpi, BadRequestsAreOneLineOnEveryRankAndExit2) {
   refused("few", {"--batch-size", "32", "--micro-batch", "32"},
           "packtrain train: error: --batch-size 32 is 1 micro-batch(es) of 32, fewer than the 2 ranks");
   refused("threads", {"--parallelism", "threads"}, "packtrain train: error: under mpirun the ranks train the model together");
+  refused("world", {"--ranks-per-job", "3"},
+          "packtrain train: error: --ranks-per-job 3: train runs one job, on every rank of the run (2)");
   // Ranks started with different flags: rank 0 with `a`, rank 1 with `b`.
   const auto mixed = [&](const std::vector<std::string>& a, const std::vector<std::string>& b,
                          std::vector<std::string> options) {
@@ -267,6 +269,7 @@ TEST(TrainMpi, BadRequestsAreOneLineOnEveryRankAndExit2) {
                 "packtrain train: error: rank 1 was started with other flags than rank 0");
   EXPECT_FALSE(std::filesystem::exists(dir / "few"));
   EXPECT_FALSE(std::filesystem::exists(dir / "threads"));
+  EXPECT_FALSE(std::filesystem::exists(dir / "world"));
 }
 
 // A rank killed mid-job: every rank ends within 10 s, rank 0's journal
