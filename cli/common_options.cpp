@@ -16,7 +16,7 @@ namespace packtrain::cli {
 const std::set<std::string> kRunLevelFlags = {"help", "out",    "resume", "cores", "serve",
                                               "bind", "sample-ms", "config", "quiet", "serial",
                                               "shard", "checkpoint-every", "max-cores", "token", "token-file",
-                                              "oversubscribe", "bucket-cap-mb", "overlap", "no-supervise"};
+                                              "oversubscribe", "bucket-cap-mb", "overlap", "no-supervise", "memory-per-job"};
 
 namespace {
 

@@ -52,15 +52,17 @@ struct JobCoreOptions {
   int max_cores_per_job = 0;  // 0: cores_per_job
   std::int64_t micro_batch = 0;  // add_job_core_options sets dataparallel::kDefaultMicroBatch
   std::string parallelism;    // empty: per model
+  std::uint64_t memory_mb = 0;  // --memory-per-job: each job's budget (0: none)
 };
 void add_job_core_options(boost::program_options::options_description& desc, JobCoreOptions& options);
 // --ranks-per-job for a sweep (kfold, lth); check_job_core_options checks it with the others.
 void add_gang_option(boost::program_options::options_description& desc, CommonOptions& common);
-// Throws Error, one line, for what a node of `node_cores` cores cannot give
-// the jobs, and for --micro-batch without jobs that train replicas. Returns
-// --parallelism, if given.
+// Throws Error, one line, for what a node of `node_cores` cores and
+// `node_memory_mb` MiB cannot give the jobs, and for --micro-batch without
+// jobs that train replicas. Returns --parallelism, if given.
 std::optional<dataparallel::Parallelism> check_job_core_options(const CommonOptions& common,
-                                                                const JobCoreOptions& options, int node_cores);
+                                                                const JobCoreOptions& options, int node_cores,
+                                                                std::uint64_t node_memory_mb);
 
 // Flags that change how a run goes but not its jobs: --resume may differ in
 // them (--out, --cores, --serve, ...).

@@ -24,6 +24,10 @@ void add_job_core_options(po::options_description& desc, JobCoreOptions& o) {
      "when a waiting job needs them; its numbers stay the same (default: --cores-per-job)")
     ("micro-batch", po::value(&o.micro_batch)->default_value(o.micro_batch),
      "replicas: each step's --batch-size samples are cut into micro-batches of N; must divide --batch-size")
+    ("memory-per-job", po::value(&o.memory_mb)->default_value(o.memory_mb),
+     "MiB of LibTorch tensors each job may hold (its threads' allocations): a job that would pass it fails, `over "
+     "memory`, and the others go on; jobs start only while their budgets fit the node's memory. 0: no budget (each "
+     "job's peak is in its metrics, peak_memory_mb)")
     ("parallelism", po::value(&o.parallelism),
      "replicas or threads, for jobs with more than one core (default: per model, from bench/dataparallel: threads "
      "for mlp, replicas for the others)");
@@ -38,7 +42,10 @@ void add_gang_option(po::options_description& desc, CommonOptions& common) {
 }
 
 std::optional<dataparallel::Parallelism> check_job_core_options(const CommonOptions& common, const JobCoreOptions& o,
-                                                                int node_cores) {
+                                                                int node_cores, std::uint64_t node_memory_mb) {
+  if (o.memory_mb > node_memory_mb)
+    throw Error("--memory-per-job " + std::to_string(o.memory_mb) + " is more than the " +
+                std::to_string(node_memory_mb) + " MiB of memory this run has");
   std::optional<dataparallel::Parallelism> how;
   if (!o.parallelism.empty()) how = dataparallel::parallelism_from_string(o.parallelism);
   if (o.cores_per_job > node_cores)

@@ -51,7 +51,7 @@ int kfold_command(int argc, char** argv) {
   // Everything that can be wrong with the request is checked before anything
   // is written: options, models, data, cores, the output folder.
   RunSetup setup(common, "kfold", serial);
-  const auto how = check_job_core_options(common, cores, setup.node().core_count());
+  const auto how = check_job_core_options(common, cores, setup.node().core_count(), setup.node().memory_mb);
   if (common.ranks_per_job > 1 && checkpoint_every > 0)
     throw Error("--checkpoint-every is not for gang jobs (--ranks-per-job) yet: each rank of a gang would go on from a "
                 "checkpoint of its own");
@@ -64,6 +64,7 @@ int kfold_command(int argc, char** argv) {
                                .limit(limit)
                                .cores_per_job(cores.cores_per_job)
                                .max_cores_per_job(serial ? 0 : cores.max_cores_per_job)
+                               .memory_mb_per_job(cores.memory_mb)
                                .micro_batch(cores.micro_batch)
                                .parallelism(how)
                                .trainer(trainer)

@@ -93,7 +93,7 @@ int lth_command(int argc, char** argv) {
   if (common.given.count("prune-rate") && !common.given.count("rounds"))
     throw Error("--prune-rate is the fraction each of --rounds removes: give --rounds too, or --sparsities alone");
   RunSetup setup(common, "lth", serial);
-  const auto how = check_job_core_options(common, cores, setup.node().core_count());
+  const auto how = check_job_core_options(common, cores, setup.node().core_count(), setup.node().memory_mb);
   auto options = lth::LthOptions()
                      .model(model)
                      .reset_epochs(parse_numbers<int>(reset_epochs, "--reset-epochs"))
@@ -105,6 +105,7 @@ int lth_command(int argc, char** argv) {
                      .limit(limit)
                      .cores_per_job(cores.cores_per_job)
                      .max_cores_per_job(serial ? 0 : cores.max_cores_per_job)
+                     .memory_mb_per_job(cores.memory_mb)
                      .micro_batch(cores.micro_batch)
                      .parallelism(how)
                      .trainer(trainer_options(common).epochs(epochs).schedule(train::schedule_from_string(schedule)))

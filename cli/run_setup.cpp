@@ -12,6 +12,7 @@
 #include <packtrain/scheduler/resources.hpp>
 #include <packtrain/scheduler/results.hpp>
 #include <packtrain/scheduler/shards.hpp>
+#include <packtrain/train/memory_watch.hpp>
 
 #include <cstdio>
 #include <fstream>
@@ -223,6 +224,7 @@ RunSetup::RunSetup(const CommonOptions& common, std::string command, bool serial
     return;
   }
   if (common_.out.empty()) throw Error("--out is required: the folder for the run's journal and results");
+  train::watch_job_memory();  // jobs' budgets (Job::memory_mb) and peaks
   std::tie(shard_, shards_) = parse_shard(common_.shard);
   if (common_.oversubscribe && !distributed::launched_by_mpi())
     throw Error("--oversubscribe is for runs under mpirun (ranks on one node sharing its cores); this process has the "

@@ -82,6 +82,7 @@ std::vector<Job> KFold::jobs() const {
                     {"lr", t.effective_lr()},
                     {"seed", options_.seed()}};
         job.cores = options_.cores_per_job();
+        job.memory_mb = options_.memory_mb_per_job();
         const int max_cores = std::max(options_.max_cores_per_job(), job.cores);
         const auto parallelism = options_.parallelism().value_or(dataparallel::default_parallelism(m.name));
         // Replicas where a job has cores to share out (DESIGN.md decision 10).

@@ -212,6 +212,7 @@ bool LotteryTicketSweep::replicas() const {
 
 void LotteryTicketSweep::set_cores(Job& job) const {
   job.cores = options_.cores_per_job();
+  job.memory_mb = options_.memory_mb_per_job();
   if (!replicas()) return;
   job.max_cores = std::max(options_.max_cores_per_job(), options_.cores_per_job());
   job.spec["parallelism"] = "replicas";

@@ -7,6 +7,9 @@
 
 #include "event_queue.hpp"
 
+#include <cmath>
+#include <cstdio>
+
 #include <algorithm>
 #include <functional>
 
@@ -335,10 +338,17 @@ void JobRunner::execute(int j, int attempt, const std::vector<int>& workers) {
                  });
   ctx.set_preempt_flag(&preempt_);
   ctx.set_elastic(job.max_cores, [this, j](CoreHelper helper) { register_helper(j, std::move(helper)); });
+  // The job's memory, charged by the allocations of its threads (job_memory.hpp).
+  auto memory = std::make_shared<JobMemory>(job.memory_mb * (std::uint64_t{1} << 20));
+  {
+    MutexLock lock(mutex_);
+    job_memory_[j] = memory;
+  }
   JobOutcome outcome;
   JobStatus status;
   try {
     const RunningJobMark mark(id);  // a crash on this thread names this job
+    const JobMemoryScope charged(memory);
     outcome = job.run(ctx);
     status = outcome.status;
     if (status != JobStatus::done && status != JobStatus::diverged && status != JobStatus::cancelled)
@@ -355,6 +365,22 @@ void JobRunner::execute(int j, int attempt, const std::vector<int>& workers) {
     status = JobStatus::failed;
     outcome.message = "a helper thread failed: " + error.substr(0, error.find('\n'));
   }
+  {
+    MutexLock lock(mutex_);
+    job_memory_.erase(j);
+  }
+  constexpr double kMiB = 1024.0 * 1024.0;
+  if (status == JobStatus::failed && memory->refused() > 0) {
+    // Whatever the refused allocation's exception became on its way out.
+    char text[200];
+    std::snprintf(text, sizeof text,
+                  "over memory: the job held up to %.1f MiB of its %llu MiB budget and asked for %.1f MiB more",
+                  static_cast<double>(memory->peak()) / kMiB, static_cast<unsigned long long>(job.memory_mb),
+                  static_cast<double>(memory->refused()) / kMiB);
+    outcome.message = text;
+  }
+  if (memory->peak() > 0 && outcome.metrics.is_object())
+    outcome.metrics["peak_memory_mb"] = std::round(static_cast<double>(memory->peak()) / kMiB * 10.0) / 10.0;
   // Back to this worker's own core and one thread.
   if (options_->pin_threads) apply_thread_budget({executor_.cores()[workers.front()]});
   if (options_->thread_budget) options_->thread_budget(1);
@@ -517,11 +543,13 @@ void JobRunner::lend(int j, int worker, bool own) {
 void JobRunner::run_lease(int j, const std::shared_ptr<CoreLease>& lease, int worker, bool own) {
   CoreHelper helper;
   std::string id;
+  std::shared_ptr<JobMemory> memory;
   {
     MutexLock lock(mutex_);
     const auto& h = helpers_.at(j);
     if (!h.closed && !lease->should_return()) helper = h.helper;
     id = records_[j].id;
+    if (const auto it = job_memory_.find(j); it != job_memory_.end()) memory = it->second;
   }
   std::string error;
   bool returned_unasked = false;
@@ -530,6 +558,7 @@ void JobRunner::run_lease(int j, const std::shared_ptr<CoreLease>& lease, int wo
     if (options_->thread_budget) options_->thread_budget(1);
     try {
       const RunningJobMark mark(id);  // a crash on a lent core names the job too
+      const JobMemoryScope charged(memory);  // the job's allocations, on its lent core too
       helper(*lease);
     } catch (const std::exception& e) {
       error = e.what();

@@ -163,6 +163,8 @@ TEST(KFoldCli, BadInputIsOneLineExit2AndLeavesAnEarlierRunAlone) {
       {"--out", (dir / "new").string(), "--max-cores-per-job", "999"},
       {"--out", (dir / "new").string(), "--parallelism", "pipelines"},
       {"--out", (dir / "new").string(), "--oversubscribe"},          // without mpirun
+      {"--out", (dir / "new").string(), "--ranks-per-job", "2"},     // without mpirun
+      {"--out", (dir / "new").string(), "--memory-per-job", "999999999"},
   };
   for (const auto& args : bad) {
     std::vector<std::string> argv = {PACKTRAIN_CLI, "kfold"};
@@ -185,7 +187,7 @@ TEST(KFoldCli, HelpDescribesEveryOption) {
   for (const char* flag : {"--models", "--schedules", "--folds", "--epochs", "--serial", "--resume", "--cores",
                            "--seed", "--config", "--quiet", "--data", "--out", "--batch-size", "--optimizer", "--lr",
                            "--serve", "--cores-per-job", "--max-cores-per-job", "--micro-batch", "--parallelism",
-                           "--oversubscribe"})
+                           "--oversubscribe", "--ranks-per-job", "--memory-per-job"})
     EXPECT_NE(r.out.find(flag), std::string::npos) << flag;
 }
 
@@ -371,5 +373,45 @@ TEST(KFoldCli, SigtermSavesEachRunningJobsStepExits143AndResumeGivesTheUninterru
                              position["batch"].get<std::int64_t>();
     EXPECT_EQ(m["steps"].get<std::int64_t>(), a.at(id).metrics["steps"].get<std::int64_t>() - done_before) << id;
     EXPECT_FALSE(std::filesystem::exists(cut / "checkpoints" / id / "preempted.pt")) << id;
+  }
+}
+
+// --memory-per-job: a job that would pass its budget (vgg11 needs about
+// 60 MiB at batch 64; mlp 5) fails `over memory` at that allocation; the
+// others are done, exit 1, and each job's peak is in its metrics. --resume
+// with a larger budget runs only the failed jobs.
+TEST(KFoldCli, AJobPastItsMemoryBudgetFailsOverMemoryTheOthersAreDoneAndResumeWithMoreFinishes) {
+  TempDir dir;
+  const auto sweep = [&](const std::string& budget, std::vector<std::string> extra = {}) {
+    extra.insert(extra.end(), {"--memory-per-job", budget});
+    return packtrain::testing::packtrain_argv({"kfold", "--models", "mlp,vgg11", "--schedules", "cosine", "--folds",
+                                               "3", "--epochs", "1", "--limit", "600", "--out",
+                                               (dir / "run").string(), "--quiet"},
+                                              extra);
+  };
+  const auto first = run_command(sweep("32"));
+  EXPECT_EQ(first.exit_code, 1) << first.out << first.err;
+  auto jobs = packtrain::testing::journal_by_id(dir / "run");
+  ASSERT_EQ(jobs.size(), 6u);
+  for (const auto& [id, r] : jobs) {
+    if (r.spec["model"] == "mlp") {
+      EXPECT_EQ(r.status, JobStatus::done) << r.name << ": " << r.message;
+      EXPECT_GT(r.metrics.value("peak_memory_mb", 0.0), 0.0) << r.name;
+      EXPECT_LE(r.metrics.value("peak_memory_mb", 99.0), 32.0) << r.name;
+    } else {
+      EXPECT_EQ(r.status, JobStatus::failed) << r.name;
+      EXPECT_EQ(r.message.rfind("over memory: the job held up to ", 0), 0u) << r.message;
+      EXPECT_NE(r.message.find("of its 32 MiB budget"), std::string::npos) << r.message;
+    }
+  }
+  const auto more = run_command(sweep("0", {"--resume"}));  // no budget
+  EXPECT_EQ(more.exit_code, 0) << more.out << more.err;
+  jobs = packtrain::testing::journal_by_id(dir / "run");
+  for (const auto& [id, r] : jobs) {
+    EXPECT_EQ(r.status, JobStatus::done) << r.name << ": " << r.message;
+    EXPECT_EQ(r.attempts, r.spec["model"] == "mlp" ? 1 : 2) << r.name << ": the done jobs ran once";
+    if (r.spec["model"] == "vgg11") {
+      EXPECT_GT(r.metrics.value("peak_memory_mb", 0.0), 32.0) << r.name;
+    }
   }
 }

@@ -80,6 +80,8 @@ struct LthOptions {
   // as before (train::Trainer). 0: cores_per_job.
   TORCH_ARG(int, max_cores_per_job) = 0;
   TORCH_ARG(std::int64_t, micro_batch) = dataparallel::kDefaultMicroBatch;
+  // Each job's memory budget (Job::memory_mb; 0: none).
+  TORCH_ARG(std::uint64_t, memory_mb_per_job) = 0;
   // Replicas or intra-op threads for jobs with several cores; none: the
   // model's default (dataparallel::default_parallelism). Threads do not grow.
   TORCH_ARG(std::optional<dataparallel::Parallelism>, parallelism) = std::nullopt;

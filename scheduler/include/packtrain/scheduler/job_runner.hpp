@@ -60,6 +60,7 @@
 #include <packtrain/scheduler/events.hpp>
 #include <packtrain/scheduler/executor.hpp>
 #include <packtrain/scheduler/job.hpp>
+#include <packtrain/scheduler/job_memory.hpp>
 #include <packtrain/scheduler/job_graph.hpp>
 #include <packtrain/scheduler/journal.hpp>
 #include <packtrain/scheduler/mutex.hpp>
@@ -229,6 +230,7 @@ class JobRunner {
   // this run's failures only.
   std::vector<int> earlier_attempts_ PACKTRAIN_GUARDED_BY(mutex_);
   std::map<int, Helpers> helpers_ PACKTRAIN_GUARDED_BY(mutex_);  // running jobs that lend_cores_to
+  std::map<int, std::shared_ptr<JobMemory>> job_memory_ PACKTRAIN_GUARDED_BY(mutex_);  // running jobs' memory
   CondVar lease_ended_;                               // close_leases waits here (notify_all)
   RunSummary summary_ PACKTRAIN_GUARDED_BY(mutex_);
   std::vector<std::pair<int, JobRecord>> early_ended_ PACKTRAIN_GUARDED_BY(mutex_);
