@@ -162,7 +162,9 @@ TEST(LthMpi, GangJobsAndSoloJobsOfALotteryTicketSweepMatchOneProcess) {
         << r.name;
     EXPECT_EQ(r.metrics.value("weights_left", -1), one.at(id).metrics.value("weights_left", -1)) << r.name;
     where.insert(r.metrics.contains("gang_ranks") ? "gang" : "solo");
-    if (r.metrics.contains("gang_ranks")) EXPECT_EQ(r.rank, 0) << r.name;
+    if (r.metrics.contains("gang_ranks")) {
+      EXPECT_EQ(r.rank, 0) << r.name;
+    }
   }
   EXPECT_EQ(where, (std::set<std::string>{"gang", "solo"}));
 }

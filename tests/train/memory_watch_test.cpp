@@ -1,7 +1,9 @@
 // watch_job_memory: LibTorch's CPU allocations charged to the job of the
 // allocating thread, refused past its budget, credited back wherever freed.
 #include <packtrain/scheduler/error.hpp>
+#include <packtrain/scheduler/executor.hpp>
 #include <packtrain/scheduler/job_memory.hpp>
+#include <packtrain/scheduler/job_runner.hpp>
 #include <packtrain/train/memory_watch.hpp>
 
 #include <gtest/gtest.h>
@@ -9,6 +11,7 @@
 
 #include <string>
 #include <thread>
+#include <vector>
 
 using namespace packtrain;
 
@@ -46,4 +49,59 @@ TEST(MemoryWatch, AnAllocationPastTheBudgetThrowsOverMemoryAndChargesNothing) {
   auto loss = layer->forward(torch::randn({32, 64})).sum();
   loss.backward();
   EXPECT_TRUE(layer->weight.grad().defined());
+}
+
+// A sweep of 12 jobs on 2 cores, each with a 64 MiB budget, where one job
+// allocates until the watch stops it: that one fails `over memory` (the
+// runner's message, whatever the allocation's exception became), the other
+// 11 train and are done, and the run exits 1.
+TEST(MemoryWatch, AJobThatAllocatesUntilStoppedFailsOverMemoryAndTheOtherElevenAreDone) {
+  train::watch_job_memory();
+  NodeResources node;
+  node.cores = {0, 1};
+  node.memory_mb = 1024;
+  Executor executor(node.cores, ExecutorOptions{.pin = false});
+  JobRunner runner(executor, node);
+  for (int j = 0; j < 12; ++j) {
+    Job job;
+    job.name = "job" + std::to_string(j);
+    job.spec = {{"job", j}};
+    job.memory_mb = 64;
+    if (j == 7) {
+      job.run = [](JobContext&) {
+        std::vector<torch::Tensor> hoard;
+        for (;;) hoard.push_back(torch::ones({1 << 20}));  // 4 MiB at a time, until refused
+        return JobOutcome{};
+      };
+    } else {
+      job.run = [](JobContext& ctx) {
+        torch::manual_seed(static_cast<std::uint64_t>(ctx.seed() % 1000));
+        torch::nn::Linear layer(256, 10);
+        torch::optim::SGD sgd(layer->parameters(), 0.1);
+        for (int step = 0; step < 20; ++step) {
+          sgd.zero_grad();
+          layer->forward(torch::randn({1024, 256})).pow(2).mean().backward();  // a 1 MiB batch
+          sgd.step();
+        }
+        return JobOutcome{.metrics = {{"trained", true}}};
+      };
+    }
+    runner.add(std::move(job));
+  }
+  const auto summary = runner.run(RunOptions{.pin_threads = false});
+  EXPECT_EQ(summary.done, 11);
+  EXPECT_EQ(summary.failed, 1);
+  EXPECT_EQ(summary.exit_code(), 1);
+  for (const auto& r : summary.jobs) {
+    if (r.name == "job7") {
+      EXPECT_EQ(r.status, JobStatus::failed);
+      EXPECT_EQ(r.message.rfind("over memory: the job held up to ", 0), 0u) << r.message;
+      EXPECT_NE(r.message.find("of its 64 MiB budget and asked for 4.0 MiB more"), std::string::npos) << r.message;
+      EXPECT_GT(r.metrics.value("peak_memory_mb", 0.0), 56.0);
+      EXPECT_LE(r.metrics.value("peak_memory_mb", 99.0), 64.0);
+    } else {
+      EXPECT_EQ(r.status, JobStatus::done) << r.name << ": " << r.message;
+      EXPECT_GE(r.metrics.value("peak_memory_mb", 0.0), 1.0) << r.name;  // its batch, at least
+    }
+  }
 }
