@@ -55,6 +55,9 @@ struct JobCoreOptions {
   std::uint64_t memory_mb = 0;  // --memory-per-job: each job's budget (0: none)
 };
 void add_job_core_options(boost::program_options::options_description& desc, JobCoreOptions& options);
+// A gang of `ranks` ranks deals each step's micro-batches to its ranks: at
+// least one each (train, and a sweep's --ranks-per-job). Throws Error.
+void check_micro_batches_for_ranks(int batch_size, std::int64_t micro_batch, int ranks);
 // --ranks-per-job for a sweep (kfold, lth); check_job_core_options checks it with the others.
 void add_gang_option(boost::program_options::options_description& desc, CommonOptions& common);
 // Throws Error, one line, for what a node of `node_cores` cores and

@@ -33,6 +33,14 @@ void add_job_core_options(po::options_description& desc, JobCoreOptions& o) {
      "for mlp, replicas for the others)");
 }
 
+void check_micro_batches_for_ranks(int batch_size, std::int64_t micro_batch, int ranks) {
+  const auto micro_batches = micro_batch > 0 ? batch_size / micro_batch : 0;
+  if (micro_batches < ranks)
+    throw Error("--batch-size " + std::to_string(batch_size) + " is " + std::to_string(micro_batches) +
+                " micro-batch(es) of " + std::to_string(micro_batch) + ", fewer than the " + std::to_string(ranks) +
+                " ranks that share each step: raise --batch-size or lower --micro-batch");
+}
+
 void add_gang_option(po::options_description& desc, CommonOptions& common) {
   add_ranks_per_job_option(
       desc, common,
@@ -61,12 +69,7 @@ std::optional<dataparallel::Parallelism> check_job_core_options(const CommonOpti
     if (how == dataparallel::Parallelism::threads)
       throw Error("--ranks-per-job trains every job as replicas over its ranks; --parallelism threads keeps a job on "
                   "one process");
-    const auto micro_batches = o.micro_batch > 0 ? common.batch_size / o.micro_batch : 0;
-    if (micro_batches < common.ranks_per_job)
-      throw Error("--batch-size " + std::to_string(common.batch_size) + " is " + std::to_string(micro_batches) +
-                  " micro-batch(es) of " + std::to_string(o.micro_batch) + ", fewer than the " +
-                  std::to_string(common.ranks_per_job) +
-                  " ranks that share each step (--ranks-per-job): raise --batch-size or lower --micro-batch");
+    check_micro_batches_for_ranks(common.batch_size, o.micro_batch, common.ranks_per_job);
   }
   return how;
 }

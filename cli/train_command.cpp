@@ -230,11 +230,7 @@ int train_command(int argc, char** argv) {
     if (!replicas)
       throw Error("under mpirun the ranks train the model together as replicas; --parallelism threads trains on "
                   "one process: run it without mpirun");
-    const auto micro_batches = common.batch_size / o.micro_batch;
-    if (micro_batches < setup.ranks())
-      throw Error("--batch-size " + std::to_string(common.batch_size) + " is " + std::to_string(micro_batches) +
-                  " micro-batch(es) of " + std::to_string(o.micro_batch) + ", fewer than the " +
-                  std::to_string(setup.ranks()) + " ranks that share each step: raise --batch-size or lower --micro-batch");
+    check_micro_batches_for_ranks(common.batch_size, o.micro_batch, setup.ranks());
     gang = setup.gang();
   }
   if (o.overlap != "on" && o.overlap != "off") throw Error("--overlap must be on or off, not '" + o.overlap + "'");
