@@ -190,7 +190,7 @@ std::vector<double> predict_seconds(const CapturedJobs& captured, const std::sha
   }
   char text[160];
   std::snprintf(text, sizeof text, "seconds from each job's FLOPs at its model's speed on one core here "
-                "(%zu model(s) measured in %.1f s; training steps only)", rate.size(),
+                "(%zu model(s) measured in %.1f s; validation at the same speed)", rate.size(),
                 std::chrono::duration<double>(Clock::now() - begin).count());
   how = text;
   return seconds;

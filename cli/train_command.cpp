@@ -34,7 +34,6 @@ namespace po = boost::program_options;
 namespace packtrain::cli {
 namespace {
 
-constexpr double kBackwardFactor = 3.0;  // a training step costs about 3 forward passes
 
 struct TrainCommandOptions {
   std::string model = "mlp";
@@ -289,7 +288,7 @@ int train_command(int argc, char** argv) {
   job.max_cores = replicas ? max_cores : 0;
   const std::int64_t samples = o.limit > 0 ? std::min<std::int64_t>(o.limit, data->train.size()) : data->train.size();
   if (o.limit > 0) job.spec["limit"] = o.limit;
-  job.cost = flops * kBackwardFactor * static_cast<double>(samples) * o.epochs;
+  job.cost = train::job_cost(flops, static_cast<double>(samples), static_cast<double>(data->test.size()), o.epochs);
   // A gang's ranks agree, before anything is written, on the checkpoint
   // they resume from and that it gives every one of them the same weights.
   std::string gang_resume_from;

@@ -25,7 +25,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-constexpr double kBackwardFactor = 3.0;  // a training step costs about 3 forward passes
 
 std::int64_t ns_since(Clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t).count();
@@ -1113,7 +1112,8 @@ Job make_data_parallel_job(std::shared_ptr<const data::DatasetSplit> data, DataP
   job.spec["data"] = data->name;
   job.cores = min_cores;
   job.max_cores = options.parallelism() == Parallelism::replicas ? max_cores : 0;
-  job.cost = kBackwardFactor * flops * static_cast<double>(samples) * options.train().epochs();
+  job.cost = train::job_cost(flops, static_cast<double>(samples), static_cast<double>(data->test.size()),
+                             options.train().epochs());
   job.run = [data = std::move(data), options, shape, samples](JobContext& ctx) {
     auto model_shape = shape;
     model_shape.seed = ctx.seed();

@@ -6,6 +6,7 @@
 #include <packtrain/scheduler/results.hpp>
 #include <packtrain/scheduler/work_pool.hpp>
 #include <packtrain/train/evaluate.hpp>
+#include <packtrain/train/trainer.hpp>
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/nn/functional/loss.h>
@@ -349,8 +350,8 @@ Job make_hogwild_job(std::shared_ptr<const data::DatasetSplit> data, HogwildOpti
               {"seed", options.seed()}};
   job.cores = min_cores;
   job.max_cores = max_cores;
-  // Forward + backward ~ 3x the forward FLOPs, per sample per epoch.
-  job.cost = 3.0 * check.model()->flops() * static_cast<double>(train_size) * options.epochs();
+  job.cost = train::job_cost(check.model()->flops(), static_cast<double>(train_size),
+                             static_cast<double>(data->test.size()), options.epochs());  // evaluated each epoch
   job.run = [data = std::move(data), options](JobContext& ctx) {
     auto trainer = std::make_shared<HogwildTrainer>(
         data, HogwildOptions(options).seed(ctx.seed()).max_workers(ctx.max_cores()));

@@ -95,9 +95,8 @@ std::vector<Job> KFold::jobs() const {
           job.spec["micro_batch"] = options_.micro_batch();
           job.max_cores = max_cores;
         }
-        const auto train_samples = (*folds_)[fold].train_idx.size(0);
-        // Forward + backward ~ 3x the forward FLOPs, per sample per epoch.
-        job.cost = 3.0 * m.flops * static_cast<double>(train_samples) * t.epochs();
+        job.cost = train::job_cost(m.flops, static_cast<double>((*folds_)[fold].train_idx.size(0)),
+                                   static_cast<double>((*folds_)[fold].val_idx.size(0)), t.epochs());
         job.run = [data = data_, folds = folds_, factory = m.factory, name = m.name, options = options_, schedule,
                    fold, replicas](JobContext& ctx) {
           models::ModelOptions shape{.channels = data->channels, .height = data->height, .width = data->width,

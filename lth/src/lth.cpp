@@ -231,7 +231,7 @@ Job LotteryTicketSweep::dense_job() const {
   job.spec["saves"] = options_.reset_epochs();
   set_cores(job);
   const double samples = static_cast<double>(first_n(data_->train, options_.limit()).size(0));
-  job.cost = 3.0 * flops_ * samples * t.epochs();
+  job.cost = train::job_cost(flops_, samples, static_cast<double>(data_->test.size()), t.epochs());  // validated on test
   job.run = [data = data_, options = options_, replicas = replicas()](JobContext& ctx) {
     const fs::path root = options.out_dir();
     const auto dir = root / "checkpoints" / ctx.id();
@@ -280,7 +280,7 @@ Job LotteryTicketSweep::retrain_job(int reset_epoch, double sparsity, int round,
   job.after = {previous.empty() ? dense : previous};
   set_cores(job);
   const double samples = static_cast<double>(first_n(data_->train, options_.limit()).size(0));
-  job.cost = 3.0 * flops_ * samples * (t.epochs() - reset_epoch);
+  job.cost = train::job_cost(flops_, samples, static_cast<double>(data_->test.size()), t.epochs() - reset_epoch);
   const double fraction = round == 0 ? sparsity : options_.prune_rate();
   job.run = [data = data_, options = options_, dense, previous, stem, reset_epoch, fraction, round,
              replicas = replicas()](JobContext& ctx) {
@@ -364,7 +364,7 @@ std::vector<Job> LotteryTicketSweep::transfer_jobs(const std::vector<std::string
     }
     job.name = options_.model() + "/transfer/" + (ticket ? "ticket" : "scratch");
     set_cores(job);
-    job.cost = 3.0 * flops_ * samples * t.epochs();
+    job.cost = train::job_cost(flops_, samples, static_cast<double>(transfer_data_->test.size()), t.epochs());
     job.run = [target = transfer_data_, options = options_, ticket, dense = dense_id(),
                replicas = replicas()](JobContext& ctx) {
       const fs::path root = options.out_dir();

@@ -52,6 +52,14 @@ struct TrainData {
   static TrainData from_fold(const data::DatasetSplit& split, const data::Fold& fold);
 };
 
+// A training job's cost (Job::cost, the simulator's FLOPs): each epoch
+// trains on `train_samples` (a step about 3 forward passes: forward and
+// backward) and validates on `val_samples` (one forward pass each).
+inline double job_cost(double flops_per_sample, double train_samples, double val_samples, double epochs) {
+  constexpr double kTrainingPasses = 3.0;
+  return flops_per_sample * (kTrainingPasses * train_samples + val_samples) * epochs;
+}
+
 struct EpochMetrics {
   int epoch = 0;             // epochs completed, from 1
   double train_loss = 0;     // mean over the epoch's samples
