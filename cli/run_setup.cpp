@@ -324,6 +324,37 @@ void check_same_gang_job(dataparallel::Gang& gang, const std::string& id, const 
   }
 }
 
+// After a gang job, its members agree on how it ended (a failure outside
+// the job's exchanges, a save in a rank's own folder say, is one member's
+// alone): the first member whose end is the worst (failed, then cancelled,
+// then diverged) decides it for all, with its message. A member that never
+// comes (held in an exchange of the job) ends every rank after a minute.
+void agree_gang_outcome(distributed::MpiGangComm& lane, JobOutcome& outcome, const std::vector<int>& ranks,
+                        const std::string& name) {
+  struct End {
+    std::int32_t status;
+    char message[252];
+  };
+  End mine{};
+  mine.status = static_cast<std::int32_t>(outcome.status);
+  const auto line = outcome.message.substr(0, outcome.message.find('\n'));
+  std::memcpy(mine.message, line.data(), std::min(line.size(), sizeof mine.message - 1));
+  std::vector<End> all(ranks.size());
+  constexpr double kPatienceS = 60;
+  lane.agree(&mine, sizeof mine, all.data(), kPatienceS, "the end of " + name);
+  const auto badness = [](JobStatus s) {
+    return s == JobStatus::failed ? 3 : s == JobStatus::cancelled ? 2 : s == JobStatus::diverged ? 1 : 0;
+  };
+  std::size_t worst = 0;
+  for (std::size_t m = 1; m < all.size(); ++m)
+    if (badness(static_cast<JobStatus>(all[m].status)) > badness(static_cast<JobStatus>(all[worst].status))) worst = m;
+  const auto status = static_cast<JobStatus>(all[worst].status);
+  if (badness(status) <= badness(outcome.status)) return;  // this member's end is as bad as any
+  outcome.status = status;
+  outcome.message = "rank " + std::to_string(ranks[worst]) + " of the gang: " +
+                    std::string(all[worst].message, strnlen(all[worst].message, sizeof all[worst].message));
+}
+
 }  // namespace
 
 void RunSetup::plan_gang_jobs(std::vector<Job>& jobs) {
@@ -331,7 +362,11 @@ void RunSetup::plan_gang_jobs(std::vector<Job>& jobs) {
   int per_rank = 1;  // a gang job's cores on each of its ranks
   for (const auto& job : jobs) per_rank = std::max(per_rank, job.cores);
   // Lanes per group (gang jobs at once), the same on every rank: the fewest any rank has room for.
-  const int lanes = std::max(1, mpi_->min(node_.core_count() / per_rank));
+  std::uint64_t memory_mb = 0;  // and memory for, under budgets
+  for (const auto& job : jobs) memory_mb = std::max(memory_mb, job.memory_mb);
+  int room = node_.core_count() / per_rank;
+  if (memory_mb > 0) room = static_cast<int>(std::min<std::uint64_t>(room, node_.memory_mb / memory_mb));
+  const int lanes = std::max(1, mpi_->min(room));
   std::map<std::string, int> index;
   for (std::size_t j = 0; j < jobs.size(); ++j) index.emplace(jobs[j].id(), static_cast<int>(j));
   GangPlanInput in{.world = mpi_->size(), .ranks_per_job = per_job, .lanes = lanes, .solo_slots = lanes};
@@ -347,13 +382,27 @@ void RunSetup::plan_gang_jobs(std::vector<Job>& jobs) {
     if (gang_plan_->lane[j] < 0) continue;
     auto& job = jobs[j];
     job.gang_ranks = gang_plan_->ranks[j];
+    job.retries = 0;  // a retry decided on one member alone would leave the others' lane behind
     if (const int before = gang_plan_->follows[j]; before >= 0) job.follows.push_back(jobs[before].id());
     if (std::find(job.gang_ranks.begin(), job.gang_ranks.end(), rank_) == job.gang_ranks.end()) continue;
-    auto gang = std::make_shared<MpiGang>(*gang_lanes_.at(static_cast<std::size_t>(gang_plan_->lane[j] % lanes)));
+    auto& lane = *gang_lanes_.at(static_cast<std::size_t>(gang_plan_->lane[j] % lanes));
+    auto gang = std::make_shared<MpiGang>(lane);
     gangs_[job.id()] = gang;
-    job.run = [inner = std::move(job.run), gang, ranks = job.gang_ranks, id = job.id()](JobContext& ctx) {
-      check_same_gang_job(*gang, id, ranks);
-      auto outcome = inner(ctx);
+    job.run = [inner = std::move(job.run), gang, &lane, ranks = job.gang_ranks, id = job.id(),
+               name = job.name](JobContext& ctx) {
+      JobOutcome outcome;
+      std::exception_ptr error;
+      try {
+        check_same_gang_job(*gang, id, ranks);
+        outcome = inner(ctx);
+      } catch (const std::exception& e) {
+        error = std::current_exception();
+        outcome = {.status = JobStatus::failed, .message = e.what()};
+      }
+      lane.abort_if_unfinished(name);
+      agree_gang_outcome(lane, outcome, ranks, name);  // every member ends the job alike
+      if (error && outcome.status == JobStatus::failed) std::rethrow_exception(error);
+      if (outcome.status == JobStatus::failed) throw Error(outcome.message);
       outcome.metrics["ranks"] = ranks.size();
       outcome.metrics["gang_ranks"] = ranks;
       return outcome;

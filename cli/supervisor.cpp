@@ -318,6 +318,18 @@ void apply_crash_test_hook(std::vector<Job>& jobs) {
   const std::string once = std::getenv("PACKTRAIN_TEST_CRASH_ONCE") ? std::getenv("PACKTRAIN_TEST_CRASH_ONCE") : "";
   for (auto& job : jobs) {
     if (job.name.find(text) == std::string::npos) continue;
+    if (how == "THROW_AFTER") {  // no crash: the job trains, then fails (a save that fails, say)
+      job.run = [inner = std::move(job.run), once](JobContext& ctx) {
+        auto outcome = inner(ctx);
+        std::error_code ec;
+        if (once.empty() || !std::filesystem::exists(once, ec)) {
+          if (!once.empty()) std::ofstream(once) << ctx.id() << "\n";
+          throw Error("test hook: a failure after training");
+        }
+        return outcome;
+      };
+      continue;
+    }
     job.run = [inner = std::move(job.run), signo, once](JobContext& ctx) {
       std::error_code ec;
       if (once.empty() || !std::filesystem::exists(once, ec)) {

@@ -88,6 +88,8 @@ std::vector<Job> KFold::jobs() const {
         // Replicas where a job has cores to share out (DESIGN.md decision 10).
         // (A model of the caller's own factory trains with threads: replicas build zoo models.)
         // Gang jobs always train replicas (a gang or one rank, the same numbers).
+        if (options_.gangs() && !m.zoo)
+          throw Error("model " + m.name + " is the caller's own: gang jobs train the zoo's models as replicas");
         const bool replicas =
             m.zoo && (options_.gangs() || (max_cores > 1 && parallelism == dataparallel::Parallelism::replicas));
         if (replicas) {

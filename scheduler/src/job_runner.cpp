@@ -370,8 +370,9 @@ void JobRunner::execute(int j, int attempt, const std::vector<int>& workers) {
     job_memory_.erase(j);
   }
   constexpr double kMiB = 1024.0 * 1024.0;
-  if (status == JobStatus::failed && memory->refused() > 0) {
-    // Whatever the refused allocation's exception became on its way out.
+  if (status == JobStatus::failed && memory->refused() > 0 &&
+      outcome.message.find("over memory") != std::string::npos) {
+    // One line, whatever the refused allocation's exception became on its way out.
     char text[200];
     std::snprintf(text, sizeof text,
                   "over memory: the job held up to %.1f MiB of its %llu MiB budget and asked for %.1f MiB more",

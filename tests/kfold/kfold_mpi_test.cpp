@@ -306,3 +306,39 @@ TEST(KFoldMpi, ARankOfAGangKilledMidJobEndsEveryRankAndResumeFinishesTheSweep) {
         << r.name;
   }
 }
+
+// A gang job that fails on one rank alone after its exchanges (the test
+// hook's THROW_AFTER on rank 1: a save in its own folder failing, say):
+// every member ends it failed with that rank's message, rank 0 records it
+// so, the sweep's other jobs are done and the run ends (exit 1), no rank
+// left waiting in the lane.
+TEST(KFoldMpi, AGangJobFailingOnOneRankAfterItsExchangesFailsOnEveryRankAndTheSweepGoesOn) {
+  TempDir dir;
+  const auto failed_at = dir / "failed";
+  std::vector<std::string> argv = {PACKTRAIN_MPIEXEC, "--allow-run-as-root", "--oversubscribe", "--bind-to", "none"};
+  for (int rank = 0; rank < 3; ++rank) {
+    if (rank > 0) argv.push_back(":");
+    argv.insert(argv.end(), {"-np", "1"});
+    if (rank == 1)
+      argv.insert(argv.end(), {"/usr/bin/env", "PACKTRAIN_TEST_CRASH_JOB=lenet5", "PACKTRAIN_TEST_CRASH_SIGNAL=THROW_AFTER",
+                               "PACKTRAIN_TEST_CRASH_ONCE=" + failed_at.string()});
+    const auto inner = gang_sweep(dir / "gangs", {"--ranks-per-job", "2", "--oversubscribe"});
+    argv.insert(argv.end(), inner.begin(), inner.end());
+  }
+  const auto run = run_command(argv);
+  EXPECT_EQ(run.exit_code, 1) << run.out << run.err;
+  ASSERT_TRUE(std::filesystem::exists(failed_at)) << run.err;
+  const auto jobs = journal_by_id(dir / "gangs");
+  ASSERT_EQ(jobs.size(), 3u);
+  int failed = 0;
+  for (const auto& [id, r] : jobs) {
+    if (r.status == JobStatus::failed) {
+      ++failed;
+      EXPECT_EQ(r.message, "rank 1 of the gang: test hook: a failure after training") << r.name;
+      EXPECT_EQ(id + "\n", packtrain::testing::read_file(failed_at)) << "the job rank 1 failed";
+    } else {
+      EXPECT_EQ(r.status, JobStatus::done) << r.name << ": " << r.message;
+    }
+  }
+  EXPECT_EQ(failed, 1);
+}

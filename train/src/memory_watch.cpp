@@ -88,9 +88,19 @@ class WatchedCpuAllocator final : public c10::Allocator {
       throw;
     }
     void* data = block.get();
-    PACKTRAIN_CHECK(block.get_context() == data, "the CPU allocator's blocks are not their own contexts");
+    if (block.get_context() != data) {  // the block frees itself; the charge goes back
+      if (job && n > 0) job->release(n);
+      throw Error("the CPU allocator's blocks are not their own contexts: the memory watch cannot wrap it");
+    }
+    if (job && n > 0 && data != nullptr) {
+      try {
+        charges().add(data, job, n);
+      } catch (...) {
+        job->release(n);
+        throw;  // the block frees itself
+      }
+    }
     block.release_context();
-    if (job && n > 0 && data != nullptr) charges().add(data, job, n);
     return {data, data, &delete_watched, block.device()};
   }
   c10::DeleterFnPtr raw_deleter() const override { return &delete_watched; }

@@ -156,6 +156,7 @@ int MpiSession::sum(int value) {
 
 struct MpiGangComm::Impl {
   MPI_Comm comm = MPI_COMM_NULL;
+  MPI_Comm control = MPI_COMM_NULL;  // a lane's: agree() only, on the job's thread
   int rank = 0;
   int size = 1;
   Mutex mutex;
@@ -224,9 +225,11 @@ std::vector<std::unique_ptr<MpiGangComm>> MpiGangComm::lanes(MpiSession& session
   if (group == MPI_COMM_NULL) return out;  // a solo rank
   for (int l = 0; l < lanes; ++l) {
     auto impl = std::make_unique<Impl>();
-    const int rc = MPI_Comm_dup(group, &impl->comm);
+    int rc = MPI_Comm_dup(group, &impl->comm);
+    if (rc == MPI_SUCCESS) rc = MPI_Comm_dup(group, &impl->control);
     if (rc != MPI_SUCCESS) MPI_Comm_free(&group);
     check_mpi(rc, "duplicate a gang group's communicator for a lane");
+    check_mpi(MPI_Comm_set_errhandler(impl->control, MPI_ERRORS_RETURN), "error handler");
     out.push_back(std::unique_ptr<MpiGangComm>(new MpiGangComm(std::move(impl))));
   }
   MPI_Comm_free(&group);
@@ -248,6 +251,39 @@ MpiGangComm::~MpiGangComm() {
   impl_->work.notify_one();
   impl_->thread.join();
   MPI_Comm_free(&impl_->comm);  // a failure is left as it is (a destructor)
+  if (impl_->control != MPI_COMM_NULL) MPI_Comm_free(&impl_->control);
+}
+
+bool MpiGangComm::unfinished() const {
+  MutexLock lock(impl_->mutex);
+  return impl_->started != impl_->finished;
+}
+
+void MpiGangComm::agree(const void* mine, std::size_t bytes, void* all, double seconds, const std::string& what) {
+  PACKTRAIN_CHECK(impl_->control != MPI_COMM_NULL, "MpiGangComm::agree is for a lane's communicator");
+  const int n = static_cast<int>(bytes);
+  MPI_Request request = MPI_REQUEST_NULL;
+  check_mpi(MPI_Iallgather(mine, n, MPI_BYTE, all, n, MPI_BYTE, impl_->control, &request), "gang agreement");
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  for (int done = 0;;) {
+    check_mpi(MPI_Test(&request, &done, MPI_STATUS_IGNORE), "gang agreement");
+    if (done) return;
+    if (std::chrono::steady_clock::now() > deadline) {
+      // A member is held elsewhere (in an exchange this one will never
+      // make): end every rank rather than wait for ever; the journal stays.
+      std::fprintf(stderr, "packtrain: rank %d: %s: the gang's other ranks did not answer within %.0f s; ending every rank\n",
+                   impl_->rank, what.c_str(), seconds);
+      MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
+void MpiGangComm::abort_if_unfinished(const std::string& job) {
+  if (!unfinished()) return;
+  std::fprintf(stderr, "packtrain: rank %d: job %s left a gang exchange unfinished; ending every rank\n", impl_->rank,
+               job.c_str());
+  MPI_Abort(MPI_COMM_WORLD, 1);
 }
 
 int MpiGangComm::rank() const { return impl_->rank; }

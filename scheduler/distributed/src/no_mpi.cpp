@@ -39,6 +39,9 @@ int MpiGangComm::size() const { return 1; }
 void MpiGangComm::allgather(const void*, std::size_t, void*) { no_mpi(); }
 std::uint64_t MpiGangComm::start_allgather(const void*, std::size_t, void*) { no_mpi(); }
 void MpiGangComm::wait(std::uint64_t) { no_mpi(); }
+void MpiGangComm::agree(const void*, std::size_t, void*, double, const std::string&) { no_mpi(); }
+bool MpiGangComm::unfinished() const { return false; }
+void MpiGangComm::abort_if_unfinished(const std::string&) {}
 std::int64_t MpiGangComm::exchanges() const { return 0; }
 std::int64_t MpiGangComm::bytes_sent() const { return 0; }
 double MpiGangComm::seconds() const { return 0; }

@@ -138,6 +138,17 @@ class MpiGangComm {
   // that one is done, rethrowing its error. Thread-safe.
   std::uint64_t start_allgather(const void* mine, std::size_t bytes, void* all);
   void wait(std::uint64_t ticket);
+  // A lane's (lanes()): every member's `bytes` at `mine` into `all`, on a
+  // communicator of its own beside the exchanges', called on one thread at
+  // a time. A member that does not join within `seconds` (held in an
+  // exchange this one will never make) ends every rank with one line
+  // naming `what`: no rank waits for ever.
+  void agree(const void* mine, std::size_t bytes, void* all, double seconds, const std::string& what);
+  // True while an exchange started is not done.
+  bool unfinished() const;
+  // After a job: an exchange it left running would meet the next job's; end
+  // every rank with one line instead (the journal stays as it is).
+  void abort_if_unfinished(const std::string& job);
   // Exchanges so far, the bytes this rank sent in them, and the seconds
   // they took in MPI (waiting for the slowest rank too).
   std::int64_t exchanges() const;
