@@ -398,6 +398,9 @@ void RunSetup::plan_gang_jobs(std::vector<Job>& jobs) {
       } catch (const std::exception& e) {
         error = std::current_exception();
         outcome = {.status = JobStatus::failed, .message = e.what()};
+      } catch (...) {
+        error = std::current_exception();
+        outcome = {.status = JobStatus::failed, .message = "unknown exception"};
       }
       lane.abort_if_unfinished(name);
       agree_gang_outcome(lane, outcome, ranks, name);  // every member ends the job alike
