@@ -30,7 +30,7 @@ int hogwild_command(int argc, char** argv) {
       "elastic job that grows onto idle cores");
   add_common_options(desc, common);
   desc.add_options()
-    ("model", po::value(&model)->default_value(model), "model: mlp, lenet5, vgg11, resnet18, mobilenetv2")
+    ("model", po::value(&model)->default_value(model), "model: mlp, lenet5, vgg11, resnet18, mobilenetv2, or the path of a TorchScript file (net.pt)")
     ("epochs", po::value(&epochs)->default_value(epochs), "epochs to train (at least 1)")
     ("threads", po::value<int>()->notifier([&](int v) { threads = v; }),
      "the most workers (cores) at once; default: every core of the run. The job has more than --min-threads only "

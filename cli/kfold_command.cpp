@@ -34,7 +34,7 @@ int kfold_command(int argc, char** argv) {
   add_common_options(desc, common);
   desc.add_options()
     ("models", po::value(&models)->default_value(models),
-     "comma-separated models: mlp, lenet5, vgg11, resnet18, mobilenetv2")
+     "comma-separated models: mlp, lenet5, vgg11, resnet18, mobilenetv2, or paths of TorchScript files (net.pt)")
     ("schedules", po::value(&schedules)->default_value(schedules), "comma-separated LR schedules: none, step, cosine, warm")
     ("folds", po::value(&folds)->default_value(folds), "k, the number of folds")
     ("epochs", po::value(&epochs)->default_value(epochs), "epochs per job")

@@ -61,7 +61,7 @@ int lth_command(int argc, char** argv) {
       "one masked retrain job per (sparsity, reset epoch), packed");
   add_common_options(desc, common);
   desc.add_options()
-    ("model", po::value(&model)->default_value(model), "model: mlp, lenet5, vgg11, resnet18, mobilenetv2")
+    ("model", po::value(&model)->default_value(model), "model: mlp, lenet5, vgg11, resnet18, mobilenetv2, or the path of a TorchScript file (net.pt)")
     ("epochs", po::value(&epochs)->default_value(epochs), "E: epochs of the dense run; every ticket trains to epoch E too")
     ("schedule", po::value(&schedule)->default_value(schedule),
      "LR schedule over the E epochs (none, step, cosine, warm); a ticket reset to epoch e goes on from epoch e of it")

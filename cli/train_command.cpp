@@ -133,7 +133,7 @@ int train_command(int argc, char** argv) {
   po::options_description desc("packtrain train: train one model on all the cores it is given");
   add_common_options(desc, common);
   desc.add_options()
-    ("model", po::value(&o.model)->default_value(o.model), ("model: " + list_text(models::model_names())).c_str())
+    ("model", po::value(&o.model)->default_value(o.model), ("model: " + list_text(models::model_names()) + ", or the path of a TorchScript file (net.pt)").c_str())
     ("epochs", po::value(&o.epochs)->default_value(o.epochs), "epochs to train (at least 1)")
     ("schedule", po::value(&o.schedule)->default_value(o.schedule),
      "learning-rate schedule over the whole run: none, step, cosine, warm (cosine with warm restarts)")
@@ -200,9 +200,8 @@ int train_command(int argc, char** argv) {
   if (o.limit < 0) throw Error("--limit must not be negative (got " + std::to_string(o.limit) + ")");
   if (common.given.count("width-multiplier") && o.model != "mobilenetv2")
     throw Error("--width-multiplier is for mobilenetv2; --model " + o.model + " has no width to scale");
-  const auto& names = models::model_names();
-  if (std::find(names.begin(), names.end(), o.model) == names.end())
-    throw Error("unknown model '" + o.model + "' (known: " + list_text(names) + ")");
+  (void)models::model_hash(o.model);  // Error: an unknown name, a file that is not TorchScript
+  const auto label = models::model_label(o.model);
   const auto schedule = train::schedule_from_string(o.schedule);
   if (o.micro_batch < 1) throw Error("--micro-batch must be at least 1, not " + std::to_string(o.micro_batch));
   if (o.micro_batch > common.batch_size)
@@ -269,14 +268,16 @@ int train_command(int argc, char** argv) {
   models::ModelOptions model_options{.channels = data->channels, .height = data->height, .width = data->width,
                                      .classes = data->classes, .width_multiplier = o.width_multiplier};
   const double flops = models::estimate_flops(o.model, model_options);  // Error: a model that cannot take these inputs
+  if (replicas) dataparallel::check_replicable(o.model, model_options);
 
 
   // --- the run: one job on every core ----------------------------------------
   Job job;
-  job.name = o.model + "/" + o.schedule;
-  job.spec = {{"command", "train"}, {"model", o.model},         {"schedule", o.schedule},
+  job.name = label + "/" + o.schedule;
+  job.spec = {{"command", "train"}, {"schedule", o.schedule},
               {"data", data->name}, {"epochs", o.epochs},       {"optimizer", common.optimizer},
               {"lr", options.effective_lr()}, {"batch_size", common.batch_size}};
+  job.spec.update(models::model_spec(o.model));  // its label, and a file's hash
   if (o.model == "mobilenetv2") job.spec["width_multiplier"] = o.width_multiplier;
   if (o.augment) job.spec["augment"] = true;
   // The job's identity: what changes its numbers (never the cores, with replicas).
@@ -312,7 +313,7 @@ int train_command(int argc, char** argv) {
                                              ", micro-batches of " + std::to_string(o.micro_batch) +
                                              (gang ? ", on each of " + std::to_string(gang->size()) + " ranks" : "")
                                        : std::to_string(ctx.threads()) + " intra-op thread" + (ctx.threads() == 1 ? "" : "s");
-      std::printf("packtrain train: %s on %s, %d epochs, %s schedule, %s%s\n", o.model.c_str(), data->name.c_str(),
+      std::printf("packtrain train: %s on %s, %d epochs, %s schedule, %s%s\n", label.c_str(), data->name.c_str(),
                   o.epochs, o.schedule.c_str(), how.c_str(),
                   run_options.resume_from().empty() ? "" : (", resuming from " + run_options.resume_from()).c_str());
     }
@@ -354,11 +355,11 @@ int train_command(int argc, char** argv) {
   };
   std::vector<Job> jobs;
   jobs.push_back(std::move(job));
-  setup.open_run({{"metric", "val_top1"}, {"model", o.model}}, std::move(jobs), train::result_columns());
+  setup.open_run({{"metric", "val_top1"}, {"model", label}}, std::move(jobs), train::result_columns());
   const auto run = setup.run();
 
   auto summary = setup.summary_json(run);
-  summary["model"] = o.model;
+  summary["model"] = label;
   summary["schedule"] = o.schedule;
   setup.finish(run, summary);
   if (setup.is_root()) {

@@ -1,3 +1,4 @@
+#include <packtrain/models/scripted.hpp>
 #include <packtrain/dataparallel/data_parallel.hpp>
 
 #include <packtrain/data/loader.hpp>
@@ -46,12 +47,20 @@ void one_intra_op_thread() {
 // Dropout draws from LibTorch's global generator, whichever thread runs it:
 // its masks would depend on the replica, not on (seed, step, micro-batch).
 bool draws_from_global_generator(torch::nn::Module& model) {
+  if (const auto* scripted = dynamic_cast<const models::ScriptedModel*>(&model)) return scripted->draws_random();
   for (const auto& m : model.modules()) {
     if (m->as<torch::nn::DropoutImpl>() || m->as<torch::nn::Dropout2dImpl>() || m->as<torch::nn::Dropout3dImpl>() ||
         m->as<torch::nn::AlphaDropoutImpl>() || m->as<torch::nn::FeatureAlphaDropoutImpl>())
       return true;
   }
   return false;
+}
+
+void check_replicable(torch::nn::Module& model, const std::string& name) {
+  if (draws_from_global_generator(model))
+    throw Error("model " + models::model_label(name) +
+                " has dropout, whose masks would depend on the replica that draws them: train it with "
+                "--parallelism threads");
 }
 
 nlohmann::json number(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
@@ -170,7 +179,12 @@ Parallelism default_parallelism(const std::string& model) {
   // The MLP's GEMMs gain more from whole batches than its replicas gain from
   // cores; replicas elsewhere (and where not measured: vgg11, resnet18),
   // which also keep the bits independent of the core count.
-  return model == "mlp" ? Parallelism::threads : Parallelism::replicas;
+  // A TorchScript file: threads, which take any module (replicas refuse dropout).
+  return model == "mlp" || models::is_model_file(model) ? Parallelism::threads : Parallelism::replicas;
+}
+
+void check_replicable(const std::string& model, const models::ModelOptions& shape) {
+  check_replicable(*models::make_model(model, shape), model);
 }
 
 void check_sweep_cores(int cores_per_job, int max_cores_per_job, std::int64_t micro_batch, std::int64_t batch_size) {
@@ -217,8 +231,7 @@ double DataParallelOptions::lr_at(std::int64_t step, std::int64_t steps_per_epoc
 }
 
 nlohmann::json DataParallelOptions::spec() const {
-  nlohmann::json spec = {{"model", model()},
-                         {"epochs", train().epochs()},
+  nlohmann::json spec = {{"epochs", train().epochs()},
                          {"batch_size", train().batch_size()},
                          {"micro_batch", micro_batch()},
                          {"optimizer", train::to_string(train().optimizer())},
@@ -228,6 +241,7 @@ nlohmann::json DataParallelOptions::spec() const {
                          {"warmup_epochs", warmup_epochs()},
                          {"parallelism", to_string(parallelism())}};
   if (lr_scaling() == LrScaling::linear || warmup_epochs() > 0) spec["reference_batch"] = reference_batch();
+  spec.update(models::model_spec(model()));  // its label, and a file's hash
   if (model() == "mobilenetv2") spec["width_multiplier"] = width_multiplier();
   if (train().augment()) spec["augment"] = true;
   if (limit() > 0) spec["limit"] = limit();
@@ -313,9 +327,7 @@ DataParallelTrainer::DataParallelTrainer(models::ModelOptions shape, DataParalle
     : shape_(shape), options_(std::move(options)) {
   options_.validate();
   master_ = models::make_model(options_.model(), shape_);
-  if (draws_from_global_generator(*master_))
-    throw Error("data-parallel: model " + options_.model() +
-                " has dropout, whose masks would depend on the replica that draws them");
+  check_replicable(*master_, options_.model());
   master_->train();
   master_params_ = master_->parameters();
   for (auto& b : master_->buffers()) (b.is_floating_point() ? master_stats_ : master_counts_).push_back(b);
@@ -1106,7 +1118,7 @@ Job make_data_parallel_job(std::shared_ptr<const data::DatasetSplit> data, DataP
     throw Error("data-parallel: warm-up needs --parallelism replicas");
   const std::int64_t samples = options.limit() > 0 ? std::min(options.limit(), data->train.size()) : data->train.size();
   Job job;
-  job.name = options.model() + "/dataparallel";
+  job.name = models::model_label(options.model()) + "/dataparallel";
   job.spec = options.spec();
   job.spec["sweep"] = "dataparallel";
   job.spec["data"] = data->name;

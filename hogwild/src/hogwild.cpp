@@ -1,6 +1,7 @@
 #include <packtrain/hogwild/hogwild.hpp>
 
 #include <packtrain/data/seed.hpp>
+#include <packtrain/models/models.hpp>
 #include <packtrain/scheduler/at_scope_end.hpp>
 #include <packtrain/scheduler/error.hpp>
 #include <packtrain/scheduler/results.hpp>
@@ -342,12 +343,13 @@ Job make_hogwild_job(std::shared_ptr<const data::DatasetSplit> data, HogwildOpti
   const std::int64_t train_size =
       options.limit() > 0 ? std::min(options.limit(), data->train.size()) : data->train.size();
   Job job;
-  job.name = options.model() + "/hogwild";
+  job.name = models::model_label(options.model()) + "/hogwild";
   job.spec = {{"sweep", "hogwild"},       {"data", data->name},
-              {"model", options.model()}, {"epochs", options.epochs()},
+              {"epochs", options.epochs()},
               {"batch_size", options.batch_size()}, {"lr", options.lr()},
               {"weight_decay", options.weight_decay()}, {"limit", options.limit()},
               {"seed", options.seed()}};
+  job.spec.update(models::model_spec(options.model()));  // its label, and a file's hash
   job.cores = min_cores;
   job.max_cores = max_cores;
   job.cost = train::job_cost(check.model()->flops(), static_cast<double>(train_size),

@@ -1,5 +1,6 @@
 #include <packtrain/kfold/kfold.hpp>
 
+#include <packtrain/models/models.hpp>
 #include <packtrain/scheduler/console_sink.hpp>
 #include <packtrain/scheduler/error.hpp>
 #include <packtrain/train/checkpoint.hpp>
@@ -41,6 +42,11 @@ KFold::KFold(std::shared_ptr<const data::DatasetSplit> data, KFoldOptions option
 KFold& KFold::add_model(const std::string& name, ModelFactory factory) {
   models::ModelOptions shape{.channels = data_->channels, .height = data_->height, .width = data_->width,
                              .classes = data_->classes};
+  for (const auto& m : models_)
+    if (models::model_label(m.name) == models::model_label(name))
+      throw Error(m.name == name ? "model " + name + " is in the sweep twice"
+                                 : "models " + m.name + " and " + name + " would both be named " +
+                                       models::model_label(name) + " in the results: rename one file");
   double flops = 0;
   const bool zoo = !factory;
   if (!factory) {
@@ -67,10 +73,9 @@ std::vector<Job> KFold::jobs() const {
     for (const auto schedule : schedules_) {
       for (int fold = 0; fold < options_.folds(); ++fold) {
         Job job;
-        job.name = m.name + "/" + std::string(train::to_string(schedule)) + "/fold" + std::to_string(fold);
+        job.name = models::model_label(m.name) + "/" + std::string(train::to_string(schedule)) + "/fold" + std::to_string(fold);
         job.spec = {{"sweep", "kfold"},
                     {"data", data_->name},
-                    {"model", m.name},
                     {"schedule", std::string(train::to_string(schedule))},
                     {"fold", fold},
                     {"folds", options_.folds()},
@@ -81,6 +86,7 @@ std::vector<Job> KFold::jobs() const {
                     {"optimizer", std::string(train::to_string(t.optimizer()))},
                     {"lr", t.effective_lr()},
                     {"seed", options_.seed()}};
+        job.spec.update(models::model_spec(m.name));  // its label, and a file's hash
         job.cores = options_.cores_per_job();
         job.memory_mb = options_.memory_mb_per_job();
         const int max_cores = std::max(options_.max_cores_per_job(), job.cores);
@@ -89,10 +95,13 @@ std::vector<Job> KFold::jobs() const {
         // (A model of the caller's own factory trains with threads: replicas build zoo models.)
         // Gang jobs always train replicas (a gang or one rank, the same numbers).
         if (options_.gangs() && !m.zoo)
-          throw Error("model " + m.name + " is the caller's own: gang jobs train the zoo's models as replicas");
+          throw Error("model " + models::model_label(m.name) + " is the caller's own: gang jobs train the zoo's models as replicas");
         const bool replicas =
             m.zoo && (options_.gangs() || (max_cores > 1 && parallelism == dataparallel::Parallelism::replicas));
         if (replicas) {
+          if (fold == 0)
+            dataparallel::check_replicable(m.name, {.channels = data_->channels, .height = data_->height,
+                                                    .width = data_->width, .classes = data_->classes});
           job.spec["parallelism"] = "replicas";
           job.spec["micro_batch"] = options_.micro_batch();
           job.max_cores = max_cores;

@@ -155,6 +155,9 @@ LotteryTicketSweep::LotteryTicketSweep(std::shared_ptr<const data::DatasetSplit>
   const int epochs = t.epochs();
   flops_ = models::estimate_flops(options_.model(), {.channels = data_->channels, .height = data_->height,
                                                      .width = data_->width, .classes = data_->classes});
+  if (replicas())
+    dataparallel::check_replicable(options_.model(), {.channels = data_->channels, .height = data_->height,
+                                                      .width = data_->width, .classes = data_->classes});
   if (options_.out_dir().empty()) throw Error("a lottery-ticket sweep needs a run folder (out_dir)");
   if (options_.reset_epochs().empty()) throw Error("--reset-epochs needs at least one epoch");
   std::set<int> seen;
@@ -192,9 +195,8 @@ LotteryTicketSweep::LotteryTicketSweep(std::shared_ptr<const data::DatasetSplit>
 
 nlohmann::json LotteryTicketSweep::base_spec() const {
   const auto& t = options_.trainer();
-  return {{"sweep", "lth"},
+  nlohmann::json spec = {{"sweep", "lth"},
           {"data", data_->name},
-          {"model", options_.model()},
           {"schedule", std::string(train::to_string(t.schedule()))},
           {"epochs", t.epochs()},
           {"batch_size", t.batch_size()},
@@ -202,6 +204,8 @@ nlohmann::json LotteryTicketSweep::base_spec() const {
           {"lr", t.effective_lr()},
           {"limit", options_.limit()},
           {"seed", options_.seed()}};
+  spec.update(models::model_spec(options_.model()));  // its label, and a file's hash
+  return spec;
 }
 
 bool LotteryTicketSweep::replicas() const {
@@ -224,7 +228,7 @@ std::string LotteryTicketSweep::dense_id() const { return dense_job().id(); }
 Job LotteryTicketSweep::dense_job() const {
   const auto& t = options_.trainer();
   Job job;
-  job.name = options_.model() + "/dense";
+  job.name = models::model_label(options_.model()) + "/dense";
   job.spec = base_spec();
   job.spec["kind"] = "dense";
   job.spec["sparsity"] = 0.0;
@@ -271,11 +275,11 @@ Job LotteryTicketSweep::retrain_job(int reset_epoch, double sparsity, int round,
   job.spec["scope"] = options_.scope() == Scope::global ? "global" : "per-layer";
   if (round == 0) {
     job.spec["sparsity"] = sparsity;
-    job.name = options_.model() + "/sparsity" + fixed(sparsity, 4) + "/reset" + std::to_string(reset_epoch);
+    job.name = models::model_label(options_.model()) + "/sparsity" + fixed(sparsity, 4) + "/reset" + std::to_string(reset_epoch);
   } else {
     job.spec["round"] = round;
     job.spec["prune_rate"] = options_.prune_rate();
-    job.name = options_.model() + "/reset" + std::to_string(reset_epoch) + "/round" + std::to_string(round);
+    job.name = models::model_label(options_.model()) + "/reset" + std::to_string(reset_epoch) + "/round" + std::to_string(round);
   }
   job.after = {previous.empty() ? dense : previous};
   set_cores(job);
@@ -362,7 +366,7 @@ std::vector<Job> LotteryTicketSweep::transfer_jobs(const std::vector<std::string
       job.spec["tolerance"] = options_.tolerance();
       job.after = retrains;
     }
-    job.name = options_.model() + "/transfer/" + (ticket ? "ticket" : "scratch");
+    job.name = models::model_label(options_.model()) + "/transfer/" + (ticket ? "ticket" : "scratch");
     set_cores(job);
     job.cost = train::job_cost(flops_, samples, static_cast<double>(transfer_data_->test.size()), t.epochs());
     job.run = [target = transfer_data_, options = options_, ticket, dense = dense_id(),

@@ -1,5 +1,6 @@
 #include <packtrain/lth/mask.hpp>
 
+#include <packtrain/models/scripted.hpp>
 #include <packtrain/scheduler/error.hpp>
 
 #include <torch/csrc/autograd/function.h>
@@ -96,6 +97,15 @@ class GradientMask {
 
 std::vector<std::pair<std::string, at::Tensor>> prunable_weights(torch::nn::Module& model) {
   std::vector<std::pair<std::string, at::Tensor>> out;
+  if (dynamic_cast<models::ScriptedModel*>(&model)) {
+    // A TorchScript module's layers are not LibTorch's: its weights by name.
+    for (const auto& p : model.named_parameters()) {
+      const auto& name = p.key();
+      const bool weight = name == "weight" || (name.size() > 7 && name.compare(name.size() - 7, 7, ".weight") == 0);
+      if (weight && p.value().dim() >= 2) out.emplace_back(name, p.value());
+    }
+    return out;
+  }
   for (const auto& item : model.named_modules("", /*include_self=*/true)) {
     auto& m = *item.value();
     at::Tensor w;

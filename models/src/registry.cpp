@@ -1,5 +1,6 @@
 // make_model() and what goes with it: names, FLOP estimates, initialization.
 #include <packtrain/models/models.hpp>
+#include <packtrain/models/scripted.hpp>
 #include <packtrain/models/zoo.hpp>
 #include <packtrain/scheduler/error.hpp>
 
@@ -58,6 +59,10 @@ const std::vector<std::string>& model_names() {
 }
 
 std::shared_ptr<Model> make_model(const std::string& name, const ModelOptions& options) {
+  if (is_model_file(name)) {
+    check_options(options);
+    return detail::make_scripted(name, options);  // the file's weights, not the seed's
+  }
   const auto& make = factory(name);
   check_options(options);
   auto model = make(options);
@@ -66,6 +71,10 @@ std::shared_ptr<Model> make_model(const std::string& name, const ModelOptions& o
 }
 
 double estimate_flops(const std::string& name, const ModelOptions& options) {
+  if (is_model_file(name)) {
+    check_options(options);
+    return detail::scripted_flops(name, options);  // remembered per file and input
+  }
   const auto& make = factory(name);
   check_options(options);
   using Key = std::tuple<std::string, std::int64_t, std::int64_t, std::int64_t, std::int64_t, double>;

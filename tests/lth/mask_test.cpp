@@ -6,6 +6,9 @@
 #include <packtrain/train/trainer.hpp>
 
 #include "common/test_util.hpp"
+#include "packtrain_paths.hpp"
+
+#include <packtrain/models/models.hpp>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -58,6 +61,33 @@ TEST(Mask, PrunableWeightsAreConvAndLinearWeightsOnly) {
   EXPECT_EQ(w[0].first, "conv.weight");
   EXPECT_EQ(w[1].first, "hidden.weight");
   EXPECT_EQ(w[2].first, "out.weight");
+}
+
+// A TorchScript model's layers are not LibTorch's modules: its weights are
+// found by name (tests/fixtures/torchscript: the zoo's LeNet-5 with a batch
+// norm after conv1, its classifier an nn.Sequential).
+TEST(Mask, ATorchScriptModelsPrunableWeightsAreItsWeightsOfTwoOrMoreDimensions) {
+  auto net = models::make_model(std::string(PACKTRAIN_TORCHSCRIPT_FIXTURES) + "/lenet5_bn.pt",
+                                {.channels = 1, .height = 28, .width = 28, .classes = 10});
+  std::vector<std::string> names;
+  for (const auto& [name, w] : lth::prunable_weights(*net)) names.push_back(name);
+  EXPECT_EQ(names, (std::vector<std::string>{"conv1.weight", "conv2.weight", "fc.0.weight", "fc.2.weight", "fc.4.weight"}));
+  // A mask of it zeroes the file's weights in the module that forward runs.
+  const auto mask = lth::magnitude_mask(*net, 0.9, Scope::global);
+  mask.apply(*net);
+  const auto weights = lth::prunable_weights(*net);
+  std::int64_t zeros = 0, total = 0;
+  for (const auto& [name, w] : weights) {
+    zeros += (w == 0).sum().item<std::int64_t>();
+    total += w.numel();
+  }
+  EXPECT_EQ(zeros, expected_removed(0.9, total));
+  torch::NoGradGuard no_grad;
+  for (auto& [name, w] : weights) w.zero_();
+  net->eval();
+  // Every weight zero: the logits are what the biases alone give, the same for any image.
+  const auto logits = net->forward(torch::randn({2, 1, 28, 28}));
+  EXPECT_TRUE(torch::allclose(logits[0], logits[1]));
 }
 
 TEST(Mask, GlobalSparsityIsExactAndCutsTheSmallestMagnitudes) {

@@ -107,6 +107,11 @@ std::string_view to_string(Parallelism parallelism);
 // on 2 cores): threads for mlp, replicas for the others.
 Parallelism default_parallelism(const std::string& model);
 
+// Replicas train `model` (theirs would be the only numbers that depend on
+// which replica draws): throws packtrain::Error when its forward draws
+// random numbers (dropout) from LibTorch's global generator.
+void check_replicable(const std::string& model, const models::ModelOptions& shape);
+
 // A sweep's jobs on several cores (kfold, lth: --cores-per-job,
 // --max-cores-per-job, --micro-batch): throws packtrain::Error naming the
 // first bad value (max_cores_per_job 0 means cores_per_job).

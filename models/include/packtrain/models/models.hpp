@@ -13,6 +13,7 @@
 //   torch::Tensor logits = model->forward(images);  // B x classes
 //   double cost = packtrain::models::estimate_flops("lenet5", options);
 
+#include <nlohmann/json.hpp>
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
 #include <torch/types.h>
@@ -52,10 +53,31 @@ class Model : public torch::nn::Module {
   double flops_ = 0;
 };
 
-// Builds model `name` for `options`. Throws packtrain::Error for an unknown
-// name (listing the known ones), a class count below 2, a width multiplier
-// not above 0, or an input the model cannot take (e.g. too small for its pooling).
+// Builds model `name` for `options`: a zoo model, or any other name as the
+// path of a TorchScript file (models/scripted.hpp). Throws packtrain::Error
+// for an unknown name (listing the known ones), a file that is not a
+// TorchScript classifier, a class count below 2, a width multiplier not
+// above 0, or an input the model cannot take (e.g. too small for its pooling).
 std::shared_ptr<Model> make_model(const std::string& name, const ModelOptions& options);
+
+// `model` is not a zoo name: make_model reads it as a TorchScript file.
+bool is_model_file(const std::string& model);
+
+// Its name in results: the zoo name, or the file's stem ("runs/net.pt": "net").
+std::string model_label(const std::string& model);
+
+// What job ids hold of a TorchScript file: 16 hex digits of a hash of its
+// content (read once per process); "" for a zoo model. Throws as make_model.
+std::string model_hash(const std::string& model);
+
+// What a job's spec holds of `model`: {"model": its label}, and for a
+// TorchScript file "model_hash" (so a changed file is a new job).
+nlohmann::json model_spec(const std::string& model);
+
+// The model a spec of model_spec() names: its zoo name, or the path of the
+// TorchScript file with its hash that this process has read. Throws
+// packtrain::Error for a file this process has not read.
+std::string model_of_spec(const nlohmann::json& spec);
 
 // "mlp", "lenet5", "vgg11", "resnet18", "mobilenetv2".
 const std::vector<std::string>& model_names();
