@@ -94,8 +94,9 @@ void add_common_options(po::options_description& desc, CommonOptions& o) {
   desc.add_options()
     ("help,h", "print this help and exit")
     ("data", po::value(&o.data)->default_value(o.data),
-     "dataset: fashion-mnist, mnist-digits, or a folder of MNIST-format IDX files (gz or raw) or of CIFAR-10 "
-     "binary batches (data_batch_1.bin ... test_batch.bin)")
+     "dataset: fashion-mnist, mnist-digits, a folder of MNIST-format IDX files (gz or raw) or of CIFAR-10 "
+     "binary batches (data_batch_1.bin ... test_batch.bin), or NumPy arrays: a folder of x_train.npy, y_train.npy "
+     "(and x_test.npy, y_test.npy) or one .npz holding them")
     ("out", po::value(&o.out), "the run's folder (journal, results, report): a new or empty folder, or with "
      "--resume one holding this same run")
     ("cores", po::value<int>()->notifier([&o](int n) { o.cores = n; }),

@@ -175,7 +175,7 @@ std::vector<double> predict_seconds(const CapturedJobs& captured, const std::sha
   std::map<std::string, double> rate;  // model -> FLOP/s on one core
   for (std::size_t j = 0; j < jobs.size(); ++j) {
     const auto& spec = jobs[j].spec;
-    const std::string model = spec.value("model", std::string());
+    const std::string model = spec.contains("model") ? models::model_of_spec(spec) : std::string();  // a file's path
     if (model.empty()) throw Error(jobs[j].name + " names no model: run it once and simulate --from its folder");
     const std::int64_t batch = spec.value("batch_size", std::int64_t{64});
     const double width = spec.value("width_multiplier", 1.0);

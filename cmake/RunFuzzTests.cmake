@@ -16,7 +16,7 @@ run(${CMAKE_COMMAND} -S ${SOURCE_DIR} -B ${BINARY_DIR} -G Ninja -DCMAKE_BUILD_TY
     -DCMAKE_CXX_COMPILER=${CLANGXX} -DCMAKE_C_COMPILER=${CLANGC}
     -DPACKTRAIN_WITH_TORCH=OFF -DPACKTRAIN_WITH_MPI=OFF -DPACKTRAIN_SANITIZE=fuzzer -DPACKTRAIN_BUILD_BENCH=OFF
     -DPACKTRAIN_BUILD_EXAMPLES=OFF)
-set(targets idx cifar mnist_digits job_files journal config)
+set(targets idx cifar mnist_digits npy job_files journal config)
 set(binaries)
 foreach(name ${targets})
   list(APPEND binaries fuzz_${name})

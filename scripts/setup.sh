@@ -23,8 +23,9 @@ packages=(
   # -Wthread-safety (its OpenMP and sanitizer runtimes with it)
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libomp-dev libclang-rt-dev
-  # data
-  dataset-fashion-mnist
+  # data: Fashion-MNIST; xtensor parses .npy headers (header-only, with xtl),
+  # libzip reads .npz archives
+  dataset-fashion-mnist libxtensor-dev xtl-dev libzip-dev
   # the dashboard's browser test
   chromium
 )

@@ -25,44 +25,58 @@ bool has_file(const std::filesystem::path& folder, const std::string& name) {
 }
 
 // Images as bytes where the format has them (normalize_bytes takes them).
-DatasetSplit read_folder(const std::filesystem::path& folder, const std::string& name) {
+DatasetSplit read_path(const std::filesystem::path& path, const std::string& name) {
   std::error_code ec;
-  if (!std::filesystem::is_directory(folder, ec))
-    throw Error("dataset '" + folder.string() +
-                "' not found: expected fashion-mnist, mnist-digits or a folder of IDX or CIFAR-10 files");
-  if (has_file(folder, "train-images-idx3-ubyte") || has_file(folder, "train-images-idx3-ubyte.gz"))
-    return detail::read_idx_folder_bytes(folder, name);
-  if (has_file(folder, "data_batch_1.bin") || has_file(folder, "test_batch.bin"))
-    return detail::read_cifar_folder_bytes(folder, name);
-  if (std::filesystem::is_directory(folder / "cifar-10-batches-bin", ec))
-    return detail::read_cifar_folder_bytes(folder / "cifar-10-batches-bin", name);
-  throw Error("dataset folder " + folder.string() +
-              " holds neither IDX files (train-images-idx3-ubyte[.gz], ...) nor CIFAR-10 batches (data_batch_1.bin, ...)");
+  if (std::filesystem::is_regular_file(path, ec)) {
+    if (path.extension() == ".npz") return detail::read_npy_dataset_bytes(path, name);
+    throw Error("dataset " + path.string() +
+                " is a file but not an .npz archive: expected fashion-mnist, mnist-digits, an .npz file or a folder");
+  }
+  if (!std::filesystem::is_directory(path, ec))
+    throw Error("dataset '" + path.string() +
+                "' not found: expected fashion-mnist, mnist-digits, an .npz file or a folder of IDX, CIFAR-10 or .npy "
+                "files");
+  if (has_file(path, "x_train.npy") || has_file(path, "y_train.npy") || has_file(path, "x_test.npy") ||
+      has_file(path, "y_test.npy"))
+    return detail::read_npy_dataset_bytes(path, name);
+  if (has_file(path, "train-images-idx3-ubyte") || has_file(path, "train-images-idx3-ubyte.gz"))
+    return detail::read_idx_folder_bytes(path, name);
+  if (has_file(path, "data_batch_1.bin") || has_file(path, "test_batch.bin"))
+    return detail::read_cifar_folder_bytes(path, name);
+  if (std::filesystem::is_directory(path / "cifar-10-batches-bin", ec))
+    return detail::read_cifar_folder_bytes(path / "cifar-10-batches-bin", name);
+  throw Error("dataset folder " + path.string() +
+              " holds neither IDX files (train-images-idx3-ubyte[.gz], ...) nor CIFAR-10 batches "
+              "(data_batch_1.bin, ...) nor NumPy arrays (x_train.npy, y_train.npy, ...)");
 }
 
 }  // namespace
 
-void normalize_with_train_statistics(Dataset& train, Dataset& test) {
+Normalization normalize_with_train_statistics(Dataset& train, Dataset& test) {
   // Per channel, over samples and pixels, on views (no copy of the images);
   // LibTorch accumulates float reductions in double on the CPU.
   const auto channels = train.images.size(1);
   auto m = torch::empty({1, channels, 1, 1}, torch::kFloat32);
   auto s = torch::empty({1, channels, 1, 1}, torch::kFloat32);
+  Normalization applied;
   for (std::int64_t c = 0; c < channels; ++c) {
     const auto [sd, mean] = torch::std_mean(train.images.select(1, c), /*unbiased=*/false);
     const float deviation = sd.item<float>();
     m.data_ptr<float>()[c] = mean.item<float>();
     s.data_ptr<float>()[c] = deviation > 0 ? deviation : 1.0f;  // a constant channel stays finite
+    applied.mean.push_back(m.data_ptr<float>()[c]);
+    applied.stddev.push_back(s.data_ptr<float>()[c]);
   }
   train.images.sub_(m).div_(s);
   test.images.sub_(m).div_(s);
+  return applied;
 }
 
 namespace detail {
 
 at::Tensor unit_interval(const at::Tensor& bytes) { return bytes.to(torch::kFloat32).div_(255.0); }
 
-void normalize_bytes(Dataset& train, Dataset& test) {
+Normalization normalize_bytes(Dataset& train, Dataset& test) {
   const auto channels = train.images.size(1);
   PACKTRAIN_CHECK(train.images.scalar_type() == torch::kUInt8 && test.images.scalar_type() == torch::kUInt8 &&
                       train.images.dim() == 4 && test.images.dim() == 4 && test.images.size(1) == channels,
@@ -97,6 +111,7 @@ void normalize_bytes(Dataset& train, Dataset& test) {
   const auto unit = unit_interval(torch::arange(256, torch::kInt64).to(torch::kUInt8));
   const auto* u = unit.data_ptr<float>();
   auto tables = torch::empty({channels, 256}, torch::kFloat32);
+  Normalization applied;
   for (std::int64_t c = 0; c < channels; ++c) {
     std::array<std::int64_t, 256> h{};
     for (int k = 0; k < 4 * 256; ++k) h[k % 256] += counts[static_cast<std::size_t>(c)][k];
@@ -115,6 +130,8 @@ void normalize_bytes(Dataset& train, Dataset& test) {
     const float m = static_cast<float>(static_cast<double>(mean));
     const float deviation = static_cast<float>(std::sqrt(variance));
     const float s = deviation > 0 ? deviation : 1.0f;  // a constant channel stays finite
+    applied.mean.push_back(m);
+    applied.stddev.push_back(s);
     tables[c].copy_(unit.sub(torch::full({1}, m, torch::kFloat32)).div_(torch::full({1}, s, torch::kFloat32)));
   }
 
@@ -137,6 +154,7 @@ void normalize_bytes(Dataset& train, Dataset& test) {
   };
   train.images = expand(train_bytes);
   test.images = expand(test_bytes);
+  return applied;
 }
 
 }  // namespace detail
@@ -151,18 +169,20 @@ DatasetSplit load_dataset(const std::string& spec) {
   } else if (spec == "mnist-digits") {
     split = read_mnist_digits(mnist_digits_folder());
   } else if (spec.empty()) {
-    throw Error("empty dataset name: expected fashion-mnist, mnist-digits or a folder");
+    throw Error("empty dataset name: expected fashion-mnist, mnist-digits, an .npz file or a folder");
   } else {
-    const std::filesystem::path folder(spec);
-    auto name = folder.filename().string();
-    if (name.empty()) name = folder.parent_path().filename().string();  // "dir/" names "dir"
-    split = read_folder(folder, name);
+    const std::filesystem::path path(spec);
+    auto name = path.filename().string();
+    if (name.empty()) name = path.parent_path().filename().string();  // "dir/" names "dir"
+    std::error_code ec;
+    if (path.extension() == ".npz" && std::filesystem::is_regular_file(path, ec)) name = path.stem().string();
+    split = read_path(path, name);
   }
   if (split.train.size() == 0 || split.test.size() == 0) throw Error("dataset " + spec + " has an empty train or test part");
   if (split.train.images.scalar_type() == torch::kUInt8)
-    detail::normalize_bytes(split.train, split.test);
+    split.normalization = detail::normalize_bytes(split.train, split.test);
   else
-    normalize_with_train_statistics(split.train, split.test);
+    split.normalization = normalize_with_train_statistics(split.train, split.test);
   return split;
 }
 

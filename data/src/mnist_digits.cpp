@@ -3,12 +3,12 @@
 #include <packtrain/scheduler/error.hpp>
 
 #include "formats.hpp"
+#include "holdout.hpp"
 #include "source_paths.hpp"
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
-#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <fstream>
@@ -21,18 +21,6 @@ namespace {
 constexpr std::int64_t kSide = 28;
 constexpr std::int64_t kPixels = kSide * kSide;
 constexpr int kDigits = 10;
-constexpr double kTestShare = 0.2;  // 2,000 of the package's 10,000 samples
-// The split is fixed, not a parameter: every run, job and rank sees the same test set.
-constexpr std::uint64_t kSplitSeed = 0x6d6e697374ULL;
-
-// splitmix64: a small, portable generator, so the split does not depend on
-// the standard library's or LibTorch's random algorithms.
-std::uint64_t splitmix64(std::uint64_t& state) {
-  std::uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
 
 }  // namespace
 
@@ -50,24 +38,11 @@ DatasetSplit read_mnist_digits(const std::filesystem::path& folder) {
   std::vector<float> test_pixels;
   std::vector<std::int64_t> train_labels;
   std::vector<std::int64_t> test_labels;
-  std::int64_t total = 0;     // samples read so far, all digits
-  std::int64_t test_so_far = 0;
-  std::uint64_t rng = kSplitSeed;
+  detail::Holdout holdout;  // 20% of each digit's samples, give or take one, for testing
   for (int digit = 0; digit < kDigits; ++digit) {
     const auto values = detail::read_mnist_digit_file(folder / (std::to_string(digit) + ".json"));
     const auto n = static_cast<std::int64_t>(values.size()) / kPixels;
-    // Cumulative rounding: each digit gives 20% of its samples, give or take
-    // one, and the test set holds exactly 20% of all samples.
-    total += n;
-    const auto test_target = static_cast<std::int64_t>(std::llround(kTestShare * static_cast<double>(total)));
-    const std::int64_t n_test = test_target - test_so_far;
-    test_so_far = test_target;
-    // Fisher-Yates: which of this digit's samples go to the test set.
-    std::vector<std::int64_t> order(n);
-    for (std::int64_t i = 0; i < n; ++i) order[i] = i;
-    for (std::int64_t i = n - 1; i > 0; --i) std::swap(order[i], order[splitmix64(rng) % (i + 1)]);
-    std::vector<bool> is_test(n, false);
-    for (std::int64_t i = 0; i < n_test; ++i) is_test[order[i]] = true;
+    const auto is_test = holdout.next_class(n);
     for (std::int64_t i = 0; i < n; ++i) {
       auto& pixels = is_test[i] ? test_pixels : train_pixels;
       pixels.insert(pixels.end(), values.begin() + i * kPixels, values.begin() + (i + 1) * kPixels);

