@@ -481,6 +481,7 @@ RunSummary RunSetup::run() {
 std::shared_ptr<const data::DatasetSplit> RunSetup::load_data() {
   auto data = data::shared_dataset(common_.data);
   if (g_capture) g_capture->data = data;
+  normalization_ = {{"mean", data->normalization.mean}, {"std", data->normalization.stddev}};
   return data;
 }
 
@@ -626,7 +627,9 @@ nlohmann::json RunSetup::summary_json(const RunSummary& run) const {
   return {{"command", command_}, {"ranks", ranks()}, {"shard", std::to_string(shard_) + "/" + std::to_string(shards_)},     {"cores", total_cores_}, {"done", run.done},
           {"failed", run.failed},    {"diverged", run.diverged},    {"skipped", run.skipped}, {"crashed", run.crashed},
           {"cancelled", run.cancelled}, {"resumed", run.resumed},   {"makespan_s", run.makespan_s},
-          {"job_seconds", run.job_seconds}, {"interrupted", run.interrupted}, {"preempted", run.preempted}, {"data", common_.data}};
+          {"job_seconds", run.job_seconds}, {"interrupted", run.interrupted}, {"preempted", run.preempted}, {"data", common_.data},
+          // Per channel, what the images were normalized with (the training part's figures).
+          {"data_normalization", normalization_}};
 }
 
 void RunSetup::finish(const RunSummary& run, const nlohmann::json& summary) {

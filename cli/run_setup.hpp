@@ -128,6 +128,7 @@ class RunSetup {
 
   CommonOptions common_;
   std::string command_;
+  nlohmann::json normalization_;  // load_data(): the figures the images were normalized with
   std::filesystem::path out_;
   InterruptGuard interrupts_;  // first: every thread created later inherits its signal mask
   std::unique_ptr<distributed::MpiSession> mpi_;  // under mpirun; finalized last

@@ -26,6 +26,10 @@ packages=(
   # data: Fashion-MNIST; xtensor parses .npy headers (header-only, with xtl),
   # libzip reads .npz archives
   dataset-fashion-mnist libxtensor-dev xtl-dev libzip-dev
+  # PyTorch for /usr/bin/python3 (the same 1.13 build as libtorch-dev; pulls
+  # python3-numpy): runs examples/python_model's test and makes the
+  # TorchScript test fixtures (tests/fixtures/torchscript/make_fixtures.py)
+  python3-torch
   # the dashboard's browser test
   chromium
 )

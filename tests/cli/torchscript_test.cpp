@@ -1,7 +1,9 @@
-// TorchScript models (--model PATH.pt) in every sweep, run as a user runs
-// them: kfold, lth and hogwild end to end, resume after a kill, job ids that
-// follow the file's content, and files that are refused before anything runs.
+// TorchScript models (--model PATH.pt) and NumPy arrays (--data) in every
+// sweep, run as a user runs them: kfold, lth and hogwild end to end, resume
+// after a kill, job ids that follow the file's content, and files that are
+// refused before anything runs.
 #include "common/cli_run.hpp"
+#include "common/fashion_arrays.hpp"
 #include "packtrain_paths.hpp"
 
 #include <packtrain/scheduler/journal.hpp>
@@ -11,6 +13,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
@@ -194,5 +197,66 @@ TEST(TorchScriptCli, FilesThatCannotBeTrainedAreOneLineExit2AndNothingWritten) {
     EXPECT_TRUE(packtrain::testing::one_line(r.err)) << r.err;
     EXPECT_NE(r.err.find(expected), std::string::npos) << r.err;
     EXPECT_FALSE(std::filesystem::exists(dir / "out")) << args[2] << ": a refused command wrote its folder";
+  }
+}
+
+TEST(NumpyCli, ASweepOnFashionMnistArraysTrainsAndRecordsTheNormalization) {
+  TempDir dir;
+  packtrain::testing::write_fashion_arrays(dir / "arrays", 2000, 500);
+  const auto r = run_command(kfold_of(fixture("tiny_mlp.pt"), dir / "run", {"--data", (dir / "arrays").string()}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto rows = results_by_id(dir / "run/results.csv");
+  ASSERT_EQ(rows.size(), 2u);
+  for (const auto& [id, row] : rows) {
+    EXPECT_EQ(row.at("status"), "done");
+    EXPECT_GT(std::stod(row.at("val_top1")), 0.5);
+  }
+  const auto json = read_json_file(dir / "run/results.json");
+  const auto& norm = json["summary"]["data_normalization"];
+  ASSERT_EQ(norm["mean"].size(), 1u) << json["summary"].dump();
+  // Fashion-MNIST's pixels: mean about 0.286, std about 0.353 (of bytes / 255).
+  EXPECT_NEAR(norm["mean"][0].get<double>(), 0.286, 0.02);
+  EXPECT_NEAR(norm["std"][0].get<double>(), 0.353, 0.02);
+  for (const auto& job : json["jobs"]) EXPECT_EQ(job["spec"]["data"], "arrays");
+}
+
+TEST(NumpyCli, BadArraysAreOneLineExit2AndNothingWritten) {
+  TempDir dir;
+  using packtrain::testing::npy;
+  using packtrain::testing::write_file;
+  const std::vector<std::uint8_t> images(6 * 4 * 4, 7);
+  const auto good = [&](const std::filesystem::path& d) {
+    write_file(d / "x_train.npy", npy("|u1", {6, 4, 4}, images));
+    write_file(d / "y_train.npy", npy("<i8", {6}, std::vector<std::int64_t>{0, 1, 2, 0, 1, 2}));
+  };
+  struct Case {
+    std::string name, expected;
+    std::function<void(const std::filesystem::path&)> spoil;
+  };
+  const std::vector<Case> cases = {
+      {"dtype", "x_train.npy: dtype int64", [&](const std::filesystem::path& d) {
+         write_file(d / "x_train.npy", npy("<i8", {6, 4, 4}, std::vector<std::int64_t>(96, 1)));
+       }},
+      {"counts", "holds 6 images but", [&](const std::filesystem::path& d) {
+         write_file(d / "y_train.npy", npy("<i8", {5}, std::vector<std::int64_t>{0, 1, 2, 0, 1}));
+       }},
+      {"range", "y_train.npy", [&](const std::filesystem::path& d) {
+         write_file(d / "y_train.npy", npy("<i8", {6}, std::vector<std::int64_t>{0, 1, -3, 0, 1, 2}));
+       }},
+      {"truncated", "x_train.npy", [&](const std::filesystem::path& d) {
+         const auto whole = npy("|u1", {6, 4, 4}, images);
+         write_file(d / "x_train.npy", whole.substr(0, whole.size() - 10));
+       }},
+  };
+  for (const auto& c : cases) {
+    const auto arrays = dir / c.name;
+    good(arrays);
+    c.spoil(arrays);
+    const auto r = run_command(packtrain_argv({"kfold", "--models", fixture("tiny_mlp.pt"), "--data", arrays.string(),
+                                               "--out", (dir / "out").string(), "--quiet"}));
+    EXPECT_EQ(r.exit_code, 2) << c.name << ": " << r.err;
+    EXPECT_TRUE(packtrain::testing::one_line(r.err)) << r.err;
+    EXPECT_NE(r.err.find(c.expected), std::string::npos) << c.name << ": " << r.err;
+    EXPECT_FALSE(std::filesystem::exists(dir / "out")) << c.name << ": a refused command wrote its folder";
   }
 }

@@ -1,5 +1,6 @@
 // NumPy arrays as a dataset: .npy folders and .npz archives, written here
 // byte by byte (npy 1.0 headers) and with libzip.
+#include "common/npy_files.hpp"
 #include "common/test_util.hpp"
 #include "idx_files.hpp"
 
@@ -25,6 +26,10 @@ namespace {
 using packtrain::Error;
 using packtrain::testing::TempDir;
 namespace pt = packtrain::testing;
+using pt::npy;
+using pt::npy_dict;
+using pt::npy_with_header;
+using pt::raw;
 namespace data = packtrain::data;
 
 // Runs `body`, expecting a packtrain::Error whose one-line message contains every one of `parts`.
@@ -38,40 +43,6 @@ void expect_error(Body&& body, std::initializer_list<std::string> parts) {
     EXPECT_EQ(what.find('\n'), std::string::npos) << what;
     for (const auto& part : parts) EXPECT_NE(what.find(part), std::string::npos) << "'" << part << "' not in: " << what;
   }
-}
-
-// An .npy file around the header dict `dict`: magic, version 1.0, the
-// header's length (2 bytes, little-endian), the dict padded with spaces and
-// a newline to a multiple of `align` bytes (NumPy: 64), then `data`.
-std::string npy_with_header(std::string dict, const std::string& data, std::size_t align = 64) {
-  const std::size_t total = 10 + dict.size() + 1;
-  dict.append((align - total % align) % align, ' ');
-  dict += '\n';
-  std::string bytes("\x93NUMPY\x01\x00", 8);
-  bytes.push_back(static_cast<char>(dict.size() & 0xff));
-  bytes.push_back(static_cast<char>(dict.size() >> 8));
-  return bytes + dict + data;
-}
-
-// The dict NumPy writes: {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }
-std::string npy_dict(const std::string& descr, const std::vector<std::int64_t>& shape, bool fortran = false) {
-  std::string tuple = "(";
-  for (std::size_t i = 0; i < shape.size(); ++i) {
-    if (i > 0) tuple += ", ";
-    tuple += std::to_string(shape[i]);
-  }
-  tuple += shape.size() == 1 ? ",)" : ")";
-  return "{'descr': '" + descr + "', 'fortran_order': " + (fortran ? "True" : "False") + ", 'shape': " + tuple + ", }";
-}
-
-template <typename T>
-std::string raw(const std::vector<T>& values) {
-  return std::string(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(T));
-}
-
-template <typename T>
-std::string npy(const std::string& descr, const std::vector<std::int64_t>& shape, const std::vector<T>& values) {
-  return npy_with_header(npy_dict(descr, shape), raw(values));
 }
 
 // Each item's bytes reversed: little-endian data as a big-endian file holds it.
