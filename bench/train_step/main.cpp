@@ -13,7 +13,13 @@
 // its loader; on one core the loader gathers inline by default, and the
 // third variant forces its prefetch helper thread onto the same core.
 //
-// Usage: bench_train_step [--rounds N] [--steps S] [--model NAME]
+// With --scripted FILE.pt (a TorchScript module of the same architecture as
+// --model, e.g. tests/fixtures/torchscript/lenet_300_100.pt for mlp), it
+// then times the two models through packtrain's Trainer in alternating
+// rounds, and their forward passes and forward + backward passes alone, to
+// say where a difference goes (target: the file's step within 15%).
+//
+// Usage: bench_train_step [--rounds N] [--steps S] [--model NAME] [--scripted FILE.pt]
 //        (defaults 9 rounds of 300 steps, mlp; target overhead: at most 5%)
 #include <packtrain/data/dataset.hpp>
 #include <packtrain/data/seed.hpp>
@@ -115,16 +121,94 @@ Timing plain_round(const packtrain::data::DatasetSplit& data, const std::string&
   return timing;
 }
 
+// Forward passes only (`backward` false: without autograd), or forward and
+// backward (the gradients, no optimizer step): seconds for `steps` batches.
+double passes(const packtrain::data::DatasetSplit& data, packtrain::models::Model& model, std::int64_t steps,
+              bool backward) {
+  model.train();
+  const auto start = Clock::now();
+  for (std::int64_t step = 0; step < steps; ++step) {
+    const auto images = data.train.images.narrow(0, step * kBatch, kBatch);
+    if (!backward) {
+      torch::NoGradGuard no_grad;
+      (void)model.forward(images).sum().item<double>();
+      continue;
+    }
+    model.zero_grad();
+    const auto labels = data.train.labels.narrow(0, step * kBatch, kBatch);
+    torch::nn::functional::cross_entropy(model.forward(images), labels).backward();
+  }
+  return seconds_since(start);
+}
+
+// --scripted: the zoo's model against a TorchScript file, through the
+// Trainer and pass by pass, in alternating rounds; medians of the ratios.
+void compare_scripted(const packtrain::data::DatasetSplit& data, const std::string& zoo, const std::string& file,
+                      int rounds, std::int64_t steps) {
+  std::printf("\n%s (zoo) against %s (TorchScript), %d rounds of %lld steps\n", zoo.c_str(), file.c_str(), rounds,
+              (long long)steps);
+  packtrain_round(data, file, 50, false, 1);  // warm-up: the graph executor profiles its first runs
+  std::vector<double> step_zoo, step_file, step_ratio, forward_ratio, backward_ratio, forward_zoo, forward_file,
+      both_zoo, both_file;
+  auto zoo_model = fresh_model(zoo, 1), file_model = fresh_model(file, 1);
+  for (int r = 0; r < rounds; ++r) {
+    const std::uint64_t seed = 200 + static_cast<std::uint64_t>(r);
+    Timing a, b;
+    double fa = 0, fb = 0, ba = 0, bb = 0;
+    const auto zoo_side = [&] {
+      a = packtrain_round(data, zoo, steps, false, seed);
+      fa = passes(data, *zoo_model, steps, false);
+      ba = passes(data, *zoo_model, steps, true);
+    };
+    const auto file_side = [&] {
+      b = packtrain_round(data, file, steps, false, seed);
+      fb = passes(data, *file_model, steps, false);
+      bb = passes(data, *file_model, steps, true);
+    };
+    if (r % 2 == 0) {
+      zoo_side();
+      file_side();
+    } else {
+      file_side();
+      zoo_side();
+    }
+    step_zoo.push_back(a.wall);
+    step_file.push_back(b.wall);
+    step_ratio.push_back(b.cpu / a.cpu);  // CPU time: preemption on a shared machine does not count
+    forward_zoo.push_back(fa);
+    forward_file.push_back(fb);
+    both_zoo.push_back(ba);
+    both_file.push_back(bb);
+    forward_ratio.push_back(fb / fa);
+    backward_ratio.push_back((bb - fb) / (ba - fa));
+  }
+  const double ms = 1e3 / static_cast<double>(steps);
+  std::printf("  Trainer step        zoo %.3f ms   file %.3f ms   ratio %.3f of CPU time (target: at most 1.15)\n",
+              median(step_zoo) * ms, median(step_file) * ms, median(step_ratio));
+  std::printf("  forward             zoo %.3f ms   file %.3f ms   ratio %.3f\n", median(forward_zoo) * ms,
+              median(forward_file) * ms, median(forward_ratio));
+  std::printf("  backward            zoo %.3f ms   file %.3f ms   ratio %.3f (forward + backward less forward)\n",
+              (median(both_zoo) - median(forward_zoo)) * ms, (median(both_file) - median(forward_file)) * ms,
+              median(backward_ratio));
+  const double diff = (median(step_file) - median(step_zoo)) * ms;
+  const double in_forward = (median(forward_file) - median(forward_zoo)) * ms;
+  const double in_backward = (median(both_file) - median(forward_file) - median(both_zoo) + median(forward_zoo)) * ms;
+  std::printf("  the step's difference %+.3f ms: forward %+.3f ms, backward %+.3f ms, the rest %+.3f ms\n", diff,
+              in_forward, in_backward, diff - in_forward - in_backward);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   int rounds = 9;
   std::int64_t steps = 300;
   std::string model = "mlp";
+  std::string scripted;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--rounds")) rounds = std::max(1, std::atoi(argv[i + 1]));
     else if (!std::strcmp(argv[i], "--steps")) steps = std::max(1, std::atoi(argv[i + 1]));
     else if (!std::strcmp(argv[i], "--model")) model = argv[i + 1];
+    else if (!std::strcmp(argv[i], "--scripted")) scripted = argv[i + 1];
   }
 
   // One core, one intra-op thread: a job as packtrain packs it.
@@ -189,5 +273,6 @@ int main(int argc, char** argv) {
                                   {.on_epoch = [&](const packtrain::train::EpochMetrics& m) { epochs.push_back(m); }});
   std::printf("  one %s epoch on one core: %.2f s (%lld steps and the test-set evaluation), test top-1 %.4f\n",
               model.c_str(), epochs.empty() ? 0.0 : epochs[0].seconds, (long long)result.steps, result.val.top1);
+  if (!scripted.empty()) compare_scripted(*data, model, scripted, rounds, steps);
   return 0;
 }
