@@ -88,6 +88,31 @@ TEST(TrainMpi, TwoRanksGiveOneProcesssBitsWhenEachRanksBlockIsASubtree) {
   EXPECT_TRUE(std::filesystem::exists(dir / "two/results.csv"));
 }
 
+// A TorchScript file's gang (its default --parallelism is threads; under
+// mpirun the ranks train replicas without being asked): the bits of one
+// process training replicas of it.
+TEST(TrainMpi, ATorchScriptModelsGangGivesOneProcesssBits) {
+  TempDir dir;
+  const std::string file = std::string(PACKTRAIN_TORCHSCRIPT_FIXTURES) + "/lenet5_bn.pt";
+  const auto of_file = [&](std::vector<std::string> argv) {  // train()'s argv, the file for lenet5
+    std::replace(argv.begin(), argv.end(), std::string("lenet5"), file);
+    return argv;
+  };
+  const std::vector<std::string> flags = {"--epochs", "2", "--micro-batch", "16"};
+  auto alone = flags;
+  alone.insert(alone.end(), {"--parallelism", "replicas", "--cores", "1"});
+  const auto one = run_command(of_file(train(dir, "one", alone)));
+  ASSERT_EQ(one.exit_code, 0) << one.out << one.err;
+  const auto two = run_command(mpirun(2, of_file(train(dir, "two", flags))));
+  ASSERT_EQ(two.exit_code, 0) << two.out << two.err;
+  const auto a = the_job(dir / "one");
+  const auto b = the_job(dir / "two");
+  EXPECT_EQ(b.status, JobStatus::done) << b.message;
+  EXPECT_EQ(a.id, b.id);
+  EXPECT_EQ(b.spec["model"], "lenet5_bn");
+  expect_same_epochs(a, b, {"train_loss", "val_loss", "val_top1", "lr"});
+}
+
 // Horovod's timeline: rank 0's trace.json has, for every rank, a compute
 // and an allreduce track with one slice per optimizer step; a rank's
 // exchange starts within its compute and ends after it, and the ranks'
