@@ -2,6 +2,7 @@
 // byte by byte (npy 1.0 headers) and with libzip.
 #include "common/npy_files.hpp"
 #include "common/test_util.hpp"
+#include "expect_error.hpp"
 #include "idx_files.hpp"
 
 #include <packtrain/data/dataset.hpp>
@@ -32,18 +33,7 @@ using pt::npy_with_header;
 using pt::raw;
 namespace data = packtrain::data;
 
-// Runs `body`, expecting a packtrain::Error whose one-line message contains every one of `parts`.
-template <typename Body>
-void expect_error(Body&& body, std::initializer_list<std::string> parts) {
-  try {
-    body();
-    FAIL() << "no packtrain::Error thrown";
-  } catch (const Error& e) {
-    const std::string what = e.what();
-    EXPECT_EQ(what.find('\n'), std::string::npos) << what;
-    for (const auto& part : parts) EXPECT_NE(what.find(part), std::string::npos) << "'" << part << "' not in: " << what;
-  }
-}
+using packtrain::testing::expect_error;
 
 // Each item's bytes reversed: little-endian data as a big-endian file holds it.
 std::string byte_swapped(std::string bytes, std::size_t item) {

@@ -1,4 +1,5 @@
 #include "common/test_util.hpp"
+#include "expect_error.hpp"
 #include "idx_files.hpp"
 
 #include <packtrain/data/readers.hpp>
@@ -17,18 +18,7 @@ using packtrain::testing::TempDir;
 namespace pt = packtrain::testing;
 namespace data = packtrain::data;
 
-// Runs `body`, expecting a packtrain::Error whose one-line message contains every one of `parts`.
-template <typename Body>
-void expect_error(Body&& body, std::initializer_list<std::string> parts) {
-  try {
-    body();
-    FAIL() << "no packtrain::Error thrown";
-  } catch (const Error& e) {
-    const std::string what = e.what();
-    EXPECT_EQ(what.find('\n'), std::string::npos) << what;
-    for (const auto& part : parts) EXPECT_NE(what.find(part), std::string::npos) << "'" << part << "' not in: " << what;
-  }
-}
+using packtrain::testing::expect_error;
 
 std::string images_file(std::uint32_t n, std::uint32_t h, std::uint32_t w) {
   return pt::idx_bytes(0x803, {n, h, w}, pt::pattern_pixels(n, h, w));
