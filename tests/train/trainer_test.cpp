@@ -1,4 +1,5 @@
 #include "common/test_util.hpp"
+#include "packtrain_paths.hpp"
 #include "toy_data.hpp"
 #include "../data/one_thread.hpp"
 
@@ -124,6 +125,35 @@ TEST(Trainer, ResumedRunEqualsTheUninterruptedOne) {
     EXPECT_EQ(resumed.result.history[1].train_loss, whole.result.history[3].train_loss);
     expect_same_end(resumed, whole, optimizer);
   }
+}
+
+// A TorchScript model (its batch norm's running statistics are buffers of
+// the module) checkpoints and resumes as a zoo model does: the resumed run
+// ends with the uninterrupted one's bits, though it started from zeros.
+TEST(Trainer, ATorchScriptModelResumesFromItsCheckpointToTheUninterruptedBits) {
+  TempDir dir;
+  const auto data = packtrain::data::shared_dataset("fashion-mnist");
+  const train::TrainData part{data->train, torch::arange(512, torch::kInt64), data->test, torch::arange(128, torch::kInt64)};
+  const auto file = std::string(PACKTRAIN_TORCHSCRIPT_FIXTURES) + "/lenet5_bn.pt";
+  const auto fit = [&](TrainOptions options, bool zeroed) {
+    auto model = models::make_model(file, {.channels = 1, .height = 28, .width = 28, .classes = 10});
+    if (zeroed) {
+      torch::NoGradGuard no_grad;
+      for (auto& p : model->parameters()) p.zero_();
+      for (auto& b : model->buffers()) b.zero_();
+    }
+    train::Trainer trainer(model, options);
+    Outcome out{trainer.fit(part), {}};
+    for (const auto& p : model->parameters()) out.state.push_back(p.detach().clone());
+    for (const auto& b : model->buffers()) out.state.push_back(b.clone());
+    return out;
+  };
+  const auto options = quick().epochs(3).checkpoint_dir(dir.path().string());
+  const auto whole = fit(TrainOptions(options).checkpoint_epochs({1}), false);
+  ASSERT_EQ(whole.result.status, JobStatus::done) << whole.result.message;
+  const auto resumed = fit(TrainOptions(options).resume_from(train::checkpoint_path(dir.path(), 1).string()), true);
+  EXPECT_EQ(resumed.result.epochs_completed, 3);
+  expect_same_end(resumed, whole, train::OptimizerKind::sgd);
 }
 
 TEST(Trainer, PreemptedMidEpochResumesToTheUninterruptedBits) {
