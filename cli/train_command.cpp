@@ -16,7 +16,6 @@
 
 #include <packtrain/data/dataset.hpp>
 #include <packtrain/dataparallel/data_parallel.hpp>
-#include <packtrain/distributed/mpi_sharing.hpp>
 #include <packtrain/models/models.hpp>
 #include <packtrain/scheduler/error.hpp>
 #include <packtrain/scheduler/resources.hpp>
@@ -26,6 +25,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -126,6 +126,18 @@ std::string agree_gang_start(dataparallel::Gang& gang, const CommonOptions& comm
   return resume_from;
 }
 
+// How many ranks mpirun or srun started (their environment says so before
+// MPI is initialized); 1 when it does not say.
+int launched_ranks() {
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "PMI_SIZE", "SLURM_STEP_NUM_TASKS"})
+    if (const char* value = std::getenv(name)) {
+      char* end = nullptr;
+      const long n = std::strtol(value, &end, 10);
+      if (end != value && n > 0) return static_cast<int>(n);
+    }
+  return 1;
+}
+
 }  // namespace
 
 int train_command(int argc, char** argv) {
@@ -152,8 +164,8 @@ int train_command(int argc, char** argv) {
     ("parallelism", po::value(&o.parallelism),
      "replicas (every core trains a replica on micro-batches: the same numbers on any number of cores) or threads "
      "(one model, the cores as intra-op threads; the numbers may change with the cores). Default: the faster "
-     "for the model in bench/dataparallel: threads for mlp and TorchScript files, replicas for the others; under "
-     "mpirun, replicas")
+     "for the model in bench/dataparallel: threads for mlp and TorchScript files, replicas for the others; "
+     "replicas for the ranks of mpirun or srun")
     ("lr-scaling", po::value(&o.lr_scaling)->default_value(o.lr_scaling),
      "none, or linear: the learning rate times --batch-size / 64 (Goyal et al. 2017, for large batches)")
     ("warmup-epochs", po::value(&o.warmup_epochs)->default_value(o.warmup_epochs),
@@ -177,11 +189,11 @@ int train_command(int argc, char** argv) {
 
   // --- everything that can be wrong, before anything is written ------------
   // The job has --cores and may grow to --max-cores: the run holds the most.
-  // Under mpirun the ranks train replicas together, whatever the model's default.
+  // Ranks of a run started by mpirun or srun train replicas together, whatever the model's default.
   const auto parallelism = dataparallel::parallelism_from_string(
-      !o.parallelism.empty()           ? o.parallelism
-      : distributed::launched_by_mpi() ? std::string("replicas")
-                                       : std::string(dataparallel::to_string(dataparallel::default_parallelism(o.model))));
+      !o.parallelism.empty()   ? o.parallelism
+      : launched_ranks() > 1   ? std::string("replicas")
+                               : std::string(dataparallel::to_string(dataparallel::default_parallelism(o.model))));
   const auto lr_scaling = dataparallel::lr_scaling_from_string(o.lr_scaling);
   std::optional<int> job_cores = common.cores;
   if (common.given.count("max-cores")) {

@@ -1,7 +1,7 @@
-#include <packtrain/models/scripted.hpp>
 #include <packtrain/dataparallel/data_parallel.hpp>
 
 #include <packtrain/data/loader.hpp>
+#include <packtrain/models/scripted.hpp>
 #include <packtrain/scheduler/at_scope_end.hpp>
 #include <packtrain/scheduler/error.hpp>
 #include <packtrain/train/checkpoint.hpp>
@@ -59,8 +59,13 @@ bool draws_from_global_generator(torch::nn::Module& model) {
 void check_replicable(torch::nn::Module& model, const std::string& name) {
   if (draws_from_global_generator(model))
     throw Error("model " + models::model_label(name) +
-                " has dropout, whose masks would depend on the replica that draws them: train it with "
-                "--parallelism threads");
+                " has dropout, whose masks would depend on the replica that draws them: it trains only with "
+                "--parallelism threads, in one process");
+  // Replicas exchange and step every parameter (a TorchScript file may freeze some).
+  for (const auto& p : model.named_parameters())
+    if (!p.value().requires_grad())
+      throw Error("model " + models::model_label(name) + " has a frozen parameter (" + p.key() +
+                  ", requires_grad False): it trains only with --parallelism threads, in one process");
 }
 
 nlohmann::json number(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
@@ -184,6 +189,7 @@ Parallelism default_parallelism(const std::string& model) {
 }
 
 void check_replicable(const std::string& model, const models::ModelOptions& shape) {
+  if (!models::is_model_file(model)) return;  // the zoo's models have neither dropout nor frozen parameters
   check_replicable(*models::make_model(model, shape), model);
 }
 

@@ -42,11 +42,14 @@ KFold::KFold(std::shared_ptr<const data::DatasetSplit> data, KFoldOptions option
 KFold& KFold::add_model(const std::string& name, ModelFactory factory) {
   models::ModelOptions shape{.channels = data_->channels, .height = data_->height, .width = data_->width,
                              .classes = data_->classes};
+  const auto label_of = [](const std::string& model, bool zoo_or_file) {
+    return zoo_or_file ? models::model_label(model) : model;  // a caller's factory: its name as given
+  };
   for (const auto& m : models_)
-    if (models::model_label(m.name) == models::model_label(name))
+    if (label_of(m.name, m.zoo) == label_of(name, !factory))
       throw Error(m.name == name ? "model " + name + " is in the sweep twice"
                                  : "models " + m.name + " and " + name + " would both be named " +
-                                       models::model_label(name) + " in the results: rename one file");
+                                       label_of(name, !factory) + " in the results: rename one file");
   double flops = 0;
   const bool zoo = !factory;
   if (!factory) {
@@ -55,7 +58,7 @@ KFold& KFold::add_model(const std::string& name, ModelFactory factory) {
   } else {
     flops = factory(shape)->flops();
   }
-  models_.push_back({name, std::move(factory), flops, zoo});
+  models_.push_back({name, std::move(factory), flops, zoo, label_of(name, zoo)});
   return *this;
 }
 
@@ -73,7 +76,7 @@ std::vector<Job> KFold::jobs() const {
     for (const auto schedule : schedules_) {
       for (int fold = 0; fold < options_.folds(); ++fold) {
         Job job;
-        job.name = models::model_label(m.name) + "/" + std::string(train::to_string(schedule)) + "/fold" + std::to_string(fold);
+        job.name = m.label + "/" + std::string(train::to_string(schedule)) + "/fold" + std::to_string(fold);
         job.spec = {{"sweep", "kfold"},
                     {"data", data_->name},
                     {"schedule", std::string(train::to_string(schedule))},
@@ -86,7 +89,8 @@ std::vector<Job> KFold::jobs() const {
                     {"optimizer", std::string(train::to_string(t.optimizer()))},
                     {"lr", t.effective_lr()},
                     {"seed", options_.seed()}};
-        job.spec.update(models::model_spec(m.name));  // its label, and a file's hash
+        // Its label, and a file's hash; a caller's factory: its name.
+        job.spec.update(m.zoo ? models::model_spec(m.name) : nlohmann::json{{"model", m.name}});
         job.cores = options_.cores_per_job();
         job.memory_mb = options_.memory_mb_per_job();
         const int max_cores = std::max(options_.max_cores_per_job(), job.cores);
@@ -95,7 +99,7 @@ std::vector<Job> KFold::jobs() const {
         // (A model of the caller's own factory trains with threads: replicas build zoo models.)
         // Gang jobs always train replicas (a gang or one rank, the same numbers).
         if (options_.gangs() && !m.zoo)
-          throw Error("model " + models::model_label(m.name) + " is the caller's own: gang jobs train the zoo's models as replicas");
+          throw Error("model " + m.label + " is the caller's own: gang jobs train the zoo's models as replicas");
         const bool replicas =
             m.zoo && (options_.gangs() || (max_cores > 1 && parallelism == dataparallel::Parallelism::replicas));
         if (replicas) {

@@ -102,7 +102,7 @@ std::vector<std::pair<std::string, at::Tensor>> prunable_weights(torch::nn::Modu
     for (const auto& p : model.named_parameters()) {
       const auto& name = p.key();
       const bool weight = name == "weight" || (name.size() > 7 && name.compare(name.size() - 7, 7, ".weight") == 0);
-      if (weight && p.value().dim() >= 2) out.emplace_back(name, p.value());
+      if (weight && p.value().dim() >= 2 && p.value().requires_grad()) out.emplace_back(name, p.value());
     }
     return out;
   }

@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <functional>
 #include <optional>
+#include <set>
 #include <fstream>
 #include <future>
 #include <map>
@@ -29,13 +30,16 @@ namespace {
 
 struct ScriptedPart : torch::nn::Module {};
 
-void mirror(torch::nn::Module& into, const torch::jit::Module& from) {
+// A tensor two submodules share (tied weights) is registered once, under
+// its first name: the optimizer steps it once, as PyTorch's does.
+void mirror(torch::nn::Module& into, const torch::jit::Module& from, std::set<const void*>& seen) {
   for (const auto& p : from.named_parameters(/*recurse=*/false))
-    into.register_parameter(p.name, p.value, p.value.requires_grad());
-  for (const auto& b : from.named_buffers(/*recurse=*/false)) into.register_buffer(b.name, b.value);
+    if (seen.insert(p.value.unsafeGetTensorImpl()).second) into.register_parameter(p.name, p.value, p.value.requires_grad());
+  for (const auto& b : from.named_buffers(/*recurse=*/false))
+    if (seen.insert(b.value.unsafeGetTensorImpl()).second) into.register_buffer(b.name, b.value);
   for (const auto& child : from.named_children()) {
     auto part = std::make_shared<ScriptedPart>();
-    mirror(*part, child.value);
+    mirror(*part, child.value, seen);
     into.register_module(child.name, part);
   }
 }
@@ -145,9 +149,10 @@ bool has_random_operators(torch::jit::Module& module) {
   std::function<void(torch::jit::Block*)> walk = [&](torch::jit::Block* block) {
     for (auto* node : block->nodes()) {
       const std::string kind = node->kind().toQualString();
-      if (kind.find("dropout") != std::string::npos || kind.find("rand") != std::string::npos ||
-          kind.find("bernoulli") != std::string::npos || kind == "aten::normal" || kind == "aten::multinomial")
-        found = true;
+      for (const char* random : {"dropout", "rand", "rrelu", "bernoulli", "normal", "uniform", "exponential",
+                                 "poisson", "binomial", "multinomial", "geometric", "cauchy"})
+        if (kind.rfind("aten::", 0) == 0 && kind.find(random) != std::string::npos) found = true;
+      if (node->isNondeterministic()) found = true;
       for (auto* inner : node->blocks()) walk(inner);
     }
   };
@@ -179,6 +184,11 @@ struct ScriptFile {
 namespace {
 
 std::shared_ptr<ScriptFile> read_script_file(const std::string& path) {
+  const auto stem = std::filesystem::path(path).stem().string();
+  const auto& zoo = model_names();
+  if (std::find(zoo.begin(), zoo.end(), stem) != zoo.end())
+    throw Error("model file " + path + " would be named " + stem + " in the results, as the zoo's " + stem +
+                " is: rename the file");
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) {
     if (path.find_first_of("./") == std::string::npos) {
@@ -217,6 +227,18 @@ std::shared_ptr<ScriptFile> read_script_file(const std::string& path) {
   if (schema.returns().size() != 1 || !schema.returns()[0].type()->isSubtypeOf(*c10::TensorType::get()))
     throw Error("model file " + path + ": forward must return one tensor of logits, but its signature is " +
                 c10::toString(schema));
+  std::int64_t trained = 0;
+  for (const auto& t : file->module.named_parameters()) {
+    if (t.value.is_floating_point() && t.value.scalar_type() != torch::kFloat32)
+      throw Error("model file " + path + ": parameter " + t.name + " is " +
+                  std::string(c10::toString(t.value.scalar_type())) + "; packtrain trains float32 weights (net.float() before saving)");
+    if (t.value.requires_grad()) trained += t.value.numel();
+  }
+  for (const auto& t : file->module.named_buffers())
+    if (t.value.is_floating_point() && t.value.scalar_type() != torch::kFloat32)
+      throw Error("model file " + path + ": buffer " + t.name + " is " +
+                  std::string(c10::toString(t.value.scalar_type())) + "; packtrain trains float32 models (net.float() before saving)");
+  if (trained == 0) throw Error("model file " + path + " has no parameter to train");
   file->random = has_random_operators(file->module);
   return file;
 }
@@ -262,7 +284,9 @@ double file_flops(ScriptFile& file, const ModelOptions& o) {
   const auto shape = std::to_string(o.channels) + "x" + std::to_string(o.height) + "x" + std::to_string(o.width);
   Probe p;
   try {
-    p = probe(file.module, o);
+    // On a copy: a forward that changes the module's state would change every later job's start.
+    auto copy = file.module.deepcopy();
+    p = probe(copy, o);
   } catch (const std::exception& e) {
     throw Error("model file " + file.path + " cannot take " + shape + " images: " + gist(e));
   }
@@ -281,6 +305,39 @@ double file_flops(ScriptFile& file, const ModelOptions& o) {
     for (const auto& param : file.module.parameters()) flops += 2.0 * static_cast<double>(param.numel());
   file.checked.emplace(key, flops);
   return flops;
+}
+
+// LibTorch's deepcopy copies tensors that share a storage as one tensor:
+// two views of one storage (as Python may save them) come back as one.
+// Each tensor of the copy that differs from the file's becomes a copy of
+// the file's own (views of one storage then no longer share it).
+bool same_tensor(const at::Tensor& a, const at::Tensor& b) {
+  return a.sizes().equals(b.sizes()) && a.strides().equals(b.strides()) && torch::equal(a, b);
+}
+
+void repair_copy(torch::jit::Module& copy, const torch::jit::Module& file) {
+  torch::NoGradGuard no_grad;
+  const auto mine_p = copy.named_parameters(/*recurse=*/false), theirs_p = file.named_parameters(/*recurse=*/false);
+  auto tp = theirs_p.begin();
+  for (const auto& p : mine_p) {
+    const auto theirs = (*tp++).value;
+    if (same_tensor(p.value, theirs)) continue;
+    auto fresh = theirs.clone();
+    fresh.set_requires_grad(theirs.requires_grad());
+    copy.setattr(p.name, fresh);
+  }
+  const auto mine_b = copy.named_buffers(/*recurse=*/false), theirs_b = file.named_buffers(/*recurse=*/false);
+  auto tb = theirs_b.begin();
+  for (const auto& b : mine_b) {
+    const auto theirs = (*tb++).value;
+    if (!same_tensor(b.value, theirs)) copy.setattr(b.name, theirs.clone());
+  }
+  const auto mine_c = copy.named_children(), theirs_c = file.named_children();
+  auto tc = theirs_c.begin();
+  for (const auto& c : mine_c) {
+    auto child = c.value;  // a handle of the copy's submodule
+    repair_copy(child, (*tc++).value);
+  }
 }
 
 double scripted_flops(const std::string& path, const ModelOptions& o) { return file_flops(*script_file(path), o); }
@@ -303,6 +360,7 @@ std::shared_ptr<Model> make_scripted(const std::string& path, const ModelOptions
       mine.set_requires_grad((*t).requires_grad());
       ++t;
     }
+    repair_copy(impl->module, file->module);
   }
   impl->random = file->random;
   return std::shared_ptr<Model>(new ScriptedModel(std::move(impl), o, flops));
@@ -313,13 +371,21 @@ std::shared_ptr<Model> make_scripted(const std::string& path, const ModelOptions
 ScriptedModel::ScriptedModel(std::unique_ptr<Impl> impl, const ModelOptions& options, double flops)
     : Model(options), impl_(std::move(impl)) {
   flops_ = flops;
-  mirror(*this, impl_->module);
+  std::set<const void*> seen;
+  mirror(*this, impl_->module, seen);
   train(true);
 }
 
 ScriptedModel::~ScriptedModel() = default;
 
-torch::Tensor ScriptedModel::forward(torch::Tensor images) { return impl_->module.forward({std::move(images)}).toTensor(); }
+torch::Tensor ScriptedModel::forward(torch::Tensor images) {
+  try {
+    return impl_->module.forward({std::move(images)}).toTensor();
+  } catch (const std::exception& e) {
+    // TorchScript's own first line says only that an operation failed.
+    throw Error("model file " + impl_->path + ": " + gist(e));
+  }
+}
 
 void ScriptedModel::train(bool on) {
   Model::train(on);

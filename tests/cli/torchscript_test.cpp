@@ -182,7 +182,10 @@ TEST(TorchScriptCli, FilesThatCannotBeTrainedAreOneLineExit2AndNothingWritten) {
       {{"kfold", "--models", fixture("tiny_mlp.pt") + "," + (dir / "tiny_mlp.pt").string()}, "would both be named"},
       {{"train", "--model", fixture("dropout_mlp.pt"), "--parallelism", "replicas", "--cores", "2"},
        "has dropout, whose masks would depend on the replica"},
-      {{"kfold", "--models", fixture("tiny_mlp.pt"), "--data", "mnist-digits", "--limit", "100"}, ""},  // control
+      {{"train", "--model", fixture("frozen_mlp.pt"), "--parallelism", "replicas", "--cores", "2"},
+       "has a frozen parameter (fc1.weight, requires_grad False)"},
+      {{"kfold", "--models", fixture("tiny_mlp.pt"), "--data", "mnist-digits", "--limit", "100"}, ""},  // controls
+      {{"kfold", "--models", fixture("frozen_mlp.pt"), "--limit", "100"}, ""},
   };
   std::filesystem::copy_file(fixture("tiny_mlp.pt"), dir / "tiny_mlp.pt");
   for (const auto& [args, expected] : cases) {
@@ -259,4 +262,27 @@ TEST(NumpyCli, BadArraysAreOneLineExit2AndNothingWritten) {
     EXPECT_NE(r.err.find(c.expected), std::string::npos) << c.name << ": " << r.err;
     EXPECT_FALSE(std::filesystem::exists(dir / "out")) << c.name << ": a refused command wrote its folder";
   }
+}
+
+// A forward that fails on a training batch (after passing the check on two
+// images) fails its jobs with the module's own message; the run goes on.
+TEST(TorchScriptCli, AForwardThatFailsWhileTrainingFailsItsJobsWithItsMessage) {
+  TempDir dir;
+  const auto r = run_command(kfold_of(fixture("fails_on_large_batches.pt") + ",mlp", dir / "run"));
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  const auto json = read_json_file(dir / "run/results.json");
+  int failed = 0, done = 0;
+  for (const auto& job : json["jobs"]) {
+    if (job["spec"]["model"] == "mlp") {
+      done += job["status"] == "done";
+      continue;
+    }
+    EXPECT_EQ(job["status"], "failed");
+    const auto message = job["message"].get<std::string>();
+    EXPECT_NE(message.find("this model takes at most 8 images at a time"), std::string::npos) << message;
+    EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+    ++failed;
+  }
+  EXPECT_EQ(failed, 2);
+  EXPECT_EQ(done, 2);
 }

@@ -10,9 +10,11 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <torch/script.h>
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <map>
 #include <string>
 
 namespace {
@@ -129,6 +131,53 @@ TEST(ScriptedModel, LabelIsTheStemAndHashFollowsTheContent) {
   EXPECT_NE(hash, models::model_hash((dir / "other.pt").string()));
 }
 
+TEST(ScriptedModel, TiedWeightsAreOneParameter) {
+  auto model = models::make_model(fixture("tied_mlp.pt"), kGray28);
+  std::vector<std::string> names;
+  for (const auto& p : model->named_parameters()) names.push_back(p.key());
+  EXPECT_THAT(names, ::testing::ElementsAre("fc1.weight", "fc1.bias", "hidden.weight", "hidden.bias", "out.weight",
+                                            "out.bias"));
+  EXPECT_EQ(models::parameter_count(*model), 784 * 32 + 32 + 32 * 32 + 32 + 32 * 10 + 10);
+}
+
+TEST(ScriptedModel, FrozenParametersStayFrozen) {
+  auto model = models::make_model(fixture("frozen_mlp.pt"), kGray28);
+  for (const auto& p : model->named_parameters())
+    EXPECT_EQ(p.value().requires_grad(), p.key().rfind("fc1.", 0) != 0) << p.key();
+}
+
+// A forward that passes the check on two images and fails on a training
+// batch fails with one line that keeps the module's own message.
+TEST(ScriptedModel, AnErrorInForwardIsOneLineWithTheModulesMessage) {
+  auto model = models::make_model(fixture("fails_on_large_batches.pt"), kGray28);
+  EXPECT_EQ(model->forward(torch::zeros({8, 1, 28, 28})).size(0), 8);
+  try {
+    (void)model->forward(torch::zeros({16, 1, 28, 28}));
+    FAIL() << "no error";
+  } catch (const packtrain::Error& e) {
+    const std::string what = e.what();
+    EXPECT_THAT(what, HasSubstr("fails_on_large_batches.pt: "));
+    EXPECT_THAT(what, HasSubstr("this model takes at most 8 images at a time"));
+    EXPECT_EQ(what.find('\n'), std::string::npos) << what;
+  }
+}
+
+// Two buffers saved as views of one storage (LibTorch's deepcopy would make
+// them one): each copy keeps both, as the file has them.
+TEST(ScriptedModel, BuffersSharingAStorageAreCopiedRight) {
+  auto model = models::make_model(fixture("shared_storage.pt"), kGray28);
+  std::map<std::string, at::Tensor> buffers;
+  for (const auto& b : model->named_buffers()) buffers[b.key()] = b.value();
+  ASSERT_EQ(buffers.size(), 2u);
+  EXPECT_EQ(buffers["low"].sizes(), c10::IntArrayRef({10}));
+  EXPECT_FALSE(torch::equal(buffers["low"], buffers["high"]));
+  EXPECT_EQ(buffers["high"].sizes(), c10::IntArrayRef({10}));
+  // The values the file holds, as LibTorch loads them.
+  auto file = torch::jit::load(fixture("shared_storage.pt"));
+  EXPECT_TRUE(torch::equal(buffers["low"], file.attr("low").toTensor()));
+  EXPECT_TRUE(torch::equal(buffers["high"], file.attr("high").toTensor()));
+}
+
 TEST(ScriptedModel, DropoutInItsGraphIsSeen) {
   auto with = models::make_model(fixture("dropout_mlp.pt"), kGray28);
   auto without = models::make_model(fixture("tiny_mlp.pt"), kGray28);
@@ -147,7 +196,11 @@ TEST(ScriptedModel, FilesThatAreNotOneImageClassifierAreRefusedInOneLine) {
       {fixture("two_inputs.pt"), "forward must take one tensor of images, but its signature is"},
       {(dir / "missing.pt").string(), "not found"},
       {"resnet", "unknown model 'resnet' (known: mlp, lenet5"},
+      {fixture("double_mlp.pt"), "parameter fc1.weight is Double; packtrain trains float32 weights"},
+      {fixture("no_parameters.pt"), "has no parameter to train"},
+      {(dir / "mlp.pt").string(), "would be named mlp in the results, as the zoo's mlp is"},
   };
+  std::filesystem::copy_file(fixture("tiny_mlp.pt"), dir / "mlp.pt");
   for (const auto& [model, expected] : cases) {
     const auto message = refusal(model);
     EXPECT_THAT(message, HasSubstr(expected)) << model;

@@ -111,7 +111,8 @@ class KFold {
     std::string name;
     ModelFactory factory;
     double flops = 0;
-    bool zoo = true;  // models::make_model builds it (not a caller's factory)
+    bool zoo = true;  // models::make_model builds it (a zoo model or a TorchScript file; not a caller's factory)
+    std::string label;  // its name in results: models::model_label, or a caller's name as given
   };
   std::shared_ptr<const data::DatasetSplit> data_;
   KFoldOptions options_;

@@ -29,8 +29,8 @@ namespace packtrain::lth {
 enum class Scope { global, per_layer };
 
 // The prunable weights of `model` (conv and linear layers' `weight`; of a
-// TorchScript model, every parameter named "weight" or "....weight" of 2 or
-// more dimensions), with their names ("fc1.weight"), in registration order.
+// TorchScript model, every trained parameter named "weight" or "....weight"
+// of 2 or more dimensions), with their names ("fc1.weight"), in registration order.
 std::vector<std::pair<std::string, at::Tensor>> prunable_weights(torch::nn::Module& model);
 
 // 0/1 float tensors, one per prunable weight, each the shape of its weight.
