@@ -30,12 +30,11 @@ const std::vector<std::pair<std::string, Factory>>& factories() {
   return all;
 }
 
+// A zoo name's factory (other names are files: scripted.cpp says which are unknown).
 const Factory& factory(const std::string& name) {
   for (const auto& [known, make] : factories())
     if (known == name) return make;
-  std::string list;
-  for (const auto& known : model_names()) list += (list.empty() ? "" : ", ") + known;
-  throw Error("unknown model '" + name + "' (known: " + list + ")");
+  PACKTRAIN_CHECK(false, "factory: '" + name + "' is not a zoo model");
 }
 
 void check_options(const ModelOptions& o) {

@@ -227,17 +227,17 @@ std::shared_ptr<ScriptFile> read_script_file(const std::string& path) {
   if (schema.returns().size() != 1 || !schema.returns()[0].type()->isSubtypeOf(*c10::TensorType::get()))
     throw Error("model file " + path + ": forward must return one tensor of logits, but its signature is " +
                 c10::toString(schema));
+  const auto float32 = [&](const char* what, const std::string& name, const at::Tensor& t) {
+    if (t.is_floating_point() && t.scalar_type() != torch::kFloat32)
+      throw Error("model file " + path + ": " + what + " " + name + " is " + std::string(c10::toString(t.scalar_type())) +
+                  "; packtrain trains float32 weights (net.float() before saving)");
+  };
   std::int64_t trained = 0;
   for (const auto& t : file->module.named_parameters()) {
-    if (t.value.is_floating_point() && t.value.scalar_type() != torch::kFloat32)
-      throw Error("model file " + path + ": parameter " + t.name + " is " +
-                  std::string(c10::toString(t.value.scalar_type())) + "; packtrain trains float32 weights (net.float() before saving)");
+    float32("parameter", t.name, t.value);
     if (t.value.requires_grad()) trained += t.value.numel();
   }
-  for (const auto& t : file->module.named_buffers())
-    if (t.value.is_floating_point() && t.value.scalar_type() != torch::kFloat32)
-      throw Error("model file " + path + ": buffer " + t.name + " is " +
-                  std::string(c10::toString(t.value.scalar_type())) + "; packtrain trains float32 models (net.float() before saving)");
+  for (const auto& t : file->module.named_buffers()) float32("buffer", t.name, t.value);
   if (trained == 0) throw Error("model file " + path + " has no parameter to train");
   file->random = has_random_operators(file->module);
   return file;
@@ -307,10 +307,11 @@ double file_flops(ScriptFile& file, const ModelOptions& o) {
   return flops;
 }
 
-// LibTorch's deepcopy copies tensors that share a storage as one tensor:
-// two views of one storage (as Python may save them) come back as one.
-// Each tensor of the copy that differs from the file's becomes a copy of
-// the file's own (views of one storage then no longer share it).
+// After deepcopy (under NoGradGuard): each parameter trains (or not) as the
+// file's does. And LibTorch's deepcopy copies tensors that share a storage
+// as one tensor: two views of one storage (as Python may save them) come
+// back as one. Each tensor of the copy that differs from the file's becomes
+// a copy of the file's own (views of one storage then no longer share it).
 bool same_tensor(const at::Tensor& a, const at::Tensor& b) {
   return a.sizes().equals(b.sizes()) && a.strides().equals(b.strides()) && torch::equal(a, b);
 }
@@ -321,7 +322,10 @@ void repair_copy(torch::jit::Module& copy, const torch::jit::Module& file) {
   auto tp = theirs_p.begin();
   for (const auto& p : mine_p) {
     const auto theirs = (*tp++).value;
-    if (same_tensor(p.value, theirs)) continue;
+    if (same_tensor(p.value, theirs)) {
+      p.value.set_requires_grad(theirs.requires_grad());
+      continue;
+    }
     auto fresh = theirs.clone();
     fresh.set_requires_grad(theirs.requires_grad());
     copy.setattr(p.name, fresh);
@@ -353,13 +357,6 @@ std::shared_ptr<Model> make_scripted(const std::string& path, const ModelOptions
     std::lock_guard lock(file->mutex);
     torch::NoGradGuard no_grad;
     impl->module = file->module.deepcopy();
-    const auto theirs = file->module.parameters();
-    auto t = theirs.begin();
-    for (const auto& mine : impl->module.parameters()) {
-      PACKTRAIN_CHECK(t != theirs.end(), "a copy of a TorchScript module has another parameter list");
-      mine.set_requires_grad((*t).requires_grad());
-      ++t;
-    }
     repair_copy(impl->module, file->module);
   }
   impl->random = file->random;
