@@ -105,6 +105,11 @@ int main(int argc, char** argv) {
     consumer.name = "consumer" + std::to_string(c);
     consumer.spec = {{"consumer", c}};
     consumer.after = {producer_id};
+    // --consumers-elsewhere pins each consumer to a rank other than 0 (a gang
+    // of one, which work sharing never moves): dealt there and left there, a
+    // rank 0 that runs out of work early cannot steal them all back, so at
+    // least two run on another rank than the producer wherever it ran.
+    if (consumers_elsewhere && mpi.size() > 1) consumer.gang_ranks = {1 + c % (mpi.size() - 1)};
     consumer.run = [&](JobContext& ctx) {
       std::ifstream in(root / "artifacts/producer/payload.txt");
       std::stringstream text;
@@ -124,8 +129,8 @@ int main(int argc, char** argv) {
   // --skew: rank 0 starts with every job; the others must steal.
   std::function<int(int)> deal;
   if (skew) deal = [](int) { return 0; };
-  // --consumers-elsewhere: rank 0 starts with the producer and the work (so
-  // it stays busy), the consumers start on the other ranks.
+  // --consumers-elsewhere: rank 0 starts with the producer and the work, the
+  // consumers (pinned above) on the other ranks.
   if (consumers_elsewhere)
     deal = [n_jobs, size = mpi.size()](int j) { return j <= n_jobs ? 0 : 1 + (j - n_jobs - 1) % (size - 1); };
   distributed::MpiWorkSharing sharing(mpi, runner, root, deal);

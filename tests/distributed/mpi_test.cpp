@@ -97,9 +97,11 @@ TEST(Mpi, DependentsOnOtherRanksGetTheProducersFileOverMpi) {
     if (r.name.rfind("consumer", 0) != 0) continue;
     ASSERT_EQ(r.status, JobStatus::done) << r.message;
     EXPECT_EQ(r.metrics["payload"], "payload-from-rank-" + std::to_string(producer_rank));
+    EXPECT_EQ(r.rank, 1 + r.spec["consumer"].get<int>() % 2) << r.name << " ran off the rank it was pinned to";
     elsewhere += r.rank != producer_rank;
   }
-  EXPECT_GT(elsewhere, 0) << "no consumer ran on another rank than the producer";
+  // Two consumers are pinned to each of ranks 1 and 2; the producer ran on one rank.
+  EXPECT_GE(elsewhere, 2) << "fewer than two consumers ran on another rank than the producer";
 }
 
 TEST(Mpi, ARankGivenEveryJobIsRelievedByStealing) {
