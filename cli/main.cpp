@@ -5,9 +5,11 @@
 
 #include <packtrain/distributed/mpi_sharing.hpp>
 #include <packtrain/scheduler/error.hpp>
+#include <packtrain/train/blas.hpp>
 
 #include <torch/version.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <iostream>
@@ -35,7 +37,7 @@ constexpr Subcommand kSubcommands[] = {
 
 void print_usage(std::ostream& out) {
   out << "usage: packtrain <command> [options]   (packtrain <command> --help for its options)\n"
-         "       packtrain --version                 (the version, and this build's LibTorch, MPI and CUDA)\n\ncommands:\n";
+         "       packtrain --version                 (the version, and this build's LibTorch, MPI, CUDA and BLAS)\n\ncommands:\n";
   for (const auto& c : kSubcommands) out << "  " << c.name << std::string(10 - std::strlen(c.name), ' ') << c.summary << "\n";
 }
 
@@ -46,6 +48,13 @@ void print_version() {
             << "  LibTorch " << TORCH_VERSION << "\n"
             << "  MPI      " << (mpi.empty() ? std::string("no (built without MPI)") : "yes (" + mpi + ")") << "\n"
             << "  CUDA     " << (PACKTRAIN_BUILD_HAS_CUDA ? "yes" : "no (LibTorch without CUDA)") << "\n";
+  const auto core = packtrain::train::blas_core();
+  const char* forced = std::getenv("OPENBLAS_CORETYPE");
+  std::cout << "  BLAS     "
+            << (core.empty() ? std::string("not OpenBLAS")
+                             : "OpenBLAS, " + core + " kernels" +
+                                   (forced ? std::string(" (OPENBLAS_CORETYPE=") + forced + ")" : std::string(" (its own pick)")))
+            << "\n";
 }
 
 // One write for the whole line: std::cerr is unbuffered, and under mpirun the

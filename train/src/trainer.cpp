@@ -1,6 +1,7 @@
 #include <packtrain/data/loader.hpp>
 #include <packtrain/scheduler/error.hpp>
 #include <packtrain/train/checkpoint.hpp>
+#include <packtrain/train/fused_optimizers.hpp>
 #include <packtrain/train/trainer.hpp>
 
 #include <torch/torch.h>
@@ -80,10 +81,10 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainOptions& opti
   const double lr = options.effective_lr();
   const double decay = options.effective_weight_decay();
   if (options.optimizer() == OptimizerKind::sgd)
-    return std::make_unique<torch::optim::SGD>(
+    return std::make_unique<FusedSgd>(
         std::move(parameters),
         torch::optim::SGDOptions(lr).momentum(options.momentum()).weight_decay(decay).nesterov(false));
-  return std::make_unique<torch::optim::Adam>(std::move(parameters), torch::optim::AdamOptions(lr).weight_decay(decay));
+  return std::make_unique<FusedAdam>(std::move(parameters), torch::optim::AdamOptions(lr).weight_decay(decay));
 }
 
 bool checkpoint_due(const TrainOptions& options, int epoch) {
