@@ -30,8 +30,14 @@ LeNet5Impl::LeNet5Impl(const ModelOptions& o) : Model(o) {
 }
 
 torch::Tensor LeNet5Impl::forward(torch::Tensor images) {
-  auto x = torch::max_pool2d(torch::relu(conv1_(images)), 2);
-  x = torch::max_pool2d(torch::relu(conv2_(x)), 2);
+  // Pooling before the ReLU gives the same numbers as after it (both keep
+  // a window's largest value, and a negative one becomes 0 either way) on a
+  // quarter of the elements.
+  // Channels-last images take oneDNN's faster convolutions (about 1.5x
+  // here, forward and backward; bench_step); the weights stay as they are.
+  const auto cl = at::MemoryFormat::ChannelsLast;
+  auto x = torch::relu(detail::max_pool_2x2(conv1_(images.contiguous(cl))));
+  x = torch::relu(detail::max_pool_2x2(conv2_(x.contiguous(cl))));
   x = x.flatten(1);
   x = torch::relu(fc1_(x));
   x = torch::relu(fc2_(x));

@@ -1,0 +1,105 @@
+// The zoo's own layer loops give LibTorch's numbers: the 2x2 max pool
+// (models/src/pool.cpp) forward and backward, ties, NaN and -inf included,
+// and lenet5 as a whole against the same modules run the LibTorch way.
+#include "../../models/src/layers.hpp"
+
+#include <packtrain/models/zoo.hpp>
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+using namespace packtrain::models;
+
+namespace {
+
+// Forward and input gradient of `pool` on a copy of `x`, for a fixed upstream gradient.
+std::pair<torch::Tensor, torch::Tensor> run(const std::function<torch::Tensor(const torch::Tensor&)>& pool,
+                                            const torch::Tensor& x, const torch::Tensor& upstream) {
+  auto in = x.detach().clone().requires_grad_();
+  auto out = pool(in);
+  out.backward(upstream);
+  return {out.detach(), in.grad()};
+}
+
+void expect_same_pool_in(const torch::Tensor& x) {
+  const auto theirs_fn = [](const torch::Tensor& t) { return torch::max_pool2d(t, 2); };
+  const auto upstream = torch::randn(theirs_fn(x).sizes());
+  const auto [mine, mine_grad] = run(packtrain::models::detail::max_pool_2x2, x, upstream);
+  const auto [theirs, theirs_grad] = run(theirs_fn, x, upstream);
+  // Bit for bit: the same values picked, the same winners given the gradient.
+  EXPECT_TRUE(torch::equal(mine.nan_to_num(7), theirs.nan_to_num(7))) << x.sizes();
+  EXPECT_TRUE(torch::equal(mine_grad, theirs_grad)) << x.sizes();
+  torch::NoGradGuard no_grad;
+  EXPECT_TRUE(torch::equal(packtrain::models::detail::max_pool_2x2(x).nan_to_num(7), theirs.nan_to_num(7))) << "without autograd";
+}
+
+// In both layouts the loops take: images one after another, and channels last.
+void expect_same_pool(const torch::Tensor& x) {
+  expect_same_pool_in(x);
+  const auto cl = x.contiguous(at::MemoryFormat::ChannelsLast);
+  expect_same_pool_in(cl);
+  // The output keeps the input's layout, as LibTorch's does.
+  EXPECT_TRUE(packtrain::models::detail::max_pool_2x2(cl).is_contiguous(at::MemoryFormat::ChannelsLast));
+}
+
+}  // namespace
+
+TEST(FastLayers, MaxPool2x2EqualsLibTorchsOnEvenAndOddSizes) {
+  torch::manual_seed(5);
+  expect_same_pool(torch::randn({3, 4, 8, 8}));
+  expect_same_pool(torch::randn({2, 3, 7, 9}));  // the last row and column fall outside every window
+  expect_same_pool(torch::randn({1, 1, 2, 2}));
+}
+
+TEST(FastLayers, MaxPool2x2BreaksTiesAndNaNsAsLibTorchDoes) {
+  torch::manual_seed(6);
+  // Few distinct values: most windows have ties, and after a ReLU many are all 0.
+  expect_same_pool(torch::randint(-2, 3, {2, 3, 6, 6}).to(torch::kFloat));
+  expect_same_pool(torch::relu(torch::randint(-2, 3, {2, 3, 6, 6}).to(torch::kFloat)));
+  auto odd = torch::randn({1, 2, 4, 4});
+  odd[0][0][0][1] = NAN;
+  odd[0][0][1][0] = NAN;
+  odd[0][1].fill_(-INFINITY);
+  expect_same_pool(odd);
+}
+
+TEST(FastLayers, MaxPool2x2TakesOtherTensorsThroughLibTorch) {
+  const auto doubles = torch::randn({1, 2, 4, 4}, torch::kDouble);
+  EXPECT_TRUE(torch::equal(packtrain::models::detail::max_pool_2x2(doubles), torch::max_pool2d(doubles, 2)));
+  const auto strided = torch::randn({2, 3, 8, 16}).slice(3, 0, 16, 2);  // every other column
+  ASSERT_FALSE(strided.is_contiguous() || strided.is_contiguous(at::MemoryFormat::ChannelsLast));
+  EXPECT_TRUE(torch::equal(packtrain::models::detail::max_pool_2x2(strided), torch::max_pool2d(strided, 2)));
+}
+
+// lenet5 runs its convolutions channels last (another oneDNN kernel, other
+// rounding) and pools before its ReLUs: the numbers of the plain way within
+// float rounding.
+TEST(FastLayers, LeNet5GivesTheNumbersOfThePlainLibTorchWay) {
+  LeNet5 model(ModelOptions{.seed = 3});
+  const auto children = model->named_children();
+  auto conv1 = children["conv1"]->as<torch::nn::Conv2d>(), conv2 = children["conv2"]->as<torch::nn::Conv2d>();
+  auto fc1 = children["fc1"]->as<torch::nn::Linear>(), fc2 = children["fc2"]->as<torch::nn::Linear>(),
+       fc3 = children["fc3"]->as<torch::nn::Linear>();
+  const auto reference = [&](const torch::Tensor& images) {
+    auto x = torch::max_pool2d(torch::relu(conv1->forward(images)), 2);
+    x = torch::max_pool2d(torch::relu(conv2->forward(x)), 2).flatten(1);
+    return fc3->forward(torch::relu(fc2->forward(torch::relu(fc1->forward(x)))));
+  };
+  torch::manual_seed(4);
+  const auto images = torch::rand({16, 1, 28, 28});
+  const auto labels = torch::randint(0, 10, {16});
+  const auto grads_of = [&](const torch::Tensor& logits) {
+    model->zero_grad();
+    torch::nn::functional::cross_entropy(logits, labels).backward();
+    std::vector<torch::Tensor> out;
+    for (const auto& p : model->parameters()) out.push_back(p.grad().clone());
+    return std::make_pair(logits.detach(), out);
+  };
+  const auto [mine, mine_grads] = grads_of(model->forward(images));
+  const auto [theirs, theirs_grads] = grads_of(reference(images));
+  EXPECT_TRUE(torch::allclose(mine, theirs, 1e-4, 1e-5)) << (mine - theirs).abs().max().item<float>();
+  ASSERT_EQ(mine_grads.size(), theirs_grads.size());
+  for (std::size_t i = 0; i < mine_grads.size(); ++i)
+    EXPECT_TRUE(torch::allclose(mine_grads[i], theirs_grads[i], 1e-4, 1e-5))
+        << "parameter " << i << ": " << (mine_grads[i] - theirs_grads[i]).abs().max().item<float>();
+}
