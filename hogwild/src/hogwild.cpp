@@ -135,6 +135,9 @@ HogwildTrainer::Replica& HogwildTrainer::replica(int slot) {
     r = std::make_unique<Replica>();
     r->model = make_replica(options_.model(), shape_, *shared_);
     r->params = r->model->parameters();
+    // Layers that can step inside backward do (mlp's first layer): their
+    // gradient is never written out, the shared weight read and written once.
+    r->model->update_in_backward(models::Model::SgdInBackward{options_.lr(), options_.weight_decay()});
   }
   return *r;
 }
@@ -151,7 +154,8 @@ void HogwildTrainer::train_minibatch(int slot, std::int64_t epoch, std::int64_t 
   const auto loss = torch::nn::functional::cross_entropy(r.model->forward(x), y);
   loss.backward();
   {
-    // The lock-free update: other workers read and write these weights meanwhile.
+    // The lock-free update: other workers read and write these weights
+    // meanwhile. (Weights stepped inside backward have no gradient here.)
     torch::NoGradGuard no_grad;
     const double lr = options_.lr(), decay = options_.weight_decay();
     for (auto& p : r.params) {

@@ -44,4 +44,10 @@ inline void require_positive(const std::string& model, const ModelOptions& o, st
 // (pool.cpp); anything else goes to torch::max_pool2d.
 torch::Tensor max_pool_2x2(const torch::Tensor& x);
 
+// x W^T + b whose backward, instead of giving W a gradient, steps W in
+// place: W = (1 - lr decay) W - lr g^T x, one matrix product into W
+// (linear_sgd.cpp). b gets its gradient as usual; x one only if it needs it.
+torch::Tensor linear_sgd_in_backward(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
+                                     double lr, double weight_decay);
+
 }  // namespace packtrain::models::detail

@@ -3,6 +3,7 @@
 // and lenet5 as a whole against the same modules run the LibTorch way.
 #include "../../models/src/layers.hpp"
 
+#include <packtrain/models/models.hpp>
 #include <packtrain/models/zoo.hpp>
 
 #include <gtest/gtest.h>
@@ -102,4 +103,44 @@ TEST(FastLayers, LeNet5GivesTheNumbersOfThePlainLibTorchWay) {
   for (std::size_t i = 0; i < mine_grads.size(); ++i)
     EXPECT_TRUE(torch::allclose(mine_grads[i], theirs_grads[i], 1e-4, 1e-5))
         << "parameter " << i << ": " << (mine_grads[i] - theirs_grads[i]).abs().max().item<float>();
+}
+
+// Hogwild's step inside backward: mlp's first layer ends where plain SGD
+// (gradient, decay, step) puts it, and its gradient is never stored.
+TEST(FastLayers, MlpFirstLayerStepsInsideBackwardAsPlainSgdWould) {
+  auto stepped = make_model("mlp", ModelOptions{.seed = 9}), plain = make_model("mlp", ModelOptions{.seed = 9});
+  ASSERT_TRUE(torch::equal(stepped->parameters()[0], plain->parameters()[0]));
+  const double lr = 0.05, decay = 5e-4;
+  const auto updated = stepped->update_in_backward(Model::SgdInBackward{lr, decay});
+  const auto w = stepped->named_parameters()["fc1.weight"];
+  ASSERT_EQ(updated.size(), 1u);
+  EXPECT_TRUE(updated[0].is_same(w));
+  torch::manual_seed(2);
+  const auto images = torch::rand({16, 1, 28, 28});
+  const auto labels = torch::randint(0, 10, {16});
+  for (int step = 0; step < 3; ++step) {
+    for (auto& p : stepped->parameters()) p.mutable_grad().reset();
+    torch::nn::functional::cross_entropy(stepped->forward(images), labels).backward();
+    plain->zero_grad();
+    torch::nn::functional::cross_entropy(plain->forward(images), labels).backward();
+    torch::NoGradGuard no_grad;
+    const auto p = plain->named_parameters()["fc1.weight"];
+    p.add_(p.grad() + decay * p, -lr);
+    EXPECT_FALSE(w.grad().defined()) << "step " << step;
+    // The other layers get gradients as usual (Hogwild steps them after backward).
+    for (const auto& name : {"fc1.bias", "fc2.weight", "fc3.weight"}) {
+      const auto mine = stepped->named_parameters()[name], theirs = plain->named_parameters()[name];
+      ASSERT_TRUE(mine.grad().defined()) << name;
+      EXPECT_TRUE(torch::allclose(mine.grad(), theirs.grad(), 1e-4, 1e-6)) << name << " at step " << step;
+      mine.add_(mine.grad(), -lr);
+      theirs.add_(theirs.grad(), -lr);
+    }
+    EXPECT_TRUE(torch::allclose(w, p, 1e-5, 1e-6))
+        << "step " << step << ": " << (w - p).abs().max().item<float>();
+    EXPECT_FALSE(torch::equal(w, make_model("mlp", ModelOptions{.seed = 9})->named_parameters()["fc1.weight"]));
+  }
+  // Off again, and in evaluation: the plain layer.
+  stepped->update_in_backward(std::nullopt);
+  torch::nn::functional::cross_entropy(stepped->forward(images), labels).backward();
+  EXPECT_TRUE(w.grad().defined());
 }

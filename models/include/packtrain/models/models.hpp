@@ -20,6 +20,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,22 @@ class Model : public torch::nn::Module {
   // Forward FLOPs per sample (a multiply-add counts 2), counted while the
   // layers were built: convolutions and linear layers, the rest ignored.
   double flops() const { return flops_; }
+
+  // Plain SGD applied inside backward (Hogwild's workers): a layer that can
+  // takes its step  w = (1 - lr decay) w - lr dL/dw  as one product added
+  // into its weight while backward runs, so the gradient is never stored
+  // and the weight is read and written once (mlp: its first layer, 235k of
+  // its 266k weights). Returns the weights so updated, whose .grad stays
+  // undefined; empty (the default) where the model has none. nullopt
+  // turns it off.
+  struct SgdInBackward {
+    double lr = 0;
+    double weight_decay = 0;
+  };
+  virtual std::vector<torch::Tensor> update_in_backward(std::optional<SgdInBackward> sgd) {
+    (void)sgd;
+    return {};
+  }
 
  protected:
   explicit Model(const ModelOptions& options) : options_(options) {}

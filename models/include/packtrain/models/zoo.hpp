@@ -24,9 +24,12 @@ class MlpImpl : public Model {
  public:
   explicit MlpImpl(const ModelOptions& options);
   torch::Tensor forward(torch::Tensor images) override;
+  // The first layer (its input needs no gradient).
+  std::vector<torch::Tensor> update_in_backward(std::optional<SgdInBackward> sgd) override;
 
  private:
   torch::nn::Linear fc1_{nullptr}, fc2_{nullptr}, fc3_{nullptr};
+  std::optional<SgdInBackward> sgd_in_backward_;
 };
 TORCH_MODULE(Mlp);
 
