@@ -114,6 +114,22 @@ TEST(Messages, VersionNamesTheBuild) {
   EXPECT_NE(run_packtrain({"--help"}).out.find("--version"), std::string::npos);
 }
 
+// OpenBLAS falls back to its Prescott kernels on CPUs it does not know by
+// model (this build machine's); packtrain starts again with better ones
+// where the CPU has AVX2, and keeps an OPENBLAS_CORETYPE the user set.
+TEST(Messages, VersionNamesTheBlasKernelsAndTheyAreTheCpusBest) {
+  const auto r = run_packtrain({"--version"});
+  const auto at = r.out.find("BLAS     OpenBLAS, ");
+  ASSERT_NE(at, std::string::npos) << r.out;
+  const auto line = r.out.substr(at, r.out.find('\n', at) - at);
+  const auto cpuinfo = packtrain::testing::read_file("/proc/cpuinfo");
+  const bool avx2 = cpuinfo.find(" avx2") != std::string::npos && cpuinfo.find(" fma") != std::string::npos;
+  if (avx2) EXPECT_EQ(line.find("Prescott"), std::string::npos) << line;
+  const auto kept = run_command({"/usr/bin/env", "OPENBLAS_CORETYPE=Prescott", PACKTRAIN_CLI, "--version"});
+  EXPECT_NE(kept.out.find("BLAS     OpenBLAS, Prescott kernels (OPENBLAS_CORETYPE=Prescott)"), std::string::npos)
+      << kept.out;
+}
+
 TEST(Messages, KFoldCheckpointEveryWorksAndResumeGoesOnMidJob) {
   TempDir dir;
   const auto out = dir / "run";
