@@ -48,13 +48,19 @@ void print_version() {
             << "  LibTorch " << TORCH_VERSION << "\n"
             << "  MPI      " << (mpi.empty() ? std::string("no (built without MPI)") : "yes (" + mpi + ")") << "\n"
             << "  CUDA     " << (PACKTRAIN_BUILD_HAS_CUDA ? "yes" : "no (LibTorch without CUDA)") << "\n";
-  const auto core = packtrain::train::blas_core();
+  const auto core = packtrain::train::blas_core(), replaced = packtrain::train::blas_core_replaced();
   const char* forced = std::getenv("OPENBLAS_CORETYPE");
-  std::cout << "  BLAS     "
-            << (core.empty() ? std::string("not OpenBLAS")
-                             : "OpenBLAS, " + core + " kernels" +
-                                   (forced ? std::string(" (OPENBLAS_CORETYPE=") + forced + ")" : std::string(" (its own pick)")))
-            << "\n";
+  std::string blas = "not OpenBLAS";
+  if (!core.empty()) {
+    blas = "OpenBLAS, " + core + " kernels";
+    if (!replaced.empty())
+      blas += " (chosen by packtrain: OpenBLAS picked " + replaced + " on its own; docs/cli.md)";
+    else if (forced)
+      blas += std::string(" (OPENBLAS_CORETYPE=") + forced + ")";
+    else
+      blas += " (OpenBLAS's own pick)";
+  }
+  std::cout << "  BLAS     " << blas << "\n";
 }
 
 // One write for the whole line: std::cerr is unbuffered, and under mpirun the

@@ -343,7 +343,10 @@ bool python_has_torch(const std::string& python) {
 double python_step_ms(const std::string& python, const std::string& model, std::int64_t batch, double seconds,
                       const std::string& optimizer) {
   if (model != "mlp" && model != "lenet5") return 0;
-  const std::string command = "taskset -c " + std::to_string(sched_getcpu()) + " " + python + " " + PACKTRAIN_STEP_PEER +
+  // The same BLAS kernels as this process runs (packtrain/train/blas.hpp).
+  const auto core = packtrain::train::blas_core();
+  const std::string blas = core.empty() ? "" : "OPENBLAS_CORETYPE=" + core + " ";
+  const std::string command = blas + "taskset -c " + std::to_string(sched_getcpu()) + " " + python + " " + PACKTRAIN_STEP_PEER +
                               " --model " + model + " --batch " + std::to_string(batch) + " --seconds " +
                               std::to_string(seconds) + " --optimizer " + optimizer;
   FILE* pipe = popen(command.c_str(), "r");

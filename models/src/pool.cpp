@@ -1,8 +1,11 @@
 #include "layers.hpp"
 #include "pool_kernels.hpp"
 
+#include <ATen/Parallel.h>
 #include <ATen/record_function.h>
 #include <torch/torch.h>
+
+#include <algorithm>
 
 namespace packtrain::models::detail {
 namespace {
@@ -25,6 +28,17 @@ at::MemoryFormat format_of(Layout layout) {
 
 std::size_t size_at(const c10::IntArrayRef sizes, std::size_t d) { return static_cast<std::size_t>(sizes[d]); }
 
+// `loop(first, count)` over `items` (planes or images of `item_size`
+// elements each) in pieces over the calling thread's intra-op threads, as
+// LibTorch's pooling splits its work.
+template <typename Loop>
+void in_pieces(std::size_t items, std::size_t item_size, const Loop& loop) {
+  const auto grain = static_cast<std::int64_t>(std::max<std::size_t>(1, 32768 / std::max<std::size_t>(1, item_size)));
+  at::parallel_for(0, static_cast<std::int64_t>(items), grain, [&](std::int64_t begin, std::int64_t end) {
+    loop(static_cast<std::size_t>(begin), static_cast<std::size_t>(end - begin));
+  });
+}
+
 // Pools `x` (in `layout`) into a new tensor of the same layout; `which`
 // (null: not wanted) gets the winners in the output's order.
 torch::Tensor pool(const torch::Tensor& x, Layout layout, torch::Tensor* which) {
@@ -36,12 +50,20 @@ torch::Tensor pool(const torch::Tensor& x, Layout layout, torch::Tensor* which) 
     *which = torch::empty({out.numel()}, x.options().dtype(torch::kUInt8));
     winners = which->data_ptr<std::uint8_t>();
   }
+  const float* in = x.data_ptr<float>();
+  float* o = out.data_ptr<float>();
+  const std::size_t n = size_at(sizes, 0), c = size_at(sizes, 1), h = size_at(sizes, 2), w = size_at(sizes, 3);
+  const std::size_t in_plane = h * w, out_plane = (h / 2) * (w / 2);
   if (layout == Layout::nchw)
-    kernels::max_pool_2x2(x.data_ptr<float>(), out.data_ptr<float>(), winners, size_at(sizes, 0) * size_at(sizes, 1),
-                          size_at(sizes, 2), size_at(sizes, 3));
+    in_pieces(n * c, in_plane, [&](std::size_t first, std::size_t count) {
+      kernels::max_pool_2x2(in + first * in_plane, o + first * out_plane, winners ? winners + first * out_plane : nullptr,
+                            count, h, w);
+    });
   else
-    kernels::max_pool_2x2_nhwc(x.data_ptr<float>(), out.data_ptr<float>(), winners, size_at(sizes, 0),
-                               size_at(sizes, 2), size_at(sizes, 3), size_at(sizes, 1));
+    in_pieces(n, in_plane * c, [&](std::size_t first, std::size_t count) {
+      kernels::max_pool_2x2_nhwc(in + first * in_plane * c, o + first * out_plane * c,
+                                 winners ? winners + first * out_plane * c : nullptr, count, h, w, c);
+    });
   return out;
 }
 
@@ -69,12 +91,19 @@ struct MaxPool2x2 : torch::autograd::Function<MaxPool2x2> {
     auto grad_in = torch::empty(sizes, grad.options().memory_format(format));
     const auto n = static_cast<std::size_t>(sizes[0]), c = static_cast<std::size_t>(sizes[1]);
     const auto h = static_cast<std::size_t>(sizes[2]), w = static_cast<std::size_t>(sizes[3]);
+    const float* g = grad.data_ptr<float>();
+    const std::uint8_t* k = which.data_ptr<std::uint8_t>();
+    float* gi = grad_in.data_ptr<float>();
+    const std::size_t in_plane = h * w, out_plane = (h / 2) * (w / 2);
     if (nhwc)
-      kernels::max_pool_2x2_nhwc_backward(grad.data_ptr<float>(), which.data_ptr<std::uint8_t>(),
-                                          grad_in.data_ptr<float>(), n, h, w, c);
+      in_pieces(n, in_plane * c, [&](std::size_t first, std::size_t count) {
+        kernels::max_pool_2x2_nhwc_backward(g + first * out_plane * c, k + first * out_plane * c,
+                                            gi + first * in_plane * c, count, h, w, c);
+      });
     else
-      kernels::max_pool_2x2_backward(grad.data_ptr<float>(), which.data_ptr<std::uint8_t>(), grad_in.data_ptr<float>(),
-                                     n * c, h, w);
+      in_pieces(n * c, in_plane, [&](std::size_t first, std::size_t count) {
+        kernels::max_pool_2x2_backward(g + first * out_plane, k + first * out_plane, gi + first * in_plane, count, h, w);
+      });
     return {grad_in};
   }
 };

@@ -9,7 +9,7 @@ namespace {
 // One window's winner, as LibTorch's scan picks it (from below everything,
 // a larger value or a NaN replaces the best so far): written without
 // branches, so the loops below vectorize.
-inline float winner(float v0, float v1, float v2, float v3, std::uint8_t& at) {
+__attribute__((always_inline)) inline float winner(float v0, float v1, float v2, float v3, std::uint8_t& at) {
   float best = v0;  // v0 wins against the start, or is -inf and stays first
   int k = 0;
   const auto take = [&](float v, int index) {
@@ -24,9 +24,7 @@ inline float winner(float v0, float v1, float v2, float v3, std::uint8_t& at) {
   return best;
 }
 
-}  // namespace
-
-__attribute__((target_clones("arch=haswell", "default"))) void max_pool_2x2(const float* in, float* out, std::uint8_t* which, std::size_t planes, std::size_t h,
+__attribute__((always_inline)) inline void max_pool_2x2_body(const float* in, float* out, std::uint8_t* which, std::size_t planes, std::size_t h,
                   std::size_t w) {
   const std::size_t oh = h / 2, ow = w / 2;
   for (std::size_t p = 0; p < planes; ++p) {
@@ -45,20 +43,7 @@ __attribute__((target_clones("arch=haswell", "default"))) void max_pool_2x2(cons
   }
 }
 
-void max_pool_2x2_backward(const float* grad_out, const std::uint8_t* which, float* grad_in, std::size_t planes,
-                           std::size_t h, std::size_t w) {
-  std::memset(grad_in, 0, planes * h * w * sizeof(float));
-  const std::size_t oh = h / 2, ow = w / 2;
-  for (std::size_t p = 0; p < planes; ++p)
-    for (std::size_t i = 0; i < oh; ++i) {
-      float* top = grad_in + p * h * w + 2 * i * w;
-      const float* g = grad_out + (p * oh + i) * ow;
-      const std::uint8_t* k = which + (p * oh + i) * ow;
-      for (std::size_t j = 0; j < ow; ++j) top[(k[j] >> 1) * w + 2 * j + (k[j] & 1)] = g[j];
-    }
-}
-
-__attribute__((target_clones("arch=haswell", "default"))) void max_pool_2x2_nhwc(const float* in, float* out, std::uint8_t* which, std::size_t images, std::size_t h,
+__attribute__((always_inline)) inline void max_pool_2x2_nhwc_body(const float* in, float* out, std::uint8_t* which, std::size_t images, std::size_t h,
                        std::size_t w, std::size_t c) {
   const std::size_t oh = h / 2, ow = w / 2, row = w * c;
   for (std::size_t b = 0; b < images; ++b)
@@ -72,6 +57,35 @@ __attribute__((target_clones("arch=haswell", "default"))) void max_pool_2x2_nhwc
           if (which) which[o + ch] = at;
         }
       }
+}
+
+
+}  // namespace
+
+// (An AVX2 compilation of these loops measured slower than this one in
+// bench_step: the windows' strided loads and byte-wide winners vectorize
+// poorly at 6 and 16 channels.)
+void max_pool_2x2(const float* in, float* out, std::uint8_t* which, std::size_t planes, std::size_t h,
+                  std::size_t w) {
+  max_pool_2x2_body(in, out, which, planes, h, w);
+}
+
+void max_pool_2x2_backward(const float* grad_out, const std::uint8_t* which, float* grad_in, std::size_t planes,
+                           std::size_t h, std::size_t w) {
+  std::memset(grad_in, 0, planes * h * w * sizeof(float));
+  const std::size_t oh = h / 2, ow = w / 2;
+  for (std::size_t p = 0; p < planes; ++p)
+    for (std::size_t i = 0; i < oh; ++i) {
+      float* top = grad_in + p * h * w + 2 * i * w;
+      const float* g = grad_out + (p * oh + i) * ow;
+      const std::uint8_t* k = which + (p * oh + i) * ow;
+      for (std::size_t j = 0; j < ow; ++j) top[(k[j] >> 1) * w + 2 * j + (k[j] & 1)] = g[j];
+    }
+}
+
+void max_pool_2x2_nhwc(const float* in, float* out, std::uint8_t* which, std::size_t images, std::size_t h,
+                       std::size_t w, std::size_t c) {
+  max_pool_2x2_nhwc_body(in, out, which, images, h, w, c);
 }
 
 void max_pool_2x2_nhwc_backward(const float* grad_out, const std::uint8_t* which, float* grad_in, std::size_t images,

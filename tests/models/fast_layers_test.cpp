@@ -30,6 +30,10 @@ void expect_same_pool_in(const torch::Tensor& x) {
   // Bit for bit: the same values picked, the same winners given the gradient.
   EXPECT_TRUE(torch::equal(mine.nan_to_num(7), theirs.nan_to_num(7))) << x.sizes();
   EXPECT_TRUE(torch::equal(mine_grad, theirs_grad)) << x.sizes();
+  // An upstream gradient in the other layout comes back in the input's.
+  const auto other = upstream.contiguous(upstream.is_contiguous() ? at::MemoryFormat::ChannelsLast
+                                                                  : at::MemoryFormat::Contiguous);
+  EXPECT_TRUE(torch::equal(run(packtrain::models::detail::max_pool_2x2, x, other).second, theirs_grad)) << x.sizes();
   torch::NoGradGuard no_grad;
   EXPECT_TRUE(torch::equal(packtrain::models::detail::max_pool_2x2(x).nan_to_num(7), theirs.nan_to_num(7))) << "without autograd";
 }
@@ -50,6 +54,14 @@ TEST(FastLayers, MaxPool2x2EqualsLibTorchsOnEvenAndOddSizes) {
   expect_same_pool(torch::randn({3, 4, 8, 8}));
   expect_same_pool(torch::randn({2, 3, 7, 9}));  // the last row and column fall outside every window
   expect_same_pool(torch::randn({1, 1, 2, 2}));
+}
+
+TEST(FastLayers, MaxPool2x2SplitOverThreadsGivesTheSameNumbers) {
+  // Enough planes and images for at::parallel_for to split them over 2 threads.
+  at::set_num_threads(2);
+  torch::manual_seed(8);
+  expect_same_pool(torch::randn({64, 16, 8, 8}));
+  at::set_num_threads(1);
 }
 
 TEST(FastLayers, MaxPool2x2BreaksTiesAndNaNsAsLibTorchDoes) {
@@ -75,8 +87,11 @@ TEST(FastLayers, MaxPool2x2TakesOtherTensorsThroughLibTorch) {
 // lenet5 runs its convolutions channels last (another oneDNN kernel, other
 // rounding) and pools before its ReLUs: the numbers of the plain way within
 // float rounding.
-TEST(FastLayers, LeNet5GivesTheNumbersOfThePlainLibTorchWay) {
-  LeNet5 model(ModelOptions{.seed = 3});
+class LeNet5Inputs : public ::testing::TestWithParam<std::int64_t> {};
+
+TEST_P(LeNet5Inputs, GiveTheNumbersOfThePlainLibTorchWay) {
+  const std::int64_t channels = GetParam(), side = channels == 1 ? 28 : 32;
+  LeNet5 model(ModelOptions{.channels = channels, .height = side, .width = side, .seed = 3});
   const auto children = model->named_children();
   auto conv1 = children["conv1"]->as<torch::nn::Conv2d>(), conv2 = children["conv2"]->as<torch::nn::Conv2d>();
   auto fc1 = children["fc1"]->as<torch::nn::Linear>(), fc2 = children["fc2"]->as<torch::nn::Linear>(),
@@ -87,7 +102,7 @@ TEST(FastLayers, LeNet5GivesTheNumbersOfThePlainLibTorchWay) {
     return fc3->forward(torch::relu(fc2->forward(torch::relu(fc1->forward(x)))));
   };
   torch::manual_seed(4);
-  const auto images = torch::rand({16, 1, 28, 28});
+  const auto images = torch::rand({16, channels, side, side});
   const auto labels = torch::randint(0, 10, {16});
   const auto grads_of = [&](const torch::Tensor& logits) {
     model->zero_grad();
@@ -104,6 +119,9 @@ TEST(FastLayers, LeNet5GivesTheNumbersOfThePlainLibTorchWay) {
     EXPECT_TRUE(torch::allclose(mine_grads[i], theirs_grads[i], 1e-4, 1e-5))
         << "parameter " << i << ": " << (mine_grads[i] - theirs_grads[i]).abs().max().item<float>();
 }
+
+// Gray 28x28 (conv1's one channel leaves the layout ambiguous) and colour 32x32.
+INSTANTIATE_TEST_SUITE_P(FastLayers, LeNet5Inputs, ::testing::Values(1, 3));
 
 // Hogwild's step inside backward: mlp's first layer ends where plain SGD
 // (gradient, decay, step) puts it, and its gradient is never stored.
@@ -138,6 +156,16 @@ TEST(FastLayers, MlpFirstLayerStepsInsideBackwardAsPlainSgdWould) {
     EXPECT_TRUE(torch::allclose(w, p, 1e-5, 1e-6))
         << "step " << step << ": " << (w - p).abs().max().item<float>();
     EXPECT_FALSE(torch::equal(w, make_model("mlp", ModelOptions{.seed = 9})->named_parameters()["fc1.weight"]));
+  }
+  // An input that needs a gradient gets it from the weights before the step.
+  {
+    auto mine_x = images.flatten(1).clone().requires_grad_(), theirs_x = images.flatten(1).clone().requires_grad_();
+    const auto w0 = w.detach().clone();
+    const auto b = stepped->named_parameters()["fc1.bias"];
+    packtrain::models::detail::linear_sgd_in_backward(mine_x, w, b, lr, decay).sum().backward();
+    torch::addmm(b.detach(), theirs_x, w0.t()).sum().backward();
+    EXPECT_TRUE(torch::allclose(mine_x.grad(), theirs_x.grad(), 1e-5, 1e-6));
+    EXPECT_FALSE(torch::equal(w, w0)) << "the weight took its step";
   }
   // Off again, and in evaluation: the plain layer.
   stepped->update_in_backward(std::nullopt);

@@ -111,13 +111,86 @@ TEST(FusedOptimizers, StateRoundTripsThroughLibTorchsArchive) {
   expect_close(mine, theirs, "adam after a round trip");
 }
 
-TEST(FusedOptimizers, AnUpdateCountsAsAnInPlaceChange) {
-  auto p = torch::randn({4}).requires_grad_();
-  FusedSgd sgd({p}, torch::optim::SGDOptions(0.1).momentum(0.9));
-  const auto before = p._version();
-  p.mutable_grad() = torch::ones_like(p);
+TEST(FusedOptimizers, AdamsStepCountsAsAnInPlaceChangeAndSgdsDoesNotAsInLibTorch) {
+  auto a = torch::randn({4}).requires_grad_(), b = torch::randn({4}).requires_grad_();
+  FusedAdam adam({a}, torch::optim::AdamOptions(0.1));
+  FusedSgd sgd({b}, torch::optim::SGDOptions(0.1).momentum(0.9));
+  const auto a_before = a._version(), b_before = b._version();
+  a.mutable_grad() = torch::ones_like(a);
+  b.mutable_grad() = torch::ones_like(b);
+  adam.step();
   sgd.step();
-  EXPECT_GT(p._version(), before);
+  EXPECT_GT(a._version(), a_before);
+  EXPECT_EQ(b._version(), b_before);
+}
+
+TEST(FusedOptimizers, NoDecayLeavesAnInfiniteWeightAndItsStateAsLibTorchDoes) {
+  // 0 x inf is NaN: a decay of 0 must add nothing at all.
+  auto mine = torch::tensor({1.0f, INFINITY}).requires_grad_(), theirs = mine.detach().clone().requires_grad_();
+  FusedSgd fused({mine}, torch::optim::SGDOptions(0.1).momentum(0.9));
+  torch::optim::SGD plain({theirs}, torch::optim::SGDOptions(0.1).momentum(0.9));
+  for (int s = 0; s < 2; ++s) {
+    mine.mutable_grad() = torch::ones_like(mine);
+    theirs.mutable_grad() = torch::ones_like(theirs);
+    fused.step();
+    plain.step();
+  }
+  EXPECT_TRUE(torch::equal(mine, theirs)) << mine << theirs;
+  EXPECT_FALSE(torch::isnan(mine).any().item<bool>());
+}
+
+TEST(FusedOptimizers, AParameterWithoutAGradientAndSeveralGroupsAreTakenAsLibTorchTakesThem) {
+  auto mine = make_params(1), theirs = make_params(1);
+  // Adam with a large eps (where it sits in the update shows) and two groups.
+  const auto options = torch::optim::AdamOptions(1e-2).eps(0.5);
+  const auto groups = [&](std::vector<at::Tensor>& p) {
+    return std::vector<torch::optim::OptimizerParamGroup>{
+        torch::optim::OptimizerParamGroup({p[0], p[1]}),
+        torch::optim::OptimizerParamGroup({p[2], p[3]}, std::make_unique<torch::optim::AdamOptions>(
+                                                            torch::optim::AdamOptions(3e-2).eps(1e-3)))};
+  };
+  FusedAdam fused(groups(mine), options);
+  torch::optim::Adam plain(groups(theirs), options);
+  for (int s = 0; s < 6; ++s) {
+    set_grads(mine, s);
+    set_grads(theirs, s);
+    // Parameter 2 has no gradient on even steps: it must not move then.
+    if (s % 2 == 0) {
+      mine[2].mutable_grad().reset();
+      theirs[2].mutable_grad().reset();
+    }
+    fused.step();
+    plain.step();
+  }
+  expect_close(mine, theirs, "adam, two groups, a missing gradient, eps 0.5");
+}
+
+TEST(FusedOptimizers, LibTorchsStateGoesOnInTheFusedLoops) {
+  // The other way from the round trip above: LibTorch's SGD writes, FusedSgd reads.
+  auto mine = make_params(1), theirs = make_params(1);
+  torch::optim::SGD plain(theirs, torch::optim::SGDOptions(0.05).momentum(0.9).weight_decay(5e-4));
+  for (int s = 0; s < 3; ++s) {
+    set_grads(theirs, s);
+    plain.step();
+  }
+  for (std::size_t i = 0; i < mine.size(); ++i) mine[i].detach().copy_(theirs[i].detach());
+  std::stringstream bytes;
+  {
+    torch::serialize::OutputArchive out;
+    plain.save(out);
+    out.save_to(bytes);
+  }
+  FusedSgd fused(mine, torch::optim::SGDOptions(0.05).momentum(0.9).weight_decay(5e-4));
+  torch::serialize::InputArchive in;
+  in.load_from(bytes);
+  fused.load(in);
+  for (int s = 3; s < 8; ++s) {
+    set_grads(mine, s);
+    set_grads(theirs, s);
+    fused.step();
+    plain.step();
+  }
+  expect_close(mine, theirs, "sgd from LibTorch's state");
 }
 
 // --- OpenBLAS's kernels (packtrain/train/blas.hpp) ---

@@ -50,9 +50,34 @@ std::string better_blas_core(const std::string& picked, const CpuFeatures& cpu) 
   return "";
 }
 
+namespace {
+
+// OpenBLAS's own pick that this process replaced (kept after the variables
+// that carried it through the execution are gone).
+std::string& replaced() {
+  static std::string pick;
+  return pick;
+}
+
+constexpr const char* kReplaced = "PACKTRAIN_BLAS_REPLACED";
+
+}  // namespace
+
+std::string blas_core_replaced() { return replaced(); }
+
 void use_the_best_blas_kernels() {
-  if (std::getenv("OPENBLAS_CORETYPE")) return;  // the user's choice, or ours after the execution
-  const auto core = better_blas_core(blas_core(), this_cpu());
+  if (const char* pick = std::getenv(kReplaced)) {
+    // The execution below: OpenBLAS has read OPENBLAS_CORETYPE. Both go, so
+    // that programs this one starts (on other machines too, under srun or
+    // mpirun -x) choose for themselves.
+    replaced() = pick;
+    unsetenv(kReplaced);
+    unsetenv("OPENBLAS_CORETYPE");
+    return;
+  }
+  if (std::getenv("OPENBLAS_CORETYPE")) return;  // the user's choice
+  const auto picked = blas_core();
+  const auto core = better_blas_core(picked, this_cpu());
   if (core.empty()) return;
   // The same arguments, from the kernel's copy (a constructor has no argv).
   std::ifstream file("/proc/self/cmdline", std::ios::binary);
@@ -68,9 +93,11 @@ void use_the_best_blas_kernels() {
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
+  setenv(kReplaced, picked.c_str(), 1);
   setenv("OPENBLAS_CORETYPE", core.c_str(), 1);
   execv("/proc/self/exe", argv.data());
-  unsetenv("OPENBLAS_CORETYPE");  // not executed: go on with the kernels OpenBLAS picked
+  unsetenv(kReplaced);  // not executed: go on with the kernels OpenBLAS picked
+  unsetenv("OPENBLAS_CORETYPE");
 }
 
 }  // namespace packtrain::train

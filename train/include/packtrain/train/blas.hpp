@@ -11,8 +11,10 @@
 // SkylakeX's). OpenBLAS reads OPENBLAS_CORETYPE once, when it loads, so
 // every program that links packtrain::train re-executes itself once at
 // start with it set (train/src/blas_select.cpp) when OpenBLAS fell back and
-// the CPU can take better: OPENBLAS_CORETYPE already set (by the user, or
-// by that re-execution) is left as it is.
+// the CPU can take better. The re-executed program then removes it from
+// its environment again, so that the programs it starts (on other
+// machines, perhaps) choose for themselves. An OPENBLAS_CORETYPE the user
+// set is left as it is (and is how to opt out, e.g. under valgrind).
 #include <string>
 
 namespace packtrain::train {
@@ -33,9 +35,15 @@ CpuFeatures this_cpu();
 std::string better_blas_core(const std::string& picked, const CpuFeatures& cpu);
 
 // Where better_blas_core() names kernels and OPENBLAS_CORETYPE is unset:
-// sets it and executes this program again (/proc/self/exe, the same
-// arguments and process id). Returns only where there is nothing to do or
-// the execution failed (then with OPENBLAS_CORETYPE unset again).
+// sets it (and PACKTRAIN_BLAS_REPLACED to OpenBLAS's own pick) and
+// executes this program again (/proc/self/exe, the same arguments and
+// process id); called there again, it removes both. Returns only where
+// there is nothing to do, in the re-executed program, or where the
+// execution failed.
 void use_the_best_blas_kernels();
+
+// OpenBLAS's own pick that this process replaced ("Prescott"); empty when
+// it runs OpenBLAS's own pick or the user's OPENBLAS_CORETYPE.
+std::string blas_core_replaced();
 
 }  // namespace packtrain::train

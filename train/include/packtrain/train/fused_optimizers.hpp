@@ -9,9 +9,12 @@
 //
 //   auto adam = std::make_unique<packtrain::train::FusedAdam>(params, torch::optim::AdamOptions(1e-3));
 //
-// Parameters that are not contiguous float32 CPU tensors, AMSGrad, SGD
+// The loops run in pieces over the calling thread's intra-op threads, and
+// in AVX2 where the CPU has it. Parameters, gradients or loaded state that
+// are not dense float32 CPU tensors of the parameter's shape, AMSGrad, SGD
 // without momentum or with Nesterov or dampening, and closures go through
-// LibTorch's own step().
+// LibTorch's own step(). As in LibTorch, Adam's step counts as an in-place
+// change of each parameter (autograd's version check) and SGD's does not.
 #include <torch/optim/adam.h>
 #include <torch/optim/sgd.h>
 
