@@ -9,7 +9,7 @@ namespace {
 // One window's winner, as LibTorch's scan picks it (from below everything,
 // a larger value or a NaN replaces the best so far): written without
 // branches, so the loops below vectorize.
-__attribute__((always_inline)) inline float winner(float v0, float v1, float v2, float v3, std::uint8_t& at) {
+inline float winner(float v0, float v1, float v2, float v3, std::uint8_t& at) {
   float best = v0;  // v0 wins against the start, or is -inf and stays first
   int k = 0;
   const auto take = [&](float v, int index) {
@@ -24,7 +24,12 @@ __attribute__((always_inline)) inline float winner(float v0, float v1, float v2,
   return best;
 }
 
-__attribute__((always_inline)) inline void max_pool_2x2_body(const float* in, float* out, std::uint8_t* which, std::size_t planes, std::size_t h,
+}  // namespace
+
+// (An AVX2 compilation of these loops measured slower than the default one
+// in bench_step: the windows' strided loads and byte-wide winners vectorize
+// poorly at 6 and 16 channels.)
+void max_pool_2x2(const float* in, float* out, std::uint8_t* which, std::size_t planes, std::size_t h,
                   std::size_t w) {
   const std::size_t oh = h / 2, ow = w / 2;
   for (std::size_t p = 0; p < planes; ++p) {
@@ -43,33 +48,6 @@ __attribute__((always_inline)) inline void max_pool_2x2_body(const float* in, fl
   }
 }
 
-__attribute__((always_inline)) inline void max_pool_2x2_nhwc_body(const float* in, float* out, std::uint8_t* which, std::size_t images, std::size_t h,
-                       std::size_t w, std::size_t c) {
-  const std::size_t oh = h / 2, ow = w / 2, row = w * c;
-  for (std::size_t b = 0; b < images; ++b)
-    for (std::size_t i = 0; i < oh; ++i)
-      for (std::size_t j = 0; j < ow; ++j) {
-        const float* tl = in + (b * h + 2 * i) * row + 2 * j * c;
-        const std::size_t o = ((b * oh + i) * ow + j) * c;
-        for (std::size_t ch = 0; ch < c; ++ch) {
-          std::uint8_t at;
-          out[o + ch] = winner(tl[ch], tl[c + ch], tl[row + ch], tl[row + c + ch], at);
-          if (which) which[o + ch] = at;
-        }
-      }
-}
-
-
-}  // namespace
-
-// (An AVX2 compilation of these loops measured slower than this one in
-// bench_step: the windows' strided loads and byte-wide winners vectorize
-// poorly at 6 and 16 channels.)
-void max_pool_2x2(const float* in, float* out, std::uint8_t* which, std::size_t planes, std::size_t h,
-                  std::size_t w) {
-  max_pool_2x2_body(in, out, which, planes, h, w);
-}
-
 void max_pool_2x2_backward(const float* grad_out, const std::uint8_t* which, float* grad_in, std::size_t planes,
                            std::size_t h, std::size_t w) {
   std::memset(grad_in, 0, planes * h * w * sizeof(float));
@@ -85,7 +63,18 @@ void max_pool_2x2_backward(const float* grad_out, const std::uint8_t* which, flo
 
 void max_pool_2x2_nhwc(const float* in, float* out, std::uint8_t* which, std::size_t images, std::size_t h,
                        std::size_t w, std::size_t c) {
-  max_pool_2x2_nhwc_body(in, out, which, images, h, w, c);
+  const std::size_t oh = h / 2, ow = w / 2, row = w * c;
+  for (std::size_t b = 0; b < images; ++b)
+    for (std::size_t i = 0; i < oh; ++i)
+      for (std::size_t j = 0; j < ow; ++j) {
+        const float* tl = in + (b * h + 2 * i) * row + 2 * j * c;
+        const std::size_t o = ((b * oh + i) * ow + j) * c;
+        for (std::size_t ch = 0; ch < c; ++ch) {
+          std::uint8_t at;
+          out[o + ch] = winner(tl[ch], tl[c + ch], tl[row + ch], tl[row + c + ch], at);
+          if (which) which[o + ch] = at;
+        }
+      }
 }
 
 void max_pool_2x2_nhwc_backward(const float* grad_out, const std::uint8_t* which, float* grad_in, std::size_t images,

@@ -4,6 +4,8 @@
 // (checked once, by feature, not by model).
 #include "update_kernels.hpp"
 
+#include <packtrain/train/blas.hpp>
+
 #include <cmath>
 
 namespace packtrain::train::kernels {
@@ -62,10 +64,7 @@ __attribute__((target("avx2,fma"))) void sgd_avx2(float* p, const float* g, floa
 }
 
 bool has_avx2() {
-  static const bool yes = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  }();
+  static const bool yes = this_cpu().avx2_fma;
   return yes;
 }
 #endif
