@@ -1,4 +1,10 @@
 // Hogwild's accuracy: as good as single-thread SGD after as many epochs.
+//
+// Judged by the last epoch's mean training loss, which averages 938
+// minibatches: over seeds 1-10, Hogwild's was 1.006-1.021x single-thread
+// SGD's, while one epoch fewer is 1.07x. The test top-1 at a constant rate is
+// one noisy point on either side (84.8-87.9% for Hogwild, 85.0-87.6% for SGD
+// over the same seeds), so it gets a wide bound that only a broken run misses.
 #include <packtrain/hogwild/hogwild.hpp>
 #include <packtrain/train/trainer.hpp>
 
@@ -8,7 +14,7 @@
 
 using namespace packtrain;
 
-TEST(HogwildAccuracy, TwoWorkersMatchSingleThreadSgdWithinOnePoint) {
+TEST(HogwildAccuracy, TwoWorkersReachSingleThreadSgdsTrainingLossWithinFourPercent) {
   constexpr int kEpochs = 5;
   constexpr double kLr = 0.05;
   constexpr std::int64_t kBatch = 64;
@@ -42,8 +48,11 @@ TEST(HogwildAccuracy, TwoWorkersMatchSingleThreadSgdWithinOnePoint) {
   EXPECT_EQ(hog.peak_workers, 2);
   for (const auto& e : hog.epochs) EXPECT_EQ(e.not_once, 0);
 
-  std::printf("after %d epochs: single-thread SGD %.2f%%, Hogwild x2 %.2f%% test top-1\n", kEpochs,
-              100 * single.val.top1, 100 * hog.test_top1);
-  EXPECT_GE(hog.test_top1, single.val.top1 - 0.01);
+  ASSERT_EQ(hog.epochs.size(), static_cast<std::size_t>(kEpochs));
+  const double hog_loss = hog.epochs.back().train_loss;
+  std::printf("after %d epochs: single-thread SGD loss %.4f, %.2f%% test top-1; Hogwild x2 loss %.4f, %.2f%%\n",
+              kEpochs, single.train_loss, 100 * single.val.top1, hog_loss, 100 * hog.test_top1);
+  EXPECT_LE(hog_loss, 1.04 * single.train_loss);
+  EXPECT_GE(hog.test_top1, single.val.top1 - 0.03);
   EXPECT_GT(hog.test_top1, 0.80);
 }
