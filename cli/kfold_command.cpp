@@ -29,6 +29,7 @@ int kfold_command(int argc, char** argv) {
   int checkpoint_every = 0;
   bool serial = false;
   bool plain_folds = false;
+  std::string fuse = "auto";
 
   po::options_description desc("packtrain kfold: K-fold cross-validation, every (model, schedule, fold) a job");
   add_common_options(desc, common);
@@ -41,6 +42,10 @@ int kfold_command(int argc, char** argv) {
     ("serial", po::bool_switch(&serial), "run the same jobs one at a time on one core (the baseline)")
     ("limit", po::value(&limit)->default_value(limit), "use only the first N training samples (0: all)")
     ("plain-folds", po::bool_switch(&plain_folds), "plain k-fold splits instead of stratified ones")
+    ("fuse", po::value(&fuse)->default_value(fuse),
+     "auto: train the folds of a model and schedule as fused jobs of several folds each (stacked weights, one step "
+     "for all; each fold keeps its own numbers and journal row) where bench_fused measured it faster (lenet5), with "
+     "enough fused jobs for every core; off: one job per fold")
     ("checkpoint-every", po::value(&checkpoint_every)->default_value(checkpoint_every),
      "checkpoint each job every N epochs into OUT/checkpoints/JOB (0: never); --resume then goes on from a "
      "job's last checkpoint");
@@ -50,6 +55,7 @@ int kfold_command(int argc, char** argv) {
 
   // Everything that can be wrong with the request is checked before anything
   // is written: options, models, data, cores, the output folder.
+  if (fuse != "auto" && fuse != "off") throw Error("--fuse must be auto or off, not '" + fuse + "'");
   RunSetup setup(common, "kfold", serial);
   const auto how = check_job_core_options(common, cores, setup.node().core_count(), setup.node().memory_mb);
   if (common.ranks_per_job > 1 && checkpoint_every > 0)
@@ -69,6 +75,8 @@ int kfold_command(int argc, char** argv) {
                                .parallelism(how)
                                .trainer(trainer)
                                .checkpoint_root((setup.out() / "checkpoints").string())  // this rank's folder
+                               .fuse(fuse == "auto" && !serial)
+                               .fuse_cores(fuse == "auto" && !serial ? setup.cores_in_all() : 0)
                                .gangs(setup.gangs()));
   for (const auto& m : split_list(models, "--models")) sweep.add_model(m);
   for (const auto& s : split_list(schedules, "--schedules")) sweep.add_schedule(train::schedule_from_string(s));

@@ -485,6 +485,10 @@ std::shared_ptr<const data::DatasetSplit> RunSetup::load_data() {
   return data;
 }
 
+int RunSetup::cores_in_all() {
+  return mpi_ ? mpi_->sum(node_.core_count() - node_.shared_cores) : node_.core_count();
+}
+
 void RunSetup::open_run(const nlohmann::json& meta, std::vector<Job> jobs, const std::vector<std::string>& columns) {
   apply_crash_test_hook(jobs);  // PACKTRAIN_TEST_CRASH_JOB: for the supervisor's tests only
   const std::string shard = std::to_string(shard_) + "/" + std::to_string(shards_);
@@ -553,7 +557,7 @@ void RunSetup::open_run(const nlohmann::json& meta, std::vector<Job> jobs, const
   if (mpi_) {
     if (!mpi_->all_ok(problem.empty()))
       throw Error(problem.empty() ? "another rank could not start the run (rank 0 says why)" : problem);
-    total_cores_ = mpi_->sum(node_.core_count() - node_.shared_cores);  // each core once
+    total_cores_ = cores_in_all();  // each core once
     // Resuming: rank 0 tells the others which jobs are done and sends the
     // files those made (rank 0 itself resumes from its journal). Each step
     // that can fail on one rank is followed by a collective check, so no

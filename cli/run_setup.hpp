@@ -81,6 +81,9 @@ class RunSetup {
   // Cores of the run: this node's, summed over every rank under MPI (after open_run).
   int total_cores() const { return total_cores_; }
   int ranks() const;  // 1 without MPI
+  // The same figure before open_run, for planning jobs (collective under
+  // MPI: every rank calls it, at the same point).
+  int cores_in_all();
   // This rank's folder: --out on rank 0, --out/ranks/rank-N on the others.
   const std::filesystem::path& out() const { return out_; }
   // Runs the jobs added (sharing them with the other ranks under MPI; after

@@ -3,15 +3,124 @@
 #include <packtrain/models/models.hpp>
 #include <packtrain/scheduler/console_sink.hpp>
 #include <packtrain/scheduler/error.hpp>
+#include <packtrain/scheduler/results.hpp>
 #include <packtrain/train/checkpoint.hpp>
+#include <packtrain/train/fused_trainer.hpp>
 #include <packtrain/train/trainer.hpp>
 
 
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <map>
 
 namespace packtrain::kfold {
+namespace {
+
+// The folds each fused job of a (model, schedule) trains: as many folds a
+// job as keeps every core busy (the sweep's jobs over the cores), at most
+// the group's, in near-equal runs of consecutive folds. Empty: no fusing.
+std::vector<std::vector<int>> fused_chunks(int folds, std::size_t total_jobs, int cores) {
+  if (cores < 1) return {};
+  const int per = static_cast<int>(std::min<std::size_t>(static_cast<std::size_t>(folds), total_jobs / cores));
+  if (per < 2) return {};
+  const int chunks = (folds + per - 1) / per;
+  std::vector<std::vector<int>> out(static_cast<std::size_t>(chunks));
+  for (int f = 0; f < folds; ++f) out[static_cast<std::size_t>(f * chunks / folds)].push_back(f);
+  return out;
+}
+
+std::filesystem::path fold_outcome_path(const std::filesystem::path& dir, int fold) {
+  return dir / ("fold" + std::to_string(fold) + ".json");
+}
+
+// The job that trains `chunk`'s folds fused, and each fold's job made its
+// follower: it waits for the fused job and returns what it wrote for it.
+void fuse(std::vector<Job>& jobs, std::size_t first, const std::vector<int>& chunk, const std::string& model,
+          const std::string& label, train::Schedule schedule, const std::shared_ptr<const data::DatasetSplit>& data,
+          const std::shared_ptr<const std::vector<data::Fold>>& folds, const KFoldOptions& options) {
+  // The slowdown fusing saves (bench_fused, lenet5 at batch 32-256): for longest-first order.
+  constexpr double kFusedSpeedup = 1.3;
+  Job fused;
+  nlohmann::json group = jobs[first].spec;
+  group.erase("fold");
+  group["fused_folds"] = chunk;
+  // No top-level model or schedule: summaries and reports group the folds' rows, not this one.
+  fused.spec = {{"sweep", "kfold"}, {"fused", group}};
+  fused.name = label + "/" + std::string(train::to_string(schedule)) + "/fused" + std::to_string(chunk.front()) + "-" +
+               std::to_string(chunk.back());
+  fused.memory_mb = options.memory_mb_per_job() * chunk.size();
+  std::vector<std::uint64_t> seeds;
+  for (const int f : chunk) {
+    const auto& job = jobs[first + static_cast<std::size_t>(f)];
+    fused.cost += job.cost / kFusedSpeedup;
+    seeds.push_back(derive_seed(job.id(), options.seed()));  // the seed the runner gives the fold's own job
+  }
+  const auto fused_id = fused.id();
+  fused.run = [data, folds, model, options, schedule, chunk, seeds](JobContext& ctx) {
+    const std::filesystem::path root = options.checkpoint_root();
+    const auto dir = root / ctx.id();
+    std::vector<train::FusedFold> runs;
+    for (std::size_t i = 0; i < chunk.size(); ++i) {
+      const models::ModelOptions shape{.channels = data->channels, .height = data->height, .width = data->width,
+                                       .classes = data->classes, .seed = seeds[i]};
+      runs.push_back({models::make_model(model, shape),
+                      train::TrainData::from_fold(*data, (*folds)[static_cast<std::size_t>(chunk[i])]), seeds[i]});
+    }
+    auto topts = options.trainer();
+    topts.schedule(schedule).threads(ctx.threads());
+    train::FusedCallbacks callbacks;
+    callbacks.should_stop = [&ctx] { return ctx.stop_requested(); };
+    if (options.print_every() > 0) {
+      callbacks.on_epoch = [&ctx, &chunk, every = options.print_every()](int i, const train::EpochMetrics& e) {
+        if (e.epoch % every != 0) return;
+        ctx.report({{"fold", chunk[static_cast<std::size_t>(i)]}, {"epoch", e.epoch}, {"train_loss", e.train_loss},
+                    {"val_top1", e.val_top1}, {"val_loss", e.val_loss}, {"lr", e.lr}, {"seconds", e.seconds}});
+      };
+    }
+    const auto results = train::fit_fused(model, runs, topts, callbacks);
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    std::vector<std::string> artifacts;
+    nlohmann::json summary = nlohmann::json::object();
+    for (std::size_t i = 0; i < chunk.size(); ++i) {
+      auto metrics = results[i].metrics();
+      metrics["fused_job"] = ctx.id();
+      const auto path = fold_outcome_path(dir, chunk[i]);
+      write_file_atomically(path, nlohmann::json{{"status", std::string(to_string(results[i].status))},
+                                                 {"message", results[i].message},
+                                                 {"metrics", metrics}}
+                                          .dump(2) + "\n");
+      artifacts.push_back(path.lexically_relative(root.parent_path()).generic_string());
+      summary["fold" + std::to_string(chunk[i])] = std::string(to_string(results[i].status));
+    }
+    // Stopped: the folds' outcomes stay unwritten as theirs, so a --resume trains them again.
+    const bool stopped = ctx.stop_requested();
+    return JobOutcome{.status = stopped ? JobStatus::cancelled : JobStatus::done,
+                      .metrics = {{"folds", summary}, {"train_seconds", results.front().seconds}},
+                      .message = stopped ? "stopped: --resume trains these folds again" : "",
+                      .artifacts = stopped ? std::vector<std::string>{} : artifacts};
+  };
+  for (const int f : chunk) {
+    auto& job = jobs[first + static_cast<std::size_t>(f)];
+    job.after.push_back(fused_id);
+    job.cost = 1.0;  // reads a file
+    job.run = [root = std::filesystem::path(options.checkpoint_root()), fused_id, f](JobContext&) {
+      const auto path = fold_outcome_path(root / fused_id, f);
+      std::ifstream in(path);
+      const auto outcome = nlohmann::json::parse(in, nullptr, false);
+      if (!in || outcome.is_discarded() || !outcome.is_object() || !outcome.contains("status"))
+        throw Error("fold " + std::to_string(f) + "'s outcome from its fused job " + fused_id + " is missing or unreadable: " +
+                    path.string());
+      return JobOutcome{.status = job_status_from_string(outcome["status"].get<std::string>()),
+                        .metrics = outcome.value("metrics", nlohmann::json::object()),
+                        .message = outcome.value("message", "")};
+    };
+  }
+  jobs.push_back(std::move(fused));
+}
+
+}  // namespace
 
 KFold::KFold(std::shared_ptr<const data::DatasetSplit> data, KFoldOptions options)
     : data_(std::move(data)), options_(std::move(options)) {
@@ -72,8 +181,13 @@ std::vector<Job> KFold::jobs() const {
   if (schedules_.empty()) throw Error("a k-fold sweep needs at least one schedule");
   const auto& t = options_.trainer();
   std::vector<Job> jobs;
+  const std::size_t total_jobs = models_.size() * schedules_.size() * static_cast<std::size_t>(options_.folds());
   for (const auto& m : models_) {
     for (const auto schedule : schedules_) {
+      const std::size_t first = jobs.size();
+      const bool fusable = options_.fuse() && m.zoo && !options_.checkpoint_root().empty() && !options_.gangs() &&
+                     options_.cores_per_job() == 1 && std::max(options_.max_cores_per_job(), 1) == 1 &&
+                     train::fusion_pays(m.name, t.batch_size());
       for (int fold = 0; fold < options_.folds(); ++fold) {
         Job job;
         job.name = m.label + "/" + std::string(train::to_string(schedule)) + "/fold" + std::to_string(fold);
@@ -167,6 +281,13 @@ std::vector<Job> KFold::jobs() const {
           return JobOutcome{.status = result.status, .metrics = metrics, .message = result.message};
         };
         jobs.push_back(std::move(job));
+      }
+      if (!fusable) continue;
+      for (const auto& chunk : fused_chunks(options_.folds(), total_jobs, options_.fuse_cores())) {
+        std::vector<std::int64_t> sizes;
+        for (const int f : chunk) sizes.push_back((*folds_)[static_cast<std::size_t>(f)].train_idx.size(0));
+        if (chunk.size() < 2 || !train::why_not_fused(m.name, sizes, t).empty()) continue;
+        fuse(jobs, first, chunk, m.name, m.label, schedule, data_, folds_, options_);
       }
     }
   }

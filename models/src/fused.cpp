@@ -25,14 +25,17 @@ std::vector<torch::Tensor> each(const std::vector<std::shared_ptr<Model>>& model
   return out;
 }
 
-// Fused linear layers: K weight matrices as one K x out x in tensor, the
+// Fused linear layers: K weight matrices as one K x in x out tensor, the
 // biases as K x out; forward is one batched product per layer.
 class FusedLinears {
  public:
   FusedLinears(torch::nn::Module& owner, const std::vector<std::shared_ptr<Model>>& models,
                const std::vector<std::string>& layers) {
     for (const auto& layer : layers) {
-      weights_.push_back(owner.register_parameter(layer + "_weight", torch::stack(each(models, layer + ".weight"))));
+      // Stored transposed, K x in x out: the batched product and its weight
+      // gradient are then plain row-major products (no transposed copy).
+      weights_.push_back(owner.register_parameter(
+          layer + "_weight", torch::stack(each(models, layer + ".weight")).transpose(1, 2).contiguous()));
       biases_.push_back(owner.register_parameter(layer + "_bias", torch::stack(each(models, layer + ".bias"))));
       names_.push_back(layer);
     }
@@ -41,7 +44,7 @@ class FusedLinears {
   // x: K x B x in -> K x B x out, ReLU between the layers.
   torch::Tensor forward(torch::Tensor x) const {
     for (std::size_t i = 0; i < weights_.size(); ++i) {
-      x = torch::baddbmm(biases_[i].unsqueeze(1), x, weights_[i].transpose(1, 2));
+      x = torch::baddbmm(biases_[i].unsqueeze(1), x, weights_[i]);
       if (i + 1 < weights_.size()) x = torch::relu(x);
     }
     return x;
@@ -51,7 +54,7 @@ class FusedLinears {
     torch::NoGradGuard no_grad;
     auto params = model.named_parameters();
     for (std::size_t i = 0; i < weights_.size(); ++i) {
-      params[names_[i] + ".weight"].copy_(weights_[i][k]);
+      params[names_[i] + ".weight"].copy_(weights_[i][k].t());
       params[names_[i] + ".bias"].copy_(biases_[i][k]);
     }
   }

@@ -36,6 +36,11 @@ std::string why_not_fused(const std::string& model, const std::vector<std::int64
   return "";
 }
 
+bool fusion_pays(const std::string& model, std::int64_t batch_size) {
+  constexpr std::int64_t kLargestMeasured = 256;
+  return model == "lenet5" && batch_size <= kLargestMeasured;
+}
+
 std::vector<TrainResult> fit_fused(const std::string& model, std::vector<FusedFold>& folds, const TrainOptions& options,
                                    const FusedCallbacks& callbacks) {
   const auto started = std::chrono::steady_clock::now();

@@ -63,6 +63,17 @@ struct KFoldOptions {
   // job trains replicas on micro_batch samples (a job's numbers are then
   // the same whether a gang or one rank runs it: dataparallel/gang.hpp).
   TORCH_ARG(dataparallel::GangOf, gangs) = nullptr;
+  // Fused folds (train/fused_trainer.hpp): with `fuse`, the folds of a
+  // (model, schedule) whose model fusion pays for (train::fusion_pays) train
+  // as fused jobs of several folds each, enough of them to keep `fuse_cores`
+  // cores busy (the run's cores in all, every rank's; 0: no fusing). Each
+  // fold keeps its journal row (its id and seed unchanged): it waits for its
+  // fused job and returns the outcome that job wrote for it into
+  // <checkpoint_root>/<fused job id>/fold<k>.json (so fusing needs a
+  // checkpoint_root). Only one-core jobs that train alone fuse (no replicas,
+  // gangs or checkpoints).
+  TORCH_ARG(bool, fuse) = false;
+  TORCH_ARG(int, fuse_cores) = 0;
   // Jobs checkpoint into <checkpoint_root>/<job id>/ when trainer().checkpoint_every() > 0,
   // and a resumed job goes on from its latest checkpoint.
   TORCH_ARG(std::string, checkpoint_root) = "";

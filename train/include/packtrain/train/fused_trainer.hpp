@@ -43,6 +43,13 @@ struct FusedCallbacks {
 std::string why_not_fused(const std::string& model, const std::vector<std::int64_t>& train_sizes,
                           const TrainOptions& options);
 
+// Whether fusing folds of `model` at `batch_size` trains them faster than
+// one after another on one core, as bench_fused measured (docs/performance.md):
+// lenet5 1.25-1.4x at batch 32-256 (its convolutions of 1-16 channels
+// become 4-64 channel ones); mlp about even (1.02x: its products are large
+// enough alone), so it stays unfused and packs more freely.
+bool fusion_pays(const std::string& model, std::int64_t batch_size);
+
 // Trains the folds fused for options.epochs() epochs (options' seed is
 // ignored: each fold's own is used) and returns each fold's result. A fold
 // whose loss turns non-finite ends `diverged` there, as its own run would,
