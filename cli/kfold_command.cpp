@@ -75,8 +75,9 @@ int kfold_command(int argc, char** argv) {
                                .parallelism(how)
                                .trainer(trainer)
                                .checkpoint_root((setup.out() / "checkpoints").string())  // this rank's folder
-                               .fuse(fuse == "auto" && !serial)
-                               .fuse_cores(fuse == "auto" && !serial ? setup.cores_in_all() : 0)
+                               // simulate models each fold as a job of its own
+                               .fuse(fuse == "auto" && !serial && !RunSetup::simulating())
+                               .fuse_cores(fuse == "auto" && !serial && !RunSetup::simulating() ? setup.cores_in_all() : 0)
                                .gangs(setup.gangs()));
   for (const auto& m : split_list(models, "--models")) sweep.add_model(m);
   for (const auto& s : split_list(schedules, "--schedules")) sweep.add_schedule(train::schedule_from_string(s));

@@ -485,6 +485,8 @@ std::shared_ptr<const data::DatasetSplit> RunSetup::load_data() {
   return data;
 }
 
+bool RunSetup::simulating() { return g_capture != nullptr; }
+
 int RunSetup::cores_in_all() {
   return mpi_ ? mpi_->sum(node_.core_count() - node_.shared_cores) : node_.core_count();
 }

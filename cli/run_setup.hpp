@@ -84,6 +84,8 @@ class RunSetup {
   // The same figure before open_run, for planning jobs (collective under
   // MPI: every rank calls it, at the same point).
   int cores_in_all();
+  // True under `packtrain simulate`: the jobs are captured, not run.
+  static bool simulating();
   // This rank's folder: --out on rank 0, --out/ranks/rank-N on the others.
   const std::filesystem::path& out() const { return out_; }
   // Runs the jobs added (sharing them with the other ranks under MPI; after

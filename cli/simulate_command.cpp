@@ -142,8 +142,10 @@ std::vector<double> predict_seconds(const CapturedJobs& captured, const std::sha
       throw Error("--from " + o.from + " holds no journal.sqlite: give the folder of an earlier run");
     const auto journal = Journal::open_existing(path);  // one-line Error for a damaged or foreign file
     std::map<std::string, double> by_id;
+    // A fused fold's row took no time of its own (its fused job trained it):
+    // the simulation's folds are one job each, so such rows calibrate nothing.
     for (const auto& r : journal->records())
-      if (r.status == JobStatus::done && r.seconds() > 0) by_id[r.id] = r.seconds();
+      if (r.status == JobStatus::done && r.seconds() > 0 && !r.metrics.contains("fused_job")) by_id[r.id] = r.seconds();
     // An elastic job's time was shortened by the cores lent to it (lent.csv):
     // its time on its own cores is its time plus their share of the work.
     std::map<std::string, double> lent_seconds;

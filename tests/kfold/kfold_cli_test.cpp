@@ -44,7 +44,8 @@ void expect_same_numbers(const std::filesystem::path& a, const std::filesystem::
 
 TEST(KFoldCli, PackedAndSerialGiveTheSameNumbers) {
   TempDir dir;
-  const auto packed = run_command(small_sweep(dir / "packed"));
+  // Unfused (fused folds give their numbers within float rounding: KFoldFuse).
+  const auto packed = run_command(small_sweep(dir / "packed", {"--fuse", "off"}));
   ASSERT_EQ(packed.exit_code, 0) << packed.err;
   const auto serial = run_command(small_sweep(dir / "serial", {"--serial"}));
   ASSERT_EQ(serial.exit_code, 0) << serial.err;
@@ -108,7 +109,11 @@ TEST(KFoldCli, ResumeAfterSigkillRunsOnlyTheMissingJobsAndMatchesAnUninterrupted
       EXPECT_EQ(r.attempts, 1) << r.name;
     }
   }
-  EXPECT_EQ(done, 8);
+  // 8 folds and the 2 fused jobs of lenet5's folds (a pair a schedule): resume goes on with fused jobs too.
+  EXPECT_EQ(done, 10);
+  int fused = 0;
+  for (const auto& [id, r] : packtrain::testing::journal_by_id(out)) fused += r.name.find("/fused") != std::string::npos;
+  EXPECT_EQ(fused, 2);
   expect_same_numbers(dir / "full/results.csv", out / "results.csv");
 }
 
@@ -165,6 +170,7 @@ TEST(KFoldCli, BadInputIsOneLineExit2AndLeavesAnEarlierRunAlone) {
       {"--out", (dir / "new").string(), "--oversubscribe"},          // without mpirun
       {"--out", (dir / "new").string(), "--ranks-per-job", "2"},     // without mpirun
       {"--out", (dir / "new").string(), "--memory-per-job", "999999999"},
+      {"--out", (dir / "new").string(), "--fuse", "always"},
   };
   for (const auto& args : bad) {
     std::vector<std::string> argv = {PACKTRAIN_CLI, "kfold"};
@@ -187,7 +193,7 @@ TEST(KFoldCli, HelpDescribesEveryOption) {
   for (const char* flag : {"--models", "--schedules", "--folds", "--epochs", "--serial", "--resume", "--cores",
                            "--seed", "--config", "--quiet", "--data", "--out", "--batch-size", "--optimizer", "--lr",
                            "--serve", "--cores-per-job", "--max-cores-per-job", "--micro-batch", "--parallelism",
-                           "--oversubscribe", "--ranks-per-job", "--memory-per-job"})
+                           "--oversubscribe", "--ranks-per-job", "--memory-per-job", "--fuse"})
     EXPECT_NE(r.out.find(flag), std::string::npos) << flag;
 }
 
@@ -233,11 +239,11 @@ TEST(KFoldCli, CtrlCRecordsWhatFinishedExits130AndResumeFinishes) {
     running += r.status == JobStatus::running;
   }
   EXPECT_GE(done_after, done);
-  EXPECT_LT(done_after, 8);
+  EXPECT_LT(done_after, 10);  // 8 folds and lenet5's 2 fused jobs
   EXPECT_EQ(running, 0);  // the running job stopped at a checkpoint and was recorded
   const auto resumed = run_command(small_sweep(out, {"--resume"}));
   ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
-  EXPECT_EQ(packtrain::testing::results_by_id(out / "results.csv").size(), 8u);
+  EXPECT_EQ(packtrain::testing::results_by_id(out / "results.csv").size(), 10u);
   // attempts.csv numbers a job's attempts on across runs: a cancelled
   // attempt 1 is followed by attempt 2, never a second attempt 1.
   std::map<std::string, std::set<std::string>> attempts;  // job -> attempt numbers
@@ -414,4 +420,52 @@ TEST(KFoldCli, AJobPastItsMemoryBudgetFailsOverMemoryTheOthersAreDoneAndResumeWi
       EXPECT_GT(r.metrics.value("peak_memory_mb", 0.0), 32.0) << r.name;
     }
   }
+}
+
+// Fused folds (--fuse auto, the default): lenet5's folds train as fused
+// jobs, mlp's alone (fusing does not pay for it); every fold keeps its row,
+// id and seed, and its numbers are its unfused run's within float rounding.
+TEST(KFoldFuse, FusedFoldsKeepTheirRowsIdsAndUnfusedNumbers) {
+  TempDir dir;
+  const auto sweep = [&](const std::string& out, const std::string& fuse) {
+    return packtrain::testing::packtrain_argv({"kfold", "--models", "mlp,lenet5", "--schedules", "cosine", "--folds",
+                                               "4", "--epochs", "1", "--limit", "2000", "--cores", "2", "--out",
+                                               (dir / out).string(), "--quiet", "--fuse", fuse});
+  };
+  const auto fused = run_command(sweep("fused", "auto"));
+  ASSERT_EQ(fused.exit_code, 0) << fused.err;
+  const auto plain = run_command(sweep("plain", "off"));
+  ASSERT_EQ(plain.exit_code, 0) << plain.err;
+  const auto f = packtrain::testing::results_by_id(dir / "fused/results.csv");
+  const auto p = packtrain::testing::results_by_id(dir / "plain/results.csv");
+  ASSERT_EQ(p.size(), 8u);
+  // 8 jobs on 2 cores: lenet5's 4 folds are one fused job of 4.
+  ASSERT_EQ(f.size(), 9u);
+  const auto journal = packtrain::testing::journal_by_id(dir / "fused");
+  std::string fused_id;
+  for (const auto& [id, row] : f)
+    if (!p.count(id)) fused_id = id;
+  ASSERT_FALSE(fused_id.empty());
+  EXPECT_EQ(journal.at(fused_id).name, "lenet5/cosine/fused0-3");
+  EXPECT_EQ(f.at(fused_id).at("status"), "done");
+  for (const auto& [id, row] : p) {
+    SCOPED_TRACE(journal.count(id) ? journal.at(id).name : id);
+    ASSERT_TRUE(f.count(id)) << "the fused run has every fold's row, under the same id";
+    const auto& g = f.at(id);
+    EXPECT_EQ(g.at("status"), "done");
+    EXPECT_NEAR(std::stod(g.at("val_top1")), std::stod(row.at("val_top1")), 0.002);  // a sample of 500 at most
+    EXPECT_NEAR(std::stod(g.at("val_loss")), std::stod(row.at("val_loss")), 1e-3);
+    const auto& metrics = journal.at(id).metrics;
+    if (row.at("model") == "lenet5") {
+      EXPECT_EQ(metrics.value("fused_job", ""), fused_id);
+    } else {
+      EXPECT_FALSE(metrics.contains("fused_job")) << "mlp's folds train alone";
+      EXPECT_EQ(g.at("val_top1"), row.at("val_top1"));
+    }
+  }
+  // The summary's groups are the folds' (the fused job's row is no fold).
+  const auto json = nlohmann::json::parse(read_file(dir / "fused/results.json"));
+  ASSERT_EQ(json["summary"]["groups"].size(), 2u);
+  for (const auto& g : json["summary"]["groups"]) EXPECT_EQ(g["folds_total"], 4);
+  EXPECT_NE(fused.out.find("lenet5       cosine      4/4"), std::string::npos) << fused.out;
 }
