@@ -127,6 +127,28 @@ TEST(FusedFolds, AFoldThatDivergesEndsDivergedAndTheOthersTrainAsTheirOwnRuns) {
   }
 }
 
+// Validation views of other sizes are evaluated fold by fold, with the
+// numbers of the folds' own runs.
+TEST(FusedFolds, FoldsValidatedOnViewsOfOtherSizesGetTheirOwnRunsMetrics) {
+  const auto folds = packtrain::data::kfold_splits(toy().train.labels, 4, 5, true);
+  const auto options = train::TrainOptions().epochs(1).batch_size(32).threads(1).optimizer(train::OptimizerKind::adam);
+  std::vector<train::FusedFold> fused;
+  std::vector<train::TrainResult> own;
+  for (std::int64_t k = 0; k < 2; ++k) {
+    auto data = train::TrainData::from_fold(toy(), folds[static_cast<std::size_t>(k)]);
+    data.val_idx = data.val_idx.narrow(0, 0, 100 + 10 * k);
+    fused.push_back({toy_model("lenet5", 10 + k), data, static_cast<std::uint64_t>(20 + k)});
+    train::Trainer trainer(toy_model("lenet5", 10 + k), train::TrainOptions(options).seed(20 + k));
+    own.push_back(trainer.fit(data));
+  }
+  const auto results = train::fit_fused("lenet5", fused, options);
+  for (std::size_t k = 0; k < 2; ++k) {
+    EXPECT_EQ(results[k].val.samples, own[k].val.samples);
+    EXPECT_NEAR(results[k].val.loss, own[k].val.loss, 1e-4) << "fold " << k;
+    EXPECT_NEAR(results[k].val.top1, own[k].val.top1, 0.011) << "fold " << k;
+  }
+}
+
 TEST(FusedFolds, WhatCannotFuseIsSaid) {
   const auto plain = train::TrainOptions();
   EXPECT_EQ(train::why_not_fused("lenet5", {100, 100}, plain), "");

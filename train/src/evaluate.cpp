@@ -10,8 +10,10 @@ namespace packtrain::train {
 
 EvalSums evaluate_batch(const std::function<at::Tensor(const at::Tensor&)>& forward, const data::Dataset& part,
                         const at::Tensor& idx) {
-  const auto labels = part.labels.index_select(0, idx);
-  const auto logits = forward(part.images.index_select(0, idx));
+  return eval_sums(forward(part.images.index_select(0, idx)), part.labels.index_select(0, idx));
+}
+
+EvalSums eval_sums(const at::Tensor& logits, const at::Tensor& labels) {
   EvalSums sums;
   sums.loss = torch::nn::functional::cross_entropy(
                   logits, labels, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))

@@ -19,6 +19,55 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
+// Every fold's validation with one fused forward a batch (the fused model's
+// current weights); `batch_size` images in all, split among the folds.
+// Folds whose views differ in size are evaluated each alone.
+// Folds no longer training are skipped (their models keep their last weights).
+std::vector<EvalMetrics> evaluate_folds(models::FusedModel& fused, std::vector<FusedFold>& folds,
+                                        const std::vector<bool>& training, std::int64_t batch_size) {
+  const auto k_folds = folds.size();
+  std::vector<EvalMetrics> out(k_folds);
+  const auto size_of = [](const FusedFold& f) { return f.data.val_idx.defined() ? f.data.val_idx.numel() : 0; };
+  const std::int64_t n = size_of(folds.front());
+  bool same = true;
+  for (const auto& f : folds) same = same && size_of(f) == n;
+  if (!same || n == 0) {
+    for (std::size_t k = 0; k < k_folds; ++k) {
+      if (!training[k]) continue;
+      fused.copy_into(static_cast<int>(k), *folds[k].model);
+      out[k] = evaluate(*folds[k].model, folds[k].data.val, folds[k].data.val_idx, batch_size);
+    }
+    return out;
+  }
+  const bool was_training = fused.is_training();
+  fused.eval();
+  torch::NoGradGuard no_grad;
+  const std::int64_t per_fold = std::max<std::int64_t>(1, batch_size / static_cast<std::int64_t>(k_folds));
+  std::vector<EvalSums> sums(k_folds);
+  for (std::int64_t start = 0; start < n; start += per_fold) {
+    const auto count = std::min(per_fold, n - start);
+    std::vector<at::Tensor> images, labels;
+    for (auto& f : folds) {
+      const auto idx = f.data.val_idx.narrow(0, start, count);
+      images.push_back(f.data.val.images.index_select(0, idx));
+      labels.push_back(f.data.val.labels.index_select(0, idx));
+    }
+    const auto logits = fused.forward(torch::stack(images));
+    for (std::size_t k = 0; k < k_folds; ++k) {
+      const auto s = eval_sums(logits[static_cast<std::int64_t>(k)], labels[k]);
+      sums[k].loss += s.loss;
+      sums[k].top1 += s.top1;
+      sums[k].top5 += s.top5;
+    }
+  }
+  if (was_training) fused.train();
+  const auto count = static_cast<double>(n);
+  for (std::size_t k = 0; k < k_folds; ++k)
+    out[k] = EvalMetrics{sums[k].loss / count, static_cast<double>(sums[k].top1) / count,
+                         static_cast<double>(sums[k].top5) / count, n};
+  return out;
+}
+
 }  // namespace
 
 std::string why_not_fused(const std::string& model, const std::vector<std::int64_t>& train_sizes,
@@ -153,10 +202,10 @@ std::vector<TrainResult> fit_fused(const std::string& model, std::vector<FusedFo
         seen[i] += count;
       }
     }
+    const auto validation = evaluate_folds(*fused, folds, training, options.eval_batch_size());
     for (std::size_t k = 0; k < folds.size(); ++k) {
       if (!training[k]) continue;
-      fused->copy_into(static_cast<int>(k), *folds[k].model);
-      const auto val = evaluate(*folds[k].model, folds[k].data.val, folds[k].data.val_idx, options.eval_batch_size());
+      const auto& val = validation[k];
       if (val.samples > 0 && !std::isfinite(val.loss)) {
         finish(k, JobStatus::diverged,
                "validation loss became " + std::to_string(val.loss) + " after epoch " + std::to_string(epoch + 1));
@@ -178,7 +227,7 @@ std::vector<TrainResult> fit_fused(const std::string& model, std::vector<FusedFo
     }
   }
   for (std::size_t k = 0; k < folds.size(); ++k)
-    if (training[k]) finish(k, JobStatus::done, "");
+    if (training[k]) finish(k, JobStatus::done, "");  // copies each fold's final weights into its model
   return results;
 }
 

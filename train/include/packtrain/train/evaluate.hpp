@@ -37,6 +37,8 @@ struct EvalSums {
 };
 EvalSums evaluate_batch(const std::function<at::Tensor(const at::Tensor&)>& forward, const data::Dataset& part,
                         const at::Tensor& idx);
+// The same sums of one batch's B x classes logits against its labels.
+EvalSums eval_sums(const at::Tensor& logits, const at::Tensor& labels);
 
 // The same for any module with `at::Tensor forward(at::Tensor)` (every zoo model).
 template <typename Net>
