@@ -63,6 +63,18 @@ int kfold_command(int argc, char** argv) {
                 "checkpoint of its own");
   auto data = setup.load_data();
   auto trainer = trainer_options(common).epochs(epochs).checkpoint_every(checkpoint_every);
+  // The cores the fused folds are grouped for: a new run's (every shard's,
+  // every rank's), none where jobs checkpoint, have memory budgets or run
+  // one at a time; a resumed run's own, whatever this one's flags, so its
+  // job list stays the same (0: no fusing).
+  int fuse_cores = 0;
+  if (fuse == "auto" && !RunSetup::simulating()) {  // simulate models each fold as a job of its own
+    if (const auto recorded = setup.resumed_meta("fuse_cores")) {
+      fuse_cores = recorded->empty() ? 0 : std::stoi(*recorded);
+    } else if (!serial && checkpoint_every == 0 && cores.memory_mb == 0) {
+      fuse_cores = setup.cores_in_all() * setup.shards();
+    }
+  }
   kfold::KFold sweep(data, kfold::KFoldOptions()
                                .folds(folds)
                                .stratified(!plain_folds)
@@ -75,15 +87,18 @@ int kfold_command(int argc, char** argv) {
                                .parallelism(how)
                                .trainer(trainer)
                                .checkpoint_root((setup.out() / "checkpoints").string())  // this rank's folder
-                               // simulate models each fold as a job of its own
-                               .fuse(fuse == "auto" && !serial && !RunSetup::simulating())
-                               .fuse_cores(fuse == "auto" && !serial && !RunSetup::simulating() ? setup.cores_in_all() : 0)
+                               .fuse(fuse_cores > 0)
+                               .fuse_cores(fuse_cores)
                                .gangs(setup.gangs()));
   for (const auto& m : split_list(models, "--models")) sweep.add_model(m);
   for (const auto& s : split_list(schedules, "--schedules")) sweep.add_schedule(train::schedule_from_string(s));
 
-  setup.open_run({{"group_by", nlohmann::json::array({"model", "schedule"})}, {"metric", "val_top1"}}, sweep.jobs(),
-                 train::result_columns());
+  auto jobs = sweep.jobs();
+  nlohmann::json meta = {{"group_by", nlohmann::json::array({"model", "schedule"})}, {"metric", "val_top1"}};
+  // Recorded where it fused something (a run without it resumes unfused, as it ran).
+  if (std::any_of(jobs.begin(), jobs.end(), [](const Job& j) { return j.spec.contains("fused"); }))
+    meta["fuse_cores"] = fuse_cores;
+  setup.open_run(meta, std::move(jobs), train::result_columns());
   const auto result = kfold::result_of(setup.run());
 
   nlohmann::json summary = setup.summary_json(result.run);

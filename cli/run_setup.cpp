@@ -487,6 +487,29 @@ std::shared_ptr<const data::DatasetSplit> RunSetup::load_data() {
 
 bool RunSetup::simulating() { return g_capture != nullptr; }
 
+std::optional<std::string> RunSetup::resumed_meta(const std::string& key) {
+  bool resuming = false;
+  std::string value;
+  if (rank_ == 0 && common_.resume) {
+    const auto path = out_ / "journal.sqlite";
+    std::error_code ec;
+    if (std::filesystem::is_regular_file(path, ec)) {
+      resuming = true;
+      try {
+        value = Journal::open_existing(path)->meta(key).value_or("");
+      } catch (const std::exception&) {
+        // open_run's check of the folder says what is wrong with it.
+      }
+    }
+  }
+  if (mpi_) {
+    const auto sent = mpi_->broadcast(rank_ == 0 ? (resuming ? "1" : "0") + value : std::string());
+    resuming = !sent.empty() && sent[0] == '1';
+    value = sent.empty() ? "" : sent.substr(1);
+  }
+  return resuming ? std::optional<std::string>(value) : std::nullopt;
+}
+
 int RunSetup::cores_in_all() {
   return mpi_ ? mpi_->sum(node_.core_count() - node_.shared_cores) : node_.core_count();
 }

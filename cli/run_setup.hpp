@@ -86,6 +86,13 @@ class RunSetup {
   int cores_in_all();
   // True under `packtrain simulate`: the jobs are captured, not run.
   static bool simulating();
+  // --shard's N (1 without shards).
+  int shards() const { return shards_; }
+  // Resuming a run (--resume and --out holds one): the journal's meta value
+  // `key`, "" where the run recorded none; nullopt for a new run. For job
+  // plans that must be the run's own on every resume (kfold's fused folds).
+  // Collective under MPI: every rank calls it, at the same point.
+  std::optional<std::string> resumed_meta(const std::string& key);
   // This rank's folder: --out on rank 0, --out/ranks/rank-N on the others.
   const std::filesystem::path& out() const { return out_; }
   // Runs the jobs added (sharing them with the other ranks under MPI; after

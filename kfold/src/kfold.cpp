@@ -68,7 +68,7 @@ void fuse(std::vector<Job>& jobs, std::size_t first, const std::vector<int>& chu
                       train::TrainData::from_fold(*data, (*folds)[static_cast<std::size_t>(chunk[i])]), seeds[i]});
     }
     auto topts = options.trainer();
-    topts.schedule(schedule).threads(ctx.threads());
+    topts.schedule(schedule).threads(ctx.threads()).checkpoint_every(0).checkpoint_epochs({}).checkpoint_dir("");
     train::FusedCallbacks callbacks;
     callbacks.should_stop = [&ctx] { return ctx.stop_requested(); };
     if (options.print_every() > 0) {
@@ -95,7 +95,8 @@ void fuse(std::vector<Job>& jobs, std::size_t first, const std::vector<int>& chu
       summary["fold" + std::to_string(chunk[i])] = std::string(to_string(results[i].status));
     }
     // Stopped: the folds' outcomes stay unwritten as theirs, so a --resume trains them again.
-    const bool stopped = ctx.stop_requested();
+    bool stopped = false;
+    for (const auto& r : results) stopped = stopped || r.status == JobStatus::cancelled;
     return JobOutcome{.status = stopped ? JobStatus::cancelled : JobStatus::done,
                       .metrics = {{"folds", summary}, {"train_seconds", results.front().seconds}},
                       .message = stopped ? "stopped: --resume trains these folds again" : "",
@@ -105,13 +106,18 @@ void fuse(std::vector<Job>& jobs, std::size_t first, const std::vector<int>& chu
     auto& job = jobs[first + static_cast<std::size_t>(f)];
     job.after.push_back(fused_id);
     job.cost = 1.0;  // reads a file
-    job.run = [root = std::filesystem::path(options.checkpoint_root()), fused_id, f](JobContext&) {
+    // Without its file (removed with checkpoints/ after the fused job ended),
+    // the fold trains alone, as it would unfused: the same numbers up to rounding.
+    job.run = [root = std::filesystem::path(options.checkpoint_root()), fused_id, f,
+               alone = std::move(job.run)](JobContext& ctx) {
       const auto path = fold_outcome_path(root / fused_id, f);
+      std::error_code ec;
+      if (!std::filesystem::exists(path, ec)) return alone(ctx);
       std::ifstream in(path);
       const auto outcome = nlohmann::json::parse(in, nullptr, false);
       if (!in || outcome.is_discarded() || !outcome.is_object() || !outcome.contains("status"))
-        throw Error("fold " + std::to_string(f) + "'s outcome from its fused job " + fused_id + " is missing or unreadable: " +
-                    path.string());
+        throw Error("fold " + std::to_string(f) + "'s outcome from its fused job " + fused_id + " is unreadable: " +
+                    path.string() + " (remove it to train the fold alone)");
       return JobOutcome{.status = job_status_from_string(outcome["status"].get<std::string>()),
                         .metrics = outcome.value("metrics", nlohmann::json::object()),
                         .message = outcome.value("message", "")};
@@ -286,7 +292,9 @@ std::vector<Job> KFold::jobs() const {
       for (const auto& chunk : fused_chunks(options_.folds(), total_jobs, options_.fuse_cores())) {
         std::vector<std::int64_t> sizes;
         for (const int f : chunk) sizes.push_back((*folds_)[static_cast<std::size_t>(f)].train_idx.size(0));
-        if (chunk.size() < 2 || !train::why_not_fused(m.name, sizes, t).empty()) continue;
+        // Checkpoint settings are the run's, not the job list's: fused jobs write none (fit_fused's options drop them).
+        if (chunk.size() < 2 || !train::why_not_fused(m.name, sizes, train::TrainOptions(t).checkpoint_every(0)).empty())
+          continue;
         fuse(jobs, first, chunk, m.name, m.label, schedule, data_, folds_, options_);
       }
     }
@@ -295,6 +303,10 @@ std::vector<Job> KFold::jobs() const {
 }
 
 KFoldResult KFold::run(JobRunner& runner, const RunOptions& options) const {
+  // A fused job gives each fold the seed the runner would (derive_seed of its id and the base seed).
+  if (options_.fuse() && options.base_seed != options_.seed())
+    throw Error("fused folds take their seeds from KFoldOptions::seed (" + std::to_string(options_.seed()) +
+                "), but the runner's base seed is " + std::to_string(options.base_seed) + ": set them alike");
   for (auto& job : jobs()) runner.add(std::move(job));
   return result_of(runner.run(options));
 }

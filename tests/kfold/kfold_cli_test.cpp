@@ -70,7 +70,9 @@ TEST(KFoldCli, PackedAndSerialGiveTheSameNumbers) {
 
 TEST(KFoldCli, ResumeAfterSigkillRunsOnlyTheMissingJobsAndMatchesAnUninterruptedRun) {
   TempDir dir;
-  const auto full = run_command(small_sweep(dir / "full"));
+  // 2 cores and 1 group lenet5's folds alike, in pairs; the resume below
+  // (every core) keeps the killed run's grouping, whatever the machine.
+  const auto full = run_command(small_sweep(dir / "full", {"--cores", "2"}));
   ASSERT_EQ(full.exit_code, 0) << full.err;
 
   const auto out = dir / "killed";
@@ -468,4 +470,29 @@ TEST(KFoldFuse, FusedFoldsKeepTheirRowsIdsAndUnfusedNumbers) {
   ASSERT_EQ(json["summary"]["groups"].size(), 2u);
   for (const auto& g : json["summary"]["groups"]) EXPECT_EQ(g["folds_total"], 4);
   EXPECT_NE(fused.out.find("lenet5       cosine      4/4"), std::string::npos) << fused.out;
+}
+
+// A resumed run keeps its fused groups: they were planned for its first
+// run's cores, and --resume with other --cores (or on another node) finds
+// the same jobs, where planning for its own would refuse the run.
+TEST(KFoldFuse, ResumeWithOtherCoresKeepsTheRunsFusedJobs) {
+  TempDir dir;
+  const auto sweep = [&](const std::vector<std::string>& extra) {
+    return packtrain::testing::packtrain_argv({"kfold", "--models", "lenet5", "--schedules", "cosine", "--folds", "4",
+                                               "--epochs", "1", "--limit", "800", "--out", (dir / "run").string(),
+                                               "--quiet"},
+                                              extra);
+  };
+  const auto first = run_command(sweep({"--cores", "1"}));  // 4 jobs on 1 core: one fused job of 4
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  const auto before = packtrain::testing::journal_by_id(dir / "run");
+  ASSERT_EQ(before.size(), 5u);
+  const auto again = run_command(sweep({"--cores", "2", "--resume"}));  // 2 cores alone would plan 2 fused jobs of 2
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  const auto after = packtrain::testing::journal_by_id(dir / "run");
+  ASSERT_EQ(after.size(), 5u);
+  for (const auto& [id, r] : after) {
+    ASSERT_TRUE(before.count(id)) << r.name;
+    EXPECT_EQ(r.started_at, before.at(id).started_at) << r.name << " ran again";
+  }
 }

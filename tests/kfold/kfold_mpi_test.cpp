@@ -31,7 +31,8 @@ std::vector<std::string> sweep(const std::filesystem::path& out, const std::vect
 
 TEST(KFoldMpi, TwoRanksShareTheSweepAndMatchOneProcess) {
   TempDir dir;
-  const auto single = run_command(sweep(dir / "single"));
+  // 2 cores, as the 2 ranks below have: the same fused job.
+  const auto single = run_command(sweep(dir / "single", {"--cores", "2"}));
   ASSERT_EQ(single.exit_code, 0) << single.err;
   std::vector<std::string> argv = {PACKTRAIN_MPIEXEC, "--allow-run-as-root", "--oversubscribe", "-np", "2"};
   const auto inner = sweep(dir / "mpi", {"--cores", "1"});
@@ -113,14 +114,16 @@ TEST(KFoldShards, ShardsCoverEveryJobExactlyOnce) {
   TempDir dir;
   std::map<std::string, int> seen;
   for (int i = 0; i < 3; ++i) {
-    const auto r = run_command(sweep(dir / ("shard" + std::to_string(i)), {"--shard", std::to_string(i) + "/3"}));
+    // Unfused: shards plan fused folds for the cores of all shards, one run for its own.
+    const auto r = run_command(
+        sweep(dir / ("shard" + std::to_string(i)), {"--shard", std::to_string(i) + "/3", "--fuse", "off"}));
     ASSERT_EQ(r.exit_code, 0) << r.err;
     for (const auto& [id, rec] : journal_by_id(dir / ("shard" + std::to_string(i)))) {
       EXPECT_EQ(rec.status, JobStatus::done);
       ++seen[id];
     }
   }
-  const auto full = run_command(sweep(dir / "full"));
+  const auto full = run_command(sweep(dir / "full", {"--fuse", "off"}));
   ASSERT_EQ(full.exit_code, 0) << full.err;
   const auto all = journal_by_id(dir / "full");
   ASSERT_EQ(seen.size(), all.size());
@@ -138,6 +141,36 @@ TEST(KFoldShards, BadShardIsOneLineExit2) {
     EXPECT_NE(r.err.find("--shard must be I/N"), std::string::npos) << bad << ": " << r.err;
   }
   EXPECT_FALSE(std::filesystem::exists(dir / "bad"));
+}
+
+// Fused folds in shards: 3 shards of 1 core plan for 3 cores (6 jobs: a
+// fused job of lenet5's folds 0-1, fold 2 alone), and a fused job's folds
+// run in its shard.
+TEST(KFoldShards, FusedFoldsRunInTheShardOfTheirFusedJob) {
+  TempDir dir;
+  std::map<std::string, int> shard_of;
+  std::map<std::string, JobRecord> records;
+  for (int i = 0; i < 3; ++i) {
+    const auto out = dir / ("shard" + std::to_string(i));
+    const auto r = run_command(sweep(out, {"--shard", std::to_string(i) + "/3", "--cores", "1"}));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    for (const auto& [id, rec] : journal_by_id(out)) {
+      EXPECT_EQ(rec.status, JobStatus::done) << rec.name;
+      EXPECT_TRUE(shard_of.emplace(id, i).second) << rec.name << " ran in two shards";
+      records[id] = rec;
+    }
+  }
+  ASSERT_EQ(records.size(), 7u);
+  int followers = 0;
+  for (const auto& [id, rec] : records) {
+    if (!rec.metrics.contains("fused_job")) continue;
+    ++followers;
+    const auto fused = rec.metrics["fused_job"].get<std::string>();
+    ASSERT_TRUE(records.count(fused)) << rec.name;
+    EXPECT_EQ(records.at(fused).name, "lenet5/cosine/fused0-1");
+    EXPECT_EQ(shard_of.at(id), shard_of.at(fused)) << rec.name;
+  }
+  EXPECT_EQ(followers, 2);
 }
 
 TEST(KFoldMpi, RanksStartedWithDifferentFlagsBothRefuseWithOneLine) {

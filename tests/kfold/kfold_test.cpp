@@ -1,3 +1,5 @@
+#include "common/test_util.hpp"
+
 #include <packtrain/data/dataset.hpp>
 #include <packtrain/kfold/kfold.hpp>
 #include <packtrain/scheduler/error.hpp>
@@ -99,6 +101,74 @@ TEST(KFold, TheSweepTrainsWithTheLossItIsGiven) {
   const auto result = sweep.run(runner, RunOptions{});
   EXPECT_EQ(result.run.done, 2);
   EXPECT_EQ(calls.load(), 2 * 5);  // 320 training samples per fold, batches of 64
+}
+
+// Fused folds: lenet5's folds of a schedule become fused jobs, as many as
+// the cores need, each fold a follower keeping its id; mlp's stay alone.
+// A follower whose fused job's file is gone trains alone.
+TEST(KFold, FusedFoldsArePlannedForTheCoresAndAFoldWithoutItsFileTrainsAlone) {
+  packtrain::testing::TempDir dir;
+  const auto options = [&](int cores) {
+    return kfold::KFoldOptions()
+        .folds(4)
+        .limit(800)
+        .trainer(train::TrainOptions().epochs(1).batch_size(32))
+        .checkpoint_root((dir / "checkpoints").string())
+        .fuse(true)
+        .fuse_cores(cores);
+  };
+  const auto plan = [&](int cores) {
+    kfold::KFold sweep(fashion(), options(cores));
+    sweep.add_model("mlp").add_model("lenet5").add_schedule(Schedule::cosine);
+    return sweep.jobs();
+  };
+  kfold::KFold plain_sweep(fashion(), options(0).fuse(false));
+  plain_sweep.add_model("mlp").add_model("lenet5").add_schedule(Schedule::cosine);
+  const auto plain = plain_sweep.jobs();
+  for (const auto& [cores, fused_jobs] : std::vector<std::pair<int, std::size_t>>{{1, 1}, {2, 1}, {4, 2}, {8, 0}}) {
+    const auto jobs = plan(cores);
+    SCOPED_TRACE("cores " + std::to_string(cores));
+    ASSERT_EQ(jobs.size(), 8 + fused_jobs);
+    for (std::size_t j = 0; j < 8; ++j) EXPECT_EQ(jobs[j].id(), plain[j].id()) << "a fold keeps its id";
+    for (std::size_t j = 8; j < jobs.size(); ++j) EXPECT_EQ(jobs[j].name.rfind("lenet5/cosine/fused", 0), 0u);
+    for (std::size_t j = 0; j < 4; ++j) EXPECT_TRUE(jobs[j].after.empty()) << "mlp's folds train alone";
+    for (std::size_t j = 4; j < 8; ++j) EXPECT_EQ(jobs[j].after.size(), fused_jobs > 0 ? 1u : 0u);
+  }
+  // 4 cores, 8 jobs: 2 fused jobs of 2 folds each.
+  const auto jobs = plan(4);
+  EXPECT_EQ(jobs[8].name, "lenet5/cosine/fused0-1");
+  EXPECT_EQ(jobs[9].name, "lenet5/cosine/fused2-3");
+  EXPECT_EQ(jobs[4].after, std::vector<std::string>{jobs[8].id()});
+
+  // The follower of fold 0 without its file trains the fold alone: its plain job's numbers.
+  const auto run_alone = [](const Job& job) {
+    JobContext ctx(job.id(), derive_seed(job.id(), 1), 1, {0}, 0, {}, {});
+    return job.run(ctx);
+  };
+  const auto alone = run_alone(jobs[4]);
+  const auto own = run_alone(plain[4]);
+  ASSERT_EQ(alone.status, JobStatus::done) << alone.message;
+  EXPECT_EQ(alone.metrics["val_top1"], own.metrics["val_top1"]);
+  EXPECT_FALSE(alone.metrics.contains("fused_job"));
+  // With its fused job's file, it returns that.
+  JobContext fused_ctx(jobs[8].id(), 0, 1, {0}, 0, {}, {});
+  const auto fused = jobs[8].run(fused_ctx);
+  ASSERT_EQ(fused.status, JobStatus::done) << fused.message;
+  EXPECT_EQ(fused.artifacts.size(), 2u);
+  const auto from_file = run_alone(jobs[4]);
+  EXPECT_EQ(from_file.metrics["fused_job"], jobs[8].id());
+  EXPECT_NEAR(from_file.metrics["val_top1"].get<double>(), own.metrics["val_top1"].get<double>(), 0.011);
+}
+
+TEST(KFold, FusedFoldsRefuseARunnerSeedingJobsOtherwise) {
+  packtrain::testing::TempDir dir;
+  kfold::KFold sweep(fashion(), kfold::KFoldOptions().folds(2).limit(200).seed(5).fuse(true).fuse_cores(1).checkpoint_root(
+                                    (dir / "c").string()));
+  sweep.add_model("lenet5").add_schedule(Schedule::none);
+  const auto node = detect_node_resources();
+  Executor ex(node.cores);
+  JobRunner runner(ex, node);
+  EXPECT_THROW(sweep.run(runner, RunOptions{.base_seed = 6}), Error);
 }
 
 TEST(KFold, SummaryHasMeanAndSampleStdPerGroupAndMarksTheBest) {

@@ -70,8 +70,10 @@ struct KFoldOptions {
   // fold keeps its journal row (its id and seed unchanged): it waits for its
   // fused job and returns the outcome that job wrote for it into
   // <checkpoint_root>/<fused job id>/fold<k>.json (so fusing needs a
-  // checkpoint_root). Only one-core jobs that train alone fuse (no replicas,
-  // gangs or checkpoints).
+  // checkpoint_root; without that file it trains alone). Only one-core jobs
+  // that train alone fuse (no replicas or gangs); fused jobs write no
+  // checkpoints. KFold::run refuses a runner whose base seed is not `seed`
+  // (a fused job seeds each fold as the runner would).
   TORCH_ARG(bool, fuse) = false;
   TORCH_ARG(int, fuse_cores) = 0;
   // Jobs checkpoint into <checkpoint_root>/<job id>/ when trainer().checkpoint_every() > 0,
