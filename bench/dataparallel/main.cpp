@@ -22,6 +22,7 @@
 #include <packtrain/scheduler/executor.hpp>
 #include <packtrain/train/trainer.hpp>
 
+#include <common/args.hpp>
 #include <common/stats.hpp>
 
 #include <torch/torch.h>
@@ -32,7 +33,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -43,14 +43,7 @@ using namespace packtrain;
 using Clock = std::chrono::steady_clock;
 
 using bench::median;
-
-std::vector<std::string> split(const std::string& text) {
-  std::vector<std::string> out;
-  std::stringstream in(text);
-  for (std::string item; std::getline(in, item, ',');)
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
+using bench::split_commas;
 
 struct Setup {
   std::shared_ptr<const data::DatasetSplit> data;
@@ -147,10 +140,10 @@ int main(int argc, char** argv) {
       return argv[++i];
     };
     if (arg == "--models") {
-      model_list = split(value());
+      model_list = split_commas(value());
     } else if (arg == "--batches") {
       batches.clear();
-      for (const auto& b : split(value())) batches.push_back(std::atoll(b.c_str()));
+      for (const auto& b : split_commas(value())) batches.push_back(std::atoll(b.c_str()));
     } else if (arg == "--rounds") {
       rounds = std::max(1, std::atoi(value().c_str()));
     } else if (arg == "--micro-batch") {

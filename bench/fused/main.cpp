@@ -9,7 +9,8 @@
 // steps x batch samples of Fashion-MNIST), validating on 100 samples, so
 // the figure is training's. kfold --fuse auto fuses where this bench
 // measured fused faster (kfold/fuse.hpp).
-#include "../common/stats.hpp"
+#include <common/args.hpp>
+#include <common/stats.hpp>
 
 #include <packtrain/data/dataset.hpp>
 #include <packtrain/data/folds.hpp>
@@ -24,7 +25,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -34,14 +34,7 @@ namespace {
 namespace train = packtrain::train;
 namespace models = packtrain::models;
 using Clock = std::chrono::steady_clock;
-
-std::vector<std::string> split_commas(const std::string& text) {
-  std::vector<std::string> out;
-  std::stringstream in(text);
-  for (std::string item; std::getline(in, item, ',');)
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
+using packtrain::bench::split_commas;
 
 struct Args {
   int folds = 4;

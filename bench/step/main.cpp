@@ -26,6 +26,7 @@
 #include <packtrain/train/options.hpp>
 #include <packtrain/train/trainer.hpp>
 
+#include <common/args.hpp>
 #include <common/stats.hpp>
 
 #include <ATen/record_function.h>
@@ -42,7 +43,6 @@
 #include <cstring>
 #include <functional>
 #include <map>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -52,14 +52,7 @@ using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 using packtrain::bench::median;
-
-std::vector<std::string> split_list(const std::string& text) {
-  std::vector<std::string> out;
-  std::stringstream in(text);
-  for (std::string item; std::getline(in, item, ',');)
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
+using packtrain::bench::split_commas;
 
 // --- the core's peak: fused multiply-adds with no dependency between them ---
 
@@ -395,11 +388,18 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     const bool has_value = i + 1 < argc;
+    if (a == "--help" || a == "-h") {
+      std::printf("bench_step: the roofline of one training step per zoo model and batch size on one pinned core "
+                  "(docs/performance.md)\n"
+                  "usage: bench_step [--models LIST] [--batches LIST] [--seconds S] [--optimizer adam|sgd] "
+                  "[--python PATH | --no-python] [--markdown] [--ops]\n");
+      return 0;
+    }
     if (a == "--models" && has_value) {
-      models = split_list(argv[++i]);
+      models = split_commas(argv[++i]);
     } else if (a == "--batches" && has_value) {
       batches.clear();
-      for (const auto& b : split_list(argv[++i])) batches.push_back(std::atoll(b.c_str()));
+      for (const auto& b : split_commas(argv[++i])) batches.push_back(std::atoll(b.c_str()));
     } else if (a == "--seconds" && has_value) {
       seconds = std::atof(argv[++i]);
     } else if (a == "--optimizer" && has_value) {
