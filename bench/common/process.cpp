@@ -1,6 +1,7 @@
 #include "process.hpp"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -73,6 +74,15 @@ BusyProcesses::BusyProcesses(int count) {
 BusyProcesses::~BusyProcesses() {
   for (pid_t pid : pids_) kill(pid, SIGKILL);
   for (pid_t pid : pids_) waitpid(pid, nullptr, 0);
+}
+
+int pin_to_this_cpu() {
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  const int cpu = sched_getcpu();
+  CPU_SET(cpu, &one);
+  sched_setaffinity(0, sizeof one, &one);
+  return cpu;
 }
 
 }  // namespace packtrain::bench

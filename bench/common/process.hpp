@@ -36,6 +36,10 @@ ProcessResult run_packtrain(const std::string& packtrain, const std::string& sub
 // `count` child processes, each spinning on the CPU until this object is
 // destroyed (SIGKILL, then reaped). The children also die with the bench
 // (PR_SET_PDEATHSIG), so a crashed bench leaves no busy loop behind.
+// Pins the calling thread to the CPU it runs on (a packed job's one core)
+// and returns that CPU. Set LibTorch's intra-op threads to 1 after it.
+int pin_to_this_cpu();
+
 class BusyProcesses {
  public:
   explicit BusyProcesses(int count);

@@ -10,6 +10,7 @@
 // the figure is training's. kfold --fuse auto fuses where this bench
 // measured fused faster (kfold/fuse.hpp).
 #include <common/args.hpp>
+#include <common/process.hpp>
 #include <common/stats.hpp>
 
 #include <packtrain/data/dataset.hpp>
@@ -20,7 +21,6 @@
 
 #include <torch/torch.h>
 
-#include <sched.h>
 
 #include <chrono>
 #include <cstdio>
@@ -76,11 +76,7 @@ Args parse(int argc, char** argv) {
 int main(int argc, char** argv) try {
   const auto args = parse(argc, argv);
   const auto split = packtrain::data::load_dataset("fashion-mnist");
-  cpu_set_t one;
-  CPU_ZERO(&one);
-  const int core = sched_getcpu();
-  CPU_SET(core, &one);
-  sched_setaffinity(0, sizeof one, &one);
+  const int core = packtrain::bench::pin_to_this_cpu();
   at::set_num_threads(1);
   std::printf("bench_fused: %d folds, %lld steps each a round, %d rounds alternating, 1 thread pinned to core %d, %s; "
               "BLAS: %s\n\n",

@@ -27,6 +27,7 @@
 #include <packtrain/train/trainer.hpp>
 
 #include <common/args.hpp>
+#include <common/process.hpp>
 #include <common/stats.hpp>
 
 #include <ATen/record_function.h>
@@ -436,11 +437,7 @@ int main(int argc, char** argv) {
   if (!random) split = packtrain::data::load_dataset("fashion-mnist");
 
   // One core, one thread: what a packed job gets.
-  cpu_set_t one;
-  CPU_ZERO(&one);
-  const int core = sched_getcpu();
-  CPU_SET(core, &one);
-  sched_setaffinity(0, sizeof one, &one);
+  const int core = packtrain::bench::pin_to_this_cpu();
   at::set_num_threads(1);
   const double peak = measure_peak_gflops();
   const auto blas = packtrain::train::blas_core();
