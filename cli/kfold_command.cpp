@@ -70,7 +70,17 @@ int kfold_command(int argc, char** argv) {
   int fuse_cores = 0;
   if (fuse == "auto" && !RunSetup::simulating()) {  // simulate models each fold as a job of its own
     if (const auto recorded = setup.resumed_meta("fuse_cores")) {
-      fuse_cores = recorded->empty() ? 0 : std::stoi(*recorded);
+      if (!recorded->empty()) {
+        std::size_t used = 0;
+        try {
+          fuse_cores = std::stoi(*recorded, &used);
+        } catch (const std::exception&) {
+          used = 0;
+        }
+        if (used != recorded->size() || fuse_cores < 1)
+          throw Error("--out " + setup.out().string() + ": its journal records fuse_cores '" + *recorded +
+                      "', not a core count: the journal is damaged");
+      }
     } else if (!serial && checkpoint_every == 0 && cores.memory_mb == 0) {
       fuse_cores = setup.cores_in_all() * setup.shards();
     }

@@ -79,6 +79,14 @@ void fuse(std::vector<Job>& jobs, std::size_t first, const std::vector<int>& chu
       };
     }
     const auto results = train::fit_fused(model, runs, topts, callbacks);
+    // Stopped (Ctrl-C, preemption): no fold's outcome is written, so its
+    // follower is skipped and a --resume trains the folds again.
+    bool stopped = false;
+    for (const auto& r : results) stopped = stopped || r.status == JobStatus::cancelled;
+    if (stopped)
+      return JobOutcome{.status = JobStatus::cancelled,
+                        .metrics = {{"train_seconds", results.front().seconds}},
+                        .message = "stopped: --resume trains these folds again"};
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);
     std::vector<std::string> artifacts;
@@ -94,13 +102,9 @@ void fuse(std::vector<Job>& jobs, std::size_t first, const std::vector<int>& chu
       artifacts.push_back(path.lexically_relative(root.parent_path()).generic_string());
       summary["fold" + std::to_string(chunk[i])] = std::string(to_string(results[i].status));
     }
-    // Stopped: the folds' outcomes stay unwritten as theirs, so a --resume trains them again.
-    bool stopped = false;
-    for (const auto& r : results) stopped = stopped || r.status == JobStatus::cancelled;
-    return JobOutcome{.status = stopped ? JobStatus::cancelled : JobStatus::done,
+    return JobOutcome{.status = JobStatus::done,
                       .metrics = {{"folds", summary}, {"train_seconds", results.front().seconds}},
-                      .message = stopped ? "stopped: --resume trains these folds again" : "",
-                      .artifacts = stopped ? std::vector<std::string>{} : artifacts};
+                      .artifacts = artifacts};
   };
   for (const int f : chunk) {
     auto& job = jobs[first + static_cast<std::size_t>(f)];
