@@ -144,8 +144,14 @@ std::vector<double> predict_seconds(const CapturedJobs& captured, const std::sha
     std::map<std::string, double> by_id;
     // A fused fold's row took no time of its own (its fused job trained it):
     // the simulation's folds are one job each, so such rows calibrate nothing.
-    for (const auto& r : journal->records())
+    int fused = 0;
+    for (const auto& r : journal->records()) {
+      fused += r.metrics.contains("fused_job") ? 1 : 0;
       if (r.status == JobStatus::done && r.seconds() > 0 && !r.metrics.contains("fused_job")) by_id[r.id] = r.seconds();
+    }
+    if (fused > 0)
+      std::fprintf(stderr, "packtrain simulate: %d job(s) of --from %s trained as fused folds and calibrate nothing; "
+                   "for a prediction from a run, run it with --fuse off\n", fused, o.from.c_str());
     // An elastic job's time was shortened by the cores lent to it (lent.csv):
     // its time on its own cores is its time plus their share of the work.
     std::map<std::string, double> lent_seconds;
