@@ -13,5 +13,6 @@ int report_command(int argc, char** argv);
 int lth_command(int argc, char** argv);
 int hogwild_command(int argc, char** argv);
 int simulate_command(int argc, char** argv);
+int batch_command(int argc, char** argv);
 
 }  // namespace packtrain::cli

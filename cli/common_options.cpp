@@ -16,7 +16,8 @@ namespace packtrain::cli {
 const std::set<std::string> kRunLevelFlags = {"help", "out",    "resume", "cores", "serve",
                                               "bind", "sample-ms", "config", "quiet", "serial",
                                               "shard", "checkpoint-every", "max-cores", "token", "token-file",
-                                              "oversubscribe", "bucket-cap-mb", "overlap", "no-supervise", "memory-per-job"};
+                                              "oversubscribe", "bucket-cap-mb", "overlap", "no-supervise", "memory-per-job",
+                                              "plan", "dry-run"};
 
 namespace {
 
@@ -139,11 +140,14 @@ void add_ranks_per_job_option(po::options_description& desc, CommonOptions& o, c
 }
 
 bool parse_options(int argc, char** argv, const po::options_description& desc, const std::string& usage,
-                   CommonOptions& common) {
+                   CommonOptions& common, const po::positional_options_description* positional) {
   po::variables_map vm;
   try {
     // argv[0] is the subcommand; command_line_parser skips it itself.
-    po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);
+    po::command_line_parser parser(argc, argv);
+    parser.options(desc);
+    if (positional) parser.positional(*positional);
+    po::store(parser.run(), vm);
     if (vm.count("help")) {
       std::cout << "usage: " << usage << "\n\n" << desc << "\n";
       return false;

@@ -85,8 +85,10 @@ void add_ranks_per_job_option(boost::program_options::options_description& desc,
 //   CommonOptions common; po::options_description desc("packtrain train");
 //   add_common_options(desc, common); desc.add_options()("model", ...);
 //   if (!parse_options(argc, argv, desc, "packtrain train [options]", common)) return 0;
+// `positional`: the arguments without a flag (packtrain batch's PLAN).
 bool parse_options(int argc, char** argv, const boost::program_options::options_description& desc,
-                   const std::string& usage, CommonOptions& common);
+                   const std::string& usage, CommonOptions& common,
+                   const boost::program_options::positional_options_description* positional = nullptr);
 
 // "0.2", "0.001", "1": a default value as a person would write it (Boost
 // prints doubles in full precision: 0.20000000000000001).

@@ -31,6 +31,7 @@ constexpr Subcommand kSubcommands[] = {
     {"lth", packtrain::cli::lth_command, "lottery-ticket sweep: dense run, then masks x reset epochs, packed", true},
     {"hogwild", packtrain::cli::hogwild_command, "Hogwild: lock-free SGD workers on shared weights, growing onto idle cores", true},
     {"train", packtrain::cli::train_command, "train one model on all the cores it is given", true},
+    {"batch", packtrain::cli::batch_command, "every entry of a plan (kfold, lth, hogwild runs) packed onto one run", true},
     {"report", packtrain::cli::report_command, "rebuild a run's report.html, results and trace from its journal", false},
     {"simulate", packtrain::cli::simulate_command, "predict a sweep's makespan on N nodes: the real placement policy in virtual time", false},
 };

@@ -318,7 +318,7 @@ int simulate_command(int argc, char** argv) {
   SimulateOptions o;
   po::options_description desc(
       "packtrain simulate: predict a sweep's makespan on N nodes by running the real placement policy in virtual "
-      "time\nusage: packtrain simulate [options] -- kfold|lth|hogwild|train [its options]\n\noptions");
+      "time\nusage: packtrain simulate [options] -- kfold|lth|hogwild|train|batch [its options]\n\noptions");
   desc.add_options()
     ("help,h", "print this help")
     ("nodes", po::value(&o.nodes)->default_value(o.nodes), "simulated nodes (MPI ranks)")
@@ -358,7 +358,8 @@ int simulate_command(int argc, char** argv) {
   if (command == "lth") run = lth_command;
   if (command == "hogwild") run = hogwild_command;
   if (command == "train") run = train_command;
-  if (!run) throw Error("cannot simulate '" + command + "': kfold, lth, hogwild or train");
+  if (command == "batch") run = batch_command;
+  if (!run) throw Error("cannot simulate '" + command + "': kfold, lth, hogwild, train or batch");
   if (o.nodes < 1 || o.nodes > 100000) throw Error("--nodes must be in 1..100000, not " + std::to_string(o.nodes));
   if (vm.count("cores") && (o.cores < 1 || o.cores > 100000))
     throw Error("--cores must be in 1..100000, not " + std::to_string(o.cores));
@@ -405,11 +406,13 @@ int simulate_command(int argc, char** argv) {
       const double x = it != speedups.end() ? it->second : every_speedup;
       if (x > 0) s.gpu_seconds = seconds[j] * job.cores / x;  // its cores' time as one core's, x times faster
     }
-    for (const auto& dep : job.after) {
-      const auto it = index.find(dep);
-      if (it == index.end()) throw Error(job.name + " waits for a job the command did not build");
-      s.after.push_back(it->second);
-    }
+    // Order only (a batch's entries after others) waits the same in virtual time: nothing fails there.
+    for (const auto* deps : {&job.after, &job.follows})
+      for (const auto& dep : *deps) {
+        const auto it = index.find(dep);
+        if (it == index.end()) throw Error(job.name + " waits for a job the command did not build");
+        s.after.push_back(it->second);
+      }
     jobs.push_back(std::move(s));
   }
   const SimOptions so{.nodes = o.nodes, .cores = o.cores, .gpu_slots = o.gpus * o.gpu_slots,

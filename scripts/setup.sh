@@ -17,6 +17,8 @@ packages=(
   libtbb-dev libhwloc-dev libsqlite3-dev sqlite3 zlib1g-dev
   libboost-program-options-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
   libcpp-httplib-dev
+  # batch plans (TOML)
+  libtomlplusplus-dev
   # MPI
   libopenmpi-dev openmpi-bin
   # tests and benchmarks; clang builds the ThreadSanitizer test with

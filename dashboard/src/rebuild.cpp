@@ -26,6 +26,7 @@ RunFolder read_run(const std::filesystem::path& dir, const Journal& journal) {
   run.dir = dir;
   run.records = journal.records();
   run.sweep = SweepMeta::from_journal(journal);
+  label_entries(run.records, run.sweep);
   if (auto summary = journal.meta("summary")) {
     auto parsed = nlohmann::json::parse(*summary, nullptr, false);
     if (parsed.is_object()) run.summary = std::move(parsed);

@@ -466,12 +466,14 @@ std::string line_plot(const ReportInput& in) {
   return out + "</svg>";
 }
 
-std::string sweep_section(const ReportInput& in, const std::vector<GroupStat>& groups) {
+// `id` and `title`: a batch's entry has a section of its own.
+std::string sweep_section(const ReportInput& in, const std::vector<GroupStat>& groups, const std::string& id = "sweep",
+                          const std::string& title = "Sweep summary") {
   const auto& s = in.sweep;
   if (groups.empty() && s.plot_x.empty()) return "";
   std::string by;
   for (const auto& k : s.group_by) by += (by.empty() ? "" : ", ") + k;
-  std::string out = "<section id=\"sweep\"><h2>Sweep summary</h2><p class=\"note\">" + esc(s.metric) +
+  std::string out = "<section id=\"" + esc(id) + "\" class=\"sweep-section\"><h2>" + esc(title) + "</h2><p class=\"note\">" + esc(s.metric) +
                     " over done jobs" + (by.empty() ? "" : ", by " + esc(by)) + "; " +
                     (s.higher_is_better ? "higher" : "lower") + " is better.</p>\n";
   if (!groups.empty()) {
@@ -485,7 +487,7 @@ std::string sweep_section(const ReportInput& in, const std::vector<GroupStat>& g
       lo -= 0.01;
       hi += 0.01;
     }
-    out += "<table class=\"sweep sortable\" id=\"sweep-table\"><thead><tr>";
+    out += "<table class=\"sweep sortable\" id=\"" + esc(id) + "-table\"><thead><tr>";
     for (const auto& k : s.group_by) out += "<th>" + esc(k) + "</th>";
     out += "<th class=\"num\">jobs</th><th class=\"num\">" + esc(s.metric) + " mean</th><th class=\"num\">± std</th><th>spread</th><th></th></tr></thead><tbody>\n";
     for (const auto& g : groups) {
@@ -551,6 +553,22 @@ std::string render_report_html(const ReportInput& in) {
   page += utilization_section(in);
   page += gantt_section(in);
   page += sweep_section(in, groups);
+  // A batch: each entry's summary, as its command's own report has it.
+  for (const auto& e : in.sweep.entries) {
+    ReportInput part;
+    part.sweep = e.meta;
+    const std::set<std::string> ids(e.jobs.begin(), e.jobs.end());
+    for (const auto& r : in.jobs)
+      if (ids.count(r.id)) part.jobs.push_back(r);
+    const auto stats = group_stats(part.jobs, part.sweep.group_by, part.sweep.metric, part.sweep.higher_is_better);
+    const std::string title = "Entry " + e.name + (e.command.empty() ? "" : " (" + e.command + ")") + ": " +
+                              std::to_string(part.jobs.size()) + " job(s)";
+    auto section = sweep_section(part, stats, "entry-" + e.name, title);
+    if (section.empty())
+      section = "<section id=\"" + esc("entry-" + e.name) + "\" class=\"sweep-section\"><h2>" + esc(title) +
+                "</h2><p class=\"note\">No summary for this entry's jobs.</p></section>\n";
+    page += section;
+  }
   page += results_section(in);
   page += "</main>\n<footer>Made by packtrain. The same run, to zoom in: <code>trace.json</code> in ui.perfetto.dev or "
           "chrome://tracing. Rebuild this page: <code>packtrain report DIR</code>.</footer>\n";

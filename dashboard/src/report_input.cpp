@@ -103,6 +103,7 @@ ReportInput report_input(const std::filesystem::path& dir, std::vector<JobRecord
   in.summary = summary.is_object() ? summary : nlohmann::json::object();
   in.columns = report_columns(result_columns(sweep), sweep);
 
+  label_entries(records, sweep);
   in.attempts = run_attempts(dir, records);
   in.jobs = std::move(records);
   if (!in.jobs.empty()) in.rank = in.jobs.front().rank;

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <type_traits>
 
 namespace packtrain::dashboard {
@@ -65,12 +66,45 @@ SweepMeta SweepMeta::from_json(const nlohmann::json& meta) {
   }
   if (meta.contains("columns")) s.columns = meta_list<std::string>(meta, "columns", "column name");
   if (meta.contains("cores")) s.cores = meta_list<int>(meta, "cores", "core id");
+  if (meta.contains("entries")) {
+    const auto list = meta_value(meta["entries"]);
+    const auto bad = [&](const std::string& why) {
+      return Error("meta entries " + why + ": " + meta_string(meta["entries"]).substr(0, 200));
+    };
+    if (!list.is_array()) throw bad("is not a JSON array");
+    for (const auto& item : list) {
+      if (!item.is_object() || !item.contains("name") || !item["name"].is_string() || !item.contains("jobs"))
+        throw bad("holds an entry without a name or jobs");
+      SweepMeta::Entry e;
+      e.name = item["name"].get<std::string>();
+      e.command = item.value("command", std::string());
+      if (item.contains("meta")) {
+        if (!item["meta"].is_object()) throw bad("holds an entry whose meta is not an object");
+        e.meta = from_json(item["meta"]);
+        e.meta.command = e.command;
+      }
+      e.jobs = meta_list<std::string>(item, "jobs", "job id");
+      s.entries.push_back(std::move(e));
+    }
+  }
   return s;
+}
+
+void label_entries(std::vector<JobRecord>& records, const SweepMeta& sweep) {
+  if (sweep.entries.empty()) return;
+  std::map<std::string, std::string> entry_of;
+  for (const auto& e : sweep.entries)
+    for (const auto& id : e.jobs) entry_of[id] = e.name;
+  for (auto& r : records)
+    if (const auto it = entry_of.find(r.id); it != entry_of.end()) {
+      if (!r.metrics.is_object()) r.metrics = nlohmann::json::object();
+      r.metrics["entry"] = it->second;
+    }
 }
 
 const std::vector<std::string>& SweepMeta::keys() {
   static const std::vector<std::string> keys = {"command", "group_by",    "metric",         "metric_goal", "plot_x",
-                                                "plot_series", "plot_reference", "columns", "cores"};
+                                                "plot_series", "plot_reference", "columns", "cores", "entries"};
   return keys;
 }
 

@@ -42,6 +42,10 @@ namespace packtrain::dashboard {
 //   plot_reference  a number drawn as a dashed line: the dense accuracy (optional)
 //   columns         JSON array: results.csv's columns, as the sweep chose them (optional)
 //   cores           JSON array: the cores the run had, each a track even if idle (optional)
+//   entries         JSON array: a batch's entries (packtrain batch), each
+//                   {"name", "command", "meta": {the keys above}, "jobs": [ids]}:
+//                   the report has a summary section for each, and every
+//                   job's row an `entry` (optional)
 struct SweepMeta {
   std::string command;
   std::vector<std::string> group_by;
@@ -51,6 +55,8 @@ struct SweepMeta {
   std::optional<double> plot_reference;
   std::vector<std::string> columns;
   std::vector<int> cores;
+  struct Entry;
+  std::vector<Entry> entries;
 
   // The meta keys above: what a report, a rebuild and a merge read.
   static const std::vector<std::string>& keys();
@@ -63,6 +69,16 @@ struct SweepMeta {
   // Values may be JSON values or their text, as the journal holds them.
   static SweepMeta from_json(const nlohmann::json& meta);
 };
+
+struct SweepMeta::Entry {
+  std::string name, command;
+  SweepMeta meta;
+  std::vector<std::string> jobs;  // ids
+};
+
+// A batch's jobs: each record of an entry's job gets metrics["entry"] (its
+// name), which results.csv's `entry` column shows. Nothing for other runs.
+void label_entries(std::vector<JobRecord>& records, const SweepMeta& sweep);
 
 // The metric of one group of jobs (same values of the group_by keys).
 struct GroupStat {

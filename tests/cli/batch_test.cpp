@@ -1,0 +1,288 @@
+// packtrain batch PLAN.toml, run as a user runs it: a real plan file, real
+// processes, real data, the run's real files.
+#include <packtrain/scheduler/journal.hpp>
+
+#include "common/cli_run.hpp"
+#include "packtrain_paths.hpp"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <set>
+#include <thread>
+
+using namespace packtrain;
+using packtrain::testing::read_file;
+using packtrain::testing::run_command;
+using packtrain::testing::run_packtrain;
+using packtrain::testing::TempDir;
+using packtrain::testing::write_file;
+
+namespace {
+
+// The three kinds on small data: each entry's flags, and the same as argv
+// for its command run alone.
+const char* kPlan = R"(# a test plan
+seed = 3
+
+[[kfold]]
+name = "sweep"
+models = ["mlp", "lenet5"]
+schedules = "cosine"
+folds = 2
+epochs = 1
+limit = 1500
+
+[[lth]]
+name = "tickets"
+model = "mlp"
+epochs = 2
+sparsities = [0.5, 0.8]
+limit = 1500
+
+[[hogwild]]
+name = "hog"
+model = "mlp"
+epochs = 1
+limit = 1500
+)";
+
+const std::vector<std::string> kKFoldAlone = {"kfold", "--models", "mlp,lenet5", "--schedules", "cosine", "--folds", "2",
+                                              "--epochs", "1", "--limit", "1500", "--seed", "3"};
+const std::vector<std::string> kLthAlone = {"lth", "--model", "mlp", "--epochs", "2", "--sparsities", "0.5,0.8",
+                                            "--limit", "1500", "--seed", "3"};
+const std::vector<std::string> kHogwildAlone = {"hogwild", "--model", "mlp", "--epochs", "1", "--limit", "1500",
+                                                "--seed", "3"};
+
+std::vector<std::string> with(std::vector<std::string> args, const std::vector<std::string>& extra) {
+  args.insert(args.end(), extra.begin(), extra.end());
+  return args;
+}
+
+// Rows of `alone` (a command run alone) against the batch's: the same ids,
+// statuses and, for deterministic jobs, the same numbers; every batch row
+// names the entry.
+void expect_entry_matches(const std::map<std::string, packtrain::testing::ResultRow>& batch,
+                          const std::filesystem::path& alone_csv, const std::string& entry,
+                          const std::vector<std::string>& same_columns) {
+  const auto alone = packtrain::testing::results_by_id(alone_csv);
+  ASSERT_FALSE(alone.empty());
+  std::map<std::string, int> measured;  // per column: rows with a value (a fused job's row has no model)
+  int in_batch = 0;
+  for (const auto& [id, row] : batch) in_batch += row.at("entry") == entry;
+  EXPECT_EQ(in_batch, static_cast<int>(alone.size())) << entry;
+  for (const auto& [id, row] : alone) {
+    ASSERT_TRUE(batch.count(id)) << entry << ": job " << id << " (" << row.at("status") << ") is not in the batch";
+    const auto& b = batch.at(id);
+    EXPECT_EQ(b.at("entry"), entry) << id;
+    EXPECT_EQ(b.at("status"), "done") << id;
+    EXPECT_EQ(row.at("status"), "done") << id;
+    for (const auto& c : same_columns) {
+      ASSERT_TRUE(row.count(c) && b.count(c)) << c;
+      measured[c] += !row.at(c).empty();
+      EXPECT_EQ(b.at(c), row.at(c)) << entry << " job " << id << " column " << c;
+    }
+  }
+  for (const auto& c : same_columns) EXPECT_GT(measured[c], 0) << entry << ": no row has " << c;
+}
+
+// A refused plan: exit 2, one line naming the file and line, nothing written.
+void expect_refused(const std::filesystem::path& dir, const std::string& plan_text, const std::string& where,
+                    const std::string& says) {
+  const auto plan = dir / "plan.toml";
+  write_file(plan, plan_text);
+  const auto out = dir / "out";
+  const auto r = run_packtrain({"batch", plan.string(), "--out", out.string(), "--quiet"});
+  EXPECT_EQ(r.exit_code, 2) << plan_text << r.err;
+  EXPECT_TRUE(packtrain::testing::one_line(r.err)) << r.err;
+  EXPECT_NE(r.err.find(plan.string() + ":" + where + ":"), std::string::npos) << "want line " << where << ": " << r.err;
+  EXPECT_NE(r.err.find(says), std::string::npos) << "want '" << says << "': " << r.err;
+  EXPECT_FALSE(std::filesystem::exists(out)) << "a refused plan created --out";
+}
+
+}  // namespace
+
+// The issue's plan on 2 cores: every job once, and each entry's results
+// those of its command run alone (same ids; the same numbers where a job's
+// numbers do not depend on timing: Hogwild's do, its workers race).
+TEST(BatchCli, EveryEntrysJobsRunOnceWithTheIdsAndNumbersOfItsCommandAlone) {
+  TempDir dir;
+  const auto plan = dir / "plan.toml";
+  write_file(plan, kPlan);
+  const auto batch = run_packtrain({"batch", plan.string(), "--out", (dir / "batch").string(), "--cores", "2"});
+  ASSERT_EQ(batch.exit_code, 0) << batch.err;
+  for (const char* section : {"== sweep (kfold)", "== tickets (lth)", "== hog (hogwild)"})
+    EXPECT_NE(batch.out.find(section), std::string::npos) << section << " in:\n" << batch.out;
+
+  for (const auto& [args, name] : {std::pair{kKFoldAlone, "kfold"}, std::pair{kLthAlone, "lth"},
+                                   std::pair{kHogwildAlone, "hogwild"}}) {
+    const auto r = run_packtrain(with(args, {"--out", (dir / name).string(), "--cores", "2", "--quiet"}));
+    ASSERT_EQ(r.exit_code, 0) << name << ": " << r.err;
+  }
+  const auto rows = packtrain::testing::results_by_id(dir / "batch/results.csv");
+  expect_entry_matches(rows, dir / "kfold/results.csv", "sweep", {"model", "schedule", "fold", "val_top1", "val_loss"});
+  expect_entry_matches(rows, dir / "lth/results.csv", "tickets", {"sparsity", "test_top1"});
+  expect_entry_matches(rows, dir / "hogwild/results.csv", "hog", {"model"});
+  // Every job once: one journal row each, one attempt each.
+  const auto records = packtrain::testing::journal_records(dir / "batch");
+  EXPECT_EQ(records.size(), rows.size());
+  for (const auto& r : records) {
+    EXPECT_EQ(r.status, JobStatus::done) << r.name;
+    EXPECT_EQ(r.attempts, 1) << r.name;
+  }
+  // One report: a section per entry, one Gantt chart.
+  const auto report = read_file(dir / "batch/report.html");
+  for (const char* id : {"id=\"entry-sweep\"", "id=\"entry-tickets\"", "id=\"entry-hog\""})
+    EXPECT_NE(report.find(id), std::string::npos) << id;
+  const auto summary = packtrain::testing::read_json_file(dir / "batch/results.json")["summary"];
+  EXPECT_EQ(summary["command"], "batch");
+  EXPECT_TRUE(summary["entries"]["sweep"].contains("groups"));
+  EXPECT_TRUE(summary["entries"]["tickets"].contains("dense_top1"));
+  EXPECT_TRUE(summary["entries"]["hog"].contains("test_top1"));
+}
+
+// after = [...]: an entry's jobs start once the other's have all ended.
+TEST(BatchCli, AnEntryAfterAnotherStartsWhenItsJobsHaveEnded) {
+  TempDir dir;
+  const auto plan = dir / "plan.toml";
+  write_file(plan, R"(
+[[kfold]]
+name = "first"
+models = "mlp"
+schedules = "cosine"
+folds = 2
+epochs = 1
+limit = 1000
+
+[[kfold]]
+name = "second"
+models = "mlp"
+schedules = "warm"
+folds = 2
+epochs = 1
+limit = 1000
+after = ["first"]
+)");
+  const auto r = run_packtrain({"batch", plan.string(), "--out", (dir / "out").string(), "--cores", "2", "--quiet"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  double first_ended = 0, second_started = 1e300;
+  int firsts = 0, seconds = 0;
+  for (const auto& [id, row] : packtrain::testing::results_by_id(dir / "out/results.csv")) {
+    const auto record = packtrain::testing::journal_by_id(dir / "out").at(id);
+    if (row.at("entry") == "first") {
+      first_ended = std::max(first_ended, record.ended_at);
+      ++firsts;
+    } else {
+      EXPECT_EQ(row.at("entry"), "second");
+      second_started = std::min(second_started, record.started_at);
+      ++seconds;
+    }
+  }
+  EXPECT_EQ(firsts, 2);
+  EXPECT_EQ(seconds, 2);
+  EXPECT_GE(second_started, first_ended);
+}
+
+TEST(BatchCli, BadPlansAreOneLineNamingTheFileAndLineAndStartNothing) {
+  TempDir dir;
+  expect_refused(dir.path(), "[[kfold]]\nname = \"a\"\n\n[[nope]]\nname = \"b\"\n", "4", "unknown entry kind [[nope]]");
+  expect_refused(dir.path(), "[[kfold]]\nname = \"a\"\nfoldz = 3\n", "3", "no key 'foldz'");
+  expect_refused(dir.path(), "[[kfold]]\nname = \"a\"\n\n[[lth]]\nname = \"a\"\n", "4", "a second entry named 'a'");
+  expect_refused(dir.path(),
+                 "[[kfold]]\nname = \"a\"\nafter = [\"b\"]\n\n[[lth]]\nname = \"b\"\nafter = [\"a\"]\n",
+                 "7", "a cycle in after: a -> b -> a");
+  expect_refused(dir.path(), "[[kfold]]\nname = \"a\"\nafter = [\"zz\"]\n", "3", "which no entry is named");
+  expect_refused(dir.path(), "[[kfold]]\nname = \"a\"\nfolds = \"many\"\n", "3", "--folds");
+  expect_refused(dir.path(), "[[kfold]]\nname = \"a\"\nseed = 4\n", "3", "plan-wide");
+  expect_refused(dir.path(), "[[kfold]]\nname = \"a\"\nplain-folds = \"yes\"\n", "3", "is a switch");
+  expect_refused(dir.path(), "[[kfold]]\nname = \"a\"\nmodels = [\"mlp\"\n", "3", "not valid TOML");
+  expect_refused(dir.path(), "cores = 0\n[[kfold]]\n", "1", "cores must be");
+  expect_refused(dir.path(), "[[train]]\nmodel = \"mlp\"\n", "1", "not in packtrain batch yet");
+  // A model the command refuses: its own message, at the entry's line.
+  expect_refused(dir.path(), "[[lth]]\nname = \"a\"\n\n[[kfold]]\nname = \"b\"\nmodels = \"nonet\"\n", "4", "nonet");
+  // Two entries with the same job.
+  expect_refused(dir.path(),
+                 "[[kfold]]\nname = \"a\"\nmodels = \"mlp\"\n\n[[kfold]]\nname = \"b\"\nmodels = \"mlp\"\n", "5",
+                 "the same job twice");
+
+  const auto missing = run_packtrain({"batch", (dir / "absent.toml").string(), "--out", (dir / "o").string()});
+  EXPECT_EQ(missing.exit_code, 2);
+  EXPECT_TRUE(packtrain::testing::one_line(missing.err)) << missing.err;
+  EXPECT_NE(missing.err.find("no plan file"), std::string::npos) << missing.err;
+}
+
+// --dry-run: every job with its entry, cores and cost, and simulate's
+// prediction; nothing is created.
+TEST(BatchCli, DryRunListsEveryJobAndPredictsTheMakespanWritingNothing) {
+  TempDir dir;
+  const auto plan = dir / "plan.toml";
+  write_file(plan, kPlan);
+  const auto out = dir / "out";
+  const auto r = run_packtrain({"batch", plan.string(), "--dry-run", "--out", out.string(), "--cores", "2"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(out));
+  // kfold: 2 mlp folds, 2 lenet5 folds fused into one job (and their 2 rows);
+  // lth: the dense job and 2 tickets; hogwild: 1 job.
+  int rows = 0;
+  for (const char* entry : {"sweep ", "tickets ", "hog "}) {
+    int n = 0;
+    for (std::size_t at = 0; (at = r.out.find(std::string("\n") + entry, at)) != std::string::npos; ++at) ++n;
+    EXPECT_GT(n, 0) << entry << " in:\n" << r.out;
+    rows += n;
+  }
+  EXPECT_EQ(rows, 5 + 3 + 1) << r.out;
+  EXPECT_NE(r.out.find("1-2"), std::string::npos) << "hogwild's cores (1 to 2) in:\n" << r.out;
+  EXPECT_NE(r.out.find("predicted makespan"), std::string::npos) << r.out;
+}
+
+// Killed mid-plan: --resume runs only the jobs not done, in every entry.
+TEST(BatchCli, ResumeAfterSigkillRunsOnlyWhatIsMissing) {
+  TempDir dir;
+  const auto plan = dir / "plan.toml";
+  write_file(plan, kPlan);
+  const auto out = dir / "out";
+  const auto args = packtrain::testing::packtrain_argv({"batch", plan.string(), "--out", out.string(), "--cores", "2",
+                                                       "--quiet"});
+  const int pid = packtrain::testing::start_command(args, dir / "killed.log");
+  std::map<std::string, double> done_before;  // id -> started_at
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(180);
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (!std::filesystem::exists(out / "journal.sqlite")) continue;
+    done_before.clear();
+    try {
+      for (const auto& r : Journal::open(out / "journal.sqlite")->records())
+        if (r.status == JobStatus::done) done_before[r.id] = r.started_at;
+    } catch (const std::exception&) {
+      continue;
+    }
+    if (done_before.size() >= 3) break;
+  }
+  kill(pid, SIGKILL);
+  const auto killed = packtrain::testing::wait_command(pid);
+  ASSERT_EQ(killed.signal, SIGKILL);
+  ASSERT_GE(done_before.size(), 3u);
+  ASSERT_FALSE(std::filesystem::exists(out / "results.csv")) << "the batch ended before it could be killed";
+
+  const auto resumed = run_command(with(args, {"--resume"}));
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  const auto records = packtrain::testing::journal_records(out);
+  EXPECT_EQ(records.size(), 9u);  // kfold: 4 folds and lenet5's fused job; lth: dense and 2 tickets; hogwild
+  std::map<std::string, int> by_entry;
+  for (const auto& [id, row] : packtrain::testing::results_by_id(out / "results.csv")) ++by_entry[row.at("entry")];
+  EXPECT_EQ(by_entry["sweep"], 5);
+  EXPECT_EQ(by_entry["tickets"], 3);
+  EXPECT_EQ(by_entry["hog"], 1);
+  for (const auto& r : records) {
+    EXPECT_EQ(r.status, JobStatus::done) << r.name;
+    if (done_before.count(r.id)) {
+      EXPECT_EQ(r.started_at, done_before[r.id]) << r.name << " ran again";
+      EXPECT_EQ(r.attempts, 1) << r.name;
+    }
+  }
+  const auto summary = packtrain::testing::read_json_file(out / "results.json")["summary"];
+  EXPECT_EQ(summary["resumed"].get<int>(), static_cast<int>(done_before.size()));
+}
