@@ -70,6 +70,12 @@ void LiveStatus::run_start(const RunStart& start, double now) {
   recent_.clear();
 }
 
+void LiveStatus::jobs_added(const RunStart& added) {
+  total_ += added.total_jobs;
+  resumed_ += added.already_done;
+  total_cost_ += added.total_cost;
+}
+
 void LiveStatus::event(const JobEvent& e, double now) {
   switch (e.kind) {
     case EventKind::queued:

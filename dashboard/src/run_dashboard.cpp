@@ -231,6 +231,16 @@ void RunDashboard::on_run_start(const RunStart& start) {
   impl_->origin = now;
 }
 
+void RunDashboard::on_jobs_added(const RunStart& added) {
+  // Their specs, from the journal (the runner has queued them in it first).
+  std::map<std::string, nlohmann::json> specs;
+  if (impl_->options.journal())
+    for (auto& r : impl_->options.journal()->records()) specs[r.id] = std::move(r.spec);
+  MutexLock lock(impl_->mutex_);
+  for (auto& [id, spec] : specs) impl_->specs[id] = std::move(spec);
+  impl_->live.jobs_added(added);
+}
+
 void RunDashboard::on_event(const JobEvent& e) {
   const double now = unix_now();
   auto& d = *impl_;

@@ -63,6 +63,18 @@ void ConsoleSink::on_run_start(const RunStart& start) {
   std::fflush(options_.out);
 }
 
+void ConsoleSink::on_jobs_added(const RunStart& added) {
+  total_ += added.total_jobs;
+  done_ += added.already_done + added.already_crashed;
+  total_cost_ += added.total_cost;
+  if (options_.quiet) return;
+  if (live_) std::fprintf(options_.out, "\r\033[K");
+  std::fprintf(options_.out, "packtrain: %d more job(s)", added.total_jobs);
+  if (added.already_done > 0) std::fprintf(options_.out, ", %d already done (resumed)", added.already_done);
+  std::fprintf(options_.out, "\n");
+  std::fflush(options_.out);
+}
+
 std::string ConsoleSink::eta() const {
   if (done_cost_ <= 0 || last_time_ <= 0) return "?";
   const double rate = done_cost_ / last_time_;  // cost per second so far

@@ -34,6 +34,53 @@ JobGraph::JobGraph(std::vector<Node> nodes) {
     if (jobs_[j].state == State::waiting && jobs_[j].waiting_on == 0 && jobs_[j].node.owned) make_ready(j);
 }
 
+JobGraph::Ended JobGraph::add(std::vector<Node> nodes) {
+  const int first = size();
+  for (auto& n : nodes) {
+    Entry e;
+    e.node = std::move(n);
+    if (e.node.done_before || e.node.crashed_before) {
+      e.state = State::ended;
+      e.status = e.node.done_before ? JobStatus::done : JobStatus::crashed;
+      ++ended_;
+    }
+    jobs_.push_back(std::move(e));
+  }
+  std::vector<std::pair<int, int>> blocked;  // (job, its dependency that ended other than done)
+  for (int j = first; j < size(); ++j) {
+    for (int d : jobs_[j].node.after) {
+      PACKTRAIN_CHECK(d >= 0 && d < size(), "JobGraph::add: a dependency out of range");
+      jobs_[d].dependents.push_back(j);
+      if (jobs_[d].state != State::ended) ++jobs_[j].waiting_on;
+      else if (jobs_[d].status != JobStatus::done) blocked.emplace_back(j, d);
+    }
+    for (int f : jobs_[j].node.follows) {
+      PACKTRAIN_CHECK(f >= 0 && f < size(), "JobGraph::add: a job followed out of range");
+      jobs_[f].followers.push_back(j);
+      if (jobs_[f].state != State::ended) ++jobs_[j].waiting_on;
+    }
+  }
+  Ended ended;
+  for (const auto& [j, because] : blocked) {
+    auto& e = jobs_[j];
+    if (e.state == State::ended) continue;
+    e.state = State::ended;
+    e.status = JobStatus::skipped;
+    ++ended_;
+    ended.skipped.emplace_back(j, because);
+    release_followers(j, ended);
+    skip_dependents(j, ended);
+  }
+  for (int j = first; j < size(); ++j)
+    if (jobs_[j].node.crashed_before && !jobs_[j].node.done_before) skip_dependents(j, ended);
+  for (int j = first; j < size(); ++j)
+    if (jobs_[j].state == State::waiting && jobs_[j].waiting_on == 0 && jobs_[j].node.owned) {
+      make_ready(j);
+      ended.released.push_back(j);
+    }
+  return ended;
+}
+
 std::vector<int> JobGraph::ready() const {
   std::vector<int> jobs;
   jobs.reserve(ready_.size());

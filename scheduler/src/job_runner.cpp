@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <map>
 
 namespace packtrain {
 
@@ -53,24 +54,29 @@ std::string JobRunner::add(Job job) {
   return id;
 }
 
+void JobRunner::check_fits(const Job& job) const {
+  if (!job.run) throw Error("job '" + job.name + "' has no function to run");
+  if (job.cores < 1) throw Error("job '" + job.name + "' asks for " + std::to_string(job.cores) + " cores");
+  if (job.max_cores != 0 && job.max_cores < job.cores)
+    throw Error("job '" + job.name + "' asks for at most " + std::to_string(job.max_cores) + " cores but at least " +
+                std::to_string(job.cores));
+  if (job.max_cores > node_.core_count())
+    throw Error("job '" + job.name + "' asks for up to " + std::to_string(job.max_cores) +
+                " cores but this node has " + std::to_string(node_.core_count()) + " usable");
+  if (job.cores > node_.core_count())
+    throw Error("job '" + job.name + "' needs " + std::to_string(job.cores) + " cores but this node has " +
+                std::to_string(node_.core_count()) + " usable");
+  if (job.gpus > node_.gpus)
+    throw Error("job '" + job.name + "' needs " + std::to_string(job.gpus) + " GPU(s) but this node has " +
+                std::to_string(node_.gpus));
+  if (job.memory_mb > node_.memory_mb)
+    throw Error("job '" + job.name + "' needs " + std::to_string(job.memory_mb) + " MiB but this node has " +
+                std::to_string(node_.memory_mb) + " MiB");
+}
+
 void JobRunner::validate() const {
   for (const auto& job : jobs_) {
-    if (job.cores < 1) throw Error("job '" + job.name + "' asks for " + std::to_string(job.cores) + " cores");
-    if (job.max_cores != 0 && job.max_cores < job.cores)
-      throw Error("job '" + job.name + "' asks for at most " + std::to_string(job.max_cores) + " cores but at least " +
-                  std::to_string(job.cores));
-    if (job.max_cores > node_.core_count())
-      throw Error("job '" + job.name + "' asks for up to " + std::to_string(job.max_cores) +
-                  " cores but this node has " + std::to_string(node_.core_count()) + " usable");
-    if (job.cores > node_.core_count())
-      throw Error("job '" + job.name + "' needs " + std::to_string(job.cores) + " cores but this node has " +
-                  std::to_string(node_.core_count()) + " usable");
-    if (job.gpus > node_.gpus)
-      throw Error("job '" + job.name + "' needs " + std::to_string(job.gpus) + " GPU(s) but this node has " +
-                  std::to_string(node_.gpus));
-    if (job.memory_mb > node_.memory_mb)
-      throw Error("job '" + job.name + "' needs " + std::to_string(job.memory_mb) + " MiB but this node has " +
-                  std::to_string(node_.memory_mb) + " MiB");
+    check_fits(job);
     for (const auto& dep : job.after)
       if (!index_.count(dep)) throw Error("job '" + job.name + "' depends on unknown job id " + dep);
     for (const auto& f : job.follows)
@@ -147,6 +153,11 @@ void JobRunner::finish_if_over() {
 
 RunSummary JobRunner::run(const RunOptions& options) {
   validate();
+  if (options.sharing)
+    for (const auto& job : jobs_)
+      if (job.then)
+        throw Error("job '" + job.name + "' adds jobs as it ends (Job::then), which the other processes sharing the "
+                    "run's jobs could not know");
   const int n = static_cast<int>(jobs_.size());
   // Resume: journal reads, before the lock (a work-sharing thread may call
   // give_away()/take()/ended_elsewhere() at any moment).
@@ -235,6 +246,18 @@ RunSummary JobRunner::run(const RunOptions& options) {
     // Ends reported before run() began, applied once the graph is built.
     for (const auto& [j, record] : early_ended_) apply_remote_end(j, record);
     early_ended_.clear();
+    // Resumed: the jobs that jobs done before added as they ended (Job::then),
+    // added again from their records (the list grows as it goes).
+    for (std::size_t j = 0; j < jobs_.size(); ++j)
+      if (jobs_[j].then && records_[j].status == JobStatus::done) {
+        try {
+          append(jobs_[j].then(records_[j]));
+        } catch (const std::exception& e) {
+          active_ = false;
+          events_->close();
+          throw Error("resuming: the jobs after " + jobs_[j].name + " cannot be made again: " + e.what());
+        }
+      }
     if (options.sharing && graph_.ready_count() > 0) options.sharing->work_available();
     dispatch();
     finish_if_over();
@@ -320,11 +343,17 @@ void JobRunner::start(int j, std::vector<int> workers) {
         .attempt = attempt, .rank = options_->rank, .status = JobStatus::running, .cost = job.cost});
   for (std::size_t i = 1; i < workers.size(); ++i) executor_.set_reserved(workers[i], true);
   const int first = workers.front();
-  executor_.submit_to(first, [this, j, attempt, workers = std::move(workers)] { execute(j, attempt, workers); });
+  std::vector<JobRecord> dependencies;
+  for (const auto* ids : {&job.after, &job.follows})
+    for (const auto& id : *ids) dependencies.push_back(records_[index_.at(id)]);
+  executor_.submit_to(first, [this, &job, j, attempt, workers = std::move(workers),
+                              dependencies = std::move(dependencies)]() mutable {
+    execute(job, j, attempt, workers, std::move(dependencies));
+  });
 }
 
-void JobRunner::execute(int j, int attempt, const std::vector<int>& workers) {
-  const auto& job = jobs_[j];
+void JobRunner::execute(const Job& job, int j, int attempt, const std::vector<int>& workers,
+                        std::vector<JobRecord> dependencies) {
   const std::string id = job.id();
   std::vector<int> cores;
   for (int w : workers) cores.push_back(executor_.cores()[w]);
@@ -337,6 +366,7 @@ void JobRunner::execute(int j, int attempt, const std::vector<int>& workers) {
                          .rank = options_->rank, .status = JobStatus::running, .data = progress});
                  });
   ctx.set_preempt_flag(&preempt_);
+  ctx.set_dependencies(std::move(dependencies));
   ctx.set_elastic(job.max_cores, [this, j](CoreHelper helper) { register_helper(j, std::move(helper)); });
   // The job's memory, charged by the allocations of its threads (job_memory.hpp).
   auto memory = std::make_shared<JobMemory>(job.memory_mb * (std::uint64_t{1} << 20));
@@ -385,12 +415,126 @@ void JobRunner::execute(int j, int attempt, const std::vector<int>& workers) {
   // Back to this worker's own core and one thread.
   if (options_->pin_threads) apply_thread_budget({executor_.cores()[workers.front()]});
   if (options_->thread_budget) options_->thread_budget(1);
+  if (status == JobStatus::done && job.then) {
+    // The jobs it adds, before its end is recorded: the run goes on for them.
+    JobRecord record;
+    {
+      MutexLock lock(mutex_);
+      record = records_[j];
+    }
+    record.status = JobStatus::done;
+    record.ended_at = unix_now();
+    record.metrics = outcome.metrics;
+    record.message = outcome.message;
+    record.artifacts = outcome.artifacts;
+    try {
+      auto more = job.then(record);
+      MutexLock lock(mutex_);
+      append(std::move(more));
+    } catch (const std::exception& e) {
+      status = JobStatus::failed;
+      outcome.message = std::string("the jobs after it cannot be made: ") + e.what();
+      outcome.message = outcome.message.substr(0, outcome.message.find('\n'));
+    }
+  }
   complete(j, status, std::move(outcome));
 }
 
+void JobRunner::append(std::vector<Job> more) {
+  if (more.empty()) return;
+  // Checked first: nothing is added unless every job can run.
+  std::map<std::string, int> local;
+  for (std::size_t k = 0; k < more.size(); ++k) {
+    const auto& job = more[k];
+    check_fits(job);
+    const auto id = job.id();
+    if (index_.count(id) || local.count(id))
+      throw Error("job '" + job.name + "' has the same spec (id " + id + ") as a job of the run");
+    local[id] = static_cast<int>(k);
+  }
+  std::vector<int> colour(more.size(), 0);  // among the new jobs only: the others never wait for them
+  std::function<void(int)> visit = [&](int k) {
+    colour[k] = 1;
+    for (const auto* ids : {&more[k].after, &more[k].follows})
+      for (const auto& dep : *ids) {
+        if (const auto it = local.find(dep); it != local.end()) {
+          if (colour[it->second] == 1) throw Error("dependency cycle through job '" + more[k].name + "'");
+          if (colour[it->second] == 0) visit(it->second);
+        } else if (!index_.count(dep)) {
+          throw Error("job '" + more[k].name + "' waits for unknown job id " + dep);
+        }
+      }
+    colour[k] = 2;
+  };
+  for (std::size_t k = 0; k < more.size(); ++k)
+    if (colour[k] == 0) visit(static_cast<int>(k));
+
+  const int first = static_cast<int>(jobs_.size());
+  for (auto& job : more) {
+    index_[job.id()] = static_cast<int>(jobs_.size());
+    jobs_.push_back(std::move(job));
+  }
+  std::vector<JobGraph::Node> nodes;
+  RunStart added;
+  for (int j = first; j < static_cast<int>(jobs_.size()); ++j) {
+    const auto& job = jobs_[j];
+    JobRecord r;
+    r.id = job.id();
+    r.name = job.name;
+    r.spec = job.spec;
+    r.rank = options_->rank;
+    JobGraph::Node node;
+    if (options_->journal && options_->resume) {
+      // A job the journal holds (the run was resumed): as run() treats its own.
+      if (auto prior = options_->journal->find(r.id); prior && prior->status == JobStatus::done) {
+        r = *prior;
+        node.done_before = true;
+      } else if (prior && prior->status == JobStatus::crashed) {
+        r = *prior;
+        r.name = job.name;
+        r.spec = job.spec;
+        node.crashed_before = true;
+      } else if (prior) {
+        r.attempts = prior->attempts;
+      }
+    }
+    for (const auto& dep : job.after) node.after.push_back(index_.at(dep));
+    for (const auto& f : job.follows) node.follows.push_back(index_.at(f));
+    node.cost = job.cost;
+    node.retries = job.retries;
+    ++added.total_jobs;
+    if (node.done_before) {
+      ++added.already_done;
+      ++summary_.resumed;
+    } else {
+      write_journal([id = r.id, name = job.name, spec = job.spec](Journal& journal) {
+        journal.add_queued(id, name, spec);
+      });
+      if (node.crashed_before) {
+        ++added.already_crashed;
+        ++summary_.crashed;
+      } else {
+        added.total_cost += job.cost;
+      }
+    }
+    earlier_attempts_.push_back(node.done_before ? 0 : r.attempts);
+    records_.push_back(std::move(r));
+    nodes.push_back(std::move(node));
+  }
+  const auto ended = graph_.add(std::move(nodes));
+  events_->push([sinks = &options_->sinks, added] {
+    for (auto* sink : *sinks) sink->on_jobs_added(added);
+  });
+  for (int j = first; j < static_cast<int>(jobs_.size()); ++j)
+    if (records_[j].status != JobStatus::done && records_[j].status != JobStatus::crashed)
+      emit({.kind = EventKind::queued, .job_id = records_[j].id, .name = jobs_[j].name, .time = now(),
+            .rank = options_->rank});
+  record_ended(ended);
+}
+
 void JobRunner::complete(int j, JobStatus status, JobOutcome outcome) {
-  const auto& job = jobs_[j];
   MutexLock lock(mutex_);
+  const auto& job = jobs_[j];
   auto& r = records_[j];
   r.ended_at = unix_now();
   r.metrics = outcome.metrics;

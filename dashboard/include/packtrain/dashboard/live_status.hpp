@@ -42,6 +42,8 @@ class LiveStatus {
   void set_command(std::string command) { command_ = std::move(command); }
 
   void run_start(const RunStart& start, double now);
+  // Jobs added while the run goes (EventSink::on_jobs_added).
+  void jobs_added(const RunStart& added);
   void event(const JobEvent& event, double now);
   void run_end(double now);
   void sample(const std::vector<Series>& series, const Sample& sample);

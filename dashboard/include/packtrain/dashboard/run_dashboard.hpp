@@ -111,6 +111,7 @@ class RunDashboard : public EventSink {
   std::string url() const;
 
   void on_run_start(const RunStart& start) override;
+  void on_jobs_added(const RunStart& added) override;
   void on_event(const JobEvent& event) override;
   void on_run_end(const RunSummary& summary) override;
 

@@ -20,6 +20,7 @@ class ConsoleSink : public EventSink {
  public:
   explicit ConsoleSink(ConsoleOptions options = {});
   void on_run_start(const RunStart& start) override;
+  void on_jobs_added(const RunStart& added) override;
   void on_event(const JobEvent& event) override;
   void on_run_end(const RunSummary& summary) override;
 

@@ -48,6 +48,10 @@ class EventSink {
  public:
   virtual ~EventSink() = default;
   virtual void on_run_start(const RunStart&) {}
+  // Jobs added while the run goes (Job::then): how many, how many of them
+  // were done before (resumed), their cost; `cores` is empty. Their
+  // `queued` events follow.
+  virtual void on_jobs_added(const RunStart&) {}
   virtual void on_event(const JobEvent& event) = 0;
   virtual void on_run_end(const RunSummary&) {}
 };

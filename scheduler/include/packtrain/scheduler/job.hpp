@@ -51,6 +51,25 @@ struct JobOutcome {
   std::vector<std::string> artifacts;
 };
 
+// One job's row in the journal, and what the runner knows of a job: its
+// last attempt, its status and what it returned.
+struct JobRecord {
+  std::string id;
+  std::string name;
+  nlohmann::json spec = nlohmann::json::object();
+  JobStatus status = JobStatus::queued;
+  int attempts = 0;
+  double started_at = 0;  // unix seconds, 0 if never started
+  double ended_at = 0;
+  std::vector<int> cores;
+  int rank = 0;
+  nlohmann::json metrics = nlohmann::json::object();
+  std::string message;
+  std::vector<std::string> artifacts;  // JobOutcome::artifacts: paths relative to the run's folder
+
+  double seconds() const { return ended_at > started_at && started_at > 0 ? ended_at - started_at : 0; }
+};
+
 class JobContext;
 
 struct Job {
@@ -75,6 +94,15 @@ struct Job {
   // never moves it; its first rank reports its end. Empty: one rank runs it.
   std::vector<int> gang_ranks;
   std::function<JobOutcome(JobContext&)> run;
+  // Jobs to add once this one has ended done (packtrain batch: an entry
+  // planned from another's results), called with its record (metrics
+  // included): on the thread that ran it, before its end is recorded, so
+  // the run cannot end first; in a resumed run, for a job done before, at
+  // the start, with the journal's record. The jobs it returns are checked as
+  // run() checks its own (an Error fails this job and adds none); they may
+  // depend on any job added before them. Must not call the runner. Not with
+  // work sharing (run() refuses it): other processes could not know them.
+  std::function<std::vector<Job>(const JobRecord& done)> then;
 
   // 16 hex digits: FNV-1a 64 of the spec's canonical JSON text.
   std::string id() const;
@@ -154,6 +182,9 @@ class JobContext {
   void report(const nlohmann::json& progress) const {
     if (report_) report_(progress);
   }
+  // The records of the jobs this one waits for (Job::after, Job::follows),
+  // as they ended, in that order. Empty without a runner.
+  const std::vector<JobRecord>& dependencies() const { return dependencies_; }
   // The most cores this job may have at once (Job::max_cores, at least cores()).
   int max_cores() const { return std::max(max_cores_, threads()); }
   // Lends cores to the job: each call of `helper` runs on its own core, a
@@ -170,6 +201,8 @@ class JobContext {
     if (lend_) lend_(std::move(helper));
   }
 
+  // For the runner: what dependencies() returns.
+  void set_dependencies(std::vector<JobRecord> records) { dependencies_ = std::move(records); }
   // For the runner: the flag request_preempt() sets (outlives the job).
   void set_preempt_flag(const std::atomic<bool>* flag) { preempt_ = flag; }
 
@@ -190,6 +223,7 @@ class JobContext {
   int max_cores_ = 0;
   std::function<void(CoreHelper)> lend_;
   const std::atomic<bool>* preempt_ = nullptr;
+  std::vector<JobRecord> dependencies_;
 };
 
 }  // namespace packtrain

@@ -53,6 +53,13 @@ class JobGraph {
   // Throws nothing: dependencies are checked (known, acyclic) by the caller.
   explicit JobGraph(std::vector<Node> nodes);
 
+  // Jobs added while the graph is in use (Job::then), at indices size()...:
+  // they may depend on any job, ended or not, and on each other (no cycle:
+  // the caller checks). A job whose dependency has ended other than done
+  // is skipped at once (in the answer, with its dependents), as are the
+  // dependents of a job crashed before; those ready at once are released.
+  Ended add(std::vector<Node> nodes);
+
   // The jobs the constructor skipped because a job crashed before
   // (Node::crashed_before), each with the job whose end skipped it, for the
   // caller to record as it records Ended::skipped.

@@ -68,6 +68,7 @@
 #include <packtrain/scheduler/resources.hpp>
 
 #include <atomic>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -150,7 +151,9 @@ class JobRunner {
   // Adds a job; returns its id. Throws Error for a job without a function or
   // with the id of a job already added.
   std::string add(Job job);
-  const std::vector<Job>& jobs() const { return jobs_; }
+  // Every job added, those Job::then added while the run goes after them
+  // (read it from the runner's own threads, or once the run has ended).
+  const std::deque<Job>& jobs() const { return jobs_; }
 
   // Runs every job added. Throws Error (before starting anything) for a job
   // that can never fit this node, a dependency on an unknown id, or a cycle.
@@ -185,10 +188,16 @@ class JobRunner {
  private:
   struct Helpers;
   void validate() const;
+  // What validate() checks of one job: that it can ever fit this node.
+  void check_fits(const Job& job) const;
+  // Job::then's jobs, added while the run goes: checked (Error: none is
+  // added), recorded as run() records its own, handed to the graph.
+  void append(std::vector<Job> more) PACKTRAIN_REQUIRES(mutex_);
   // What happened -> what to do: asks place() and carries out its decisions.
   void dispatch() PACKTRAIN_REQUIRES(mutex_);
   void start(int job, std::vector<int> workers) PACKTRAIN_REQUIRES(mutex_);
-  void execute(int job, int attempt, const std::vector<int>& workers) PACKTRAIN_EXCLUDES(mutex_);
+  void execute(const Job& job, int j, int attempt, const std::vector<int>& workers,
+               std::vector<JobRecord> dependencies) PACKTRAIN_EXCLUDES(mutex_);
   void complete(int job, JobStatus status, JobOutcome outcome) PACKTRAIN_EXCLUDES(mutex_);
   void record_ended(const JobGraph::Ended& ended) PACKTRAIN_REQUIRES(mutex_);
   void apply_remote_end(int job, const JobRecord& record) PACKTRAIN_REQUIRES(mutex_);
@@ -206,7 +215,10 @@ class JobRunner {
 
   Executor& executor_;
   NodeResources node_;
-  std::vector<Job> jobs_;                             // added before run(), read-only during it
+  // Added before run(); during it only Job::then's are appended, under the
+  // lock (a deque: the running jobs' references stay valid). Job threads
+  // get their Job by reference from start(), never by index.
+  std::deque<Job> jobs_;
   std::map<std::string, int> index_;
 
   // Set by run() before its first job starts and left alone until every

@@ -31,22 +31,7 @@ struct sqlite3;
 
 namespace packtrain {
 
-struct JobRecord {
-  std::string id;
-  std::string name;
-  nlohmann::json spec = nlohmann::json::object();
-  JobStatus status = JobStatus::queued;
-  int attempts = 0;
-  double started_at = 0;  // unix seconds, 0 if never started
-  double ended_at = 0;
-  std::vector<int> cores;
-  int rank = 0;
-  nlohmann::json metrics = nlohmann::json::object();
-  std::string message;
-  std::vector<std::string> artifacts;  // JobOutcome::artifacts: paths relative to the run's folder
-
-  double seconds() const { return ended_at > started_at && started_at > 0 ? ended_at - started_at : 0; }
-};
+// JobRecord (one job's row) is in job.hpp.
 
 class Journal {
  public:
