@@ -79,6 +79,12 @@ struct PlanEntry {
   std::map<std::string, int> key_lines;         // flag -> line
   std::unique_ptr<CommandEntry> entry;
   std::vector<std::string> job_ids;             // plan()'s jobs
+  // best:ENTRY: the flags (--model, ...) that take that entry's best
+  // group's values, the entry, and the job that picks them (its gate).
+  std::map<std::string, int> best_lines;        // flag -> line
+  std::string best_of;
+  std::string gate_id;
+  bool planned = false;                         // its jobs exist (a best: entry: once its gate has run)
 };
 
 struct Plan {
@@ -163,6 +169,18 @@ void read_entry(const Plan& plan, const std::string& kind, const toml::table& ta
     } else {
       plan_error(plan.path, line, where + " must be a string, number, true/false or a list of them");
     }
+    if (text.rfind("best:", 0) == 0 || text.find(",best:") != std::string::npos) {
+      static const std::set<std::string> takes_best = {"model", "models", "schedule", "schedules"};
+      if (!takes_best.count(key))
+        plan_error(plan.path, line, where + ": best:ENTRY is for model(s) and schedule(s), the values a sweep picks");
+      if (node.is_array() || text.find(',') != std::string::npos)
+        plan_error(plan.path, line, where + ": best:ENTRY is one value, not one of a list");
+      const auto from = text.substr(5);
+      if (!out.best_of.empty() && out.best_of != from)
+        plan_error(plan.path, line, where + ": best:" + from + " and best:" + out.best_of + " in one entry: take both from one");
+      out.best_of = from;
+      out.best_lines["--" + key] = line;
+    }
     const bool is_switch = option->semantic()->max_tokens() == 0;
     if (is_switch) {
       if (!node.is_boolean()) plan_error(plan.path, line, where + " is a switch: write " + key + " = true (or false)");
@@ -235,6 +253,29 @@ Plan read_plan(const std::filesystem::path& path) {
       if (!by_name.count(a)) plan_error(path, e.after_line, "'" + e.name + "' is after '" + a + "', which no entry is named");
       if (a == e.name) plan_error(path, e.after_line, "'" + e.name + "' is after itself");
     }
+  for (auto& e : plan.entries) {
+    if (e.best_of.empty()) continue;
+    const int line = e.best_lines.begin()->second;
+    const auto it = by_name.find(e.best_of);
+    if (it == by_name.end()) plan_error(path, line, "best:" + e.best_of + ": no entry is named '" + e.best_of + "'");
+    const auto& from = plan.entries[it->second];
+    if (from.name == e.name) plan_error(path, line, "best:" + e.best_of + " names its own entry");
+    if (!from.entry->picks_best())
+      plan_error(path, line, "best:" + e.best_of + " names the [[" + from.kind + "]] entry '" + from.name +
+                                 "', which is not a sweep that picks a best model and schedule (a [[kfold]] entry is)");
+  }
+  for (const auto& e : plan.entries) {
+    // An entry planned when another ends cannot be waited for by a third (yet): its jobs do not exist at the start.
+    for (const auto& a : e.after)
+      if (!plan.entries[by_name.at(a)].best_of.empty())
+        plan_error(path, e.after_line, "'" + e.name + "' is after '" + a + "', whose jobs are planned only once '" +
+                                           plan.entries[by_name.at(a)].best_of + "' has ended (best:): an entry cannot wait "
+                                           "for such an entry yet");
+    if (!e.best_of.empty() && !plan.entries[by_name.at(e.best_of)].best_of.empty())
+      plan_error(path, e.best_lines.begin()->second,
+                 "best:" + e.best_of + " names an entry that itself takes best:" +
+                     plan.entries[by_name.at(e.best_of)].best_of + ": one step of best: at a time, for now");
+  }
   std::vector<int> state(plan.entries.size(), 0);  // 0 unseen, 1 on the path, 2 done
   std::vector<std::string> path_names;
   std::function<void(std::size_t)> visit = [&](std::size_t i) {
@@ -377,9 +418,30 @@ int batch_command(int argc, char** argv) {
   RunSetup setup(common, "batch", false);
 
   std::vector<Job> jobs;
-  std::map<std::string, std::string> entry_of;  // job id -> entry
+  std::map<std::string, std::string> entry_of;  // job id -> entry (the jobs planned at the start)
   std::map<std::string, std::vector<std::string>> ids_of;
+  const bool any_best = std::any_of(plan.entries.begin(), plan.entries.end(),
+                                    [](const PlanEntry& e) { return !e.best_of.empty(); });
+  if (any_best) {
+    const auto& e = *std::find_if(plan.entries.begin(), plan.entries.end(),
+                                  [](const PlanEntry& x) { return !x.best_of.empty(); });
+    const auto refuse = [&](const std::string& why) {
+      plan_error(plan.path, e.best_lines.begin()->second, "best:" + e.best_of + ": " + why);
+    };
+    if (setup.shards() > 1 || setup.ranks() > 1)
+      refuse("planned from every job's result in one process: not with --shard or under mpirun yet (run the "
+             "entries it waits for first, then a plan that names the model)");
+    if (simulating && !dry_run)
+      refuse("packtrain simulate cannot predict an entry planned from another's results (simulate the plan without "
+             "it, with the model named)");
+  }
+  // Entries after others: every job starts once theirs have ended, however they ended.
+  const auto follow_entries = [&](const PlanEntry& e, Job& job) {
+    for (const auto& a : e.after)
+      for (const auto& before : ids_of.at(a)) job.follows.push_back(before);
+  };
   for (auto& e : plan.entries) {
+    if (!e.best_of.empty()) continue;
     auto mine = at_entry(plan, e, [&] { return e.entry->plan(setup); });
     for (auto& job : mine) {
       const auto id = job.id();
@@ -388,12 +450,70 @@ int batch_command(int argc, char** argv) {
                                           ") that entry '" + it->second + "' has too: the same job twice");
       entry_of[id] = e.name;
       e.job_ids.push_back(id);
-      // Entries after others: every job starts once theirs have ended, however they ended.
-      for (const auto& a : e.after)
-        for (const auto& before : ids_of.at(a)) job.follows.push_back(before);
+      follow_entries(e, job);
       jobs.push_back(std::move(job));
     }
+    e.planned = true;
     ids_of[e.name] = e.job_ids;
+  }
+  // best:ENTRY: a job (the gate) follows that entry's jobs, picks its best
+  // group from their records, and then adds this entry's jobs, planned with
+  // those values (Job::then; again from its journal record on --resume).
+  for (auto& e : plan.entries) {
+    if (e.best_of.empty()) continue;
+    const auto& from = plan.entries[static_cast<std::size_t>(
+        std::find_if(plan.entries.begin(), plan.entries.end(), [&](const PlanEntry& x) { return x.name == e.best_of; }) -
+        plan.entries.begin())];
+    Job gate;
+    gate.name = e.name + "/best-of-" + from.name;
+    // Its identity: the entry's whole plan (a changed entry is another run's).
+    gate.spec = {{"sweep", "batch"}, {"entry", e.name}, {"best_of", from.name}, {"plan", e.args}};
+    gate.cost = 0;
+    gate.follows = ids_of.at(from.name);
+    follow_entries(e, gate);
+    gate.run = [&from](JobContext& ctx) {
+      const auto best = from.entry->best(ctx.dependencies());
+      if (!best) throw Error("best:" + from.name + ": no job of '" + from.name + "' ended done and measured");
+      nlohmann::json metrics = *best;
+      metrics["best_of"] = from.name;
+      return JobOutcome{.metrics = metrics};
+    };
+    gate.then = [&e, &setup, &common, &follow_entries](const JobRecord& done) {
+      // The entry's argv with the picked values in place of best:ENTRY.
+      auto args = e.args;
+      for (std::size_t i = 1; i + 1 < args.size(); ++i)
+        if (e.best_lines.count(args[i])) {
+          const auto key = args[i].substr(2);
+          const auto value = done.metrics.value(key.back() == 's' ? key.substr(0, key.size() - 1) : key, std::string());
+          if (value.empty()) throw Error("best:" + e.best_of + " picked no " + key);
+          args[i + 1] = value;
+        }
+      auto entry = make_entry(e.kind);
+      std::vector<char*> entry_argv;
+      for (auto& a : args) entry_argv.push_back(a.data());
+      parse_options(static_cast<int>(entry_argv.size()), entry_argv.data(), entry->options(), entry->usage(), entry->common);
+      entry->common.data = common.data;
+      entry->common.seed = common.seed;
+      entry->meta_prefix = e.entry->meta_prefix;
+      entry->check_options();
+      auto mine = entry->plan(setup);
+      // What a --resume plans from again: the same fused grouping.
+      if (setup.is_root() && entry->meta.contains("fuse_cores"))
+        setup.journal().set_meta(entry->meta_prefix + "fuse_cores", entry->meta["fuse_cores"].dump());
+      e.job_ids.clear();
+      for (auto& job : mine) {
+        e.job_ids.push_back(job.id());
+        follow_entries(e, job);
+        job.follows.push_back(done.id);
+      }
+      e.args = std::move(args);
+      e.entry = std::move(entry);
+      e.planned = true;
+      return mine;
+    };
+    e.gate_id = gate.id();
+    entry_of[e.gate_id] = e.name;
+    jobs.push_back(std::move(gate));
   }
 
   // The journal's meta: the report's per-entry sections, results.csv's columns.
@@ -406,12 +526,16 @@ int batch_command(int argc, char** argv) {
       nlohmann::json report = nlohmann::json::object();
       for (const auto& [key, value] : e.entry->meta.items())
         if (key != "fuse_cores") report[key] = value;
-      entries.push_back({{"name", e.name}, {"command", e.kind}, {"after", e.after}, {"meta", report}, {"jobs", e.job_ids}});
+      auto ids = e.job_ids;
+      if (!e.gate_id.empty()) ids.insert(ids.begin(), e.gate_id);
+      nlohmann::json item = {{"name", e.name}, {"command", e.kind}, {"after", e.after}, {"meta", report}, {"jobs", ids}};
+      if (!e.best_of.empty()) item["best_of"] = e.best_of;
+      entries.push_back(std::move(item));
     }
     return entries;
   };
   for (const auto& e : plan.entries) {
-    for (const auto& c : e.entry->columns)
+    for (const auto& c : e.entry->columns)  // set before plan(): a best: entry's too
       if (std::find(columns.begin(), columns.end(), c) == columns.end()) columns.push_back(c);
     // An entry's own meta (kfold's fuse_cores), read back by a --resume.
     if (e.entry->meta.contains("fuse_cores")) meta[e.entry->meta_prefix + "fuse_cores"] = e.entry->meta["fuse_cores"];
@@ -421,7 +545,15 @@ int batch_command(int argc, char** argv) {
   if (dry_run && !simulating) {
     if (setup.is_root()) {
       print_jobs(plan, jobs, entry_of, setup.node().core_count());
+      for (const auto& e : plan.entries)
+        if (!e.best_of.empty())
+          std::printf("%s: its jobs are planned once %s has ended, with its best model and schedule (best:%s)\n",
+                      e.name.c_str(), e.best_of.c_str(), e.best_of.c_str());
       std::fflush(stdout);
+      if (any_best) {
+        std::printf("no predicted makespan: packtrain simulate cannot plan the jobs of a best: entry ahead\n");
+        return 0;
+      }
       // The prediction: packtrain simulate over the same plan (folds unfused: simulate's model of kfold).
       std::vector<std::string> args = {"simulate", "--quiet", "--cores", std::to_string(setup.node().core_count()), "--",
                                        "batch", plan_path, "--seed", std::to_string(common.seed), "--data", common.data};
@@ -443,7 +575,20 @@ int batch_command(int argc, char** argv) {
     nlohmann::json s = {{"command", e.kind}, {"done", mine.done},         {"failed", mine.failed},
                         {"diverged", mine.diverged}, {"skipped", mine.skipped}, {"cancelled", mine.cancelled},
                         {"job_seconds", mine.job_seconds}};
-    const auto lines = e.entry->summarize(setup, mine, s);
+    std::string lines;
+    if (!e.gate_id.empty()) {
+      const auto gate = std::find_if(run.jobs.begin(), run.jobs.end(), [&](const JobRecord& r) { return r.id == e.gate_id; });
+      if (gate != run.jobs.end() && gate->status == JobStatus::done) {
+        s["best"] = gate->metrics;
+        lines += "best of " + e.best_of + ": " + gate->metrics.value("model", "") + "/" +
+                 gate->metrics.value("schedule", "") + "\n";
+      } else if (gate != run.jobs.end()) {
+        lines += "not planned: " + gate->name + " " + std::string(to_string(gate->status)) +
+                 (gate->message.empty() ? "" : ": " + gate->message) + "\n";
+      }
+    }
+    s["planned"] = e.planned;
+    if (e.planned) lines += e.entry->summarize(setup, mine, s);
     entry_summaries[e.name] = s;
     text += "== " + e.name + " (" + e.kind + "): " + std::to_string(mine.done) + " of " +
             std::to_string(mine.jobs.size()) + " job(s) done ==\n" + lines;

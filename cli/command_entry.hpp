@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -43,14 +44,20 @@ class CommandEntry {
   virtual bool serial() const { return false; }
 
   // Checks what needs the node and the data, then builds the jobs. Sets
-  // `meta` (the journal's meta for the report: group_by, metric, ...) and
-  // `columns` (results.csv's). Journal meta of the entry's own that a
+  // `meta` (the journal's meta for the report: group_by, metric, ...).
+  // `columns` (results.csv's) are set from the start. Journal meta of the entry's own that a
   // resumed run reads back goes under meta_prefix + key.
   virtual std::vector<Job> plan(RunSetup& setup) = 0;
   // After the run: `run` holds this entry's jobs' records. Adds the entry's
   // figures to `summary` (and may add report meta, e.g. plot_reference) and
   // returns the text the command prints (rank 0).
   virtual std::string summarize(RunSetup& setup, const RunSummary& run, nlohmann::json& summary) = 0;
+  // A sweep that picks a best model (kfold): from its jobs' records, the
+  // best group's flag values ({"model": "lenet5", "schedule": "cosine"})
+  // and its figure ({"val_top1": 0.89}); nullopt when no job was measured.
+  // A batch's `model = "best:ENTRY"` takes them.
+  virtual bool picks_best() const { return false; }
+  virtual std::optional<nlohmann::json> best(const std::vector<JobRecord>&) const { return std::nullopt; }
 
   CommonOptions common;
   nlohmann::json meta = nlohmann::json::object();

@@ -22,7 +22,7 @@ namespace {
 
 class HogwildEntry final : public CommandEntry {
  public:
-  HogwildEntry() : CommandEntry("hogwild") {}
+  HogwildEntry() : CommandEntry("hogwild") { columns = hogwild::result_columns(); }
 
   void check_options() override {
     if (common.optimizer != "sgd")
@@ -54,7 +54,6 @@ class HogwildEntry final : public CommandEntry {
     std::vector<Job> jobs;
     jobs.push_back(hogwild::make_hogwild_job(data, options, min_threads_, max_threads));
     meta = {{"group_by", nlohmann::json::array({"model"})}, {"metric", "test_top1"}};
-    columns = hogwild::result_columns();
     return jobs;
   }
 

@@ -23,7 +23,7 @@ namespace {
 
 class KFoldEntry final : public CommandEntry {
  public:
-  KFoldEntry() : CommandEntry("kfold") {}
+  KFoldEntry() : CommandEntry("kfold") { columns = train::result_columns(); }
   bool serial() const override { return serial_; }
 
   void check_options() override {
@@ -85,8 +85,24 @@ class KFoldEntry final : public CommandEntry {
     // Recorded where it fused something (a run without it resumes unfused, as it ran).
     if (std::any_of(jobs.begin(), jobs.end(), [](const Job& j) { return j.spec.contains("fused"); }))
       meta["fuse_cores"] = fuse_cores;
-    columns = train::result_columns();
     return jobs;
+  }
+
+  bool picks_best() const override { return true; }
+
+  std::optional<nlohmann::json> best(const std::vector<JobRecord>& records) const override {
+    RunSummary run;
+    run.jobs = records;
+    for (const auto& g : kfold::result_of(run).groups) {
+      if (!g.best) continue;
+      // The model as a flag takes it: a TorchScript file's path, not its label.
+      for (const auto& r : records)
+        if (r.status == JobStatus::done && r.spec.value("model", "") == g.model &&
+            r.spec.value("schedule", "") == g.schedule)
+          return nlohmann::json{{"model", models::model_of_spec(r.spec)}, {"schedule", g.schedule},
+                                {"val_top1", g.mean_top1}, {"folds", g.folds_done}};
+    }
+    return std::nullopt;
   }
 
   std::string summarize(RunSetup& setup, const RunSummary& run, nlohmann::json& summary) override {

@@ -42,7 +42,7 @@ std::vector<T> parse_numbers(const std::string& text, const std::string& what) {
 
 class LthEntry final : public CommandEntry {
  public:
-  LthEntry() : CommandEntry("lth") {}
+  LthEntry() : CommandEntry("lth") { columns = lth::result_columns(); }
   bool serial() const override { return serial_; }
 
   void check_options() override {
@@ -85,7 +85,6 @@ class LthEntry final : public CommandEntry {
             {"metric", "test_top1"},
             {"plot_x", "sparsity"},
             {"plot_series", "reset_epoch"}};
-    columns = lth::result_columns();
     return sweep_->jobs();
   }
 

@@ -67,13 +67,13 @@ std::vector<std::string> with(std::vector<std::string> args, const std::vector<s
 // names the entry.
 void expect_entry_matches(const std::map<std::string, packtrain::testing::ResultRow>& batch,
                           const std::filesystem::path& alone_csv, const std::string& entry,
-                          const std::vector<std::string>& same_columns) {
+                          const std::vector<std::string>& same_columns, int gates = 0) {
   const auto alone = packtrain::testing::results_by_id(alone_csv);
   ASSERT_FALSE(alone.empty());
   std::map<std::string, int> measured;  // per column: rows with a value (a fused job's row has no model)
   int in_batch = 0;
   for (const auto& [id, row] : batch) in_batch += row.at("entry") == entry;
-  EXPECT_EQ(in_batch, static_cast<int>(alone.size())) << entry;
+  EXPECT_EQ(in_batch, static_cast<int>(alone.size()) + gates) << entry;  // a best: entry's gate: its row too
   for (const auto& [id, row] : alone) {
     ASSERT_TRUE(batch.count(id)) << entry << ": job " << id << " (" << row.at("status") << ") is not in the batch";
     const auto& b = batch.at(id);
@@ -285,4 +285,132 @@ TEST(BatchCli, ResumeAfterSigkillRunsOnlyWhatIsMissing) {
   }
   const auto summary = packtrain::testing::read_json_file(out / "results.json")["summary"];
   EXPECT_EQ(summary["resumed"].get<int>(), static_cast<int>(done_before.size()));
+}
+
+namespace {
+
+const char* kBestPlan = R"(seed = 3
+
+[[kfold]]
+name = "sweep"
+models = ["mlp", "lenet5"]
+schedules = "cosine"
+folds = 2
+epochs = 1
+limit = 1500
+
+[[lth]]
+name = "tickets"
+model = "best:sweep"
+epochs = 3
+sparsities = [0.5, 0.8]
+limit = 3000
+)";
+
+}  // namespace
+
+// model = "best:sweep": once the kfold entry has ended, a job picks its
+// best group (highest mean val_top1) and the lth entry's jobs are planned
+// with that model, recorded in their specs: the jobs of `lth --model BEST`.
+TEST(BatchCli, BestEntryIsPlannedWithTheModelTheSweepPickedAsItsCommandWithThatModel) {
+  TempDir dir;
+  const auto plan = dir / "plan.toml";
+  write_file(plan, kBestPlan);
+  const auto r = run_packtrain({"batch", plan.string(), "--out", (dir / "out").string(), "--cores", "2", "--quiet"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto rows = packtrain::testing::results_by_id(dir / "out/results.csv");
+  // The sweep's best model, from its rows.
+  std::map<std::string, std::pair<double, int>> sums;
+  for (const auto& [id, row] : rows)
+    if (row.at("entry") == "sweep" && !row.at("model").empty()) {
+      sums[row.at("model")].first += std::stod(row.at("val_top1"));
+      ++sums[row.at("model")].second;
+    }
+  ASSERT_EQ(sums.size(), 2u);
+  std::string best;
+  double best_mean = -1;
+  for (const auto& [model, s] : sums)
+    if (s.first / s.second > best_mean) best_mean = s.first / s.second, best = model;
+  // The gate's row names it; every ticket's spec holds it.
+  int gates = 0, tickets = 0;
+  for (const auto& record : packtrain::testing::journal_records(dir / "out")) {
+    if (record.name == "tickets/best-of-sweep") {
+      ++gates;
+      EXPECT_EQ(record.status, JobStatus::done);
+      EXPECT_EQ(record.metrics.value("model", ""), best);
+      EXPECT_NEAR(record.metrics.value("val_top1", 0.0), best_mean, 1e-5);
+    } else if (rows.at(record.id).at("entry") == "tickets") {
+      ++tickets;
+      EXPECT_EQ(record.spec.value("model", ""), best) << record.name;
+    }
+  }
+  EXPECT_EQ(gates, 1);
+  EXPECT_EQ(tickets, 3);
+  // The same jobs as lth run alone with that model.
+  const auto alone = run_packtrain({"lth", "--model", best, "--epochs", "3", "--sparsities", "0.5,0.8", "--limit",
+                                    "3000", "--seed", "3", "--out", (dir / "lth").string(), "--cores", "2", "--quiet"});
+  ASSERT_EQ(alone.exit_code, 0) << alone.err;
+  expect_entry_matches(rows, dir / "lth/results.csv", "tickets", {"sparsity", "test_top1"}, /*gates=*/1);
+}
+
+// Killed once the best: entry's jobs were planned: --resume plans them
+// again from the gate's journal record and runs only those not done.
+TEST(BatchCli, ResumeAfterSigkillPlansTheBestEntryAgainAndRunsOnlyWhatIsMissing) {
+  TempDir dir;
+  const auto plan = dir / "plan.toml";
+  write_file(plan, kBestPlan);
+  const auto out = dir / "out";
+  const auto args =
+      packtrain::testing::packtrain_argv({"batch", plan.string(), "--out", out.string(), "--cores", "2", "--quiet"});
+  const int pid = packtrain::testing::start_command(args, dir / "killed.log");
+  std::map<std::string, double> done_before;
+  bool gate_done = false;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(180);
+  while (std::chrono::steady_clock::now() < deadline && !gate_done) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    if (!std::filesystem::exists(out / "journal.sqlite")) continue;
+    done_before.clear();
+    try {
+      for (const auto& r : Journal::open(out / "journal.sqlite")->records())
+        if (r.status == JobStatus::done) {
+          done_before[r.id] = r.started_at;
+          gate_done = gate_done || r.name == "tickets/best-of-sweep";
+        }
+    } catch (const std::exception&) {
+      continue;
+    }
+  }
+  kill(pid, SIGKILL);
+  const auto killed = packtrain::testing::wait_command(pid);
+  ASSERT_EQ(killed.signal, SIGKILL);
+  ASSERT_TRUE(gate_done);
+  ASSERT_FALSE(std::filesystem::exists(out / "results.csv")) << "the batch ended before it could be killed";
+
+  const auto resumed = run_command(with(args, {"--resume"}));
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  const auto records = packtrain::testing::journal_records(out);
+  EXPECT_EQ(records.size(), 5u + 1u + 3u);  // the sweep's 5 rows, the gate, 3 tickets
+  for (const auto& r : records) {
+    EXPECT_EQ(r.status, JobStatus::done) << r.name;
+    if (done_before.count(r.id)) {
+      EXPECT_EQ(r.started_at, done_before[r.id]) << r.name << " ran again";
+      EXPECT_EQ(r.attempts, 1) << r.name;
+    }
+  }
+  std::map<std::string, int> by_entry;
+  for (const auto& [id, row] : packtrain::testing::results_by_id(out / "results.csv")) ++by_entry[row.at("entry")];
+  EXPECT_EQ(by_entry["sweep"], 5);
+  EXPECT_EQ(by_entry["tickets"], 4);  // its gate and its 3 jobs
+}
+
+TEST(BatchCli, BestNamingAnEntryThatIsNotASweepOrThatOthersWaitForIsRefused) {
+  TempDir dir;
+  expect_refused(dir.path(), "[[hogwild]]\nname = \"h\"\n\n[[lth]]\nname = \"t\"\nmodel = \"best:h\"\n", "6",
+                 "not a sweep that picks a best model");
+  expect_refused(dir.path(), "[[lth]]\nname = \"t\"\nmodel = \"best:nobody\"\n", "3", "no entry is named 'nobody'");
+  expect_refused(dir.path(), "[[kfold]]\nname = \"k\"\nfolds = \"best:k\"\n", "3", "best:ENTRY is for model(s)");
+  expect_refused(dir.path(),
+                 "[[kfold]]\nname = \"k\"\n\n[[lth]]\nname = \"t\"\nmodel = \"best:k\"\n\n[[hogwild]]\nname = \"h\"\n"
+                 "after = [\"t\"]\n",
+                 "10", "an entry cannot wait for such an entry yet");
 }
