@@ -45,7 +45,7 @@ namespace po = boost::program_options;
 namespace packtrain::cli {
 namespace {
 
-const std::vector<std::string> kKinds = {"kfold", "lth", "hogwild"};
+const std::vector<std::string> kKinds = {"kfold", "lth", "hogwild", "train"};
 
 // Keys an entry cannot have: the run's, set once for the whole batch.
 const std::map<std::string, std::string> kPlanWideKeys = {
@@ -222,12 +222,9 @@ Plan read_plan(const std::filesystem::path& path) {
       plan.data = *value;
       continue;
     }
-    if (key == "train")
-      plan_error(path, line, "[[train]] entries are not in packtrain batch yet (kfold, lth and hogwild are): run "
-                             "packtrain train on its own");
     if (std::find(kKinds.begin(), kKinds.end(), key) == kKinds.end())
       plan_error(path, line, "unknown " + std::string(node.is_array_of_tables() ? "entry kind [[" + key + "]]" : "key '" + key + "'") +
-                                 ": a plan has cores, seed, data and entries [[kfold]], [[lth]], [[hogwild]]");
+                                 ": a plan has cores, seed, data and entries [[kfold]], [[lth]], [[hogwild]], [[train]]");
     const auto* tables = node.as_array();
     if (!tables || !tables->is_array_of_tables())
       plan_error(path, line, key + " must be written as [[" + key + "]] tables, one an entry");
@@ -375,11 +372,11 @@ int batch_command(int argc, char** argv) {
   std::string plan_path;
   bool dry_run = false;
   po::options_description desc(
-      "packtrain batch: every entry of PLAN.toml (kfold, lth and hogwild runs, each with its command's options) "
+      "packtrain batch: every entry of PLAN.toml (kfold, lth, hogwild and train runs, each with its command's options) "
       "packed onto one run: one journal, one results.csv with an entry column, one report.html");
   add_common_options(desc, common);
   desc.add_options()
-    ("plan", po::value(&plan_path), "the plan: a TOML file of [[kfold]], [[lth]] and [[hogwild]] entries (docs/cli.md, "
+    ("plan", po::value(&plan_path), "the plan: a TOML file of [[kfold]], [[lth]], [[hogwild]] and [[train]] entries (docs/cli.md, "
      "examples/batch/plan.toml)")
     ("dry-run", po::bool_switch(&dry_run),
      "print every job (its entry, cores and estimated cost) and the predicted makespan (packtrain simulate), and "
@@ -403,15 +400,17 @@ int batch_command(int argc, char** argv) {
   for (auto& e : plan.entries) {
     std::vector<char*> args;
     for (auto& a : e.args) args.push_back(a.data());
+    e.entry->meta_prefix = "entry." + e.name + ".";
     at_entry(plan, e, [&] {
       parse_options(static_cast<int>(args.size()), args.data(), e.entry->options(), e.entry->usage(), e.entry->common);
       // The plan's (no entry may set them): its jobs are those of its command run with them.
       e.entry->common.data = common.data;
       e.entry->common.seed = common.seed;
+      e.entry->common.resume = common.resume;
+      e.entry->common.quiet = common.quiet;
       e.entry->check_options();
       return 0;
     });
-    e.entry->meta_prefix = "entry." + e.name + ".";
   }
   const bool simulating = RunSetup::simulating();
   if (dry_run && common.out.empty()) common.out = "(dry run)";  // never created
@@ -494,6 +493,8 @@ int batch_command(int argc, char** argv) {
       parse_options(static_cast<int>(entry_argv.size()), entry_argv.data(), entry->options(), entry->usage(), entry->common);
       entry->common.data = common.data;
       entry->common.seed = common.seed;
+      entry->common.resume = common.resume;
+      entry->common.quiet = common.quiet;
       entry->meta_prefix = e.entry->meta_prefix;
       entry->check_options();
       auto mine = entry->plan(setup);

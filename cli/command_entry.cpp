@@ -7,6 +7,7 @@ namespace packtrain::cli {
 std::unique_ptr<CommandEntry> make_kfold_entry();    // kfold_command.cpp
 std::unique_ptr<CommandEntry> make_lth_entry();      // lth_command.cpp
 std::unique_ptr<CommandEntry> make_hogwild_entry();  // hogwild_command.cpp
+std::unique_ptr<CommandEntry> make_train_entry();    // train_command.cpp
 
 boost::program_options::options_description& CommandEntry::options() {
   if (!desc_) {
@@ -21,6 +22,7 @@ std::unique_ptr<CommandEntry> make_entry(const std::string& command) {
   if (command == "kfold") return make_kfold_entry();
   if (command == "lth") return make_lth_entry();
   if (command == "hogwild") return make_hogwild_entry();
+  if (command == "train") return make_train_entry();
   return nullptr;
 }
 

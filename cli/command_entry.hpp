@@ -1,5 +1,5 @@
 #pragma once
-// A sweep command (kfold, lth, hogwild) as two halves around the run: its
+// A command that runs jobs (kfold, lth, hogwild, train) as two halves around the run: its
 // options and jobs before, its summary after. `packtrain kfold` runs one
 // entry on a run of its own (run_command); `packtrain batch` runs every
 // entry of a plan on one run (batch_command.cpp).
@@ -73,7 +73,7 @@ class CommandEntry {
   std::unique_ptr<boost::program_options::options_description> desc_;
 };
 
-// kfold, lth, hogwild; null for any other name.
+// kfold, lth, hogwild, train; null for any other name.
 std::unique_ptr<CommandEntry> make_entry(const std::string& command);
 
 // The whole command: parse argv, plan, run, summarize, write and print.

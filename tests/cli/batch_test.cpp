@@ -200,7 +200,7 @@ TEST(BatchCli, BadPlansAreOneLineNamingTheFileAndLineAndStartNothing) {
   expect_refused(dir.path(), "[[kfold]]\nname = \"a\"\nplain-folds = \"yes\"\n", "3", "is a switch");
   expect_refused(dir.path(), "[[kfold]]\nname = \"a\"\nmodels = [\"mlp\"\n", "3", "not valid TOML");
   expect_refused(dir.path(), "cores = 0\n[[kfold]]\n", "1", "cores must be");
-  expect_refused(dir.path(), "[[train]]\nmodel = \"mlp\"\n", "1", "not in packtrain batch yet");
+  expect_refused(dir.path(), "[[train]]\nmodel = \"mlp\"\ncores = 2\n", "3", "plan-wide");
   // A model the command refuses: its own message, at the entry's line.
   expect_refused(dir.path(), "[[lth]]\nname = \"a\"\n\n[[kfold]]\nname = \"b\"\nmodels = \"nonet\"\n", "4", "nonet");
   // Two entries with the same job.
@@ -413,4 +413,38 @@ TEST(BatchCli, BestNamingAnEntryThatIsNotASweepOrThatOthersWaitForIsRefused) {
                  "[[kfold]]\nname = \"k\"\n\n[[lth]]\nname = \"t\"\nmodel = \"best:k\"\n\n[[hogwild]]\nname = \"h\"\n"
                  "after = [\"t\"]\n",
                  "10", "an entry cannot wait for such an entry yet");
+}
+
+// [[train]]: the job of packtrain train alone (replicas: the same numbers on
+// any number of cores), started on one core of the batch's run, growing
+// onto idle ones, its checkpoints in OUT/checkpoints/ENTRY.
+TEST(BatchCli, TrainEntryIsTheJobOfTrainAloneStartingOnOneCore) {
+  TempDir dir;
+  const auto plan = dir / "plan.toml";
+  write_file(plan, R"(seed = 3
+[[train]]
+name = "big"
+model = "lenet5"
+epochs = 1
+limit = 1500
+
+[[kfold]]
+name = "sweep"
+models = "mlp"
+schedules = "cosine"
+folds = 2
+epochs = 1
+limit = 1500
+)");
+  const auto batch = run_packtrain({"batch", plan.string(), "--out", (dir / "batch").string(), "--cores", "2", "--quiet"});
+  ASSERT_EQ(batch.exit_code, 0) << batch.err;
+  const auto alone = run_packtrain({"train", "--model", "lenet5", "--epochs", "1", "--limit", "1500", "--seed", "3",
+                                    "--out", (dir / "train").string(), "--cores", "2", "--quiet"});
+  ASSERT_EQ(alone.exit_code, 0) << alone.err;
+  const auto rows = packtrain::testing::results_by_id(dir / "batch/results.csv");
+  expect_entry_matches(rows, dir / "train/results.csv", "big", {"model", "val_top1", "val_loss"});
+  for (const auto& r : packtrain::testing::journal_records(dir / "batch")) {
+    if (rows.at(r.id).at("entry") == "big") EXPECT_EQ(r.cores.size(), 1u) << "started on one core";
+  }
+  EXPECT_TRUE(std::filesystem::is_directory(dir / "batch/checkpoints/big"));
 }
