@@ -13,6 +13,8 @@
 #include <algorithm>
 #include <functional>
 #include <map>
+#include <optional>
+#include <set>
 
 namespace packtrain {
 
@@ -45,6 +47,10 @@ JobRunner::JobRunner(Executor& executor, NodeResources node)
 JobRunner::~JobRunner() = default;
 
 std::string JobRunner::add(Job job) {
+  {
+    MutexLock lock(mutex_);
+    PACKTRAIN_CHECK(!active_, "JobRunner::add while the run goes (a job's Job::then adds jobs then)");
+  }
   if (!job.run) throw Error("job '" + job.name + "' has no function to run");
   const std::string id = job.id();
   if (index_.count(id))
@@ -153,11 +159,11 @@ void JobRunner::finish_if_over() {
 
 RunSummary JobRunner::run(const RunOptions& options) {
   validate();
-  if (options.sharing)
-    for (const auto& job : jobs_)
-      if (job.then)
-        throw Error("job '" + job.name + "' adds jobs as it ends (Job::then), which the other processes sharing the "
-                    "run's jobs could not know");
+  for (const auto& job : jobs_)
+    if (job.then && (options.sharing || !options.already_done.empty() || options.rank != 0))
+      throw Error("job '" + job.name + "' adds jobs as it ends (Job::then), which the other processes sharing the "
+                  "run's jobs could not know");
+  if (options.journal && options.resume) add_again_what_then_added(*options.journal);
   const int n = static_cast<int>(jobs_.size());
   // Resume: journal reads, before the lock (a work-sharing thread may call
   // give_away()/take()/ended_elsewhere() at any moment).
@@ -246,18 +252,6 @@ RunSummary JobRunner::run(const RunOptions& options) {
     // Ends reported before run() began, applied once the graph is built.
     for (const auto& [j, record] : early_ended_) apply_remote_end(j, record);
     early_ended_.clear();
-    // Resumed: the jobs that jobs done before added as they ended (Job::then),
-    // added again from their records (the list grows as it goes).
-    for (std::size_t j = 0; j < jobs_.size(); ++j)
-      if (jobs_[j].then && records_[j].status == JobStatus::done) {
-        try {
-          append(jobs_[j].then(records_[j]));
-        } catch (const std::exception& e) {
-          active_ = false;
-          events_->close();
-          throw Error("resuming: the jobs after " + jobs_[j].name + " cannot be made again: " + e.what());
-        }
-      }
     if (options.sharing && graph_.ready_count() > 0) options.sharing->work_available();
     dispatch();
     finish_if_over();
@@ -415,6 +409,7 @@ void JobRunner::execute(const Job& job, int j, int attempt, const std::vector<in
   // Back to this worker's own core and one thread.
   if (options_->pin_threads) apply_thread_budget({executor_.cores()[workers.front()]});
   if (options_->thread_budget) options_->thread_budget(1);
+  bool may_retry = true;
   if (status == JobStatus::done && job.then) {
     // The jobs it adds, before its end is recorded: the run goes on for them.
     JobRecord record;
@@ -427,22 +422,29 @@ void JobRunner::execute(const Job& job, int j, int attempt, const std::vector<in
     record.metrics = outcome.metrics;
     record.message = outcome.message;
     record.artifacts = outcome.artifacts;
+    std::string error;
     try {
+      const RunningJobMark mark(id);  // a crash in it names this job
       auto more = job.then(record);
+      // Their journal rows (a resumed run's), read outside the lock.
+      auto priors = journal_rows(more);
       MutexLock lock(mutex_);
-      append(std::move(more));
+      append(std::move(more), std::move(priors));
     } catch (const std::exception& e) {
+      error = e.what();
+    } catch (...) {
+      error = "unknown exception";
+    }
+    if (!error.empty()) {
       status = JobStatus::failed;
-      outcome.message = std::string("the jobs after it cannot be made: ") + e.what();
-      outcome.message = outcome.message.substr(0, outcome.message.find('\n'));
+      outcome.message = "the jobs after it cannot be made: " + error.substr(0, error.find('\n'));
+      may_retry = false;  // training it again would not make them
     }
   }
-  complete(j, status, std::move(outcome));
+  complete(j, status, std::move(outcome), may_retry);
 }
 
-void JobRunner::append(std::vector<Job> more) {
-  if (more.empty()) return;
-  // Checked first: nothing is added unless every job can run.
+void JobRunner::check_more(const std::vector<Job>& more) const {
   std::map<std::string, int> local;
   for (std::size_t k = 0; k < more.size(); ++k) {
     const auto& job = more[k];
@@ -468,7 +470,57 @@ void JobRunner::append(std::vector<Job> more) {
   };
   for (std::size_t k = 0; k < more.size(); ++k)
     if (colour[k] == 0) visit(static_cast<int>(k));
+}
 
+std::vector<std::optional<JobRecord>> JobRunner::journal_rows(const std::vector<Job>& more) const {
+  std::vector<std::optional<JobRecord>> rows(more.size());
+  if (options_->journal && options_->resume)
+    for (std::size_t k = 0; k < more.size(); ++k) rows[k] = options_->journal->find(more[k].id());
+  return rows;
+}
+
+void JobRunner::add_again_what_then_added(const Journal& journal) {
+  // In the order they ended (a job's may depend on what an earlier one
+  // added); the list grows as it goes.
+  const auto n = jobs_.size();
+  std::map<std::size_t, JobRecord> done;  // jobs with `then`, done before, not yet asked
+  std::set<std::size_t> looked;
+  try {
+    while (true) {
+      for (std::size_t j = 0; j < jobs_.size(); ++j)
+        if (jobs_[j].then && looked.insert(j).second)
+          if (auto prior = journal.find(jobs_[j].id()); prior && prior->status == JobStatus::done) done[j] = *prior;
+      if (done.empty()) break;
+      auto first = done.begin();
+      for (auto it = done.begin(); it != done.end(); ++it)
+        if (it->second.ended_at < first->second.ended_at) first = it;
+      const auto j = first->first;
+      const auto record = first->second;
+      done.erase(first);
+      try {
+        auto more = jobs_[j].then(record);
+        check_more(more);
+        for (auto& job : more) {
+          index_[job.id()] = static_cast<int>(jobs_.size());
+          jobs_.push_back(std::move(job));
+        }
+      } catch (const std::exception& e) {
+        throw Error("resuming: the jobs after " + jobs_[j].name + " cannot be made again: " + e.what());
+      }
+    }
+  } catch (...) {
+    // As it was: nothing half-added.
+    while (jobs_.size() > n) {
+      index_.erase(jobs_.back().id());
+      jobs_.pop_back();
+    }
+    throw;
+  }
+}
+
+void JobRunner::append(std::vector<Job> more, std::vector<std::optional<JobRecord>> priors) {
+  if (more.empty()) return;
+  check_more(more);  // again, under the lock: nothing is added unless every job can run
   const int first = static_cast<int>(jobs_.size());
   for (auto& job : more) {
     index_[job.id()] = static_cast<int>(jobs_.size());
@@ -484,9 +536,10 @@ void JobRunner::append(std::vector<Job> more) {
     r.spec = job.spec;
     r.rank = options_->rank;
     JobGraph::Node node;
-    if (options_->journal && options_->resume) {
+    {
       // A job the journal holds (the run was resumed): as run() treats its own.
-      if (auto prior = options_->journal->find(r.id); prior && prior->status == JobStatus::done) {
+      auto& prior = priors[static_cast<std::size_t>(j - first)];
+      if (prior && prior->status == JobStatus::done) {
         r = *prior;
         node.done_before = true;
       } else if (prior && prior->status == JobStatus::crashed) {
@@ -532,7 +585,7 @@ void JobRunner::append(std::vector<Job> more) {
   record_ended(ended);
 }
 
-void JobRunner::complete(int j, JobStatus status, JobOutcome outcome) {
+void JobRunner::complete(int j, JobStatus status, JobOutcome outcome, bool may_retry) {
   MutexLock lock(mutex_);
   const auto& job = jobs_[j];
   auto& r = records_[j];
@@ -540,7 +593,7 @@ void JobRunner::complete(int j, JobStatus status, JobOutcome outcome) {
   r.metrics = outcome.metrics;
   r.message = outcome.message;
   r.artifacts = outcome.artifacts;
-  const auto ended = graph_.end(j, status, /*may_retry=*/!stop_.stop_requested());
+  const auto ended = graph_.end(j, status, may_retry && !stop_.stop_requested());
   JobEvent ev{.job_id = r.id, .name = job.name, .time = now(), .cores = r.cores, .attempt = r.attempts,
               .rank = options_->rank, .status = status, .data = outcome.metrics, .message = outcome.message,
               .cost = job.cost};

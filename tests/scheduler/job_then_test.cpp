@@ -188,8 +188,69 @@ TEST(JobRunner, ThenWithWorkSharingIsRefusedBeforeAnythingRuns) {
   a.then = [](const JobRecord&) { return std::vector<Job>{}; };
   r.runner->add(std::move(a));
   r.options.sharing = &sharing;
-  EXPECT_THROW(r.runner->run(r.options), Error);
+  try {
+    r.runner->run(r.options);
+    ADD_FAILURE() << "ran with work sharing";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("adds jobs as it ends"), std::string::npos) << e.what();
+  }
   EXPECT_EQ(runs, 0);
+}
+
+// A failure to make the jobs after it is not the training's: no retry.
+TEST(JobRunner, AJobWhoseThenFailsIsNotRetried) {
+  VirtualRun r(1);
+  std::atomic<int> runs{0};
+  auto a = job_returning("a", 1.0);
+  a.retries = 2;
+  a.run = [&runs](JobContext&) {
+    ++runs;
+    return JobOutcome{};
+  };
+  a.then = [](const JobRecord&) -> std::vector<Job> { throw Error("no plan"); };
+  r.runner->add(std::move(a));
+  const auto summary = r.runner->run(r.options);
+  EXPECT_EQ(summary.failed, 1);
+  EXPECT_EQ(runs, 1);
+}
+
+// Jobs added by a job that another's added jobs wait for: on --resume they
+// are added again in the order their jobs ended, so every dependency is
+// known when it is needed.
+TEST(JobRunner, ResumeAddsAgainInTheOrderTheJobsEnded) {
+  TempDir dir;
+  auto journal = Journal::open(dir / "journal.sqlite");
+  const auto make = [](VirtualRun& r) {
+    // `late` (added first) follows `early`; early adds x, late adds y after x.
+    auto early = job_returning("early", 1.0);
+    const auto early_id = early.id();
+    const auto x = job_returning("x", 1.0);
+    const auto x_id = x.id();
+    early.then = [x](const JobRecord&) { return std::vector<Job>{x}; };
+    auto late = job_returning("late", 1.0);
+    late.follows = {early_id};
+    late.then = [x_id](const JobRecord&) {
+      auto y = job_returning("y", 1.0);
+      y.after = {x_id};
+      return std::vector<Job>{y};
+    };
+    r.runner->add(std::move(late));
+    r.runner->add(std::move(early));
+  };
+  {
+    VirtualRun r(1);
+    make(r);
+    r.options.journal = journal.get();
+    EXPECT_EQ(r.runner->run(r.options).done, 4);
+  }
+  VirtualRun r(1);
+  make(r);
+  r.options.journal = journal.get();
+  r.options.resume = true;
+  const auto resumed = r.runner->run(r.options);
+  EXPECT_EQ(resumed.exit_code(), 0);
+  EXPECT_EQ(resumed.resumed, 4);
+  EXPECT_EQ(resumed.jobs.size(), 4u);
 }
 
 // Many jobs adding jobs at once, on every core: each added job runs exactly

@@ -100,8 +100,9 @@ struct Job {
   // the run cannot end first; in a resumed run, for a job done before, at
   // the start, with the journal's record. The jobs it returns are checked as
   // run() checks its own (an Error fails this job and adds none); they may
-  // depend on any job added before them. Must not call the runner. Not with
-  // work sharing (run() refuses it): other processes could not know them.
+  // depend on any job added before them. Must not call the runner; several
+  // jobs' then may run at once. Not with work sharing, nor on a rank other
+  // than 0 (run() refuses it): other processes could not know them.
   std::function<std::vector<Job>(const JobRecord& done)> then;
 
   // 16 hex digits: FNV-1a 64 of the spec's canonical JSON text.

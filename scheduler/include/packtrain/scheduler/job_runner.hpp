@@ -72,6 +72,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <stop_token>
 #include <string>
 #include <utility>
@@ -151,8 +152,9 @@ class JobRunner {
   // Adds a job; returns its id. Throws Error for a job without a function or
   // with the id of a job already added.
   std::string add(Job job);
-  // Every job added, those Job::then added while the run goes after them
-  // (read it from the runner's own threads, or once the run has ended).
+  // Every job added, and after them those Job::then added. Read it before
+  // run() or after it has returned: while it goes, a job's then may add to
+  // it (work sharing, which reads it, has no Job::then).
   const std::deque<Job>& jobs() const { return jobs_; }
 
   // Runs every job added. Throws Error (before starting anything) for a job
@@ -190,15 +192,25 @@ class JobRunner {
   void validate() const;
   // What validate() checks of one job: that it can ever fit this node.
   void check_fits(const Job& job) const;
-  // Job::then's jobs, added while the run goes: checked (Error: none is
-  // added), recorded as run() records its own, handed to the graph.
-  void append(std::vector<Job> more) PACKTRAIN_REQUIRES(mutex_);
+  // Job::then's jobs: checks that each can ever run (fits, a new id, known
+  // dependencies, no cycle among them). Throws Error. While the run goes,
+  // only with the lock held (it reads index_).
+  void check_more(const std::vector<Job>& more) const;
+  // ... and their rows in the journal of a resumed run (none otherwise).
+  std::vector<std::optional<JobRecord>> journal_rows(const std::vector<Job>& more) const;
+  // Added while the run goes: checked again (Error: none is added), recorded
+  // as run() records its own (`priors`: their journal rows), handed to the graph.
+  void append(std::vector<Job> more, std::vector<std::optional<JobRecord>> priors) PACKTRAIN_REQUIRES(mutex_);
+  // A resumed run, before it starts: the jobs that jobs done before added
+  // (Job::then), added again from their journal records, in the order those
+  // jobs ended. Throws Error with the job list as it was.
+  void add_again_what_then_added(const Journal& journal);
   // What happened -> what to do: asks place() and carries out its decisions.
   void dispatch() PACKTRAIN_REQUIRES(mutex_);
   void start(int job, std::vector<int> workers) PACKTRAIN_REQUIRES(mutex_);
   void execute(const Job& job, int j, int attempt, const std::vector<int>& workers,
                std::vector<JobRecord> dependencies) PACKTRAIN_EXCLUDES(mutex_);
-  void complete(int job, JobStatus status, JobOutcome outcome) PACKTRAIN_EXCLUDES(mutex_);
+  void complete(int job, JobStatus status, JobOutcome outcome, bool may_retry = true) PACKTRAIN_EXCLUDES(mutex_);
   void record_ended(const JobGraph::Ended& ended) PACKTRAIN_REQUIRES(mutex_);
   void apply_remote_end(int job, const JobRecord& record) PACKTRAIN_REQUIRES(mutex_);
   void finish_if_over() PACKTRAIN_REQUIRES(mutex_);
