@@ -1,12 +1,10 @@
 // packtrain batch PLAN.toml: every entry of a plan (a kfold sweep, a
-// lottery-ticket sweep, a Hogwild run, ...) on one run. Each entry is one
-// of the commands with its options; all their jobs go to one runner at
-// once, so one entry's tail is filled with another's jobs (longest first
-// across entries; elastic jobs grow onto what is left). One journal, one
-// results.csv (with an `entry` column), one report.html (a section per
-// entry).
-//
-// A plan:
+// lottery-ticket sweep, a Hogwild run, a data-parallel train run) on one
+// run. Each entry is one of the commands with its options; all their jobs
+// go to one runner at once, so one entry's tail is filled with another's
+// jobs (longest first across entries; elastic jobs grow onto what is
+// left). One journal, one results.csv (with an `entry` column), one
+// report.html (a section per entry). docs/cli.md "packtrain batch".
 //
 //   cores = 2                  # plan-wide (the command line wins): cores, seed, data
 //   seed = 1
@@ -14,15 +12,23 @@
 //   [[kfold]]
 //   name = "sweep-a"           # optional: kfold-1, lth-1, ... by default
 //   models = ["mlp", "lenet5"] # the command's flags, as keys; a list is "mlp,lenet5"
-//   folds = 3
 //
 //   [[lth]]
 //   name = "tickets"
+//   model = "best:sweep-a"     # planned once sweep-a has ended, with its best model
+//
+//   [[hogwild]]
 //   after = ["sweep-a"]        # its jobs start once sweep-a's have ended
 //
 // Everything wrong with a plan (TOML syntax, an unknown kind or key, a bad
-// value, duplicate names, an unknown or circular `after`) is one line
-// naming the file and line, exit 2, before anything is started or written.
+// value, duplicate names, an unknown or circular `after`, a `best:` of an
+// entry that picks no model) is one line naming the file and line, exit 2,
+// before anything is started or written.
+//
+// best:ENTRY: a gate job follows ENTRY's jobs, picks its best group from
+// their records (JobContext::dependencies) and, as it ends, adds the
+// entry's jobs planned with those values (Job::then; a resumed run adds
+// them again from the gate's journal row).
 #include "command_entry.hpp"
 #include "commands.hpp"
 #include "common_options.hpp"
@@ -115,11 +121,17 @@ std::optional<std::string> scalar_text(const toml::node& node) {
 }
 
 // The entry's keys as the command's argv, checked against its options.
-void read_entry(const Plan& plan, const std::string& kind, const toml::table& table, int index, PlanEntry& out) {
+// `defaults`: the batch's --batch-size, --optimizer and --lr, every entry's
+// defaults (its own keys win).
+void read_entry(const Plan& plan, const std::string& kind, const toml::table& table, int index,
+                const CommonOptions& defaults, PlanEntry& out) {
   out.kind = kind;
   out.line = line_of(table.source());
   out.name = kind + "-" + std::to_string(index);
   out.entry = make_entry(kind);
+  out.entry->common.batch_size = defaults.batch_size;
+  out.entry->common.optimizer = defaults.optimizer;
+  out.entry->common.lr = defaults.lr;
   out.args = {kind};
   auto& desc = out.entry->options();
   // Entries in file order: the table's own order is by key.
@@ -136,8 +148,8 @@ void read_entry(const Plan& plan, const std::string& kind, const toml::table& ta
     if (key == "name") {
       const auto name = node.value_exact<std::string>();
       if (!name || name->empty()) plan_error(plan.path, line, where + " must be a non-empty string");
-      if (name->find_first_of(" \t\n,:/\\\"") != std::string::npos)
-        plan_error(plan.path, line, where + " '" + *name + "' holds a space, comma, colon, slash or quote");
+      if (name->find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") != std::string::npos)
+        plan_error(plan.path, line, where + " '" + *name + "': letters, digits, '-', '_' and '.' only");
       out.name = *name;
       continue;
     }
@@ -193,7 +205,7 @@ void read_entry(const Plan& plan, const std::string& kind, const toml::table& ta
   }
 }
 
-Plan read_plan(const std::filesystem::path& path) {
+Plan read_plan(const std::filesystem::path& path, const CommonOptions& defaults) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) throw Error("no plan file at " + path.string());
   Plan plan;
@@ -230,7 +242,7 @@ Plan read_plan(const std::filesystem::path& path) {
       plan_error(path, line, key + " must be written as [[" + key + "]] tables, one an entry");
     for (const auto& t : *tables) {
       PlanEntry entry;
-      read_entry(plan, key, *t.as_table(), ++counts[key], entry);
+      read_entry(plan, key, *t.as_table(), ++counts[key], defaults, entry);
       plan.entries.push_back(std::move(entry));
     }
   }
@@ -385,12 +397,9 @@ int batch_command(int argc, char** argv) {
   positional.add("plan", 1);
   if (!parse_options(argc, argv, desc, "packtrain batch PLAN.toml [options] --out DIR", common, &positional)) return 0;
   if (plan_path.empty()) throw Error("name the plan: packtrain batch PLAN.toml --out DIR");
-  for (const char* flag : {"batch-size", "optimizer", "lr"})
-    if (common.given.count(flag))
-      throw Error(std::string("--") + flag + " is an entry's: set it in the plan's entries (" + flag + " = ...)");
 
   // Everything that can be wrong with the plan, before anything is written.
-  auto plan = read_plan(plan_path);
+  auto plan = read_plan(plan_path, common);
   // Plan-wide values: the command line wins over the plan.
   if (plan.cores && !common.cores) common.cores = plan.cores;
   if (plan.seed && !common.given.count("seed")) common.seed = *plan.seed;
@@ -488,6 +497,9 @@ int batch_command(int argc, char** argv) {
           args[i + 1] = value;
         }
       auto entry = make_entry(e.kind);
+      entry->common.batch_size = common.batch_size;
+      entry->common.optimizer = common.optimizer;
+      entry->common.lr = common.lr;
       std::vector<char*> entry_argv;
       for (auto& a : args) entry_argv.push_back(a.data());
       parse_options(static_cast<int>(entry_argv.size()), entry_argv.data(), entry->options(), entry->usage(), entry->common);

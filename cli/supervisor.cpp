@@ -47,7 +47,8 @@ void say(const std::string& line) {
 
 bool wants_supervision(const std::vector<std::string>& words) {
   for (std::size_t i = 2; i < words.size(); ++i)
-    if (words[i] == "--no-supervise" || words[i] == "--help" || words[i] == "-h") return false;
+    if (words[i] == "--no-supervise" || words[i] == "--help" || words[i] == "-h" || words[i] == "--dry-run")
+      return false;  // runs no job (batch --dry-run only prints)
   return !distributed::launched_by_mpi();
 }
 

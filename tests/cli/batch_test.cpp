@@ -137,6 +137,12 @@ TEST(BatchCli, EveryEntrysJobsRunOnceWithTheIdsAndNumbersOfItsCommandAlone) {
   const auto report = read_file(dir / "batch/report.html");
   for (const char* id : {"id=\"entry-sweep\"", "id=\"entry-tickets\"", "id=\"entry-hog\""})
     EXPECT_NE(report.find(id), std::string::npos) << id;
+  // packtrain report rebuilds the same results (the entry column from the journal).
+  const auto csv = read_file(dir / "batch/results.csv");
+  std::filesystem::remove(dir / "batch/results.csv");
+  const auto rebuilt = run_packtrain({"report", (dir / "batch").string()});
+  ASSERT_EQ(rebuilt.exit_code, 0) << rebuilt.err;
+  EXPECT_EQ(read_file(dir / "batch/results.csv"), csv);
   const auto summary = packtrain::testing::read_json_file(dir / "batch/results.json")["summary"];
   EXPECT_EQ(summary["command"], "batch");
   EXPECT_TRUE(summary["entries"]["sweep"].contains("groups"));
@@ -444,7 +450,18 @@ limit = 1500
   const auto rows = packtrain::testing::results_by_id(dir / "batch/results.csv");
   expect_entry_matches(rows, dir / "train/results.csv", "big", {"model", "val_top1", "val_loss"});
   for (const auto& r : packtrain::testing::journal_records(dir / "batch")) {
-    if (rows.at(r.id).at("entry") == "big") EXPECT_EQ(r.cores.size(), 1u) << "started on one core";
+    if (rows.at(r.id).at("entry") == "big") {
+      EXPECT_EQ(r.cores.size(), 1u) << "started on one core";
+    }
   }
   EXPECT_TRUE(std::filesystem::is_directory(dir / "batch/checkpoints/big"));
+}
+
+// The README's example plan: every kind of entry, and a best: one.
+TEST(BatchCli, TheExamplePlanIsValidAndListsEveryEntry) {
+  const auto r = run_packtrain({"batch", std::string(PACKTRAIN_EXAMPLES) + "/batch/plan.toml", "--dry-run"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const char* entry : {"\nsweep ", "\nhogwild ", "\nlenet5 ", "\ntickets "})
+    EXPECT_NE(r.out.find(entry), std::string::npos) << entry << " in:\n" << r.out;
+  EXPECT_NE(r.out.find("planned once sweep has ended"), std::string::npos) << r.out;
 }
