@@ -448,7 +448,19 @@ int batch_command(int argc, char** argv) {
     for (const auto& a : e.after)
       for (const auto& before : ids_of.at(a)) job.follows.push_back(before);
   };
-  for (auto& e : plan.entries) {
+  // Planned so that an entry comes after those it waits for (the plan has no cycle).
+  std::vector<PlanEntry*> order;
+  std::set<std::string> placed;
+  std::function<void(PlanEntry&)> place = [&](PlanEntry& e) {
+    if (!placed.insert(e.name).second) return;
+    for (const auto& a : e.after)
+      for (auto& other : plan.entries)
+        if (other.name == a) place(other);
+    order.push_back(&e);
+  };
+  for (auto& e : plan.entries) place(e);
+  for (auto* entry : order) {
+    auto& e = *entry;
     if (!e.best_of.empty()) continue;
     auto mine = at_entry(plan, e, [&] { return e.entry->plan(setup); });
     for (auto& job : mine) {

@@ -70,7 +70,7 @@ void must(const packtrain::bench::ProcessResult& r, const std::string& what) {
 
 int main(int argc, char** argv) {
   int rounds = 3;
-  std::string limit = "12000";
+  std::string limit = "12000";  // docs/performance.md: also --limit 60000 (every image)
   std::string packtrain =
       (std::filesystem::canonical("/proc/self/exe").parent_path() / "../../cli/packtrain").lexically_normal().string();
   for (int i = 1; i < argc; ++i) {

@@ -154,15 +154,8 @@ TEST(BatchCli, EveryEntrysJobsRunOnceWithTheIdsAndNumbersOfItsCommandAlone) {
 TEST(BatchCli, AnEntryAfterAnotherStartsWhenItsJobsHaveEnded) {
   TempDir dir;
   const auto plan = dir / "plan.toml";
+  // The entry that waits comes first in the file.
   write_file(plan, R"(
-[[kfold]]
-name = "first"
-models = "mlp"
-schedules = "cosine"
-folds = 2
-epochs = 1
-limit = 1000
-
 [[kfold]]
 name = "second"
 models = "mlp"
@@ -171,6 +164,14 @@ folds = 2
 epochs = 1
 limit = 1000
 after = ["first"]
+
+[[kfold]]
+name = "first"
+models = "mlp"
+schedules = "cosine"
+folds = 2
+epochs = 1
+limit = 1000
 )");
   const auto r = run_packtrain({"batch", plan.string(), "--out", (dir / "out").string(), "--cores", "2", "--quiet"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
