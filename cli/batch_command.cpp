@@ -44,6 +44,8 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <mutex>
+#include <optional>
 #include <set>
 
 namespace po = boost::program_options;
@@ -96,6 +98,7 @@ struct PlanEntry {
 struct Plan {
   std::filesystem::path path;
   std::optional<int> cores;
+  int cores_line = 0;
   std::optional<std::uint64_t> seed;
   std::optional<std::string> data;
   std::vector<PlanEntry> entries;
@@ -148,8 +151,8 @@ void read_entry(const Plan& plan, const std::string& kind, const toml::table& ta
     if (key == "name") {
       const auto name = node.value_exact<std::string>();
       if (!name || name->empty()) plan_error(plan.path, line, where + " must be a non-empty string");
-      if (name->find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") != std::string::npos)
-        plan_error(plan.path, line, where + " '" + *name + "': letters, digits, '-', '_' and '.' only");
+      if (name->find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") != std::string::npos)
+        plan_error(plan.path, line, where + " '" + *name + "': letters, digits, '-' and '_' only (it names folders)");
       out.name = *name;
       continue;
     }
@@ -222,9 +225,9 @@ Plan read_plan(const std::filesystem::path& path, const CommonOptions& defaults)
     const int line = line_of(key_ref.source());
     if (key == "cores" || key == "seed") {
       const auto value = node.value_exact<std::int64_t>();
-      if (!value || *value < (key == "cores" ? 1 : 0))
-        plan_error(path, line, key + (key == "cores" ? " must be a whole number of cores, at least 1" : " must be a whole number, at least 0"));
-      if (key == "cores") plan.cores = static_cast<int>(*value);
+      if (!value || *value < (key == "cores" ? 1 : 0) || (key == "cores" && *value > 100000))
+        plan_error(path, line, key + (key == "cores" ? " must be a whole number of cores, 1 to 100000" : " must be a whole number, at least 0"));
+      if (key == "cores") plan.cores = static_cast<int>(*value), plan.cores_line = line;
       else plan.seed = static_cast<std::uint64_t>(*value);
       continue;
     }
@@ -246,7 +249,7 @@ Plan read_plan(const std::filesystem::path& path, const CommonOptions& defaults)
       plan.entries.push_back(std::move(entry));
     }
   }
-  if (plan.entries.empty()) throw Error(path.string() + ": the plan has no entries ([[kfold]], [[lth]], [[hogwild]])");
+  if (plan.entries.empty()) plan_error(path, 1, "the plan has no entries ([[kfold]], [[lth]], [[hogwild]], [[train]])");
   std::sort(plan.entries.begin(), plan.entries.end(), [](const PlanEntry& a, const PlanEntry& b) { return a.line < b.line; });
   // Names: unique; `after`: known names, no cycle.
   std::map<std::string, std::size_t> by_name;
@@ -320,6 +323,11 @@ auto at_entry(const Plan& plan, const PlanEntry& e, F&& f) {
     if (what.size() > see.size() && what.compare(what.size() - see.size(), see.size(), see) == 0)
       what.resize(what.size() - see.size());
     int line = e.line;
+    // The key whose value the message quotes ('mlpx'), else the flag it names.
+    for (std::size_t i = 1; i + 1 < e.args.size(); ++i)
+      if (e.key_lines.count(e.args[i]) && !e.args[i + 1].empty() &&
+          what.find("'" + e.args[i + 1] + "'") != std::string::npos)
+        line = e.key_lines.at(e.args[i]);
     for (const auto& [flag, l] : e.key_lines)
       if (what.find(flag + "'") != std::string::npos || what.find(flag + " ") != std::string::npos) line = l;
     plan_error(plan.path, line, "[[" + e.kind + "]] " + e.name + ": " + what);
@@ -373,7 +381,8 @@ void print_jobs(const Plan& plan, const std::vector<Job>& jobs, const std::map<s
                 j.id().c_str(), c.c_str(), cost_text(j.cost).c_str(), after.c_str());
     total += j.cost;
   }
-  std::printf("%zu job(s) in %zu entr%s on %d core(s); cost %s in all (FLOPs of training: longest first)\n", jobs.size(),
+  std::printf("%zu job(s) in %zu entr%s on %d core(s); cost %s in all (training FLOPs; the runner starts the costliest "
+              "first)\n", jobs.size(),
               plan.entries.size(), plan.entries.size() == 1 ? "y" : "ies", cores, cost_text(total).c_str());
 }
 
@@ -423,7 +432,18 @@ int batch_command(int argc, char** argv) {
   }
   const bool simulating = RunSetup::simulating();
   if (dry_run && common.out.empty()) common.out = "(dry run)";  // never created
-  RunSetup setup(common, "batch", false);
+  // The plan's cores, refused by the node: the plan's line.
+  const auto make_setup = [&] {
+    try {
+      return std::make_unique<RunSetup>(common, "batch", false);
+    } catch (const Error& e) {
+      if (plan.cores_line > 0 && !common.given.count("cores") && std::string(e.what()).find("--cores") != std::string::npos)
+        plan_error(plan.path, plan.cores_line, std::string("cores: ") + e.what());
+      throw;
+    }
+  };
+  const auto setup_owner = make_setup();
+  RunSetup& setup = *setup_owner;
 
   std::vector<Job> jobs;
   std::map<std::string, std::string> entry_of;  // job id -> entry (the jobs planned at the start)
@@ -479,11 +499,69 @@ int batch_command(int argc, char** argv) {
   // best:ENTRY: a job (the gate) follows that entry's jobs, picks its best
   // group from their records, and then adds this entry's jobs, planned with
   // those values (Job::then; again from its journal record on --resume).
+  //
+  // The entry's argv with `picked`'s values in place of best:ENTRY, parsed,
+  // checked and planned as at the start (a fresh entry object each time).
+  const auto plan_picked = [&](const PlanEntry& e, const nlohmann::json& picked, std::vector<std::string>& args) {
+    args = e.args;
+    for (std::size_t i = 1; i + 1 < args.size(); ++i)
+      if (e.best_lines.count(args[i])) {
+        const auto key = args[i].substr(2);
+        const auto value = picked.value(key.back() == 's' ? key.substr(0, key.size() - 1) : key, std::string());
+        if (value.empty()) throw Error("best:" + e.best_of + " picked no " + key);
+        args[i + 1] = value;
+      }
+    auto entry = make_entry(e.kind);
+    entry->common.batch_size = common.batch_size;
+    entry->common.optimizer = common.optimizer;
+    entry->common.lr = common.lr;
+    entry->meta_prefix = e.entry->meta_prefix;
+    entry->planned_late = true;
+    std::vector<char*> entry_argv;
+    for (auto& a : args) entry_argv.push_back(a.data());
+    parse_options(static_cast<int>(entry_argv.size()), entry_argv.data(), entry->options(), entry->usage(), entry->common);
+    entry->common.data = common.data;
+    entry->common.seed = common.seed;
+    entry->common.resume = common.resume;
+    entry->common.quiet = common.quiet;
+    entry->check_options();
+    auto mine = entry->plan(setup);
+    return std::pair{std::move(entry), std::move(mine)};
+  };
+  // Ids of every job planned so far, and a lock for the gates' `then`,
+  // which may run at once (two entries taking best: of one sweep).
+  std::set<std::string> taken;
+  for (const auto& [id, name] : entry_of) taken.insert(id);
+  std::mutex late;
+  const auto first_taken = [&](const std::vector<Job>& mine) -> std::optional<std::string> {
+    for (const auto& job : mine)
+      if (taken.count(job.id())) return job.name + " (" + job.id() + ")";
+    return std::nullopt;
+  };
   for (auto& e : plan.entries) {
     if (e.best_of.empty()) continue;
-    const auto& from = plan.entries[static_cast<std::size_t>(
-        std::find_if(plan.entries.begin(), plan.entries.end(), [&](const PlanEntry& x) { return x.name == e.best_of; }) -
-        plan.entries.begin())];
+    const auto& from = *std::find_if(plan.entries.begin(), plan.entries.end(),
+                                     [&](const PlanEntry& x) { return x.name == e.best_of; });
+    // Everything it can pick, planned now (and thrown away): a value the
+    // entry's command refuses is the plan's error, before anything runs.
+    if (!simulating) {
+      std::set<std::vector<std::string>> tried;
+      for (const auto& picked : from.entry->candidates()) {
+        std::vector<std::string> args;
+        const auto [entry, mine] = at_entry(plan, e, [&] {
+          try {
+            return plan_picked(e, picked, args);
+          } catch (const Error& error) {
+            throw Error("with " + picked.dump() + " (best:" + e.best_of + " may pick it): " + error.what());
+          }
+        });
+        if (!tried.insert(args).second) continue;
+        if (const auto dup = first_taken(mine))
+          plan_error(plan.path, e.best_lines.begin()->second,
+                     "best:" + e.best_of + " may pick " + picked.dump() + ", and then [[" + e.kind + "]] " + e.name +
+                         " would have the job " + *dup + " that another entry has too: the same job twice");
+      }
+    }
     Job gate;
     gate.name = e.name + "/best-of-" + from.name;
     // Its identity: the entry's whole plan (a changed entry is another run's).
@@ -498,35 +576,17 @@ int batch_command(int argc, char** argv) {
       metrics["best_of"] = from.name;
       return JobOutcome{.metrics = metrics};
     };
-    gate.then = [&e, &setup, &common, &follow_entries](const JobRecord& done) {
-      // The entry's argv with the picked values in place of best:ENTRY.
-      auto args = e.args;
-      for (std::size_t i = 1; i + 1 < args.size(); ++i)
-        if (e.best_lines.count(args[i])) {
-          const auto key = args[i].substr(2);
-          const auto value = done.metrics.value(key.back() == 's' ? key.substr(0, key.size() - 1) : key, std::string());
-          if (value.empty()) throw Error("best:" + e.best_of + " picked no " + key);
-          args[i + 1] = value;
-        }
-      auto entry = make_entry(e.kind);
-      entry->common.batch_size = common.batch_size;
-      entry->common.optimizer = common.optimizer;
-      entry->common.lr = common.lr;
-      std::vector<char*> entry_argv;
-      for (auto& a : args) entry_argv.push_back(a.data());
-      parse_options(static_cast<int>(entry_argv.size()), entry_argv.data(), entry->options(), entry->usage(), entry->common);
-      entry->common.data = common.data;
-      entry->common.seed = common.seed;
-      entry->common.resume = common.resume;
-      entry->common.quiet = common.quiet;
-      entry->meta_prefix = e.entry->meta_prefix;
-      entry->check_options();
-      auto mine = entry->plan(setup);
+    gate.then = [&e, &setup, &plan_picked, &follow_entries, &taken, &late, &first_taken](const JobRecord& done) {
+      const std::lock_guard lock(late);
+      std::vector<std::string> args;
+      auto [entry, mine] = plan_picked(e, done.metrics, args);
+      if (const auto dup = first_taken(mine)) throw Error("its job " + *dup + " is another entry's too");
       // What a --resume plans from again: the same fused grouping.
       if (setup.is_root() && entry->meta.contains("fuse_cores"))
         setup.journal().set_meta(entry->meta_prefix + "fuse_cores", entry->meta["fuse_cores"].dump());
       e.job_ids.clear();
       for (auto& job : mine) {
+        taken.insert(job.id());
         e.job_ids.push_back(job.id());
         follow_entries(e, job);
         job.follows.push_back(done.id);
@@ -534,10 +594,11 @@ int batch_command(int argc, char** argv) {
       e.args = std::move(args);
       e.entry = std::move(entry);
       e.planned = true;
-      return mine;
+      return std::move(mine);
     };
     e.gate_id = gate.id();
     entry_of[e.gate_id] = e.name;
+    taken.insert(e.gate_id);
     jobs.push_back(std::move(gate));
   }
 
@@ -580,8 +641,11 @@ int batch_command(int argc, char** argv) {
         return 0;
       }
       // The prediction: packtrain simulate over the same plan (folds unfused: simulate's model of kfold).
-      std::vector<std::string> args = {"simulate", "--quiet", "--cores", std::to_string(setup.node().core_count()), "--",
-                                       "batch", plan_path, "--seed", std::to_string(common.seed), "--data", common.data};
+      const auto cores = std::to_string(setup.node().core_count());
+      std::vector<std::string> args = {"simulate", "--quiet", "--cores", cores, "--", "batch", plan_path, "--cores", cores,
+                                       "--seed", std::to_string(common.seed), "--data", common.data,
+                                       "--batch-size", std::to_string(common.batch_size), "--optimizer", common.optimizer,
+                                       "--lr", number_text(common.lr)};
       std::vector<char*> argv_sim;
       for (auto& a : args) argv_sim.push_back(a.data());
       return simulate_command(static_cast<int>(argv_sim.size()), argv_sim.data());
@@ -597,9 +661,13 @@ int batch_command(int argc, char** argv) {
   std::string text;
   for (auto& e : plan.entries) {
     const auto mine = entry_run(run, e.job_ids);
-    nlohmann::json s = {{"command", e.kind}, {"done", mine.done},         {"failed", mine.failed},
-                        {"diverged", mine.diverged}, {"skipped", mine.skipped}, {"cancelled", mine.cancelled},
-                        {"job_seconds", mine.job_seconds}};
+    // Its counts: its jobs and its gate (a failed gate is a failure of the entry's).
+    auto ids = e.job_ids;
+    if (!e.gate_id.empty()) ids.push_back(e.gate_id);
+    const auto all = entry_run(run, ids);
+    nlohmann::json s = {{"command", e.kind}, {"done", all.done},         {"failed", all.failed},
+                        {"diverged", all.diverged}, {"skipped", all.skipped}, {"cancelled", all.cancelled},
+                        {"job_seconds", all.job_seconds}};
     std::string lines;
     if (!e.gate_id.empty()) {
       const auto gate = std::find_if(run.jobs.begin(), run.jobs.end(), [&](const JobRecord& r) { return r.id == e.gate_id; });
@@ -612,11 +680,13 @@ int batch_command(int argc, char** argv) {
                  (gate->message.empty() ? "" : ": " + gate->message) + "\n";
       }
     }
-    s["planned"] = e.planned;
-    if (e.planned) lines += e.entry->summarize(setup, mine, s);
+    // Planned, and its jobs in the run (the runner refuses jobs it cannot run).
+    const bool planned = e.planned && !mine.jobs.empty();
+    s["planned"] = planned;
+    if (planned) lines += e.entry->summarize(setup, mine, s);
     entry_summaries[e.name] = s;
-    text += "== " + e.name + " (" + e.kind + "): " + std::to_string(mine.done) + " of " +
-            std::to_string(mine.jobs.size()) + " job(s) done ==\n" + lines;
+    text += "== " + e.name + " (" + e.kind + "): " + std::to_string(all.done) + " of " + std::to_string(all.jobs.size()) +
+            " job(s) done ==\n" + lines;
     if (!lines.empty() && lines.back() != '\n') text += "\n";
   }
   summary["entries"] = entry_summaries;

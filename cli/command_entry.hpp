@@ -59,10 +59,21 @@ class CommandEntry {
   virtual bool picks_best() const { return false; }
   virtual std::optional<nlohmann::json> best(const std::vector<JobRecord>&) const { return std::nullopt; }
 
+  // A sweep that picks a best model: every value best() may answer (each
+  // model and schedule it trains), as flag values.
+  virtual std::vector<nlohmann::json> candidates() const { return {}; }
+
   CommonOptions common;
   nlohmann::json meta = nlohmann::json::object();
   std::vector<std::string> columns;
   std::string meta_prefix;  // "" for a command run alone; a batch's entry prints no speed line of its own
+  // A batch's entry planned while the run goes (best:ENTRY): journal meta it
+  // finds missing on a --resume was never recorded, not recorded as none.
+  bool planned_late = false;
+  // The batch entry's name ("" for a command run alone): its own folders.
+  std::string entry_name() const {
+    return meta_prefix.size() > 7 ? meta_prefix.substr(6, meta_prefix.size() - 7) : std::string();  // "entry.NAME."
+  }
 
  protected:
   virtual void add_options(boost::program_options::options_description& desc) = 0;

@@ -46,7 +46,8 @@ class KFoldEntry final : public CommandEntry {
     int fuse_cores = 0;
     const auto fuse_key = meta_prefix + "fuse_cores";
     if (fuse_ == "auto" && !RunSetup::simulating()) {  // simulate models each fold as a job of its own
-      if (const auto recorded = setup.resumed_meta(fuse_key)) {
+      const auto recorded = setup.resumed_meta(fuse_key);
+      if (recorded && (!recorded->empty() || !planned_late)) {
         if (!recorded->empty()) {
           std::size_t used = 0;
           try {
@@ -103,6 +104,13 @@ class KFoldEntry final : public CommandEntry {
                                 {"val_top1", g.mean_top1}, {"folds", g.folds_done}};
     }
     return std::nullopt;
+  }
+
+  std::vector<nlohmann::json> candidates() const override {
+    std::vector<nlohmann::json> out;
+    for (const auto& m : split_list(models_, "--models"))
+      for (const auto& s : split_list(schedules_, "--schedules")) out.push_back({{"model", m}, {"schedule", s}});
+    return out;
   }
 
   std::string summarize(RunSetup& setup, const RunSummary& run, nlohmann::json& summary) override {

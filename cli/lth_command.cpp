@@ -75,6 +75,8 @@ class LthEntry final : public CommandEntry {
                        // This rank's own folder: under mpirun the files a job on
                        // another rank made arrive there (no shared filesystem).
                        .out_dir(setup.out().string())
+                       // A batch's entry: masks/ and tickets/ of its own.
+                       .files_dir(entry_name().empty() ? "" : "entries/" + entry_name())
                        .transfer(transfer_)
                        .gangs(setup.gangs());
     if (rounds_ == kNotGiven) options.sparsities(parse_numbers<double>(sparsities_, "--sparsities"));

@@ -228,7 +228,7 @@ class TrainEntry final : public CommandEntry {
     const int cores = job_cores_.value_or(max_cores);
     // This rank's folder under MPI; a batch's entry's own.
     checkpoints_ = setup.out() / "checkpoints";
-    if (batch) checkpoints_ /= meta_prefix.substr(6, meta_prefix.size() - 7);  // "entry.NAME." -> NAME
+    if (batch) checkpoints_ /= entry_name();
     auto options = trainer_options(common)
                        .epochs(o.epochs)
                        .schedule(schedule)

@@ -301,10 +301,10 @@ Job LotteryTicketSweep::retrain_job(int reset_epoch, double sparsity, int round,
       train::load_checkpoint(train::checkpoint_path(dense_dir, epochs), *model, nullptr);
     } else {
       train::load_checkpoint(train::checkpoint_path(root / "checkpoints" / previous, epochs), *model, nullptr);
-      previous_mask = Mask::load(root / "masks" / (stem_of(reset_epoch, 0, round - 1) + ".pt"));
+      previous_mask = Mask::load(root / options.files_dir() / "masks" / (stem_of(reset_epoch, 0, round - 1) + ".pt"));
     }
     const auto mask = magnitude_mask(*model, fraction, options.scope(), previous_mask ? &*previous_mask : nullptr);
-    const auto mask_path = root / "masks" / (stem + ".pt");
+    const auto mask_path = root / options.files_dir() / "masks" / (stem + ".pt");
     mask.save(mask_path);
 
     // The ticket: the reset-epoch weights, masked, with a fresh optimizer.
@@ -312,7 +312,7 @@ Job LotteryTicketSweep::retrain_job(int reset_epoch, double sparsity, int round,
     topts.seed(ctx.seed()).threads(ctx.threads()).checkpoint_dir(own_dir.string()).checkpoint_epochs({epochs});
     train::load_checkpoint(train::checkpoint_path(dense_dir, reset_epoch), *model, nullptr);
     mask.apply(*model);
-    const auto ticket_path = root / "tickets" / (stem + ".pt");
+    const auto ticket_path = root / options.files_dir() / "tickets" / (stem + ".pt");
     {
       train::Trainer fresh(model, topts);
       train::save_checkpoint(ticket_path, *model, &fresh.optimizer(), reset_epoch);
@@ -334,7 +334,7 @@ Job LotteryTicketSweep::retrain_job(int reset_epoch, double sparsity, int round,
     if (result.status == JobStatus::done) {
       const auto checkpoint = relative_to_run(train::checkpoint_path(own_dir, epochs), root);
       metrics["checkpoints"] = nlohmann::json::array({checkpoint});
-      const auto result_path = root / "tickets" / (stem + ".json");
+      const auto result_path = root / options.files_dir() / "tickets" / (stem + ".json");
       // The next round reads the mask and the trained weights, the transfer
       // ticket job the result, the winner's mask and ticket.
       artifacts = {checkpoint, relative_to_run(mask_path, root), relative_to_run(ticket_path, root),
@@ -385,7 +385,7 @@ std::vector<Job> LotteryTicketSweep::transfer_jobs(const std::vector<std::string
         const double dense_top1 = nlohmann::json::parse(dense_in)["test_top1"].get<double>();
         std::vector<TicketPoint> points;
         std::error_code ec;
-        for (const auto& entry : fs::directory_iterator(root / "tickets", ec)) {
+        for (const auto& entry : fs::directory_iterator(root / options.files_dir() / "tickets", ec)) {
           if (entry.path().extension() != ".json") continue;
           std::ifstream in(entry.path());
           const auto j = nlohmann::json::parse(in);

@@ -207,9 +207,12 @@ TEST(BatchCli, BadPlansAreOneLineNamingTheFileAndLineAndStartNothing) {
   expect_refused(dir.path(), "[[kfold]]\nname = \"a\"\nplain-folds = \"yes\"\n", "3", "is a switch");
   expect_refused(dir.path(), "[[kfold]]\nname = \"a\"\nmodels = [\"mlp\"\n", "3", "not valid TOML");
   expect_refused(dir.path(), "cores = 0\n[[kfold]]\n", "1", "cores must be");
+  expect_refused(dir.path(), "\ncores = 4294967297\n[[kfold]]\n", "2", "cores must be");
+  expect_refused(dir.path(), "[[train]]\nname = \"..\"\n", "2", "letters, digits");
+  expect_refused(dir.path(), "seed = 1\n", "1", "the plan has no entries");
   expect_refused(dir.path(), "[[train]]\nmodel = \"mlp\"\ncores = 2\n", "3", "plan-wide");
   // A model the command refuses: its own message, at the entry's line.
-  expect_refused(dir.path(), "[[lth]]\nname = \"a\"\n\n[[kfold]]\nname = \"b\"\nmodels = \"nonet\"\n", "4", "nonet");
+  expect_refused(dir.path(), "[[lth]]\nname = \"a\"\n\n[[kfold]]\nname = \"b\"\nmodels = \"nonet\"\n", "6", "nonet");
   // Two entries with the same job.
   expect_refused(dir.path(),
                  "[[kfold]]\nname = \"a\"\nmodels = \"mlp\"\n\n[[kfold]]\nname = \"b\"\nmodels = \"mlp\"\n", "5",
@@ -243,6 +246,48 @@ TEST(BatchCli, DryRunListsEveryJobAndPredictsTheMakespanWritingNothing) {
   EXPECT_EQ(rows, 5 + 3 + 1) << r.out;
   EXPECT_NE(r.out.find("1-2"), std::string::npos) << "hogwild's cores (1 to 2) in:\n" << r.out;
   EXPECT_NE(r.out.find("predicted makespan"), std::string::npos) << r.out;
+  // The command line's flags reach the prediction too: a plan's cores above this machine's, --cores 2.
+  write_file(plan, std::string("cores = 100\n") + kPlan);
+  const auto over = run_packtrain({"batch", plan.string(), "--dry-run", "--cores", "2"});
+  EXPECT_EQ(over.exit_code, 0) << over.err;
+  EXPECT_NE(over.out.find("predicted makespan"), std::string::npos) << over.out;
+}
+
+// Two lottery-ticket entries: masks and tickets of their own
+// (OUT/entries/NAME), the numbers of each command run alone.
+TEST(BatchCli, TwoLthEntriesKeepTheirOwnMasksAndTickets) {
+  TempDir dir;
+  const auto plan = dir / "plan.toml";
+  write_file(plan, R"(seed = 3
+[[lth]]
+name = "small"
+model = "mlp"
+epochs = 1
+sparsities = 0.5
+limit = 1000
+
+[[lth]]
+name = "conv"
+model = "lenet5"
+epochs = 1
+sparsities = 0.5
+limit = 1000
+)");
+  const auto r = run_packtrain({"batch", plan.string(), "--out", (dir / "batch").string(), "--cores", "2", "--quiet"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const char* name : {"small", "conv"}) {
+    EXPECT_TRUE(std::filesystem::exists(dir / "batch/entries" / name / "masks/sparsity-0.5000_reset-0.pt")) << name;
+    EXPECT_TRUE(std::filesystem::exists(dir / "batch/entries" / name / "tickets/sparsity-0.5000_reset-0.pt")) << name;
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir / "batch/masks"));
+  const auto rows = packtrain::testing::results_by_id(dir / "batch/results.csv");
+  for (const auto& [model, entry] : {std::pair{"mlp", "small"}, std::pair{"lenet5", "conv"}}) {
+    const auto out = dir / model;
+    const auto alone = run_packtrain({"lth", "--model", model, "--epochs", "1", "--sparsities", "0.5", "--limit", "1000",
+                                      "--seed", "3", "--out", out.string(), "--cores", "2", "--quiet"});
+    ASSERT_EQ(alone.exit_code, 0) << alone.err;
+    expect_entry_matches(rows, out / "results.csv", entry, {"sparsity", "test_top1"});
+  }
 }
 
 // Killed mid-plan: --resume runs only the jobs not done, in every entry.
@@ -416,6 +461,15 @@ TEST(BatchCli, BestNamingAnEntryThatIsNotASweepOrThatOthersWaitForIsRefused) {
                  "not a sweep that picks a best model");
   expect_refused(dir.path(), "[[lth]]\nname = \"t\"\nmodel = \"best:nobody\"\n", "3", "no entry is named 'nobody'");
   expect_refused(dir.path(), "[[kfold]]\nname = \"k\"\nfolds = \"best:k\"\n", "3", "best:ENTRY is for model(s)");
+  // What the entry's command would refuse with a model the sweep may pick: refused now, not after the sweep.
+  expect_refused(dir.path(),
+                 "[[kfold]]\nname = \"k\"\nmodels = \"mlp\"\n\n[[lth]]\nname = \"t\"\nmodel = \"best:k\"\nepochs = 1\n"
+                 "reset-epochs = 3\n",
+                 "8", "best:k may pick it");  // the line of --epochs, which the message names
+  // ... or that would give it another entry's jobs.
+  expect_refused(dir.path(),
+                 "[[kfold]]\nname = \"k\"\nmodels = \"mlp\"\n\n[[kfold]]\nname = \"k2\"\nmodels = \"best:k\"\n", "7",
+                 "the same job twice");
   expect_refused(dir.path(),
                  "[[kfold]]\nname = \"k\"\n\n[[lth]]\nname = \"t\"\nmodel = \"best:k\"\n\n[[hogwild]]\nname = \"h\"\n"
                  "after = [\"t\"]\n",

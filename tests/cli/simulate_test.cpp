@@ -154,3 +154,40 @@ TEST(Simulate, AnLthSweepKeepsItsDependencies) {
   ASSERT_EQ(retrain_starts.size(), 4u) << predicted.dump();
   for (const double s : retrain_starts) EXPECT_GE(s, dense_end);
 }
+
+// A sweep with an elastic Hogwild job (a batch of a kfold and a hogwild
+// entry, which outlasts the folds and is lent the idle core): the
+// prediction --from its real run is within 5%, the simulated Hogwild job is
+// lent a core too.
+TEST(Simulate, ASweepWithAnElasticHogwildJobIsPredictedWithinFivePercent) {
+  TempDir dir;
+  const auto plan = dir / "plan.toml";
+  write_file(plan, R"(seed = 1
+[[kfold]]
+models = ["mlp", "lenet5"]
+schedules = "cosine"
+folds = 3
+epochs = 1
+limit = 6000
+fuse = "off"
+
+[[hogwild]]
+model = "mlp"
+epochs = 2
+)");
+  const auto real = run_packtrain({"batch", plan.string(), "--cores", "2", "--out", (dir / "real").string(), "--quiet"});
+  ASSERT_EQ(real.exit_code, 0) << real.err;
+  ASSERT_TRUE(std::filesystem::exists(dir / "real/lent.csv")) << "Hogwild was never lent a core: no elastic job to predict";
+  const double real_makespan = read_json_file(dir / "real/results.json")["summary"]["makespan_s"].get<double>();
+  const auto sim = run_packtrain({"simulate", "--from", (dir / "real").string(), "--out", (dir / "sim").string(), "--",
+                                  "batch", plan.string(), "--cores", "2"});
+  ASSERT_EQ(sim.exit_code, 0) << sim.err;
+  EXPECT_NE(sim.out.find("7 of 7 jobs by id"), std::string::npos) << sim.out;
+  const auto predicted = read_json_file(dir / "sim/simulation.json");
+  const double makespan = predicted["makespan_s"].get<double>();
+  EXPECT_LT(std::abs(makespan - real_makespan) / real_makespan, 0.05)
+      << "predicted " << makespan << " s, real " << real_makespan << " s";
+  bool lent = false;
+  for (const auto& a : predicted["attempts"]) lent = lent || a.value("lent", false);
+  EXPECT_TRUE(lent) << predicted.dump();
+}

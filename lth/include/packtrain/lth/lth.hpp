@@ -94,6 +94,11 @@ struct LthOptions {
   TORCH_ARG(train::TrainOptions, trainer) = train::TrainOptions().epochs(10);
   // The run folder (required): checkpoints/, masks/, tickets/ go under it.
   TORCH_ARG(std::string, out_dir) = "";
+  // Where under out_dir the masks/ and tickets/ folders go ("": out_dir
+  // itself). Two sweeps in one run folder (packtrain batch) need their own:
+  // those files are named by sparsity and round, not by job. Not part of a
+  // job's identity.
+  TORCH_ARG(std::string, files_dir) = "";
   // A dataset spec to transfer the winning ticket to ("mnist-digits"); empty: none.
   TORCH_ARG(std::string, transfer) = "";
   TORCH_ARG(int, print_every) = 1;        // progress events every N epochs (0: none)
