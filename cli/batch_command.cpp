@@ -137,7 +137,7 @@ void read_entry(const Plan& plan, const std::string& kind, const toml::table& ta
   out.entry->common.lr = defaults.lr;
   out.args = {kind};
   auto& desc = out.entry->options();
-  // Entries in file order: the table's own order is by key.
+  // Keys in file order (the table keeps them sorted by name).
   std::vector<std::pair<const toml::key*, const toml::node*>> keys;
   for (auto&& [key, node] : table) keys.emplace_back(&key, &node);
   std::sort(keys.begin(), keys.end(), [](const auto& a, const auto& b) {
@@ -175,7 +175,7 @@ void read_entry(const Plan& plan, const std::string& kind, const toml::table& ta
     if (const auto* list = node.as_array()) {
       for (const auto& item : *list) {
         const auto t = scalar_text(item);
-        if (!t || item.is_array() || item.is_table()) plan_error(plan.path, line, where + ": a list of plain values, please");
+        if (!t || item.is_array() || item.is_table()) plan_error(plan.path, line, where + " must be a list of plain values (strings, numbers, true/false)");
         text += (text.empty() ? "" : ",") + *t;
       }
       if (text.empty()) plan_error(plan.path, line, where + " is an empty list");
@@ -317,8 +317,9 @@ template <typename F>
 auto at_entry(const Plan& plan, const PlanEntry& e, F&& f) {
   try {
     return f();
-  } catch (const Error& error) {
+  } catch (const std::exception& error) {  // packtrain's Error, or LibTorch's on a model that cannot take the data
     std::string what = error.what();
+    what = what.substr(0, what.find('\n'));
     const std::string see = " (see --help)";
     if (what.size() > see.size() && what.compare(what.size() - see.size(), see.size(), see) == 0)
       what.resize(what.size() - see.size());
