@@ -123,18 +123,38 @@ std::optional<std::string> scalar_text(const toml::node& node) {
   return std::nullopt;
 }
 
+// A fresh entry of `kind`, with the batch's --batch-size, --optimizer and
+// --lr as its defaults (its own keys win): set before its options exist.
+std::unique_ptr<CommandEntry> new_entry(const std::string& kind, const CommonOptions& batch) {
+  auto entry = make_entry(kind);
+  entry->common.batch_size = batch.batch_size;
+  entry->common.optimizer = batch.optimizer;
+  entry->common.lr = batch.lr;
+  return entry;
+}
+
+// Parses an entry's argv (kind, --key, value, ...), gives it the batch's
+// values no entry may set (its jobs are those of its command run with
+// them), and checks its options.
+void parse_entry(CommandEntry& entry, std::vector<std::string>& args, const CommonOptions& batch) {
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  parse_options(static_cast<int>(argv.size()), argv.data(), entry.options(), entry.usage(), entry.common);
+  entry.common.data = batch.data;
+  entry.common.seed = batch.seed;
+  entry.common.resume = batch.resume;
+  entry.common.quiet = batch.quiet;
+  entry.check_options();
+}
+
 // The entry's keys as the command's argv, checked against its options.
-// `defaults`: the batch's --batch-size, --optimizer and --lr, every entry's
-// defaults (its own keys win).
+// `defaults`: the batch's options (new_entry).
 void read_entry(const Plan& plan, const std::string& kind, const toml::table& table, int index,
                 const CommonOptions& defaults, PlanEntry& out) {
   out.kind = kind;
   out.line = line_of(table.source());
   out.name = kind + "-" + std::to_string(index);
-  out.entry = make_entry(kind);
-  out.entry->common.batch_size = defaults.batch_size;
-  out.entry->common.optimizer = defaults.optimizer;
-  out.entry->common.lr = defaults.lr;
+  out.entry = new_entry(kind, defaults);
   out.args = {kind};
   auto& desc = out.entry->options();
   // Keys in file order (the table keeps them sorted by name).
@@ -417,17 +437,9 @@ int batch_command(int argc, char** argv) {
   common.flags["seed"] = std::to_string(common.seed);
   common.flags["data"] = common.data;
   for (auto& e : plan.entries) {
-    std::vector<char*> args;
-    for (auto& a : e.args) args.push_back(a.data());
     e.entry->meta_prefix = "entry." + e.name + ".";
     at_entry(plan, e, [&] {
-      parse_options(static_cast<int>(args.size()), args.data(), e.entry->options(), e.entry->usage(), e.entry->common);
-      // The plan's (no entry may set them): its jobs are those of its command run with them.
-      e.entry->common.data = common.data;
-      e.entry->common.seed = common.seed;
-      e.entry->common.resume = common.resume;
-      e.entry->common.quiet = common.quiet;
-      e.entry->check_options();
+      parse_entry(*e.entry, e.args, common);
       return 0;
     });
   }
@@ -512,20 +524,10 @@ int batch_command(int argc, char** argv) {
         if (value.empty()) throw Error("best:" + e.best_of + " picked no " + key);
         args[i + 1] = value;
       }
-    auto entry = make_entry(e.kind);
-    entry->common.batch_size = common.batch_size;
-    entry->common.optimizer = common.optimizer;
-    entry->common.lr = common.lr;
+    auto entry = new_entry(e.kind, common);
     entry->meta_prefix = e.entry->meta_prefix;
     entry->planned_late = true;
-    std::vector<char*> entry_argv;
-    for (auto& a : args) entry_argv.push_back(a.data());
-    parse_options(static_cast<int>(entry_argv.size()), entry_argv.data(), entry->options(), entry->usage(), entry->common);
-    entry->common.data = common.data;
-    entry->common.seed = common.seed;
-    entry->common.resume = common.resume;
-    entry->common.quiet = common.quiet;
-    entry->check_options();
+    parse_entry(*entry, args, common);
     auto mine = entry->plan(setup);
     return std::pair{std::move(entry), std::move(mine)};
   };
