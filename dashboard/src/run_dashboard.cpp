@@ -215,12 +215,22 @@ RunDashboard::~RunDashboard() {
 int RunDashboard::port() const { return impl_->server ? impl_->server->port() : 0; }
 std::string RunDashboard::url() const { return impl_->server ? impl_->server->url() : ""; }
 
+namespace {
+
+// Every job's spec in the journal, by id (none without a journal).
+std::map<std::string, nlohmann::json> journal_specs(const Journal* journal) {
+  std::map<std::string, nlohmann::json> specs;
+  if (journal)
+    for (auto& r : journal->records()) specs[r.id] = std::move(r.spec);
+  return specs;
+}
+
+}  // namespace
+
 void RunDashboard::on_run_start(const RunStart& start) {
   // Read outside the lock: the journal has its own (the runner has queued
   // every job in it before this call).
-  std::map<std::string, nlohmann::json> specs;
-  if (impl_->options.journal())
-    for (auto& r : impl_->options.journal()->records()) specs[r.id] = std::move(r.spec);
+  auto specs = journal_specs(impl_->options.journal());
   const SweepMeta sweep = resolve_sweep(impl_->options);
   const double now = unix_now();
   MutexLock lock(impl_->mutex_);
@@ -233,9 +243,7 @@ void RunDashboard::on_run_start(const RunStart& start) {
 
 void RunDashboard::on_jobs_added(const RunStart& added) {
   // Their specs, from the journal (the runner has queued them in it first).
-  std::map<std::string, nlohmann::json> specs;
-  if (impl_->options.journal())
-    for (auto& r : impl_->options.journal()->records()) specs[r.id] = std::move(r.spec);
+  auto specs = journal_specs(impl_->options.journal());
   MutexLock lock(impl_->mutex_);
   for (auto& [id, spec] : specs) impl_->specs[id] = std::move(spec);
   impl_->live.jobs_added(added);
