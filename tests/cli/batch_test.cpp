@@ -318,6 +318,7 @@ TEST(BatchCli, ResumeAfterSigkillRunsOnlyWhatIsMissing) {
   ASSERT_EQ(killed.signal, SIGKILL);
   ASSERT_GE(done_before.size(), 3u);
   ASSERT_FALSE(std::filesystem::exists(out / "results.csv")) << "the batch ended before it could be killed";
+  done_before = packtrain::testing::done_started_at(out);  // jobs may have ended between the last poll and the kill
 
   const auto resumed = run_command(with(args, {"--resume"}));
   ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
@@ -437,6 +438,7 @@ TEST(BatchCli, ResumeAfterSigkillPlansTheBestEntryAgainAndRunsOnlyWhatIsMissing)
   ASSERT_EQ(killed.signal, SIGKILL);
   ASSERT_TRUE(gate_done);
   ASSERT_FALSE(std::filesystem::exists(out / "results.csv")) << "the batch ended before it could be killed";
+  done_before = packtrain::testing::done_started_at(out);  // jobs may have ended between the last poll and the kill
 
   const auto resumed = run_command(with(args, {"--resume"}));
   ASSERT_EQ(resumed.exit_code, 0) << resumed.err;

@@ -68,6 +68,14 @@ inline std::map<std::string, JobRecord> journal_by_id(const std::filesystem::pat
   for (auto& r : journal_records(dir)) out[r.id] = r;
   return out;
 }
+// The started_at of each job the journal holds as done, by id. Read it once the killed process is gone: jobs
+// may end between a poll and the kill.
+inline std::map<std::string, double> done_started_at(const std::filesystem::path& dir) {
+  std::map<std::string, double> out;
+  for (const auto& r : journal_records(dir))
+    if (r.status == JobStatus::done) out[r.id] = r.started_at;
+  return out;
+}
 
 // results.csv's rows by job id.
 inline std::map<std::string, ResultRow> results_by_id(const std::filesystem::path& csv) {
