@@ -72,9 +72,24 @@ void JobRunner::check_fits(const Job& job) const {
   if (job.cores > node_.core_count())
     throw Error("job '" + job.name + "' needs " + std::to_string(job.cores) + " cores but this node has " +
                 std::to_string(node_.core_count()) + " usable");
-  if (job.gpus > node_.gpus)
+  if (job.gpus < 0 || job.gpus > 1)
+    throw Error("job '" + job.name + "' asks for " + std::to_string(job.gpus) + " GPU slots (a job takes 0 or 1)");
+  if (job.gpus > node_.gpu_count())
     throw Error("job '" + job.name + "' needs " + std::to_string(job.gpus) + " GPU(s) but this node has " +
-                std::to_string(node_.gpus));
+                std::to_string(node_.gpu_count()));
+  if (job.gpus > 0 && job.max_cores != 0)
+    throw Error("job '" + job.name + "' is elastic and asks for a GPU slot: a job in a slot has fixed cores");
+  if (job.gpus > 0 && job.gpu_memory_mb > 0) {
+    std::uint64_t most = 0;
+    bool accounted = true;
+    for (const auto& g : node_.gpus) {
+      most = std::max(most, g.memory_mb);
+      accounted = accounted && g.memory_mb > 0;
+    }
+    if (accounted && job.gpu_memory_mb > most)
+      throw Error("job '" + job.name + "' needs " + std::to_string(job.gpu_memory_mb) +
+                  " MiB of GPU memory but this node's GPUs have at most " + std::to_string(most) + " MiB");
+  }
   if (job.memory_mb > node_.memory_mb)
     throw Error("job '" + job.name + "' needs " + std::to_string(job.memory_mb) + " MiB but this node has " +
                 std::to_string(node_.memory_mb) + " MiB");
@@ -247,6 +262,7 @@ RunSummary JobRunner::run(const RunOptions& options) {
     }
     ledger_ = ResourceLedger(node_.core_count(), node_.gpus, node_.memory_mb);
     helpers_.clear();
+    moved_to_cpu_.clear();
     active_ = true;
     over_ = false;
     // Ends reported before run() began, applied once the graph is built.
@@ -290,13 +306,12 @@ void JobRunner::dispatch() {
     std::vector<ReadyJob> ready;
     for (int j : graph_.ready()) {
       const auto& job = jobs_[j];
-      ready.push_back({.job = j, .demand = {.cores = job.cores, .gpus = job.gpus, .memory_mb = job.memory_mb},
-                       .cost = job.cost});
+      ready.push_back({.job = j, .demand = demand_of(j), .cost = job.cost});
     }
     for (auto& decision : place(ledger_, ready)) {
       switch (decision.kind) {
         case Decision::Kind::start:
-          start(decision.job, std::move(decision.workers));
+          start(decision.job, std::move(decision.workers), decision.gpu);
           break;
         case Decision::Kind::lend:
           lend(decision.job, decision.workers.front(), false);
@@ -318,10 +333,19 @@ void JobRunner::dispatch() {
     options_->sharing->idle();
 }
 
-void JobRunner::start(int j, std::vector<int> workers) {
+Demand JobRunner::demand_of(int j) const {
+  const auto& job = jobs_[j];
+  const bool gpu = job.gpus > 0 && !moved_to_cpu_.count(j);
+  return {.cores = job.cores, .gpus = gpu ? job.gpus : 0, .memory_mb = job.memory_mb,
+          .gpu_memory_mb = gpu ? job.gpu_memory_mb : 0};
+}
+
+void JobRunner::start(int j, std::vector<int> workers, int gpu) {
   const auto& job = jobs_[j];
   const int attempt = earlier_attempts_[j] + graph_.start(j);
-  ledger_.hold(j, workers, {.cores = job.cores, .gpus = job.gpus, .memory_mb = job.memory_mb});
+  ledger_.hold(j, workers, demand_of(j), gpu);
+  std::pair<int, int> seat{-1, -1};
+  if (const auto s = ledger_.seat_of(j); s.gpu >= 0) seat = {node_.gpus[s.gpu].index, s.slot};
   std::vector<int> cores;
   for (int w : workers) cores.push_back(executor_.cores()[w]);
   auto& r = records_[j];
@@ -340,14 +364,14 @@ void JobRunner::start(int j, std::vector<int> workers) {
   std::vector<JobRecord> dependencies;
   for (const auto* ids : {&job.after, &job.follows})
     for (const auto& id : *ids) dependencies.push_back(records_[index_.at(id)]);
-  executor_.submit_to(first, [this, &job, j, attempt, workers = std::move(workers),
+  executor_.submit_to(first, [this, &job, j, attempt, workers = std::move(workers), seat,
                               dependencies = std::move(dependencies)]() mutable {
-    execute(job, j, attempt, workers, std::move(dependencies));
+    execute(job, j, attempt, workers, seat, std::move(dependencies));
   });
 }
 
 void JobRunner::execute(const Job& job, int j, int attempt, const std::vector<int>& workers,
-                        std::vector<JobRecord> dependencies) {
+                        std::pair<int, int> seat, std::vector<JobRecord> dependencies) {
   const std::string id = job.id();
   std::vector<int> cores;
   for (int w : workers) cores.push_back(executor_.cores()[w]);
@@ -360,6 +384,7 @@ void JobRunner::execute(const Job& job, int j, int attempt, const std::vector<in
                          .rank = options_->rank, .status = JobStatus::running, .data = progress});
                  });
   ctx.set_preempt_flag(&preempt_);
+  ctx.set_gpu(seat.first, seat.second);
   ctx.set_dependencies(std::move(dependencies));
   ctx.set_elastic(job.max_cores, [this, j](CoreHelper helper) { register_helper(j, std::move(helper)); });
   // The job's memory, charged by the allocations of its threads (job_memory.hpp).
@@ -370,6 +395,7 @@ void JobRunner::execute(const Job& job, int j, int attempt, const std::vector<in
   }
   JobOutcome outcome;
   JobStatus status;
+  bool out_of_gpu_memory = false;
   try {
     const RunningJobMark mark(id);  // a crash on this thread names this job
     const JobMemoryScope charged(memory);
@@ -377,6 +403,11 @@ void JobRunner::execute(const Job& job, int j, int attempt, const std::vector<in
     status = outcome.status;
     if (status != JobStatus::done && status != JobStatus::diverged && status != JobStatus::cancelled)
       throw Error("a job may end done, diverged or cancelled, not " + std::string(to_string(status)));
+  } catch (const GpuOutOfMemory& e) {
+    status = JobStatus::failed;
+    out_of_gpu_memory = seat.first >= 0;
+    outcome.message = e.what();
+    outcome.message = outcome.message.substr(0, outcome.message.find('\n'));
   } catch (const std::exception& e) {
     status = JobStatus::failed;
     outcome.message = e.what();
@@ -441,7 +472,7 @@ void JobRunner::execute(const Job& job, int j, int attempt, const std::vector<in
       may_retry = false;  // training it again would not make them
     }
   }
-  complete(j, status, std::move(outcome), may_retry);
+  complete(j, status, std::move(outcome), may_retry, out_of_gpu_memory);
 }
 
 void JobRunner::check_more(const std::vector<Job>& more) const {
@@ -585,11 +616,30 @@ void JobRunner::append(std::vector<Job> more, std::vector<std::optional<JobRecor
   record_ended(ended);
 }
 
-void JobRunner::complete(int j, JobStatus status, JobOutcome outcome, bool may_retry) {
+void JobRunner::complete(int j, JobStatus status, JobOutcome outcome, bool may_retry, bool out_of_gpu_memory) {
   MutexLock lock(mutex_);
   const auto& job = jobs_[j];
   auto& r = records_[j];
   r.ended_at = unix_now();
+  if (out_of_gpu_memory && may_retry && !stop_.stop_requested()) {
+    // Its GPU takes one job fewer, or it runs on its cores: not a failure of the job.
+    const auto seat = ledger_.seat_of(j);
+    const auto& gpu = node_.gpus[seat.gpu];
+    std::string then;
+    if (ledger_.retire_slot(seat.gpu)) {
+      then = "retried with " + std::to_string(ledger_.gpu_slots(seat.gpu)) + " slot(s) on GPU " +
+             std::to_string(gpu.index);
+    } else if (job.cpu_fallback) {
+      moved_to_cpu_.insert(j);
+      then = "retried on its CPU cores";
+    }
+    if (!then.empty()) {
+      graph_.grant_retry(j);
+      ++summary_.gpu_out_of_memory;
+      outcome.message = "out of memory on GPU " + std::to_string(gpu.index) + " (slot " + std::to_string(seat.slot) +
+                        "): " + then + (outcome.message.empty() ? "" : "; " + outcome.message);
+    }
+  }
   r.metrics = outcome.metrics;
   r.message = outcome.message;
   r.artifacts = outcome.artifacts;

@@ -10,13 +10,31 @@ namespace {
 
 // What is left once the decisions made so far are carried out.
 struct Left {
+  explicit Left(const ResourceLedger& ledger)
+      : free(ledger.cores()), cores(ledger.free_cores()), gpus(ledger.gpu_free()), memory_mb(ledger.free_memory_mb()) {
+    for (int w = 0; w < ledger.cores(); ++w) free[w] = ledger.is_free(w);
+  }
   std::vector<bool> free;  // per worker
-  int cores = 0, gpus = 0;
+  int cores = 0;
+  std::vector<GpuFree> gpus;
   std::uint64_t memory_mb = 0;
 
-  bool fits(const Demand& d) const { return d.cores <= cores && d.gpus <= gpus && d.memory_mb <= memory_mb; }
+  bool fits(const Demand& d) const { return d.cores <= cores && fits_but_cores(d); }
   // Fits but for cores lent out: needs nothing else.
-  bool fits_but_cores(const Demand& d) const { return d.gpus <= gpus && d.memory_mb <= memory_mb; }
+  bool fits_but_cores(const Demand& d) const {
+    return d.memory_mb <= memory_mb && (d.gpus == 0 || pick_gpu(gpus, d) >= 0);
+  }
+  // Takes what `d` needs but its cores; returns the GPU of its slot (-1: none).
+  int take(const Demand& d) {
+    cores -= d.cores;
+    memory_mb -= d.memory_mb;
+    const int gpu = pick_gpu(gpus, d);
+    if (gpu >= 0) {
+      --gpus[gpu].slots;
+      if (gpus[gpu].accounted) gpus[gpu].memory_mb -= d.gpu_memory_mb;
+    }
+    return gpu;
+  }
 };
 
 std::vector<int> take_lowest(Left& left, int n) {
@@ -57,9 +75,7 @@ void ask_back_for(const ResourceLedger& ledger, const Demand& job, const Left& l
 
 std::vector<Decision> place(const ResourceLedger& ledger, const std::vector<ReadyJob>& ready) {
   std::vector<Decision> out;
-  Left left{.free = std::vector<bool>(ledger.cores()), .cores = ledger.free_cores(), .gpus = ledger.free_gpus(),
-            .memory_mb = ledger.free_memory_mb()};
-  for (int w = 0; w < ledger.cores(); ++w) left.free[w] = ledger.is_free(w);
+  Left left(ledger);
 
   std::vector<const ReadyJob*> order;
   order.reserve(ready.size());
@@ -72,10 +88,9 @@ std::vector<Decision> place(const ResourceLedger& ledger, const std::vector<Read
   std::vector<const ReadyJob*> waiting;
   for (const auto* r : order) {
     if (left.cores > 0 && left.fits(r->demand)) {
-      out.push_back({.kind = Decision::Kind::start, .job = r->job, .workers = take_lowest(left, r->demand.cores)});
-      left.cores -= r->demand.cores;
-      left.gpus -= r->demand.gpus;
-      left.memory_mb -= r->demand.memory_mb;
+      auto workers = take_lowest(left, r->demand.cores);
+      out.push_back({.kind = Decision::Kind::start, .job = r->job, .workers = std::move(workers),
+                     .gpu = left.take(r->demand)});
     } else {
       waiting.push_back(r);
     }
@@ -109,9 +124,7 @@ std::vector<Decision> place(const ResourceLedger& ledger, const std::vector<Read
 std::vector<MixedDecision> place_mixed(const ResourceLedger& ledger, const std::vector<ReadyChoice>& ready,
                                        Forecast forecast) {
   std::vector<MixedDecision> out;
-  Left left{.free = std::vector<bool>(ledger.cores()), .cores = ledger.free_cores(), .gpus = ledger.free_gpus(),
-            .memory_mb = ledger.free_memory_mb()};
-  for (int w = 0; w < ledger.cores(); ++w) left.free[w] = ledger.is_free(w);
+  Left left(ledger);
   std::vector<const ReadyChoice*> order;
   for (const auto& r : ready) order.push_back(&r);
   std::sort(order.begin(), order.end(), [](const ReadyChoice* a, const ReadyChoice* b) {
@@ -120,18 +133,15 @@ std::vector<MixedDecision> place_mixed(const ResourceLedger& ledger, const std::
   constexpr double kNever = std::numeric_limits<double>::infinity();
   for (const auto* r : order) {
     const bool on_cpu = r->cpu_seconds > 0, on_gpu = r->gpu_seconds > 0;
-    const Demand slot{.cores = 0, .gpus = 1, .memory_mb = r->cpu.memory_mb};
+    const Demand slot{.cores = 0, .gpus = 1, .memory_mb = r->cpu.memory_mb, .gpu_memory_mb = r->gpu_memory_mb};
     const bool cpu_now = on_cpu && left.fits(r->cpu), gpu_now = on_gpu && left.fits(slot);
     const double cpu_finish = !on_cpu ? kNever : (cpu_now ? 0 : forecast.core_free_in) + r->cpu_seconds;
     const double gpu_finish = !on_gpu ? kNever : (gpu_now ? 0 : forecast.gpu_slot_free_in) + r->gpu_seconds;
     const bool gpu_best = gpu_finish < cpu_finish;
     if (gpu_best ? gpu_now : cpu_now) {
       MixedDecision d{.job = r->job, .gpu = gpu_best};
-      const Demand& used = gpu_best ? slot : r->cpu;
       if (!gpu_best) d.workers = take_lowest(left, r->cpu.cores);
-      left.cores -= used.cores;
-      left.gpus -= used.gpus;
-      left.memory_mb -= used.memory_mb;
+      d.device = left.take(gpu_best ? slot : r->cpu);
       auto& frees = gpu_best ? forecast.gpu_slot_free_in : forecast.core_free_in;
       frees = std::min(frees, gpu_best ? r->gpu_seconds : r->cpu_seconds);
       out.push_back(std::move(d));

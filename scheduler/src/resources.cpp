@@ -200,8 +200,42 @@ NodeResources detect_node_resources(const ResourceProbe& probe) {
   const auto cgroup_memory = cgroup_memory_limit_mb(probe.cgroup_root, probe.proc_self_cgroup);
   node.memory_mb = (cgroup_memory ? std::min(physical, *cgroup_memory) : physical) / static_cast<std::uint64_t>(processes);
   node.physical_cores = probe.affinity ? 0 : hwloc_physical_cores();
-  node.gpus = 0;  // GPU discovery lives in gpu/, built only with CUDA.
+  // GPUs are found in gpu/ (a CUDA build) and added by the caller (--gpus).
   return node;
+}
+
+std::vector<GpuDevice> choose_gpus(const std::vector<GpuDevice>& found, const GpuRequest& request,
+                                   std::uint64_t footprint_mb) {
+  const int count = static_cast<int>(found.size());
+  if (request.gpus < -1) throw Error("--gpus must be 'all' or a count, not " + std::to_string(request.gpus));
+  if (request.gpus > count)
+    throw Error("--gpus " + std::to_string(request.gpus) + " asks for more GPUs than the " + std::to_string(count) +
+                " this process can use");
+  if (request.slots < 0 || request.slots > 64)
+    throw Error("--gpu-slots must be in 1..64 (0: from the GPU's free memory), not " + std::to_string(request.slots));
+  const int n = request.gpus < 0 ? count : request.gpus;
+  const std::uint64_t per_job = request.memory_per_job_mb > 0 ? request.memory_per_job_mb : footprint_mb;
+  std::vector<GpuDevice> out;
+  for (int g = 0; g < n; ++g) {
+    GpuDevice gpu = found[static_cast<std::size_t>(g)];
+    const auto usable = static_cast<std::uint64_t>(static_cast<double>(gpu.memory_mb) * (1.0 - kGpuMemoryReserve));
+    const std::string which = "GPU " + std::to_string(gpu.index) + (gpu.name.empty() ? "" : " (" + gpu.name + ")");
+    if (per_job > usable)
+      throw Error(which + " has " + std::to_string(usable) + " MiB free for jobs; one job needs " +
+                  std::to_string(per_job) + " MiB");
+    if (request.slots > 0) {
+      gpu.slots = request.slots;
+      if (per_job > 0 && per_job * static_cast<std::uint64_t>(request.slots) > usable)
+        throw Error("--gpu-slots " + std::to_string(request.slots) + " at " + std::to_string(per_job) +
+                    " MiB a job needs " + std::to_string(per_job * static_cast<std::uint64_t>(request.slots)) +
+                    " MiB but " + which + " has " + std::to_string(usable) + " MiB free for jobs");
+    } else {
+      gpu.slots = per_job > 0 ? static_cast<int>(std::min<std::uint64_t>(usable / per_job, kMostGpuSlots)) : 1;
+    }
+    gpu.memory_mb = per_job > 0 ? usable : 0;  // accounted only when a job's size is known
+    out.push_back(std::move(gpu));
+  }
+  return out;
 }
 
 }  // namespace packtrain

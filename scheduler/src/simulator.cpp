@@ -79,7 +79,6 @@ struct Node {
   int empty_answers = 0;
   bool lifeline_out = false;    // registered with the others
   std::deque<int> lifelines;    // thieves waiting for work from here
-  std::vector<bool> slot_busy;  // per GPU slot
   std::set<int> running;        // jobs running here
 };
 
@@ -103,8 +102,7 @@ class Simulation {
       for (int j = 0; j < n; ++j)
         graph.push_back({.after = jobs[static_cast<std::size_t>(j)].after, .cost = jobs[static_cast<std::size_t>(j)].cost,
                          .owned = owner[static_cast<std::size_t>(j)] == k});
-      nodes_.push_back(Node{.graph = JobGraph(std::move(graph)), .ledger = ResourceLedger(o.cores, o.gpu_slots, memory),
-                            .slot_busy = std::vector<bool>(static_cast<std::size_t>(std::max(0, o.gpu_slots)), false)});
+      nodes_.push_back(Node{.graph = JobGraph(std::move(graph)), .ledger = ResourceLedger(o.cores, o.gpu_slots, memory)});
     }
     result_.node_busy.assign(static_cast<std::size_t>(o.nodes), 0.0);
     result_.node_gpu_busy.assign(static_cast<std::size_t>(o.nodes), 0.0);
@@ -253,7 +251,6 @@ class Simulation {
       for (int w : lent) end_lease(k, w);
     }
     node.ledger.release(job);
-    if (run.slot >= 0) node.slot_busy[static_cast<std::size_t>(run.slot)] = false;
     node.running.erase(job);
     (void)node.graph.end(job, JobStatus::done, false);
     ++ended_;
@@ -285,11 +282,9 @@ class Simulation {
                     .attempt = result_.attempts.size()};
       SimAttempt attempt{.job = d.job, .node = k, .cores = d.workers, .start = now_, .end = now_};
       if (d.gpu) {
-        const auto free = std::find(node.slot_busy.begin(), node.slot_busy.end(), false);
-        run.slot = static_cast<int>(free - node.slot_busy.begin());
-        *free = true;
+        node.ledger.hold(d.job, {}, {.cores = 0, .gpus = 1, .memory_mb = job.memory_mb}, d.device);
+        run.slot = node.ledger.seat_of(d.job).gpu;  // a slot is a one-slot GPU of the ledger
         attempt.gpu_slot = run.slot;
-        node.ledger.hold(d.job, {}, {.cores = 0, .gpus = 1, .memory_mb = job.memory_mb});
         ++result_.gpu_jobs;
       } else {
         node.ledger.hold(d.job, d.workers, {.cores = job.cores, .memory_mb = job.memory_mb});

@@ -16,7 +16,9 @@ ReadyJob ready(int job, double cost, int cores = 1, std::uint64_t memory_mb = 0,
   return {.job = job, .demand = {.cores = cores, .gpus = gpus, .memory_mb = memory_mb}, .cost = cost};
 }
 
-Decision start(int job, std::vector<int> workers) { return {.kind = Kind::start, .job = job, .workers = workers}; }
+Decision start(int job, std::vector<int> workers, int gpu = -1) {
+  return {.kind = Kind::start, .job = job, .workers = workers, .gpu = gpu};
+}
 Decision lend(int job, int worker) { return {.kind = Kind::lend, .job = job, .workers = {worker}}; }
 Decision ask_back(int job, int worker) { return {.kind = Kind::ask_back, .job = job, .workers = {worker}}; }
 
@@ -68,7 +70,7 @@ TEST(Placement, AMultiCoreJobGetsTheLowestFreeWorkers) {
 TEST(Placement, MemoryAndGpusBoundWhatStarts) {
   ResourceLedger ledger(4, 1, 1000);
   EXPECT_EQ(place(ledger, {ready(0, 4, 1, 400), ready(1, 3, 1, 400), ready(2, 2, 1, 400), ready(3, 1, 1, 0, 1)}),
-            (std::vector<Decision>{start(0, {0}), start(1, {1}), start(3, {2})}));
+            (std::vector<Decision>{start(0, {0}), start(1, {1}), start(3, {2}, /*gpu=*/0)}));
 }
 
 TEST(Placement, NothingIsDecidedWhenNothingFitsAndNothingIsLent) {
@@ -148,7 +150,7 @@ ReadyChoice choice(int job, double cpu_seconds, double gpu_seconds, int cores = 
   return {.job = job, .cost = std::max(cpu_seconds, gpu_seconds), .cpu = {.cores = cores},
           .cpu_seconds = cpu_seconds, .gpu_seconds = gpu_seconds};
 }
-MixedDecision on_gpu(int job) { return {.job = job, .gpu = true}; }
+MixedDecision on_gpu(int job, int device = 0) { return {.job = job, .gpu = true, .device = device}; }
 MixedDecision on_cpu(int job, std::vector<int> workers) { return {.job = job, .gpu = false, .workers = workers}; }
 
 }  // namespace

@@ -16,6 +16,15 @@ class Error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A job in a GPU slot ran out of the GPU's memory (the trainer turns
+// LibTorch's CUDA out-of-memory error into this). The runner retries the
+// job with one slot fewer on that GPU, or on its CPU cores, instead of
+// counting a failure.
+class GpuOutOfMemory : public Error {
+ public:
+  using Error::Error;
+};
+
 [[noreturn]] void check_failed(const char* expr, const char* file, int line, const std::string& message);
 
 }  // namespace packtrain

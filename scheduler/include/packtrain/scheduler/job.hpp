@@ -80,7 +80,14 @@ struct Job {
   // `cores`). The extra cores run the helper the job registers with
   // JobContext::lend_cores_to and are taken back when a waiting job needs them.
   int max_cores = 0;
+  // A GPU slot (0 or 1): the job runs on one of the node's GPUs beside the
+  // others in its slots, on its own CUDA stream; it holds its `cores` too
+  // (its thread feeds the GPU). JobContext::gpu() says which.
   int gpus = 0;
+  std::uint64_t gpu_memory_mb = 0;                    // device memory its slot takes (where accounted)
+  // Out of GPU memory in the only slot its GPU has left: run it on its
+  // cores instead (else it fails as any job does).
+  bool cpu_fallback = false;
   std::uint64_t memory_mb = 0;                        // 0: negligible
   double cost = 1.0;                                  // estimate, any unit; longest first
   int retries = 0;                                    // extra attempts after a failure
@@ -163,6 +170,14 @@ class JobContext {
   std::uint64_t seed() const { return seed_; }
   int attempt() const { return attempt_; }            // 1 for the first try
   const std::vector<int>& cores() const { return cores_; }
+  // The GPU of the job's slot (its CUDA ordinal, GpuDevice::index) and the
+  // slot's number there; -1 when it runs on its cores only.
+  int gpu() const { return gpu_; }
+  int gpu_slot() const { return gpu_slot_; }
+  void set_gpu(int gpu, int slot) {
+    gpu_ = gpu;
+    gpu_slot_ = slot;
+  }
   int threads() const { return static_cast<int>(cores_.size()); }  // the intra-op thread budget
   int rank() const { return rank_; }
   // True after Ctrl-C: stop at the next checkpoint and return `cancelled`.
@@ -222,6 +237,7 @@ class JobContext {
   std::stop_token stop_;
   std::function<void(const nlohmann::json&)> report_;
   int max_cores_ = 0;
+  int gpu_ = -1, gpu_slot_ = -1;
   std::function<void(CoreHelper)> lend_;
   const std::atomic<bool>* preempt_ = nullptr;
   std::vector<JobRecord> dependencies_;

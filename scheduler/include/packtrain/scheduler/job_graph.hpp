@@ -86,6 +86,9 @@ class JobGraph {
   // (false once a stop was asked for); otherwise the job has ended: a done
   // job releases its dependents, any other status skips them (and theirs).
   Ended end(int job, JobStatus status, bool may_retry);
+  // One more attempt for a running job, not counted against its retries
+  // (its GPU ran out of memory: it runs again elsewhere). Then end() it.
+  void grant_retry(int job) { ++jobs_[job].node.retries; }
   // Another process ran `job` to `status`. Nothing (no value) when the job
   // has ended already or is running here: such an end is ignored.
   std::optional<Ended> end_elsewhere(int job, JobStatus status);

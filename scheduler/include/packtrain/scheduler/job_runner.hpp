@@ -41,7 +41,11 @@
 //
 // A job that throws is recorded `failed` with the message and retried up
 // to `retries` more times; jobs depending on a job that did not finish
-// `done` are `skipped`. With `resume`, a job the journal records `crashed`
+// `done` are `skipped`. A job in a GPU slot (Job::gpus) that runs out of
+// the GPU's memory (GpuOutOfMemory) runs again, not counted against its
+// retries: its GPU takes one job fewer from then on, or, when that GPU has
+// one slot left, the job runs on its cores (Job::cpu_fallback); the
+// retried attempt records why. With `resume`, a job the journal records `crashed`
 // (by a supervising parent: cli/supervisor.hpp) is not run again, and its
 // dependents are skipped. request_stop() (Ctrl-C) starts nothing new, tells
 // running jobs through JobContext::stop_requested() and the callbacks on
@@ -73,6 +77,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <stop_token>
 #include <string>
 #include <utility>
@@ -125,6 +130,7 @@ struct RunSummary {
   int crashed = 0;                      // recorded `crashed` before this run: never run again
   int resumed = 0;                      // done before this run (from the journal)
   int retried = 0;                      // failed attempts that were retried
+  int gpu_out_of_memory = 0;            // ... of which ran out of GPU memory (a slot fewer, or on the CPU, after)
   double makespan_s = 0;                // wall time of this run
   double job_seconds = 0;               // sum of the times of the jobs run now
   int peak_cores_in_use = 0;
@@ -207,10 +213,14 @@ class JobRunner {
   void add_again_what_then_added(const Journal& journal);
   // What happened -> what to do: asks place() and carries out its decisions.
   void dispatch() PACKTRAIN_REQUIRES(mutex_);
-  void start(int job, std::vector<int> workers) PACKTRAIN_REQUIRES(mutex_);
-  void execute(const Job& job, int j, int attempt, const std::vector<int>& workers,
+  // What job j asks the ledger for now (no GPU once moved to the CPU).
+  Demand demand_of(int j) const PACKTRAIN_REQUIRES(mutex_);
+  void start(int job, std::vector<int> workers, int gpu) PACKTRAIN_REQUIRES(mutex_);
+  // `seat`: its GPU's CUDA ordinal and its slot there, or -1s.
+  void execute(const Job& job, int j, int attempt, const std::vector<int>& workers, std::pair<int, int> seat,
                std::vector<JobRecord> dependencies) PACKTRAIN_EXCLUDES(mutex_);
-  void complete(int job, JobStatus status, JobOutcome outcome, bool may_retry = true) PACKTRAIN_EXCLUDES(mutex_);
+  void complete(int job, JobStatus status, JobOutcome outcome, bool may_retry = true,
+                bool out_of_gpu_memory = false) PACKTRAIN_EXCLUDES(mutex_);
   void record_ended(const JobGraph::Ended& ended) PACKTRAIN_REQUIRES(mutex_);
   void apply_remote_end(int job, const JobRecord& record) PACKTRAIN_REQUIRES(mutex_);
   void finish_if_over() PACKTRAIN_REQUIRES(mutex_);
@@ -254,6 +264,7 @@ class JobRunner {
   // this run's failures only.
   std::vector<int> earlier_attempts_ PACKTRAIN_GUARDED_BY(mutex_);
   std::map<int, Helpers> helpers_ PACKTRAIN_GUARDED_BY(mutex_);  // running jobs that lend_cores_to
+  std::set<int> moved_to_cpu_ PACKTRAIN_GUARDED_BY(mutex_);  // GPU jobs that ran out of GPU memory in a last slot
   std::map<int, std::shared_ptr<JobMemory>> job_memory_ PACKTRAIN_GUARDED_BY(mutex_);  // running jobs' memory
   CondVar lease_ended_;                               // close_leases waits here (notify_all)
   RunSummary summary_ PACKTRAIN_GUARDED_BY(mutex_);

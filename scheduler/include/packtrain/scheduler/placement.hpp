@@ -11,8 +11,9 @@
 //
 // The rules:
 //  - Longest first, work-conserving: ready jobs are taken longest first
-//    (ties: lower index), and every one that fits (free whole cores, GPUs,
-//    memory) starts, on the lowest free workers; a job that does not fit
+//    (ties: lower index), and every one that fits (free whole cores, a GPU
+//    slot with its memory, memory) starts, on the lowest free workers and in
+//    a slot of the GPU pick_gpu chooses; a job that does not fit
 //    lets a shorter one behind it start. An idle core never waits while a
 //    job that fits is ready.
 //  - Asking back: when the longest job that still waits would fit with the
@@ -47,6 +48,7 @@ struct Decision {
   Kind kind = Kind::start;
   int job = 0;
   std::vector<int> workers;
+  int gpu = -1;  // start: the GPU (ledger index) of its slot, when it asks for one
 
   bool operator==(const Decision&) const = default;
 };
@@ -69,6 +71,7 @@ struct ReadyChoice {
   Demand cpu;                // its cores (and memory) on the CPU
   double cpu_seconds = 0;    // expected on `cpu`; <= 0: it cannot run on the CPU
   double gpu_seconds = 0;    // expected in one GPU slot; <= 0: it cannot run on a GPU
+  std::uint64_t gpu_memory_mb = 0;  // of the slot's GPU
 };
 // Seconds from now until the next busy core (slot) is expected to free:
 // the running jobs' expected ends; infinite when none is busy. A job
@@ -81,6 +84,7 @@ struct MixedDecision {
   int job = 0;
   bool gpu = false;          // in a GPU slot (Demand{.cores = 0, .gpus = 1}), else on `workers`
   std::vector<int> workers;  // the CPU cores, lowest free first
+  int device = -1;           // the GPU (ledger index) of its slot
   bool operator==(const MixedDecision&) const = default;
 };
 std::vector<MixedDecision> place_mixed(const ResourceLedger& ledger, const std::vector<ReadyChoice>& ready,

@@ -1,21 +1,32 @@
 #pragma once
 // Who holds what on a node: each worker's core (free, a job's, or lent to
-// an elastic job), GPU slots and memory, and the leases of lent cores.
+// an elastic job), GPU slots and their device memory, memory, and the
+// leases of lent cores.
 //
 // Cores are known by their worker index (0..cores-1), as the executor
-// numbers them. A job holds whole cores, GPUs and memory from the moment it
-// is placed until its end; an elastic job (Job::max_cores) may also hold
-// lent cores, one lease each, which can be asked back. Lent cores count as
-// in use (never more running threads than cores).
+// numbers them. A job holds whole cores, a GPU slot and memory from the
+// moment it is placed until its end; an elastic job (Job::max_cores) may
+// also hold lent cores, one lease each, which can be asked back. Lent cores
+// count as in use (never more running threads than cores).
+//
+// GPUs are known by their place in the ledger's list (0..gpu_count()-1).
+// Each has a number of slots (jobs at once) and, when accounted, device
+// memory: a job's slot takes its Demand::gpu_memory_mb of it. A job goes to
+// the GPU with a free slot and the most free memory (ties: the lower one),
+// so jobs spread over GPUs. A GPU whose job ran out of memory can give up a
+// slot (retire_slot): it takes one job fewer from then on.
 //
 // Pure bookkeeping: no clock, no threads, no calls out. The runner (or a
 // simulator) records here what it carried out; the placement policy reads
 // it. Not thread-safe: the runner holds its lock around every call.
 //
 //   ResourceLedger ledger(4, /*gpus=*/0, /*memory_mb=*/8192);
+//   ResourceLedger with_gpu(4, {{.memory_mb = 80000, .slots = 4}}, 8192);
 //   ledger.hold(7, {0, 1}, {.cores = 2});
 //   ledger.free_cores();           // 2
 //   ledger.release(7);
+#include <packtrain/scheduler/resources.hpp>
+
 #include <cstdint>
 #include <map>
 #include <vector>
@@ -25,9 +36,22 @@ namespace packtrain {
 // What a job needs to start.
 struct Demand {
   int cores = 1;
-  int gpus = 0;
+  int gpus = 0;                     // GPU slots: 0 or 1
   std::uint64_t memory_mb = 0;
+  std::uint64_t gpu_memory_mb = 0;  // of the slot's GPU (when its memory is accounted)
 };
+
+// What a GPU has free: slots and (accounted) memory.
+struct GpuFree {
+  int slots = 0;
+  std::uint64_t memory_mb = 0;
+  bool accounted = false;  // memory_mb means something
+};
+// The GPU (index into `gpus`) a demand for a slot goes to: a free slot and
+// enough free memory, the most free memory first (ties: the lower index;
+// unaccounted GPUs rank by free slots). -1: none fits, or the demand has
+// no GPU.
+int pick_gpu(const std::vector<GpuFree>& gpus, const Demand& demand);
 
 class ResourceLedger {
  public:
@@ -46,26 +70,47 @@ class ResourceLedger {
     bool asked_back = false;
   };
 
+  // The GPU a job holds a slot of: its place in the ledger's list and its
+  // slot there (0..slots-1, the lowest free one).
+  struct Seat {
+    int gpu = -1;
+    int slot = -1;
+  };
+
   ResourceLedger() = default;
+  // `gpus` GPUs of one slot each, memory not accounted (the simulator's slots).
   ResourceLedger(int cores, int gpus, std::uint64_t memory_mb);
+  ResourceLedger(int cores, const std::vector<GpuDevice>& gpus, std::uint64_t memory_mb);
 
   int cores() const { return static_cast<int>(owner_.size()); }
   int free_cores() const { return cores() - cores_in_use_; }
-  int free_gpus() const { return gpus_ - gpus_in_use_; }
+  int gpu_count() const { return static_cast<int>(gpus_.size()); }
+  int free_gpus() const;  // free slots, all GPUs together
+  int gpu_slots(int gpu) const { return gpus_[gpu].slots; }
+  std::uint64_t gpu_memory_in_use_mb(int gpu) const { return gpus_[gpu].memory_in_use; }
+  std::vector<GpuFree> gpu_free() const;
   std::uint64_t free_memory_mb() const { return memory_mb_ - memory_in_use_; }
   int cores_in_use() const { return cores_in_use_; }   // held by jobs or lent
   int peak_cores_in_use() const { return peak_cores_in_use_; }
   bool is_free(int worker) const { return owner_[worker] == kFree; }
   bool fits(const Demand& demand) const {
-    return demand.cores <= free_cores() && demand.gpus <= free_gpus() && demand.memory_mb <= free_memory_mb();
+    return demand.cores <= free_cores() && demand.memory_mb <= free_memory_mb() &&
+           (demand.gpus == 0 || pick_gpu(gpu_free(), demand) >= 0);
   }
 
-  // A job takes `workers` (free; the first runs it) and its GPUs and memory.
-  void hold(int job, const std::vector<int>& workers, const Demand& demand);
+  // A job takes `workers` (free; the first runs it), its memory and, when
+  // it asks for a GPU slot, one of `gpu` (-1: pick_gpu's choice).
+  void hold(int job, const std::vector<int>& workers, const Demand& demand, int gpu = -1);
   // The workers a job holds (not its lent cores), the first running it.
   const std::vector<int>& workers_of(int job) const;
-  // The job ended: its workers, GPUs and memory are free again.
+  // The GPU slot a job holds (gpu -1: none).
+  Seat seat_of(int job) const;
+  // The job ended: its workers, GPU slot and memory are free again.
   void release(int job);
+  // A job on `gpu` ran out of its memory: the GPU takes one job fewer from
+  // now on (the jobs in its slots run on). Never below one slot: false
+  // when it had one already (nothing changed).
+  bool retire_slot(int gpu);
 
   // Elastic jobs, in the order they registered.
   void open_elastic(int job, int cores, int max_cores);
@@ -88,14 +133,22 @@ class ResourceLedger {
   struct Held {
     std::vector<int> workers;
     Demand demand;
+    Seat seat;
+  };
+  struct Gpu {
+    int slots = 1;
+    std::uint64_t memory_mb = 0;  // 0: not accounted
+    std::uint64_t memory_in_use = 0;
+    std::vector<bool> taken;      // per slot number (grows; retired slots stay numbered)
+    int in_use = 0;
   };
   Elastic* find_elastic(int job);
   void use_cores(int n);
 
   std::vector<int> owner_;      // per worker: the job holding it or lent it, or kFree
-  int gpus_ = 0;
+  std::vector<Gpu> gpus_;
   std::uint64_t memory_mb_ = 0;
-  int cores_in_use_ = 0, gpus_in_use_ = 0, peak_cores_in_use_ = 0;
+  int cores_in_use_ = 0, peak_cores_in_use_ = 0;
   std::uint64_t memory_in_use_ = 0;
   std::map<int, Held> held_;
   std::vector<Elastic> elastic_;

@@ -18,15 +18,31 @@
 
 namespace packtrain {
 
+// A GPU jobs may use, and how they share it: `slots` jobs at once, each on
+// its own CUDA stream, within `memory_mb` of device memory in all (gpu/
+// finds them in a CUDA build; tests and `simulate` make them up).
+struct GpuDevice {
+  int index = 0;                // CUDA ordinal as this process sees it (after CUDA_VISIBLE_DEVICES)
+  std::string name;             // "NVIDIA H200"
+  std::uint64_t memory_mb = 0;  // device memory the slots' jobs may hold in all; 0: not accounted
+  int slots = 1;                // jobs at once (--gpu-slots)
+};
+
 struct NodeResources {
   std::vector<int> cores;        // CPU ids jobs may be pinned to, ascending
   std::uint64_t memory_mb = 0;   // memory jobs may use in all
-  int gpus = 0;                  // CUDA devices (0 in a CPU build)
+  std::vector<GpuDevice> gpus;   // the GPUs jobs may use (--gpus; none in a CPU build)
   int physical_cores = 0;        // from hwloc, for the record (0 if unknown)
   std::optional<double> cgroup_cpu_limit;  // quota / period, when one is set
   int shared_cores = 0;          // of `cores`, counted by another process of the node (NodeShare)
 
   int core_count() const { return static_cast<int>(cores.size()); }
+  int gpu_count() const { return static_cast<int>(gpus.size()); }
+  int gpu_slot_count() const {
+    int n = 0;
+    for (const auto& g : gpus) n += g.slots;
+    return n;
+  }
 };
 
 // This process's part of a node that other processes of the run share
@@ -75,6 +91,33 @@ std::optional<double> cgroup_cpu_limit(const std::string& cgroup_root, const std
 // The memory limit of that cgroup in MiB, or nothing when unlimited or unknown.
 std::optional<std::uint64_t> cgroup_memory_limit_mb(const std::string& cgroup_root,
                                                     const std::string& proc_self_cgroup);
+
+// What --gpus, --gpu-slots and --gpu-memory-per-job ask for.
+struct GpuRequest {
+  int gpus = 0;                      // the first N GPUs found; -1: all of them ("all")
+  int slots = 0;                     // jobs per GPU; 0: as many as its free memory holds
+  std::uint64_t memory_per_job_mb = 0;  // each job's share of a GPU; 0: its measured footprint
+};
+
+// The most jobs one GPU takes when its slots are not given: past this their
+// kernels only queue behind each other (HFTA and MPS measure gains up to
+// about 8 small models a GPU).
+inline constexpr int kMostGpuSlots = 8;
+// The share of a GPU's free memory kept back from the slots' jobs (the
+// CUDA context, the allocator's fragmentation).
+inline constexpr double kGpuMemoryReserve = 0.1;
+
+// The GPUs a run uses and how they are shared, from the GPUs found (their
+// `memory_mb` the free memory when found) and the request. A GPU's slots
+// are `slots` if given, else as many as its free memory less the reserve
+// holds at the job's size (`memory_per_job_mb`, else `footprint_mb`, the
+// model's measured need), 1 to kMostGpuSlots; with no size known, one. Its
+// memory becomes that usable memory, accounted in the ledger when a job's
+// size is known. Throws Error, naming the numbers, when more GPUs are asked
+// for than were found, slots are out of 1..64, or the slots' jobs cannot fit
+// a GPU's memory.
+std::vector<GpuDevice> choose_gpus(const std::vector<GpuDevice>& found, const GpuRequest& request,
+                                   std::uint64_t footprint_mb = 0);
 
 // The CPUs in the calling thread's affinity mask.
 std::vector<int> affinity_cores();
