@@ -17,7 +17,7 @@ const std::set<std::string> kRunLevelFlags = {"help", "out",    "resume", "cores
                                               "bind", "sample-ms", "config", "quiet", "serial",
                                               "shard", "checkpoint-every", "max-cores", "token", "token-file",
                                               "oversubscribe", "bucket-cap-mb", "overlap", "no-supervise", "memory-per-job",
-                                              "plan", "dry-run"};
+                                              "plan", "dry-run", "gpus", "gpu-slots", "gpu-memory-per-job"};
 
 namespace {
 
@@ -130,7 +130,15 @@ void add_common_options(po::options_description& desc, CommonOptions& o) {
      "Command line only")
     ("oversubscribe", po::bool_switch(&o.oversubscribe),
      "under mpirun: let more ranks than cores share a node's cores (a core to each, some cores to several); "
-     "the run's core count and speedup count each core once");
+     "the run's core count and speedup count each core once")
+    ("gpus", po::value(&o.gpus)->default_value(o.gpus),
+     "GPUs the jobs may use beside the cores: 'all' or how many (in CUDA_VISIBLE_DEVICES' order). Training on "
+     "GPUs needs a build whose LibTorch has CUDA, which this one has not (docs/gpu.md)")
+    ("gpu-slots", po::value(&o.gpu_slots)->default_value(o.gpu_slots, "from free memory"),
+     "jobs at once on each GPU (default: as many as its free memory holds at --gpu-memory-per-job, up to 8; one "
+     "without it)")
+    ("gpu-memory-per-job", po::value(&o.gpu_memory_per_job)->default_value(o.gpu_memory_per_job, "not accounted"),
+     "MiB of GPU memory each job's slot holds; a GPU takes no more jobs than fit its free memory");
 }
 
 void add_ranks_per_job_option(po::options_description& desc, CommonOptions& o, const std::string& help,

@@ -15,7 +15,6 @@
 #include <packtrain/train/memory_watch.hpp>
 
 #include <cstdio>
-#include <fstream>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -199,6 +198,40 @@ bool check_out_dir(const std::filesystem::path& dir, bool resume, const std::str
 
 namespace {
 CapturedJobs* g_capture = nullptr;  // set only by the simulate command's thread, before any RunSetup
+
+// The GPUs this process can use: none yet. Finding them (LibTorch, NVML)
+// and training on them are to come in gpu/, built where LibTorch has CUDA
+// (docs/gpu.md); the slots, their memory and the placement are built.
+std::vector<GpuDevice> found_gpus() { return {}; }
+// Why none were found, for the messages.
+constexpr const char* kNoGpuWhy = PACKTRAIN_BUILD_HAS_CUDA
+                                      ? "packtrain does not find or train on GPUs yet, docs/gpu.md"
+                                      : "this packtrain's LibTorch has no CUDA: build it where PyTorch has CUDA, "
+                                        "docs/gpu.md";
+
+// --gpus, --gpu-slots and --gpu-memory-per-job: the GPUs the run's jobs may use. Throws Error.
+std::vector<GpuDevice> run_gpus(const CommonOptions& common) {
+  GpuRequest request{.slots = common.gpu_slots, .memory_per_job_mb = common.gpu_memory_per_job};
+  if (common.gpus == "all") {
+    request.gpus = -1;
+  } else if (!common.gpus.empty() && common.gpus.size() <= 4 &&
+             common.gpus.find_first_not_of("0123456789") == std::string::npos) {
+    request.gpus = std::stoi(common.gpus);
+  } else {
+    throw Error("--gpus must be 'all' or a count of GPUs, not '" + common.gpus + "'");
+  }
+  if (request.gpus == 0 && (common.gpu_slots != 0 || common.gpu_memory_per_job != 0))
+    throw Error(std::string(common.gpu_slots != 0 ? "--gpu-slots" : "--gpu-memory-per-job") +
+                " is for jobs on GPUs: give --gpus too");
+  try {
+    auto gpus = choose_gpus(found_gpus(), request);
+    if (request.gpus < 0 && gpus.empty() && !common.quiet)
+      std::fprintf(stderr, "packtrain: --gpus all: no GPU found (%s); the jobs run on CPU cores\n", kNoGpuWhy);
+    return gpus;
+  } catch (const Error& e) {
+    throw Error(std::string(e.what()) + " (" + kNoGpuWhy + ")");
+  }
+}
 }  // namespace
 
 void capture_jobs_for_simulation(CapturedJobs* into) { g_capture = into; }
@@ -214,6 +247,8 @@ RunSetup::RunSetup(const CommonOptions& common, std::string command, bool serial
     if (common_.cores && (*common_.cores < 1 || *common_.cores > g_capture->cores))
       throw Error("--cores " + std::to_string(*common_.cores) + " is not within the simulated node's 1.." +
                   std::to_string(g_capture->cores) + " cores");
+    if (common_.gpus != "0")
+      throw Error("--gpus " + common_.gpus + " in a simulated sweep: give packtrain simulate's --gpus and --gpu-speedup");
     const int cores = serial ? 1 : common_.cores.value_or(g_capture->cores);
     for (int c = 0; c < cores; ++c) node_.cores.push_back(c);
     node_.memory_mb = std::uint64_t{1} << 40;
@@ -253,6 +288,7 @@ RunSetup::RunSetup(const CommonOptions& common, std::string command, bool serial
     probe.share = [this](const std::vector<int>& usable) { return mpi_->node_share(usable, common_.oversubscribe); };
   node_ = detect_node_resources(probe);
   if (serial) node_.cores.resize(1);
+  node_.gpus = run_gpus(common_);
 }
 
 void RunSetup::check_dashboard_access() {

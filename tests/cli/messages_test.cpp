@@ -124,7 +124,9 @@ TEST(Messages, VersionNamesTheBlasKernelsAndTheyAreTheCpusBest) {
   const auto line = r.out.substr(at, r.out.find('\n', at) - at);
   const auto cpuinfo = packtrain::testing::read_file("/proc/cpuinfo");
   const bool avx2 = cpuinfo.find(" avx2") != std::string::npos && cpuinfo.find(" fma") != std::string::npos;
-  if (avx2) EXPECT_EQ(line.find("OpenBLAS, Prescott kernels"), std::string::npos) << line;
+  if (avx2) {
+    EXPECT_EQ(line.find("OpenBLAS, Prescott kernels"), std::string::npos) << line;
+  }
 
   const auto kept = run_command({"/usr/bin/env", "OPENBLAS_CORETYPE=Prescott", PACKTRAIN_CLI, "--version"});
   EXPECT_NE(kept.out.find("BLAS     OpenBLAS, Prescott kernels (OPENBLAS_CORETYPE=Prescott)"), std::string::npos)
@@ -165,4 +167,32 @@ TEST(Messages, KFoldCheckpointEveryWorksAndResumeGoesOnMidJob) {
     if (job["metrics"].contains("resumed_from")) ++went_on;
   }
   EXPECT_GE(went_on, 1) << "no job went on from its checkpoint: " << json.dump(1);
+}
+
+// GPUs in a build whose LibTorch has no CUDA (this machine's): asking for
+// one is refused in one line that says why; "all" finds none and runs on
+// the cores, saying so; the slot flags need --gpus and a sane value.
+TEST(Messages, GpuRequestsACpuBuildCannotMeetAreOneLineAndWriteNothing) {
+  TempDir dir;
+  const auto out = (dir / "run").string();
+  const std::vector<std::string> kfold = {"kfold", "--models", "mlp", "--schedules", "cosine", "--folds", "2",
+                                          "--epochs", "1", "--limit", "400", "--out", out};
+  auto with = [&](std::vector<std::string> extra) {
+    auto args = kfold;
+    args.insert(args.end(), extra.begin(), extra.end());
+    return run_packtrain(args);
+  };
+  expect_refused(with({"--gpus", "1"}), "--gpus 1 asks for more GPUs than the 0 this process can use (this "
+                                        "packtrain's LibTorch has no CUDA");
+  expect_refused(with({"--gpus", "two"}), "--gpus must be 'all' or a count of GPUs, not 'two'");
+  expect_refused(with({"--gpu-slots", "2"}), "--gpu-slots is for jobs on GPUs: give --gpus too");
+  expect_refused(with({"--gpu-memory-per-job", "4000"}), "--gpu-memory-per-job is for jobs on GPUs: give --gpus too");
+  expect_refused(with({"--gpus", "all", "--gpu-slots", "65"}), "--gpu-slots must be in 1..64");
+  EXPECT_TRUE(folder_bytes(dir.path()).empty()) << "a refused command wrote something";
+  const auto all = with({"--gpus", "all"});
+  EXPECT_EQ(all.exit_code, 0) << all.err;
+  EXPECT_NE(all.err.find("--gpus all: no GPU found (this packtrain's LibTorch has no CUDA: build it where PyTorch "
+                         "has CUDA, docs/gpu.md); the jobs run on CPU cores"),
+            std::string::npos)
+      << all.err;
 }
