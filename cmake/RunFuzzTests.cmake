@@ -1,13 +1,13 @@
 # Builds the libFuzzer targets of tests/fuzz with clang in BINARY_DIR
 # (PACKTRAIN_SANITIZE=fuzzer: no LibTorch, no MPI) and runs each for
-# $ENV{PACKTRAIN_FUZZ_SECONDS} seconds (default 30) from its seeds in
+# $ENV{PACKTRAIN_FUZZ_SECONDS} seconds (default 20) from its seeds in
 # tests/fuzz/corpus/NAME, copied to BINARY_DIR/corpus/NAME, where the inputs
 # it finds interesting are kept between runs. Fails on any crash, sanitizer
 # report, uncaught exception, leak, input slower than 10 s or use of more
 # than 2 GiB; the input is left in BINARY_DIR/findings. Run by ctest as
 # `fuzz.parsers`.
 include(${CMAKE_CURRENT_LIST_DIR}/ScriptSteps.cmake)
-set(seconds 30)
+set(seconds 20)
 if(DEFINED ENV{PACKTRAIN_FUZZ_SECONDS})
   set(seconds $ENV{PACKTRAIN_FUZZ_SECONDS})
 endif()
