@@ -416,30 +416,25 @@ result "ctest -L unit: $(grep -E 'tests passed' "$logs/ctest_unit.txt" | tail -1
 sed -n '/The following tests FAILED/,$p' "$logs/ctest_unit.txt" | head -30 >>"$results_file"
 cp "$build/Testing/Temporary/LastTest.log" "$logs/ctest_LastTest.log" 2>/dev/null
 
-if [ -x "$build/bench/kfold/bench_kfold" ]; then
-  run_step bench_kfold 75 bash -c kfold_bench
-  grep -E 'speedup|memory' "$logs/bench_kfold.txt" | sed 's/^/bench_kfold: /' >>"$results_file"
-else
-  result "bench_kfold: not built"
-fi
-if [ -x "$build/bench/hogwild/bench_hogwild" ]; then
-  run_step bench_hogwild 75 bash -c hogwild_bench
-  grep -E 'single-thread|Hogwild, |independent|target' "$logs/bench_hogwild.txt" | sed 's/^/bench_hogwild: /' >>"$results_file"
-else
-  result "bench_hogwild: not built"
-fi
+# A bench step, where its binary was built: NAME BINARY CAP PATTERN FUNCTION; the
+# lines of its log that match PATTERN go into the summary.
+bench_step() {
+  if [ -x "$2" ]; then
+    run_step "$1" "$3" bash -c "$5"
+    grep -E "$4" "$logs/$1.txt" | sed "s/^/$1: /" >>"$results_file"
+  else
+    result "$1: not built"
+  fi
+}
+bench_step bench_kfold "$build/bench/kfold/bench_kfold" 75 'speedup|memory' kfold_bench
+bench_step bench_hogwild "$build/bench/hogwild/bench_hogwild" 75 'single-thread|Hogwild, |independent|target' hogwild_bench
 if [ -x "$build/cli/packtrain" ]; then
   run_step replicas 75 bash -c replicas_bench
   sed -n '/^cores/,$p' "$logs/replicas.txt" | sed 's/^/replicas (packtrain train, lenet5): /' >>"$results_file"
 else
   result "replicas: packtrain not built"
 fi
-if [ -x "$build/bench/dataparallel/bench_dataparallel" ]; then
-  run_step bench_dataparallel 45 bash -c dataparallel_bench
-  grep -E '^(model|mlp|lenet5) ' "$logs/bench_dataparallel.txt" | sed 's/^/bench_dataparallel: /' >>"$results_file"
-else
-  result "bench_dataparallel: not built"
-fi
+bench_step bench_dataparallel "$build/bench/dataparallel/bench_dataparallel" 45 '^(model|mlp|lenet5) ' dataparallel_bench
 if [ -x "$build/bench/gpu/bench_gpu" ]; then
   run_step bench_gpu 90 "$build/bench/gpu/bench_gpu"
   tail -15 "$logs/bench_gpu.txt" | sed 's/^/bench_gpu: /' >>"$results_file"

@@ -21,6 +21,7 @@
 using namespace packtrain;
 using packtrain::testing::Counter;
 using packtrain::testing::kPatience;
+using packtrain::testing::error_of;
 using packtrain::testing::VirtualRun;
 
 namespace {
@@ -33,14 +34,22 @@ Demand slot(std::uint64_t gpu_memory_mb, int cores = 1) {
   return {.cores = cores, .gpus = 1, .gpu_memory_mb = gpu_memory_mb};
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
+// `r` over simulated GPUs.
+void give_gpus(VirtualRun& r, std::vector<GpuDevice> gpus) {
+  r.node.gpus = std::move(gpus);
+  r.runner = std::make_unique<JobRunner>(*r.executor, r.node);
 }
+
+// The messages of a run's failed and retried events: "failed: ...", "retried: ...".
+struct EndMessages : EventSink {
+  std::mutex mutex;
+  std::vector<std::string> lines;
+  void on_event(const JobEvent& e) override {
+    if (e.kind != EventKind::failed && e.kind != EventKind::retried) return;
+    std::lock_guard lock(mutex);
+    lines.push_back(std::string(e.kind == EventKind::failed ? "failed: " : "retried: ") + e.message);
+  }
+};
 
 }  // namespace
 
@@ -168,8 +177,7 @@ TEST(ChooseGpus, ImpossibleRequestsNameTheirNumbers) {
 // job saw it (JobContext::gpu), and never more jobs on a GPU than its slots.
 TEST(GpuRunner, JobsRunInSlotsOfTheirGpuWithinItsMemoryAndCpuJobsBeside) {
   VirtualRun r(6);
-  r.node.gpus = {gpu(3, 1000, 2), gpu(5, 1000, 2)};  // CUDA ordinals 3 and 5
-  r.runner = std::make_unique<JobRunner>(*r.executor, r.node);
+  give_gpus(r, {gpu(3, 1000, 2), gpu(5, 1000, 2)});  // CUDA ordinals 3 and 5
   std::mutex mutex;
   std::map<std::string, std::pair<int, int>> seen;  // job -> (gpu, slot)
   std::map<int, std::set<int>> slots_in_use;        // gpu -> slots now
@@ -220,8 +228,7 @@ TEST(GpuRunner, JobsRunInSlotsOfTheirGpuWithinItsMemoryAndCpuJobsBeside) {
 
 TEST(GpuRunner, OutOfGpuMemoryRetriesWithASlotFewerThenOnTheCpuAndRecordsWhy) {
   VirtualRun r(4);
-  r.node.gpus = {gpu(0, 4000, 2)};
-  r.runner = std::make_unique<JobRunner>(*r.executor, r.node);
+  give_gpus(r, {gpu(0, 4000, 2)});
   std::mutex mutex;
   std::vector<std::pair<int, int>> attempts;  // (gpu, slot) of each attempt of "big"
   auto big = packtrain::testing::sleeping_job("big", 0, 5);
@@ -252,20 +259,8 @@ TEST(GpuRunner, OutOfGpuMemoryRetriesWithASlotFewerThenOnTheCpuAndRecordsWhy) {
 
 TEST(GpuRunner, OutOfGpuMemoryInTheLastSlotWithoutCpuFallbackFailsTheJobAlone) {
   VirtualRun r(2);
-  r.node.gpus = {gpu(0, 4000, 1)};
-  r.runner = std::make_unique<JobRunner>(*r.executor, r.node);
-  std::vector<std::string> messages;
-  std::mutex mutex;
-  struct Sink : EventSink {
-    std::vector<std::string>* messages;
-    std::mutex* mutex;
-    void on_event(const JobEvent& e) override {
-      std::lock_guard lock(*mutex);
-      if (e.kind == EventKind::failed || e.kind == EventKind::retried) messages->push_back(e.message);
-    }
-  } sink;
-  sink.messages = &messages;
-  sink.mutex = &mutex;
+  give_gpus(r, {gpu(0, 4000, 1)});
+  EndMessages sink;
   r.options.sinks = {&sink};
   auto big = packtrain::testing::sleeping_job("big", 0, 5);
   big.gpus = 1;
@@ -277,26 +272,13 @@ TEST(GpuRunner, OutOfGpuMemoryInTheLastSlotWithoutCpuFallbackFailsTheJobAlone) {
   EXPECT_EQ(summary.failed, 1);
   EXPECT_EQ(summary.done, 1);
   EXPECT_EQ(summary.gpu_out_of_memory, 0);
-  ASSERT_EQ(messages.size(), 1u);
-  EXPECT_EQ(messages[0], "CUDA out of memory");
+  EXPECT_EQ(sink.lines, std::vector<std::string>{"failed: CUDA out of memory"});
 }
 
 TEST(GpuRunner, AnOutOfMemoryRetryIsRecordedInTheAttemptsMessage) {
   VirtualRun r(2);
-  r.node.gpus = {gpu(7, 4000, 3)};
-  r.runner = std::make_unique<JobRunner>(*r.executor, r.node);
-  std::vector<std::string> retried;
-  std::mutex mutex;
-  struct Sink : EventSink {
-    std::vector<std::string>* retried;
-    std::mutex* mutex;
-    void on_event(const JobEvent& e) override {
-      std::lock_guard lock(*mutex);
-      if (e.kind == EventKind::retried) retried->push_back(e.message);
-    }
-  } sink;
-  sink.retried = &retried;
-  sink.mutex = &mutex;
+  give_gpus(r, {gpu(7, 4000, 3)});
+  EndMessages sink;
   r.options.sinks = {&sink};
   std::atomic<int> calls{0};
   auto job = packtrain::testing::sleeping_job("once", 0, 5);
@@ -308,14 +290,13 @@ TEST(GpuRunner, AnOutOfMemoryRetryIsRecordedInTheAttemptsMessage) {
   r.runner->add(job);
   const auto summary = r.runner->run(r.options);
   EXPECT_EQ(summary.done, 1);
-  ASSERT_EQ(retried.size(), 1u);
-  EXPECT_EQ(retried[0], "out of memory on GPU 7 (slot 0): retried with 2 slot(s) on GPU 7; CUDA out of memory");
+  EXPECT_EQ(sink.lines, std::vector<std::string>{"retried: out of memory on GPU 7 (slot 0): retried with 2 slot(s) on "
+                                                 "GPU 7; CUDA out of memory"});
 }
 
 TEST(GpuRunner, ImpossibleGpuJobsAreRefusedBeforeTheRun) {
   VirtualRun r(2);
-  r.node.gpus = {gpu(0, 1000, 2)};
-  r.runner = std::make_unique<JobRunner>(*r.executor, r.node);
+  give_gpus(r, {gpu(0, 1000, 2)});
   auto fat = packtrain::testing::sleeping_job("fat", 0);
   fat.gpus = 1;
   fat.gpu_memory_mb = 1001;
@@ -323,8 +304,7 @@ TEST(GpuRunner, ImpossibleGpuJobsAreRefusedBeforeTheRun) {
   EXPECT_NE(error_of([&] { r.runner->run(r.options); }).find("needs 1001 MiB of GPU memory but this node's GPUs have at most 1000 MiB"),
             std::string::npos);
   VirtualRun two(2);
-  two.node.gpus = {gpu(0, 1000, 2)};
-  two.runner = std::make_unique<JobRunner>(*two.executor, two.node);
+  give_gpus(two, {gpu(0, 1000, 2)});
   auto pair = packtrain::testing::sleeping_job("pair", 0);
   pair.gpus = 2;
   two.runner->add(pair);

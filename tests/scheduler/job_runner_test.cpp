@@ -24,6 +24,7 @@
 
 using namespace packtrain;
 using packtrain::testing::Counter;
+using packtrain::testing::error_of;
 using packtrain::testing::sleeping_job;
 using packtrain::testing::VirtualRun;
 using Clock = std::chrono::steady_clock;
@@ -77,15 +78,6 @@ std::thread stop_once_started(JobRunner& runner, Counter& started, int jobs) {
     EXPECT_TRUE(started.wait_for(jobs));
     runner.request_stop();
   });
-}
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #pragma once
 // Builds runners over virtual cores for the scheduler tests, and the
 // counters their jobs wait on (never a sleep: STYLE.md, "Tests").
+#include <packtrain/scheduler/error.hpp>
 #include <packtrain/scheduler/job_runner.hpp>
 
 #include <chrono>
@@ -12,6 +13,7 @@
 #include <memory>
 #include <mutex>
 #include <numeric>
+#include <string>
 #include <thread>
 
 namespace packtrain::testing {
@@ -23,6 +25,16 @@ inline NodeResources virtual_node(int cores, std::uint64_t memory_mb = 1 << 20) 
   std::iota(node.cores.begin(), node.cores.end(), 0);
   node.memory_mb = memory_mb;
   return node;
+}
+
+// The message of the packtrain::Error `fn` throws; empty when it throws none.
+inline std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
 }
 
 // An executor (unpinned, so virtual cores work on any machine) and a runner.
