@@ -67,6 +67,26 @@ left() { echo $((budget - (SECONDS - start_time))); }
 short() { local l=$(($(left) - 5)); echo $((l < $1 ? (l > 1 ? l : 1) : $1)); }
 
 # Rewrites OUT's files from what is there so far (temporary names, then mv).
+# gather NAME BYTES FILE...: the logs that exist, one after another, into
+# $out/NAME (each cut to its last BYTES bytes; 0: whole).
+gather() {
+  local name=$1 bytes=$2 f
+  shift 2
+  {
+    for f in "$@"; do
+      [ -f "$f" ] || continue
+      if [ "$bytes" -gt 0 ]; then
+        echo "===== $(basename "$f" .txt) (its last $((bytes / 1000000)) MB)"
+        tail -c "$bytes" "$f"
+      else
+        echo "===== $(basename "$f" .txt)"
+        cat "$f"
+      fi
+      echo
+    done
+  } >"$out/$name.tmp" && mv -f "$out/$name.tmp" "$out/$name"
+}
+
 publish() {
   {
     echo "packtrain device check, $(date -u '+%Y-%m-%d %H:%M:%S UTC'), $((SECONDS - start_time)) s of the $budget s budget so far"
@@ -79,31 +99,9 @@ publish() {
     echo "== results"
     cat "$results_file"
   } >"$out/summary.txt.tmp" && mv -f "$out/summary.txt.tmp" "$out/summary.txt"
-  local f
-  {
-    for f in "$logs"/bench_*.txt "$logs"/replicas.txt "$logs"/gpu_kfold.txt; do
-      [ -f "$f" ] || continue
-      echo "===== $(basename "$f" .txt)"
-      cat "$f"
-      echo
-    done
-  } >"$out/benches.txt.tmp" && mv -f "$out/benches.txt.tmp" "$out/benches.txt"
-  {
-    for f in "$logs"/ctest_gpu.txt "$logs"/ctest_unit.txt; do
-      [ -f "$f" ] || continue
-      echo "===== $(basename "$f" .txt)"
-      cat "$f"
-      echo
-    done
-  } >"$out/tests.txt.tmp" && mv -f "$out/tests.txt.tmp" "$out/tests.txt"
-  {
-    for f in "$logs"/configure.txt "$logs"/build_benches.txt "$logs"/build_all.txt; do
-      [ -f "$f" ] || continue
-      echo "===== $(basename "$f" .txt) (its last 2 MB)"
-      tail -c 2000000 "$f"
-      echo
-    done
-  } >"$out/build.txt.tmp" && mv -f "$out/build.txt.tmp" "$out/build.txt"
+  gather benches.txt 0 "$logs"/bench_*.txt "$logs"/replicas.txt "$logs"/gpu_kfold.txt
+  gather tests.txt 0 "$logs"/ctest_gpu.txt "$logs"/ctest_unit.txt
+  gather build.txt 2000000 "$logs"/configure.txt "$logs"/build_benches.txt "$logs"/build_all.txt
   tar -C "$work" -czf "$out/logs.tar.gz.tmp" logs 2>/dev/null && mv -f "$out/logs.tar.gz.tmp" "$out/logs.tar.gz"
 }
 
