@@ -39,7 +39,7 @@ struct CommonOptions {
   int ranks_per_job = 1;               // under mpirun: every job a gang of this many ranks (kfold, lth, train)
   std::string gpus = "0";              // --gpus: "all" or how many of the GPUs found (0: none)
   int gpu_slots = 0;                   // jobs per GPU (0: from its free memory)
-  std::uint64_t gpu_memory_per_job = 0;  // MiB a job's slot holds (0: its measured footprint)
+  std::int64_t gpu_memory_per_job = 0;  // MiB a job's slot holds (0: not accounted)
 
   // Filled by parse_options: every option's value as text, by flag name,
   // except the run-level ones (kRunLevelFlags) that do not change what the

@@ -211,7 +211,10 @@ constexpr const char* kNoGpuWhy = PACKTRAIN_BUILD_HAS_CUDA
 
 // --gpus, --gpu-slots and --gpu-memory-per-job: the GPUs the run's jobs may use. Throws Error.
 std::vector<GpuDevice> run_gpus(const CommonOptions& common) {
-  GpuRequest request{.slots = common.gpu_slots, .memory_per_job_mb = common.gpu_memory_per_job};
+  if (common.gpu_memory_per_job < 0)
+    throw Error("--gpu-memory-per-job must be a count of MiB, not " + std::to_string(common.gpu_memory_per_job));
+  GpuRequest request{.slots = common.gpu_slots,
+                     .memory_per_job_mb = static_cast<std::uint64_t>(common.gpu_memory_per_job)};
   if (common.gpus == "all") {
     request.gpus = -1;
   } else if (!common.gpus.empty() && common.gpus.size() <= 4 &&
@@ -223,14 +226,13 @@ std::vector<GpuDevice> run_gpus(const CommonOptions& common) {
   if (request.gpus == 0 && (common.gpu_slots != 0 || common.gpu_memory_per_job != 0))
     throw Error(std::string(common.gpu_slots != 0 ? "--gpu-slots" : "--gpu-memory-per-job") +
                 " is for jobs on GPUs: give --gpus too");
-  try {
-    auto gpus = choose_gpus(found_gpus(), request);
-    if (request.gpus < 0 && gpus.empty() && !common.quiet)
-      std::fprintf(stderr, "packtrain: --gpus all: no GPU found (%s); the jobs run on CPU cores\n", kNoGpuWhy);
-    return gpus;
-  } catch (const Error& e) {
-    throw Error(std::string(e.what()) + " (" + kNoGpuWhy + ")");
-  }
+  const auto found = found_gpus();
+  if (found.empty() && request.gpus > 0)
+    throw Error("--gpus " + common.gpus + ": no GPU found (" + kNoGpuWhy + ")");
+  auto gpus = choose_gpus(found, request);
+  if (request.gpus < 0 && gpus.empty() && !common.quiet)
+    std::fprintf(stderr, "packtrain: --gpus all: no GPU found (%s); the jobs run on CPU cores\n", kNoGpuWhy);
+  return gpus;
 }
 }  // namespace
 
@@ -289,6 +291,9 @@ RunSetup::RunSetup(const CommonOptions& common, std::string command, bool serial
   node_ = detect_node_resources(probe);
   if (serial) node_.cores.resize(1);
   node_.gpus = run_gpus(common_);
+  // A node's ranks divide its cores and memory (NodeShare) but not yet its GPUs: each would count every slot.
+  if (mpi_ && !node_.gpus.empty())
+    throw Error("--gpus under mpirun: a node's ranks do not divide its GPUs yet; run one rank a node, or no --gpus");
 }
 
 void RunSetup::check_dashboard_access() {

@@ -345,7 +345,10 @@ void JobRunner::start(int j, std::vector<int> workers, int gpu) {
   const int attempt = earlier_attempts_[j] + graph_.start(j);
   ledger_.hold(j, workers, demand_of(j), gpu);
   std::pair<int, int> seat{-1, -1};
-  if (const auto s = ledger_.seat_of(j); s.gpu >= 0) seat = {node_.gpus[s.gpu].index, s.slot};
+  if (const auto s = ledger_.seat_of(j); s.gpu >= 0) {
+    seat = {node_.gpus[s.gpu].index, s.slot};
+    gpu_slots_at_start_[j] = ledger_.gpu_slots(s.gpu);
+  }
   std::vector<int> cores;
   for (int w : workers) cores.push_back(executor_.cores()[w]);
   auto& r = records_[j];
@@ -621,15 +624,24 @@ void JobRunner::complete(int j, JobStatus status, JobOutcome outcome, bool may_r
   const auto& job = jobs_[j];
   auto& r = records_[j];
   r.ended_at = unix_now();
-  if (out_of_gpu_memory && may_retry && !stop_.stop_requested()) {
-    // Its GPU takes one job fewer, or it runs on its cores: not a failure of the job.
+  const bool retry = may_retry && !stop_.stop_requested();  // read once: a stop may come while this runs
+  const int slots_at_start = gpu_slots_at_start_[j];
+  gpu_slots_at_start_.erase(j);
+  if (out_of_gpu_memory && retry) {
+    // Not a failure of the job while a slot fewer (or its cores) can help.
     const auto seat = ledger_.seat_of(j);
     const auto& gpu = node_.gpus[seat.gpu];
     std::string then;
-    if (ledger_.retire_slot(seat.gpu)) {
+    if (ledger_.gpu_slots(seat.gpu) < slots_at_start) {
+      // Another job's out-of-memory took a slot since this one started: one slot a wave.
+      then = "retried with " + std::to_string(ledger_.gpu_slots(seat.gpu)) + " slot(s) on GPU " +
+             std::to_string(gpu.index);
+    } else if (ledger_.gpu_jobs(seat.gpu) > 1 && ledger_.retire_slot(seat.gpu)) {
+      // It shared the GPU: fewer jobs beside it may leave it room.
       then = "retried with " + std::to_string(ledger_.gpu_slots(seat.gpu)) + " slot(s) on GPU " +
              std::to_string(gpu.index);
     } else if (job.cpu_fallback) {
+      // Alone on its GPU, or on its last slot: a slot fewer cannot help.
       moved_to_cpu_.insert(j);
       then = "retried on its CPU cores";
     }
@@ -643,7 +655,7 @@ void JobRunner::complete(int j, JobStatus status, JobOutcome outcome, bool may_r
   r.metrics = outcome.metrics;
   r.message = outcome.message;
   r.artifacts = outcome.artifacts;
-  const auto ended = graph_.end(j, status, may_retry && !stop_.stop_requested());
+  const auto ended = graph_.end(j, status, retry);
   JobEvent ev{.job_id = r.id, .name = job.name, .time = now(), .cores = r.cores, .attempt = r.attempts,
               .rank = options_->rank, .status = status, .data = outcome.metrics, .message = outcome.message,
               .cost = job.cost};

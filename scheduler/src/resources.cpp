@@ -218,14 +218,19 @@ std::vector<GpuDevice> choose_gpus(const std::vector<GpuDevice>& found, const Gp
   std::vector<GpuDevice> out;
   for (int g = 0; g < n; ++g) {
     GpuDevice gpu = found[static_cast<std::size_t>(g)];
-    const auto usable = static_cast<std::uint64_t>(static_cast<double>(gpu.memory_mb) * (1.0 - kGpuMemoryReserve));
+    if (gpu.memory_mb == 0) {  // its free memory unknown: slots as asked (else one), nothing accounted
+      gpu.slots = request.slots > 0 ? request.slots : 1;
+      out.push_back(std::move(gpu));
+      continue;
+    }
+    const std::uint64_t usable = gpu.memory_mb - gpu.memory_mb / kGpuMemoryReserveDivisor;
     const std::string which = "GPU " + std::to_string(gpu.index) + (gpu.name.empty() ? "" : " (" + gpu.name + ")");
     if (per_job > usable)
       throw Error(which + " has " + std::to_string(usable) + " MiB free for jobs; one job needs " +
                   std::to_string(per_job) + " MiB");
     if (request.slots > 0) {
       gpu.slots = request.slots;
-      if (per_job > 0 && per_job * static_cast<std::uint64_t>(request.slots) > usable)
+      if (per_job > 0 && per_job > usable / static_cast<std::uint64_t>(request.slots))
         throw Error("--gpu-slots " + std::to_string(request.slots) + " at " + std::to_string(per_job) +
                     " MiB a job needs " + std::to_string(per_job * static_cast<std::uint64_t>(request.slots)) +
                     " MiB but " + which + " has " + std::to_string(usable) + " MiB free for jobs");

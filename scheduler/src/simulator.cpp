@@ -283,7 +283,8 @@ class Simulation {
       SimAttempt attempt{.job = d.job, .node = k, .cores = d.workers, .start = now_, .end = now_};
       if (d.gpu) {
         node.ledger.hold(d.job, {}, {.cores = 0, .gpus = 1, .memory_mb = job.memory_mb}, d.device);
-        run.slot = node.ledger.seat_of(d.job).gpu;  // a slot is a one-slot GPU of the ledger
+        // The ledger's GPUs have one slot each (ResourceLedger(cores, gpu_slots, ...)): a GPU is a slot.
+        run.slot = node.ledger.seat_of(d.job).gpu;
         attempt.gpu_slot = run.slot;
         ++result_.gpu_jobs;
       } else {

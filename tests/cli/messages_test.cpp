@@ -182,12 +182,13 @@ TEST(Messages, GpuRequestsACpuBuildCannotMeetAreOneLineAndWriteNothing) {
     args.insert(args.end(), extra.begin(), extra.end());
     return run_packtrain(args);
   };
-  expect_refused(with({"--gpus", "1"}), "--gpus 1 asks for more GPUs than the 0 this process can use (this "
-                                        "packtrain's LibTorch has no CUDA");
+  expect_refused(with({"--gpus", "1"}), "--gpus 1: no GPU found (this packtrain's LibTorch has no CUDA: build it "
+                                        "where PyTorch has CUDA, docs/gpu.md)");
   expect_refused(with({"--gpus", "two"}), "--gpus must be 'all' or a count of GPUs, not 'two'");
   expect_refused(with({"--gpu-slots", "2"}), "--gpu-slots is for jobs on GPUs: give --gpus too");
   expect_refused(with({"--gpu-memory-per-job", "4000"}), "--gpu-memory-per-job is for jobs on GPUs: give --gpus too");
   expect_refused(with({"--gpus", "all", "--gpu-slots", "65"}), "--gpu-slots must be in 1..64");
+  expect_refused(with({"--gpus", "all", "--gpu-memory-per-job", "-1"}), "--gpu-memory-per-job must be a count of MiB, not -1");
   EXPECT_TRUE(folder_bytes(dir.path()).empty()) << "a refused command wrote something";
   const auto all = with({"--gpus", "all"});
   EXPECT_EQ(all.exit_code, 0) << all.err;

@@ -12,6 +12,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <atomic>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
@@ -21,7 +24,7 @@
 using namespace packtrain;
 using packtrain::testing::Counter;
 using packtrain::testing::kPatience;
-using packtrain::testing::error_of;
+using packtrain::testing::thrown_error;
 using packtrain::testing::VirtualRun;
 
 namespace {
@@ -81,6 +84,16 @@ TEST(GpuLedger, SlotsAndDeviceMemoryAreHeldPerGpuAndFreedOnRelease) {
   ledger.hold(4, {0}, slot(100), /*gpu=*/0);
   EXPECT_EQ(ledger.seat_of(4).slot, 0);
   EXPECT_EQ(ledger.seat_of(2).gpu, 1);
+}
+
+TEST(GpuLedger, AGpuNamedByThePlacementIsTheOneHeld) {
+  ResourceLedger ledger(4, {gpu(0, 1000, 2), gpu(1, 1000, 2)}, 1 << 20);
+  EXPECT_EQ(pick_gpu(ledger.gpu_free(), slot(100)), 0);
+  ledger.hold(1, {0}, slot(100), /*gpu=*/1);
+  EXPECT_EQ(ledger.seat_of(1).gpu, 1);
+  EXPECT_EQ(ledger.gpu_memory_in_use_mb(1), 100u);
+  EXPECT_EQ(ledger.gpu_jobs(1), 1);
+  EXPECT_EQ(ledger.gpu_jobs(0), 0);
 }
 
 TEST(GpuLedger, UnaccountedGpusCountSlotsOnly) {
@@ -143,7 +156,7 @@ TEST(GpuPlacement, MixedPlacementAccountsTheSlotsMemory) {
 TEST(ChooseGpus, SlotsComeFromFreeMemoryAndTheJobsSizeUpToTheMost) {
   const std::vector<GpuDevice> found = {gpu(0, 10000, 1), gpu(1, 2000, 1)};
   // 9000 usable / 2000 a job: 4 slots; 1800 / 2000: none fit, an error.
-  EXPECT_NE(error_of([&] { choose_gpus(found, {.gpus = -1}, 2000); }).find("GPU 1 (sim) has 1800 MiB free for jobs"),
+  EXPECT_NE(thrown_error([&] { choose_gpus(found, {.gpus = -1}, 2000); }).find("GPU 1 (sim) has 1800 MiB free for jobs"),
             std::string::npos);
   auto one = choose_gpus(found, {.gpus = 1}, 2000);
   ASSERT_EQ(one.size(), 1u);
@@ -158,26 +171,43 @@ TEST(ChooseGpus, SlotsComeFromFreeMemoryAndTheJobsSizeUpToTheMost) {
   EXPECT_EQ(unknown[1].memory_mb, 0u);
   // Given slots are kept, unless their jobs cannot fit.
   EXPECT_EQ(choose_gpus(found, {.gpus = -1, .slots = 3})[1].slots, 3);
-  EXPECT_NE(error_of([&] { choose_gpus(found, {.gpus = 1, .slots = 5}, 2000); })
+  EXPECT_NE(thrown_error([&] { choose_gpus(found, {.gpus = 1, .slots = 5}, 2000); })
                 .find("--gpu-slots 5 at 2000 MiB a job needs 10000 MiB but GPU 0 (sim) has 9000 MiB free"),
             std::string::npos);
 }
 
 TEST(ChooseGpus, ImpossibleRequestsNameTheirNumbers) {
   const std::vector<GpuDevice> none;
-  EXPECT_NE(error_of([&] { choose_gpus(none, {.gpus = 1}); }).find("--gpus 1 asks for more GPUs than the 0"),
+  EXPECT_NE(thrown_error([&] { choose_gpus(none, {.gpus = 1}); }).find("--gpus 1 asks for more GPUs than the 0"),
             std::string::npos);
   EXPECT_TRUE(choose_gpus(none, {.gpus = -1}).empty());
   EXPECT_TRUE(choose_gpus(none, {}).empty());
-  EXPECT_NE(error_of([&] { choose_gpus({gpu(0, 1000, 1)}, {.gpus = 1, .slots = 65}); }).find("--gpu-slots must be"),
+  EXPECT_NE(thrown_error([&] { choose_gpus({gpu(0, 1000, 1)}, {.gpus = 1, .slots = 65}); }).find("--gpu-slots must be"),
+            std::string::npos);
+  EXPECT_NE(thrown_error([&] { choose_gpus({gpu(0, 1000, 1)}, {.gpus = -2}); }).find("--gpus must be 'all' or a count"),
             std::string::npos);
 }
 
+TEST(ChooseGpus, GivenSlotsThatExactlyFitAreAccountedAndAGpuOfUnknownMemoryIsNot) {
+  // 10000 MiB free: 9000 usable; 3 slots of 3000 fit exactly.
+  const auto exact = choose_gpus({gpu(0, 10000, 1)}, {.gpus = 1, .slots = 3, .memory_per_job_mb = 3000});
+  ASSERT_EQ(exact.size(), 1u);
+  EXPECT_EQ(exact[0].slots, 3);
+  EXPECT_EQ(exact[0].memory_mb, 9000u);
+  EXPECT_NE(thrown_error([&] { choose_gpus({gpu(0, 10000, 1)}, {.gpus = 1, .slots = 3, .memory_per_job_mb = 3001}); })
+                .find("--gpu-slots 3 at 3001 MiB a job needs 9003 MiB"),
+            std::string::npos);
+  const auto unknown = choose_gpus({gpu(0, 0, 1)}, {.gpus = 1, .slots = 2, .memory_per_job_mb = 3000});
+  EXPECT_EQ(unknown[0].slots, 2);
+  EXPECT_EQ(unknown[0].memory_mb, 0u);
+}
+
 // The runner over simulated GPUs: which GPU and slot each job got, as the
-// job saw it (JobContext::gpu), and never more jobs on a GPU than its slots.
+// job saw it (JobContext::gpu), and never more jobs on a GPU than its
+// memory holds (two, though it has four slots).
 TEST(GpuRunner, JobsRunInSlotsOfTheirGpuWithinItsMemoryAndCpuJobsBeside) {
   VirtualRun r(6);
-  give_gpus(r, {gpu(3, 1000, 2), gpu(5, 1000, 2)});  // CUDA ordinals 3 and 5
+  give_gpus(r, {gpu(3, 1000, 4), gpu(5, 1000, 4)});  // CUDA ordinals 3 and 5
   std::mutex mutex;
   std::map<std::string, std::pair<int, int>> seen;  // job -> (gpu, slot)
   std::map<int, std::set<int>> slots_in_use;        // gpu -> slots now
@@ -194,7 +224,7 @@ TEST(GpuRunner, JobsRunInSlotsOfTheirGpuWithinItsMemoryAndCpuJobsBeside) {
         overlap = overlap || !slots_in_use[ctx.gpu()].insert(ctx.gpu_slot()).second ||
                   slots_in_use[ctx.gpu()].size() > 2;
       }
-      // The first four wait until four run at once: two GPUs of two slots each.
+      // The first four wait until four run at once: two GPUs with memory for two each.
       if (running.add(1) <= 4) {
         EXPECT_TRUE(running.wait_for(4, kPatience));
       }
@@ -226,35 +256,55 @@ TEST(GpuRunner, JobsRunInSlotsOfTheirGpuWithinItsMemoryAndCpuJobsBeside) {
   EXPECT_EQ(gpus, (std::set<int>{3, 5}));
 }
 
-TEST(GpuRunner, OutOfGpuMemoryRetriesWithASlotFewerThenOnTheCpuAndRecordsWhy) {
+// A job that runs out of GPU memory beside another: its GPU gives up a
+// slot, once, and from then on takes one job at a time.
+TEST(GpuRunner, OutOfMemoryBesideAnotherJobRetiresASlotAndLaterJobsRunOneAtATime) {
   VirtualRun r(4);
   give_gpus(r, {gpu(0, 4000, 2)});
-  std::mutex mutex;
-  std::vector<std::pair<int, int>> attempts;  // (gpu, slot) of each attempt of "big"
-  auto big = packtrain::testing::sleeping_job("big", 0, 5);
-  big.gpus = 1;
-  big.gpu_memory_mb = 1000;
-  big.cpu_fallback = true;
-  big.run = [&](JobContext& ctx) -> JobOutcome {
-    {
-      std::lock_guard lock(mutex);
-      attempts.emplace_back(ctx.gpu(), ctx.gpu_slot());
+  struct Retried : EndMessages {
+    Counter count;
+    void on_event(const JobEvent& e) override {
+      EndMessages::on_event(e);
+      if (e.kind == EventKind::retried) count.add(1);
     }
-    if (ctx.gpu() >= 0) throw GpuOutOfMemory("CUDA out of memory: tried to allocate 2.00 GiB");
-    return JobOutcome{};
+  } sink;
+  r.options.sinks = {&sink};
+  Counter on_gpu, started;
+  std::atomic<bool> retired{false};
+  std::atomic<int> most_after = 0;  // the most jobs on the GPU at once, seen by jobs started after the retry
+  std::atomic<int> a_attempts{0};
+  auto gpu_job = [&](const std::string& name, double cost, std::function<void()> body) {
+    auto job = packtrain::testing::sleeping_job(name, 0, cost);
+    job.gpus = 1;
+    job.run = [&, body](JobContext&) -> JobOutcome {
+      const bool after = retired;  // before a (waiting on `started`) can set it
+      const int now = on_gpu.add(1);
+      if (after) most_after = std::max(most_after.load(), now);
+      started.add(1);
+      body();
+      on_gpu.add(-1);
+      return JobOutcome{};
+    };
+    return job;
   };
-  r.runner->add(big);
+  r.runner->add(gpu_job("a", 9, [&] {
+    if (a_attempts.fetch_add(1) > 0) return;
+    EXPECT_TRUE(started.wait_for(2, kPatience));  // b runs beside it
+    on_gpu.add(-1);
+    retired = true;
+    throw GpuOutOfMemory("CUDA out of memory");
+  }));
+  // b ends once a's retry is recorded: the slot is retired while b still holds one.
+  r.runner->add(gpu_job("b", 8, [&] { EXPECT_TRUE(sink.count.wait_for(1, kPatience)); }));
+  r.runner->add(gpu_job("c", 7, [] {}));
+  r.runner->add(gpu_job("d", 6, [] {}));
   const auto summary = r.runner->run(r.options);
-  EXPECT_EQ(summary.done, 1);
-  EXPECT_EQ(summary.failed, 0);
-  EXPECT_EQ(summary.gpu_out_of_memory, 2);
-  EXPECT_EQ(summary.retried, 2);
-  // Two slots, then one (retired), then the CPU: three attempts, the last without a GPU.
-  ASSERT_EQ(attempts.size(), 3u);
-  EXPECT_EQ(attempts[0].first, 0);
-  EXPECT_EQ(attempts[1].first, 0);
-  EXPECT_EQ(attempts[2].first, -1);
-  EXPECT_EQ(summary.jobs[0].attempts, 3);
+  EXPECT_EQ(summary.done, 4);
+  EXPECT_EQ(summary.gpu_out_of_memory, 1);
+  EXPECT_EQ(a_attempts.load(), 2);
+  EXPECT_EQ(most_after.load(), 1) << "two jobs on the GPU after its slot was retired";
+  EXPECT_EQ(sink.lines, std::vector<std::string>{"retried: out of memory on GPU 0 (slot 0): retried with 1 slot(s) on "
+                                                 "GPU 0; CUDA out of memory"});
 }
 
 TEST(GpuRunner, OutOfGpuMemoryInTheLastSlotWithoutCpuFallbackFailsTheJobAlone) {
@@ -264,6 +314,7 @@ TEST(GpuRunner, OutOfGpuMemoryInTheLastSlotWithoutCpuFallbackFailsTheJobAlone) {
   r.options.sinks = {&sink};
   auto big = packtrain::testing::sleeping_job("big", 0, 5);
   big.gpus = 1;
+  big.retries = 1;  // spent as on any failure: no slot fewer can help it
   big.run = [](JobContext&) -> JobOutcome { throw GpuOutOfMemory("CUDA out of memory"); };
   r.runner->add(big);
   auto other = packtrain::testing::sleeping_job("other", 0, 1);
@@ -272,26 +323,36 @@ TEST(GpuRunner, OutOfGpuMemoryInTheLastSlotWithoutCpuFallbackFailsTheJobAlone) {
   EXPECT_EQ(summary.failed, 1);
   EXPECT_EQ(summary.done, 1);
   EXPECT_EQ(summary.gpu_out_of_memory, 0);
-  EXPECT_EQ(sink.lines, std::vector<std::string>{"failed: CUDA out of memory"});
+  EXPECT_EQ(sink.lines, (std::vector<std::string>{"retried: CUDA out of memory", "failed: CUDA out of memory"}));
+  EXPECT_EQ(summary.jobs[0].attempts, 2);
 }
 
-TEST(GpuRunner, AnOutOfMemoryRetryIsRecordedInTheAttemptsMessage) {
+// Alone on its GPU, a slot fewer cannot help: the job goes to its cores.
+TEST(GpuRunner, AJobAloneOnItsGpuThatRunsOutOfMemoryRunsOnItsCoresAndSaysWhy) {
   VirtualRun r(2);
   give_gpus(r, {gpu(7, 4000, 3)});
   EndMessages sink;
   r.options.sinks = {&sink};
-  std::atomic<int> calls{0};
+  std::mutex mutex;
+  std::vector<int> attempts_gpu;
   auto job = packtrain::testing::sleeping_job("once", 0, 5);
   job.gpus = 1;
-  job.run = [&](JobContext&) -> JobOutcome {
-    if (calls.fetch_add(1) == 0) throw GpuOutOfMemory("CUDA out of memory\nmore text");
+  job.cpu_fallback = true;
+  job.run = [&](JobContext& ctx) -> JobOutcome {
+    {
+      std::lock_guard lock(mutex);
+      attempts_gpu.push_back(ctx.gpu());
+    }
+    if (ctx.gpu() >= 0) throw GpuOutOfMemory("CUDA out of memory\nmore text");
     return JobOutcome{};
   };
   r.runner->add(job);
   const auto summary = r.runner->run(r.options);
   EXPECT_EQ(summary.done, 1);
-  EXPECT_EQ(sink.lines, std::vector<std::string>{"retried: out of memory on GPU 7 (slot 0): retried with 2 slot(s) on "
-                                                 "GPU 7; CUDA out of memory"});
+  EXPECT_EQ(summary.gpu_out_of_memory, 1);
+  EXPECT_EQ(attempts_gpu, (std::vector<int>{7, -1}));
+  EXPECT_EQ(sink.lines, std::vector<std::string>{"retried: out of memory on GPU 7 (slot 0): retried on its CPU cores; "
+                                                 "CUDA out of memory"});
 }
 
 TEST(GpuRunner, ImpossibleGpuJobsAreRefusedBeforeTheRun) {
@@ -301,12 +362,12 @@ TEST(GpuRunner, ImpossibleGpuJobsAreRefusedBeforeTheRun) {
   fat.gpus = 1;
   fat.gpu_memory_mb = 1001;
   r.runner->add(fat);
-  EXPECT_NE(error_of([&] { r.runner->run(r.options); }).find("needs 1001 MiB of GPU memory but this node's GPUs have at most 1000 MiB"),
+  EXPECT_NE(thrown_error([&] { r.runner->run(r.options); }).find("needs 1001 MiB of GPU memory but this node's GPUs have at most 1000 MiB"),
             std::string::npos);
   VirtualRun two(2);
   give_gpus(two, {gpu(0, 1000, 2)});
   auto pair = packtrain::testing::sleeping_job("pair", 0);
   pair.gpus = 2;
   two.runner->add(pair);
-  EXPECT_NE(error_of([&] { two.runner->run(two.options); }).find("a job takes 0 or 1"), std::string::npos);
+  EXPECT_NE(thrown_error([&] { two.runner->run(two.options); }).find("a job takes 0 or 1"), std::string::npos);
 }

@@ -24,7 +24,7 @@
 
 using namespace packtrain;
 using packtrain::testing::Counter;
-using packtrain::testing::error_of;
+using packtrain::testing::thrown_error;
 using packtrain::testing::sleeping_job;
 using packtrain::testing::VirtualRun;
 using Clock = std::chrono::steady_clock;
@@ -395,7 +395,7 @@ TEST(JobRunner, ResumeNeverRunsAJobRecordedCrashedAndSkipsItsDependents) {
 TEST(JobRunner, RefusesAJobNeedingMoreCoresThanTheNodeHas) {
   VirtualRun r(2);
   r.runner->add(sleeping_job("huge", 1, 1, 3));
-  const auto what = error_of([&] { r.runner->run(r.options); });
+  const auto what = thrown_error([&] { r.runner->run(r.options); });
   EXPECT_NE(what.find("'huge' needs 3 cores but this node has 2 usable"), std::string::npos) << what;
 }
 
@@ -404,12 +404,12 @@ TEST(JobRunner, RefusesAJobNeedingMoreMemoryOrGpusThanTheNodeHas) {
   auto job = sleeping_job("fat", 1);
   job.memory_mb = 2000;
   r.runner->add(job);
-  EXPECT_NE(error_of([&] { r.runner->run(r.options); }).find("needs 2000 MiB"), std::string::npos);
+  EXPECT_NE(thrown_error([&] { r.runner->run(r.options); }).find("needs 2000 MiB"), std::string::npos);
   VirtualRun g(2);
   auto gpu_job = sleeping_job("gpu", 1);
   gpu_job.gpus = 1;
   g.runner->add(gpu_job);
-  EXPECT_NE(error_of([&] { g.runner->run(g.options); }).find("needs 1 GPU(s) but this node has 0"), std::string::npos);
+  EXPECT_NE(thrown_error([&] { g.runner->run(g.options); }).find("needs 1 GPU(s) but this node has 0"), std::string::npos);
 }
 
 TEST(JobRunner, RefusesADependencyCycle) {
@@ -428,7 +428,7 @@ TEST(JobRunner, RefusesADependencyCycle) {
     };
     r.runner->add(*j);
   }
-  const auto what = error_of([&] { r.runner->run(r.options); });
+  const auto what = thrown_error([&] { r.runner->run(r.options); });
   EXPECT_NE(what.find("dependency cycle"), std::string::npos) << what;
   EXPECT_FALSE(ran);
 }
@@ -438,8 +438,8 @@ TEST(JobRunner, RefusesUnknownDependencyAndDuplicateJobs) {
   auto a = sleeping_job("a", 1);
   a.after = {"0123456789abcdef"};
   r.runner->add(a);
-  EXPECT_NE(error_of([&] { r.runner->run(r.options); }).find("unknown job id 0123456789abcdef"), std::string::npos);
-  EXPECT_NE(error_of([&] { r.runner->add(sleeping_job("a", 1)); }).find("same spec"), std::string::npos);
+  EXPECT_NE(thrown_error([&] { r.runner->run(r.options); }).find("unknown job id 0123456789abcdef"), std::string::npos);
+  EXPECT_NE(thrown_error([&] { r.runner->add(sleeping_job("a", 1)); }).find("same spec"), std::string::npos);
 }
 
 TEST(JobRunner, MemoryIsNotOvercommitted) {

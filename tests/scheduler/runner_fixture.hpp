@@ -28,7 +28,7 @@ inline NodeResources virtual_node(int cores, std::uint64_t memory_mb = 1 << 20) 
 }
 
 // The message of the packtrain::Error `fn` throws; empty when it throws none.
-inline std::string error_of(const std::function<void()>& fn) {
+inline std::string thrown_error(const std::function<void()>& fn) {
   try {
     fn();
   } catch (const Error& e) {

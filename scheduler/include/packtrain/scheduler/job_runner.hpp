@@ -42,10 +42,13 @@
 // A job that throws is recorded `failed` with the message and retried up
 // to `retries` more times; jobs depending on a job that did not finish
 // `done` are `skipped`. A job in a GPU slot (Job::gpus) that runs out of
-// the GPU's memory (GpuOutOfMemory) runs again, not counted against its
-// retries: its GPU takes one job fewer from then on, or, when that GPU has
-// one slot left, the job runs on its cores (Job::cpu_fallback); the
-// retried attempt records why. With `resume`, a job the journal records `crashed`
+// the GPU's memory (GpuOutOfMemory) beside other jobs runs again, not
+// counted against its retries, and its GPU takes one job fewer from then on
+// (once for jobs that ran out together); alone on its GPU, or on its last
+// slot, it runs again on its cores (Job::cpu_fallback), else it has failed.
+// The retried attempt's message says why. This is one process's and one
+// run's: work sharing may hand a retried job to a rank that seats it in a
+// GPU slot again, and --resume starts with every slot. With `resume`, a job the journal records `crashed`
 // (by a supervising parent: cli/supervisor.hpp) is not run again, and its
 // dependents are skipped. request_stop() (Ctrl-C) starts nothing new, tells
 // running jobs through JobContext::stop_requested() and the callbacks on
@@ -265,6 +268,7 @@ class JobRunner {
   std::vector<int> earlier_attempts_ PACKTRAIN_GUARDED_BY(mutex_);
   std::map<int, Helpers> helpers_ PACKTRAIN_GUARDED_BY(mutex_);  // running jobs that lend_cores_to
   std::set<int> moved_to_cpu_ PACKTRAIN_GUARDED_BY(mutex_);  // GPU jobs that ran out of GPU memory in a last slot
+  std::map<int, int> gpu_slots_at_start_ PACKTRAIN_GUARDED_BY(mutex_);  // running GPU jobs: their GPU's slots then
   std::map<int, std::shared_ptr<JobMemory>> job_memory_ PACKTRAIN_GUARDED_BY(mutex_);  // running jobs' memory
   CondVar lease_ended_;                               // close_leases waits here (notify_all)
   RunSummary summary_ PACKTRAIN_GUARDED_BY(mutex_);

@@ -71,7 +71,8 @@ class ResourceLedger {
   };
 
   // The GPU a job holds a slot of: its place in the ledger's list and its
-  // slot there (0..slots-1, the lowest free one).
+  // slot number there, the lowest free one: below the GPU's slots when
+  // taken, though a job seated before retire_slot may keep a higher one.
   struct Seat {
     int gpu = -1;
     int slot = -1;
@@ -87,6 +88,7 @@ class ResourceLedger {
   int gpu_count() const { return static_cast<int>(gpus_.size()); }
   int free_gpus() const;  // free slots, all GPUs together
   int gpu_slots(int gpu) const { return gpus_[gpu].slots; }
+  int gpu_jobs(int gpu) const { return gpus_[gpu].in_use; }  // jobs in its slots now (may exceed slots once retired)
   std::uint64_t gpu_memory_in_use_mb(int gpu) const { return gpus_[gpu].memory_in_use; }
   std::vector<GpuFree> gpu_free() const;
   std::uint64_t free_memory_mb() const { return memory_mb_ - memory_in_use_; }

@@ -103,9 +103,9 @@ struct GpuRequest {
 // kernels only queue behind each other (HFTA and MPS measure gains up to
 // about 8 small models a GPU).
 inline constexpr int kMostGpuSlots = 8;
-// The share of a GPU's free memory kept back from the slots' jobs (the
-// CUDA context, the allocator's fragmentation).
-inline constexpr double kGpuMemoryReserve = 0.1;
+// A GPU's free memory kept back from the slots' jobs (the CUDA context,
+// the allocator's fragmentation): a tenth.
+inline constexpr std::uint64_t kGpuMemoryReserveDivisor = 10;
 
 // The GPUs a run uses and how they are shared, from the GPUs found (their
 // `memory_mb` the free memory when found) and the request. A GPU's slots
@@ -113,7 +113,8 @@ inline constexpr double kGpuMemoryReserve = 0.1;
 // holds at the job's size (`memory_per_job_mb`, else `footprint_mb`, the
 // model's measured need), 1 to kMostGpuSlots; with no size known, one. Its
 // memory becomes that usable memory, accounted in the ledger when a job's
-// size is known. Throws Error, naming the numbers, when more GPUs are asked
+// size is known; a GPU found without its memory gets the slots asked for
+// (else one), unaccounted. Throws Error, naming the numbers, when more GPUs are asked
 // for than were found, slots are out of 1..64, or the slots' jobs cannot fit
 // a GPU's memory.
 std::vector<GpuDevice> choose_gpus(const std::vector<GpuDevice>& found, const GpuRequest& request,
