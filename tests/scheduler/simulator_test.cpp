@@ -53,6 +53,9 @@ void expect_valid(const std::vector<SimJob>& jobs, const SimOptions& o, const Si
       if (a.job >= b.job || a.node != b.node || a.end <= b.start || b.end <= a.start) continue;
       for (int c : a.cores)
         EXPECT_EQ(std::count(b.cores.begin(), b.cores.end(), c), 0) << "jobs " << a.job << " and " << b.job << " share a core";
+      if (a.gpu_slot >= 0) {
+        EXPECT_NE(a.gpu_slot, b.gpu_slot) << "jobs " << a.job << " and " << b.job << " share a GPU slot";
+      }
     }
   EXPECT_DOUBLE_EQ(r.makespan, last);
 }
@@ -181,6 +184,15 @@ TEST(Simulator, JobsGoWhereTheyAreExpectedToFinishFirstOnCoresOrAGpuSlot) {
   EXPECT_DOUBLE_EQ(r.node_gpu_busy[0], 8.0);
   o.gpu_slots = 0;
   EXPECT_DOUBLE_EQ(simulate(jobs, o).makespan, 30.0);
+  // Three slots: six jobs in two waves of 2 s there, each wave in three distinct slots (expect_valid).
+  o.gpu_slots = 3;
+  const auto three = simulate(jobs, o);
+  expect_valid(jobs, o, three);
+  EXPECT_EQ(three.gpu_jobs, 6);
+  EXPECT_DOUBLE_EQ(three.makespan, 4.0);
+  std::set<int> slots;
+  for (const auto& a : three.attempts) slots.insert(a.gpu_slot);
+  EXPECT_EQ(slots, (std::set<int>{0, 1, 2}));
 }
 
 TEST(Simulator, TheSameJobsAndOptionsGiveTheSameSchedule) {
