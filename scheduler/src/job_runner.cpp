@@ -263,6 +263,7 @@ RunSummary JobRunner::run(const RunOptions& options) {
     ledger_ = ResourceLedger(node_.core_count(), node_.gpus, node_.memory_mb);
     helpers_.clear();
     moved_to_cpu_.clear();
+    gpu_slots_at_start_.clear();
     active_ = true;
     over_ = false;
     // Ends reported before run() began, applied once the graph is built.
@@ -625,19 +626,20 @@ void JobRunner::complete(int j, JobStatus status, JobOutcome outcome, bool may_r
   auto& r = records_[j];
   r.ended_at = unix_now();
   const bool retry = may_retry && !stop_.stop_requested();  // read once: a stop may come while this runs
-  const int slots_at_start = gpu_slots_at_start_[j];
-  gpu_slots_at_start_.erase(j);
+  int slots_at_start = 0;
+  if (const auto it = gpu_slots_at_start_.find(j); it != gpu_slots_at_start_.end()) {
+    slots_at_start = it->second;
+    gpu_slots_at_start_.erase(it);
+  }
   if (out_of_gpu_memory && retry) {
     // Not a failure of the job while a slot fewer (or its cores) can help.
     const auto seat = ledger_.seat_of(j);
     const auto& gpu = node_.gpus[seat.gpu];
     std::string then;
-    if (ledger_.gpu_slots(seat.gpu) < slots_at_start) {
-      // Another job's out-of-memory took a slot since this one started: one slot a wave.
-      then = "retried with " + std::to_string(ledger_.gpu_slots(seat.gpu)) + " slot(s) on GPU " +
-             std::to_string(gpu.index);
-    } else if (ledger_.gpu_jobs(seat.gpu) > 1 && ledger_.retire_slot(seat.gpu)) {
-      // It shared the GPU: fewer jobs beside it may leave it room.
+    // Another job's out-of-memory took a slot since this one started (one slot a wave), or
+    // it shared the GPU, which now takes a job fewer: fewer jobs beside it may leave it room.
+    if (ledger_.gpu_slots(seat.gpu) < slots_at_start ||
+        (ledger_.gpu_jobs(seat.gpu) > 1 && ledger_.retire_slot(seat.gpu))) {
       then = "retried with " + std::to_string(ledger_.gpu_slots(seat.gpu)) + " slot(s) on GPU " +
              std::to_string(gpu.index);
     } else if (job.cpu_fallback) {
