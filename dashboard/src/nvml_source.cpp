@@ -2,23 +2,14 @@
 
 #include <dlfcn.h>
 
+#include "nvml_abi.h"
+
 #include <utility>
 
 namespace packtrain::dashboard {
 
-// NVML's C ABI, the part used here (nvml.h: stable across driver versions;
-// declared here so that building needs no CUDA toolkit).
-namespace {
-using NvmlReturn = int;  // nvmlReturn_t: 0 NVML_SUCCESS
-using NvmlDevice = void*;
-struct NvmlUtilization {
-  unsigned int gpu = 0;     // percent of the last period a kernel ran
-  unsigned int memory = 0;  // percent of it memory was read or written
-};
-struct NvmlMemory {
-  unsigned long long total = 0, free = 0, used = 0;  // bytes
-};
-}  // namespace
+using NvmlUtilization = nvmlUtilization_st;
+using NvmlMemory = nvmlMemory_st;
 
 struct NvmlSource::Api {
   void* library = nullptr;

@@ -6,15 +6,11 @@
 // nvmlDeviceGetMemoryInfo when SIM_NVML_NO_MEMORY is defined.
 #include <cstdlib>
 
+#include "nvml_abi.h"
+
 namespace {
 int live = 0;  // inits not yet shut down
 int devices[2] = {0, 1};
-struct Utilization {
-  unsigned int gpu, memory;
-};
-struct Memory {
-  unsigned long long total, free, used;
-};
 }  // namespace
 
 extern "C" {
@@ -39,7 +35,7 @@ __attribute__((visibility("default"))) int nvmlDeviceGetHandleByIndex_v2(unsigne
   *device = &devices[index];
   return 0;
 }
-__attribute__((visibility("default"))) int nvmlDeviceGetUtilizationRates(void* device, Utilization* u) {
+__attribute__((visibility("default"))) int nvmlDeviceGetUtilizationRates(NvmlDevice device, nvmlUtilization_st* u) {
   const int i = *static_cast<int*>(device);
   if (i == 1 && std::getenv("SIM_NVML_LOST")) return 15;
   u->gpu = 30 + 40 * i;
@@ -47,7 +43,7 @@ __attribute__((visibility("default"))) int nvmlDeviceGetUtilizationRates(void* d
   return 0;
 }
 #ifndef SIM_NVML_NO_MEMORY
-__attribute__((visibility("default"))) int nvmlDeviceGetMemoryInfo(void* device, Memory* m) {
+__attribute__((visibility("default"))) int nvmlDeviceGetMemoryInfo(NvmlDevice device, nvmlMemory_st* m) {
   const int i = *static_cast<int*>(device);
   if (i == 1 && std::getenv("SIM_NVML_LOST")) return 15;
   m->total = 80ull << 30;
