@@ -55,7 +55,7 @@ struct JobCoreOptions {
   int max_cores_per_job = 0;  // 0: cores_per_job
   std::int64_t micro_batch = 0;  // add_job_core_options sets dataparallel::kDefaultMicroBatch
   std::string parallelism;    // empty: per model
-  std::uint64_t memory_mb = 0;  // --memory-per-job: each job's budget (0: none)
+  std::int64_t memory_mb = 0;  // --memory-per-job: each job's budget (0: none; signed, so -1 is refused, not wrapped)
 };
 void add_job_core_options(boost::program_options::options_description& desc, JobCoreOptions& options);
 // A gang of `ranks` ranks deals each step's micro-batches to its ranks: at

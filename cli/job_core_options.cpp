@@ -51,7 +51,8 @@ void add_gang_option(po::options_description& desc, CommonOptions& common) {
 
 std::optional<dataparallel::Parallelism> check_job_core_options(const CommonOptions& common, const JobCoreOptions& o,
                                                                 int node_cores, std::uint64_t node_memory_mb) {
-  if (o.memory_mb > node_memory_mb)
+  if (o.memory_mb < 0) throw Error("--memory-per-job must be a count of MiB, not " + std::to_string(o.memory_mb));
+  if (static_cast<std::uint64_t>(o.memory_mb) > node_memory_mb)
     throw Error("--memory-per-job " + std::to_string(o.memory_mb) + " is more than the " +
                 std::to_string(node_memory_mb) + " MiB of memory this run has");
   std::optional<dataparallel::Parallelism> how;

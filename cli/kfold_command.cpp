@@ -70,7 +70,7 @@ class KFoldEntry final : public CommandEntry {
                                  .limit(limit_)
                                  .cores_per_job(cores_.cores_per_job)
                                  .max_cores_per_job(serial_ ? 0 : cores_.max_cores_per_job)
-                                 .memory_mb_per_job(cores_.memory_mb)
+                                 .memory_mb_per_job(static_cast<std::uint64_t>(cores_.memory_mb))
                                  .micro_batch(cores_.micro_batch)
                                  .parallelism(how)
                                  .trainer(trainer)

@@ -68,7 +68,7 @@ class LthEntry final : public CommandEntry {
                        .limit(limit_)
                        .cores_per_job(cores_.cores_per_job)
                        .max_cores_per_job(serial_ ? 0 : cores_.max_cores_per_job)
-                       .memory_mb_per_job(cores_.memory_mb)
+                       .memory_mb_per_job(static_cast<std::uint64_t>(cores_.memory_mb))
                        .micro_batch(cores_.micro_batch)
                        .parallelism(how)
                        .trainer(trainer_options(common).epochs(epochs_).schedule(train::schedule_from_string(schedule_)))

@@ -45,6 +45,8 @@ TEST(Messages, RefusesFlagsThatWouldBeIgnored) {
                  "--rounds cannot be used with --sparsities");
   expect_refused(run_packtrain({"lth", "--prune-rate", "0.3", "--out", (dir / "c").string()}),
                  "--prune-rate is the fraction each of --rounds removes");
+  expect_refused(run_packtrain({"kfold", "--memory-per-job", "-1", "--out", (dir / "e").string()}),
+                 "--memory-per-job must be a count of MiB, not -1");
   EXPECT_TRUE(folder_bytes(dir.path()).empty()) << "a refused command wrote something";
   // mobilenetv2 takes it (checked without training: a bad --epochs is refused after it).
   expect_refused(run_packtrain({"train", "--model", "mobilenetv2", "--width-multiplier", "0.5", "--epochs", "0", "--out",

@@ -172,6 +172,7 @@ TEST(KFoldCli, BadInputIsOneLineExit2AndLeavesAnEarlierRunAlone) {
       {"--out", (dir / "new").string(), "--oversubscribe"},          // without mpirun
       {"--out", (dir / "new").string(), "--ranks-per-job", "2"},     // without mpirun
       {"--out", (dir / "new").string(), "--memory-per-job", "999999999"},
+      {"--out", (dir / "new").string(), "--memory-per-job", "-1"},
       {"--out", (dir / "new").string(), "--fuse", "always"},
   };
   for (const auto& args : bad) {
