@@ -223,8 +223,9 @@ void Sampler::loop() {
     }
     const auto now = Clock::now();
     // The last sample covers the part interval since the previous one; a
-    // few milliseconds would only be noise.
-    if (!stopping || now - last >= std::chrono::milliseconds(10)) {
+    // few milliseconds would only be noise, unless it is the only one (a
+    // run shorter than that still gets each core's busy fraction).
+    if (!stopping || now - last >= std::chrono::milliseconds(10) || samples_.load(std::memory_order_relaxed) == 0) {
       const Sample sample = take();
       last = now;
       on_sample_(sample);
